@@ -1,0 +1,161 @@
+/**
+ * nn_closure.h: the one public C interface of the pyclosure bridge.
+ *
+ * A learned closure (a TorchScript file written by pyclosure.export, or any
+ * plain TorchScript file) is loaded once and run every time step, in-process,
+ * on CPU or GPU. C programs, the Fortran module `nn_closure` (iso_c_binding)
+ * and Python (cffi, reading this very file) all bind to these declarations.
+ *
+ * Rules:
+ *  - Every function returns an int status: NNC_OK (0) or one of nnc_status.
+ *    nnc_last_error() then says in words what went wrong, for this thread.
+ *  - Nothing here calls exit or abort, and no C++ exception crosses it.
+ *  - Handles are opaque; nnc_model_free is idempotent and sets the handle NULL.
+ *  - Layout: arrays are described as the caller sees them. A Fortran array
+ *    x(nfeat, ncol) passed with order NNC_ORDER_F is the torch tensor
+ *    (ncol, nfeat): the Fortran shape reversed, no transpose, no copy.
+ */
+#ifndef NN_CLOSURE_H
+#define NN_CLOSURE_H
+
+#ifndef NNC_CFFI_CDEF
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+#endif
+
+/** Status codes. Fixed values: never renumber, only append. */
+enum nnc_status {
+    NNC_OK = 0,
+    NNC_ERR_IO = 1,             /**< file missing, unreadable or unwritable */
+    NNC_ERR_FORMAT = 2,         /**< not a TorchScript file, truncated, bad contract */
+    NNC_ERR_BAD_DEVICE = 3,     /**< malformed device string */
+    NNC_ERR_NO_DEVICE = 4,      /**< device not available (e.g. CUDA without CUDA) */
+    NNC_ERR_HANDLE = 5,         /**< NULL, never loaded or already freed handle */
+    NNC_ERR_NARGS = 6,          /**< wrong number of inputs or outputs */
+    NNC_ERR_RANK = 7,           /**< an array has the wrong rank */
+    NNC_ERR_SHAPE = 8,          /**< an array has the wrong shape */
+    NNC_ERR_DTYPE = 9,          /**< an array has the wrong element type */
+    NNC_ERR_ARGUMENT = 10,      /**< invalid argument (NULL pointer, bad index, ...) */
+    NNC_ERR_RUNTIME = 11,       /**< the model raised an error while running */
+    NNC_ERR_NONFINITE = 12,     /**< non-finite values where they are not allowed */
+    NNC_ERR_RECORD = 13,        /**< recording failed (disk, cap, format) */
+    NNC_ERR_MEMORY = 14,        /**< out of memory */
+    NNC_ERR_INTERNAL = 99       /**< a bug in the bridge: please report it */
+};
+
+/** Element types of arrays. */
+enum nnc_dtype {
+    NNC_FLOAT32 = 1,
+    NNC_FLOAT64 = 2,
+    NNC_INT32 = 3,
+    NNC_INT64 = 4
+};
+
+/** How an array's shape and strides are listed. */
+enum nnc_order {
+    NNC_ORDER_C = 0,            /**< shape[0] is the slowest index (torch, numpy) */
+    NNC_ORDER_F = 1             /**< shape[0] is the fastest index (Fortran) */
+};
+
+/** Limits. */
+enum nnc_limits {
+    NNC_MAX_RANK = 8,
+    NNC_NAME_LEN = 64
+};
+
+/**
+ * An array as the caller sees it. The bridge never owns `data`.
+ * strides are in elements, listed in the same order as shape; a NULL
+ * `strides` pointer means contiguous in the given order. Inputs with
+ * contiguous (or any strided) host memory on CPU are used in place.
+ */
+typedef struct nnc_array {
+    void *data;
+    int dtype;                  /**< nnc_dtype */
+    int rank;                   /**< 0..NNC_MAX_RANK */
+    int order;                  /**< nnc_order */
+    int64_t shape[NNC_MAX_RANK];
+    const int64_t *strides;     /**< NULL, or rank element strides */
+} nnc_array;
+
+/** What the model's contract says of one input or output. */
+typedef struct nnc_io_info {
+    char name[NNC_NAME_LEN];
+    int dtype;                  /**< nnc_dtype; 0 if the contract does not say */
+    int rank;                   /**< per-sample rank (without the batch dim) */
+    int64_t shape[NNC_MAX_RANK];/**< per-sample shape in torch (C) order; -1: any */
+} nnc_io_info;
+
+typedef struct nnc_model_s *nnc_model;
+
+/** Bridge version "MAJOR.MINOR.PATCH" and the libtorch it was built with.
+ *  Both strings are static; never free them. */
+int nnc_version(const char **version, const char **libtorch_version);
+
+/** The message of the last failed call on this thread ("" if none).
+ *  Valid until the next bridge call on this thread. Never NULL. */
+const char *nnc_last_error(void);
+
+/** Copy the last message into buf (always NUL-terminated, truncated to
+ *  buflen-1 bytes). For Fortran callers. */
+int nnc_last_error_copy(char *buf, size_t buflen);
+
+/** Set libtorch's intra-op thread count for the whole process (n >= 1).
+ *  Bit-for-bit comparisons hold only for the same thread count. */
+int nnc_set_num_threads(int n);
+/** The current intra-op thread count. */
+int nnc_get_num_threads(int *n);
+
+/**
+ * Load a model file. `device` is "cpu", "cuda", "cuda:N" or "auto" ("auto":
+ * a GPU chosen by the MPI local rank when CUDA is present, else the CPU);
+ * NULL means "cpu". On success *model is a new handle (free it with
+ * nnc_model_free); on failure *model is NULL.
+ * Errors: NNC_ERR_IO (missing/unreadable), NNC_ERR_FORMAT (not TorchScript,
+ * truncated, invalid embedded contract), NNC_ERR_BAD_DEVICE, NNC_ERR_NO_DEVICE.
+ */
+int nnc_model_load(nnc_model *model, const char *path, const char *device);
+
+/** Free a model and set *model to NULL. Freeing NULL (twice) is NNC_OK. */
+int nnc_model_free(nnc_model *model);
+
+/** 1 if the file carried a pyclosure contract (then every call is checked
+ *  against it), 0 for a plain TorchScript file. */
+int nnc_model_has_contract(nnc_model model, int *has_contract);
+
+/** The embedded contract JSON ("" if none). Copies into buf when buflen is
+ *  large enough; *needed gets the size including the NUL either way. */
+int nnc_model_contract(nnc_model model, char *buf, size_t buflen, size_t *needed);
+
+/** The device the model runs on, e.g. "cpu" or "cuda:0" (into buf). */
+int nnc_model_device(nnc_model model, char *buf, size_t buflen);
+
+/** Number of inputs and outputs the contract declares (0 without one). */
+int nnc_model_num_io(nnc_model model, int *num_inputs, int *num_outputs);
+
+/** Describe input (is_output = 0) or output (is_output = 1) number index
+ *  (0-based). NNC_ERR_ARGUMENT for an index out of range. */
+int nnc_model_io(nnc_model model, int is_output, int index, nnc_io_info *info);
+
+/**
+ * Run the model: num_inputs arrays in, num_outputs arrays out. Outputs are
+ * written into the caller's buffers, which must have the shape and dtype of
+ * the result (batch first, as inputs). With a contract every array is checked
+ * first and an error names the argument, the expected and the actual
+ * shape or dtype; nothing is written to the outputs on error.
+ * Errors: NNC_ERR_HANDLE, NNC_ERR_NARGS, NNC_ERR_RANK, NNC_ERR_SHAPE,
+ * NNC_ERR_DTYPE, NNC_ERR_ARGUMENT, NNC_ERR_RUNTIME.
+ */
+int nnc_model_forward(nnc_model model, int num_inputs, const nnc_array *inputs,
+                      int num_outputs, const nnc_array *outputs);
+
+#ifndef NNC_CFFI_CDEF
+#ifdef __cplusplus
+}
+#endif
+#endif
+
+#endif /* NN_CLOSURE_H */

@@ -1,0 +1,180 @@
+// api.cpp: the extern "C" entry points of nn_closure.h. Each one runs inside
+// nnc::guarded, so no exception crosses the boundary, and checks its handle
+// against the registry of live models, so a freed or foreign handle is an
+// error status, never a crash.
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+
+#include "errors.hpp"
+#include "layout.hpp"
+#include "model.hpp"
+#include "nn_closure.h"
+
+#ifndef NNC_VERSION_STRING
+#define NNC_VERSION_STRING "0.0.0"
+#endif
+
+struct nnc_model_s {
+    nnc::Model model;
+    nnc_model_s(const std::string &path, const std::string &device) : model(path, device) {}
+};
+
+namespace nnc {
+
+std::string &last_error() {
+    thread_local std::string message;
+    return message;
+}
+
+namespace {
+
+std::mutex registry_mutex;
+std::unordered_set<const nnc_model_s *> &registry() {
+    static std::unordered_set<const nnc_model_s *> live;
+    return live;
+}
+
+Model &live(nnc_model m) {
+    if (m == nullptr) throw Error(NNC_ERR_HANDLE, "model handle is NULL: not loaded, or already freed");
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    if (registry().count(m) == 0) throw Error(NNC_ERR_HANDLE, "model handle is not a live model (freed, or never loaded)");
+    return m->model;
+}
+
+void copy_string(const std::string &s, char *buf, size_t buflen) {
+    require_nonnull(buf, "buf");
+    if (buflen == 0) throw Error(NNC_ERR_ARGUMENT, "buflen is 0");
+    size_t n = s.size() < buflen - 1 ? s.size() : buflen - 1;
+    std::memcpy(buf, s.data(), n);
+    buf[n] = '\0';
+}
+
+}  // namespace
+}  // namespace nnc
+
+using nnc::Error;
+using nnc::guarded;
+using nnc::require_nonnull;
+
+extern "C" {
+
+int nnc_version(const char **version, const char **libtorch_version) {
+    return guarded([&] {
+        require_nonnull(version, "version");
+        require_nonnull(libtorch_version, "libtorch_version");
+        *version = NNC_VERSION_STRING;
+        *libtorch_version = nnc::libtorch_version();
+    });
+}
+
+const char *nnc_last_error(void) {
+    try {
+        return nnc::last_error().c_str();
+    } catch (...) {
+        return "";
+    }
+}
+
+int nnc_last_error_copy(char *buf, size_t buflen) {
+    std::string copy;
+    try {
+        copy = nnc::last_error();
+    } catch (...) {
+    }
+    return guarded([&] { nnc::copy_string(copy, buf, buflen); });
+}
+
+int nnc_set_num_threads(int n) {
+    return guarded([&] { nnc::set_num_threads(n); });
+}
+
+int nnc_get_num_threads(int *n) {
+    return guarded([&] {
+        require_nonnull(n, "n");
+        *n = nnc::get_num_threads();
+    });
+}
+
+int nnc_model_load(nnc_model *model, const char *path, const char *device) {
+    return guarded([&] {
+        require_nonnull(model, "model");
+        *model = nullptr;
+        require_nonnull(path, "path");
+        auto *m = new nnc_model_s(path, device ? device : "cpu");
+        try {
+            std::lock_guard<std::mutex> lock(nnc::registry_mutex);
+            nnc::registry().insert(m);
+        } catch (...) {
+            delete m;
+            throw;
+        }
+        *model = m;
+    });
+}
+
+int nnc_model_free(nnc_model *model) {
+    return guarded([&] {
+        require_nonnull(model, "model");
+        nnc_model m = *model;
+        if (m == nullptr) return;
+        {
+            std::lock_guard<std::mutex> lock(nnc::registry_mutex);
+            if (nnc::registry().erase(m) == 0)
+                throw Error(NNC_ERR_HANDLE, "model handle is not a live model (freed through a copy, or never loaded)");
+        }
+        *model = nullptr;
+        delete m;
+    });
+}
+
+int nnc_model_has_contract(nnc_model model, int *has_contract) {
+    return guarded([&] {
+        require_nonnull(has_contract, "has_contract");
+        *has_contract = nnc::live(model).contract() != nullptr;
+    });
+}
+
+int nnc_model_contract(nnc_model model, char *buf, size_t buflen, size_t *needed) {
+    return guarded([&] {
+        const nnc::Contract *c = nnc::live(model).contract();
+        const std::string json = c ? c->json : std::string();
+        if (needed) *needed = json.size() + 1;
+        if (buf != nullptr && buflen > json.size()) nnc::copy_string(json, buf, buflen);
+        else if (buf != nullptr && buflen > 0) buf[0] = '\0';
+    });
+}
+
+int nnc_model_device(nnc_model model, char *buf, size_t buflen) {
+    return guarded([&] { nnc::copy_string(nnc::live(model).device(), buf, buflen); });
+}
+
+int nnc_model_num_io(nnc_model model, int *num_inputs, int *num_outputs) {
+    return guarded([&] {
+        const nnc::Contract *c = nnc::live(model).contract();
+        if (num_inputs) *num_inputs = c ? static_cast<int>(c->inputs.size()) : 0;
+        if (num_outputs) *num_outputs = c ? static_cast<int>(c->outputs.size()) : 0;
+    });
+}
+
+int nnc_model_io(nnc_model model, int is_output, int index, nnc_io_info *info) {
+    return guarded([&] {
+        require_nonnull(info, "info");
+        const nnc::Contract *c = nnc::live(model).contract();
+        if (!c) throw Error(NNC_ERR_ARGUMENT, "the model has no contract (a plain TorchScript file)");
+        const auto &list = is_output ? c->outputs : c->inputs;
+        if (index < 0 || index >= static_cast<int>(list.size()))
+            throw Error(NNC_ERR_ARGUMENT, std::string(is_output ? "output" : "input") + " index " +
+                                              std::to_string(index) + " is out of range 0.." +
+                                              std::to_string(static_cast<int>(list.size()) - 1));
+        nnc::describe(list[static_cast<size_t>(index)], info);
+    });
+}
+
+int nnc_model_forward(nnc_model model, int num_inputs, const nnc_array *inputs, int num_outputs,
+                      const nnc_array *outputs) {
+    return guarded([&] { nnc::live(model).forward(num_inputs, inputs, num_outputs, outputs); });
+}
+
+}  // extern "C"

@@ -1,0 +1,157 @@
+// contract.cpp: reading the embedded contract and checking calls against it.
+#include "contract.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "errors.hpp"
+#include "json.hpp"
+#include "layout.hpp"
+
+namespace nnc {
+namespace {
+
+using json::Value;
+
+[[noreturn]] void bad(const std::string &what) { throw Error(NNC_ERR_FORMAT, "invalid model contract: " + what); }
+
+int64_t integer(const Value &v, const std::string &what) {
+    if (!v.is(Value::Kind::Number) || v.number != std::floor(v.number)) bad(what + " must be an integer");
+    return static_cast<int64_t>(v.number);
+}
+
+int input_index(const std::vector<IoSpec> &inputs, const Value &v, const std::string &what) {
+    if (v.is(Value::Kind::String)) {
+        for (size_t i = 0; i < inputs.size(); ++i)
+            if (inputs[i].name == v.string) return static_cast<int>(i);
+        bad(what + " names unknown input '" + v.string + "'");
+    }
+    int64_t i = integer(v, what);
+    if (i < 0 || i >= static_cast<int64_t>(inputs.size())) bad(what + " input index out of range");
+    return static_cast<int>(i);
+}
+
+IoSpec io_spec(const Value &v, const std::vector<IoSpec> *inputs, const std::string &what) {
+    if (!v.is(Value::Kind::Object)) bad(what + " must be an object");
+    IoSpec io;
+    const Value *name = v.find("name");
+    if (!name || !name->is(Value::Kind::String) || name->string.empty()) bad(what + " needs a name");
+    if (name->string.size() >= NNC_NAME_LEN) bad(what + " name is longer than " + std::to_string(NNC_NAME_LEN - 1));
+    io.name = name->string;
+    if (const Value *dt = v.find("dtype"); dt && !dt->is(Value::Kind::Null)) {
+        io.dtype = dt->is(Value::Kind::String) ? dtype_from_name(dt->string) : 0;
+        if (io.dtype == 0) bad(what + " '" + io.name + "' has an unsupported dtype");
+    }
+    const Value *shape = v.find("shape");
+    if (!shape || !shape->is(Value::Kind::Array)) bad(what + " '" + io.name + "' needs a shape array");
+    if (shape->array.size() + 1 > static_cast<size_t>(NNC_MAX_RANK)) bad(what + " '" + io.name + "' has too many dims");
+    for (const Value &d : shape->array) {
+        Dim dim;
+        if (d.is(Value::Kind::Object)) {
+            if (!inputs) bad(what + " '" + io.name + "': only outputs may derive dims from inputs");
+            const Value *in = d.find("input");
+            const Value *id = d.find("dim");
+            if (!in || !id) bad(what + " '" + io.name + "': derived dim needs 'input' and 'dim'");
+            dim.kind = Dim::Kind::FromInput;
+            dim.input = input_index(*inputs, *in, what + " '" + io.name + "'");
+            dim.input_dim = static_cast<int>(integer(*id, "dim"));
+            const auto &src = (*inputs)[static_cast<size_t>(dim.input)].dims;
+            if (dim.input_dim < 0 || dim.input_dim >= static_cast<int>(src.size()))
+                bad(what + " '" + io.name + "': derived dim index out of range");
+            if (const Value *off = d.find("offset")) dim.offset = integer(*off, "offset");
+        } else {
+            int64_t e = integer(d, what + " '" + io.name + "' shape entries");
+            if (e < -1) bad(what + " '" + io.name + "' has a negative extent");
+            if (e >= 0) { dim.kind = Dim::Kind::Fixed; dim.extent = e; }
+        }
+        io.dims.push_back(dim);
+    }
+    return io;
+}
+
+/// Resolve the expected per-sample extent of an output dim (-1 = any).
+int64_t expected_extent(const Dim &d, const nnc_array *inputs) {
+    if (d.kind == Dim::Kind::Fixed) return d.extent;
+    if (d.kind == Dim::Kind::Any) return -1;
+    std::vector<int64_t> s = torch_sizes(inputs[d.input]);
+    return s[static_cast<size_t>(d.input_dim) + 1] + d.offset;
+}
+
+std::string label(const char *kind, const IoSpec &io, int i) {
+    return std::string(kind) + " '" + io.name + "' (argument " + std::to_string(i + 1) + ")";
+}
+
+void check_array(const IoSpec &io, const nnc_array &a, const std::string &what, int64_t batch,
+                 const nnc_array *inputs) {
+    validate(a, what);
+    std::vector<int64_t> want{batch};
+    for (const Dim &d : io.dims) want.push_back(inputs ? expected_extent(d, inputs) : d.extent);
+    const std::string expect = format_dims(want, a.order) + (a.order == NNC_ORDER_F ? " in Fortran order" : "");
+    if (io.dtype != 0 && a.dtype != io.dtype)
+        throw Error(NNC_ERR_DTYPE, what + ": expected " + dtype_name(io.dtype) + ", got " + dtype_name(a.dtype));
+    if (a.rank != static_cast<int>(want.size()))
+        throw Error(NNC_ERR_RANK, what + ": expected rank " + std::to_string(want.size()) + " with shape " + expect +
+                                      ", got rank " + std::to_string(a.rank) + " with shape " + caller_shape(a));
+    std::vector<int64_t> got = torch_sizes(a);
+    for (size_t d = 0; d < want.size(); ++d)
+        if (want[d] >= 0 && got[d] != want[d])
+            throw Error(NNC_ERR_SHAPE, what + ": expected shape " + expect + ", got " + caller_shape(a));
+}
+
+}  // namespace
+
+Contract parse_contract(const std::string &text) {
+    Contract c;
+    c.json = text;
+    Value doc = json::parse(text);
+    if (!doc.is(Value::Kind::Object)) bad("the document must be an object");
+    const Value *schema = doc.find("schema");
+    if (!schema || !schema->is(Value::Kind::String) || schema->string.rfind("pyclosure.contract/", 0) != 0)
+        bad("missing or unknown 'schema'");
+    const Value *ins = doc.find("inputs");
+    const Value *outs = doc.find("outputs");
+    if (!ins || !ins->is(Value::Kind::Array) || !outs || !outs->is(Value::Kind::Array))
+        bad("'inputs' and 'outputs' must be arrays");
+    for (const Value &v : ins->array) c.inputs.push_back(io_spec(v, nullptr, "input"));
+    for (const Value &v : outs->array) c.outputs.push_back(io_spec(v, &c.inputs, "output"));
+    return c;
+}
+
+void check_call(const Contract &c, int num_inputs, const nnc_array *inputs, int num_outputs,
+                const nnc_array *outputs) {
+    auto names = [](const std::vector<IoSpec> &v) {
+        std::string s;
+        for (const auto &io : v) s += (s.empty() ? "" : ", ") + io.name;
+        return s;
+    };
+    if (num_inputs != static_cast<int>(c.inputs.size()))
+        throw Error(NNC_ERR_NARGS, "expected " + std::to_string(c.inputs.size()) + " input(s) (" + names(c.inputs) +
+                                       "), got " + std::to_string(num_inputs));
+    if (num_outputs != static_cast<int>(c.outputs.size()))
+        throw Error(NNC_ERR_NARGS, "expected " + std::to_string(c.outputs.size()) + " output(s) (" +
+                                       names(c.outputs) + "), got " + std::to_string(num_outputs));
+    int64_t batch = -1;
+    for (int i = 0; i < num_inputs; ++i) {
+        const std::string what = label("input", c.inputs[static_cast<size_t>(i)], i);
+        check_array(c.inputs[static_cast<size_t>(i)], inputs[i], what, batch, nullptr);
+        int64_t b = torch_sizes(inputs[i])[0];
+        if (batch >= 0 && b != batch)
+            throw Error(NNC_ERR_SHAPE, what + ": batch size " + std::to_string(b) + " differs from input '" +
+                                           c.inputs[0].name + "' (" + std::to_string(batch) + ")");
+        batch = b;
+    }
+    for (int i = 0; i < num_outputs; ++i)
+        check_array(c.outputs[static_cast<size_t>(i)], outputs[i], label("output", c.outputs[static_cast<size_t>(i)], i),
+                    batch, inputs);
+}
+
+void describe(const IoSpec &io, nnc_io_info *info) {
+    std::memset(info, 0, sizeof(*info));
+    std::strncpy(info->name, io.name.c_str(), NNC_NAME_LEN - 1);
+    info->dtype = io.dtype;
+    info->rank = static_cast<int>(io.dims.size());
+    for (size_t d = 0; d < io.dims.size(); ++d)
+        info->shape[d] = io.dims[d].kind == Dim::Kind::Fixed ? io.dims[d].extent : -1;
+}
+
+}  // namespace nnc

@@ -1,0 +1,433 @@
+!> nn_closure: call a learned closure (a TorchScript file written by
+!> pyclosure.export, or any TorchScript file) from a Fortran model, in-process.
+!>
+!>     use nn_closure
+!>     type(nn_model) :: closure
+!>     call nn_load(closure, "closure.pt", device="cpu", stat=ierr, errmsg=msg)
+!>     call nn_forward(closure, x, y, stat=ierr)              ! one input, one output
+!>     call nn_forward(closure, [nn_array(u), nn_array(t)], [nn_array(flux)], stat=ierr)
+!>     call nn_free(closure)
+!>
+!> Layout: a Fortran array x(nfeat, ncol) is the torch tensor (ncol, nfeat):
+!> the Fortran shape reversed, with no transpose and no copy. Non-contiguous
+!> sections are passed by their strides, still without a copy.
+!> Every routine takes optional stat and errmsg; without stat an error prints
+!> its message and stops the program (error stop), as Fortran I/O does
+!> without iostat. Arrays given to nn_array must stay alive (and should have
+!> the target attribute) until the nn_forward call that uses them returns.
+module nn_closure
+  use, intrinsic :: iso_c_binding, only: c_associated, c_char, c_f_pointer, c_int, c_int64_t, &
+      c_intptr_t, c_loc, c_null_char, c_null_ptr, c_ptr, c_size_t
+  use, intrinsic :: iso_fortran_env, only: real32, real64
+  use nn_closure_c
+  implicit none
+  private
+
+  !> Status values: equal to enum nnc_status in nn_closure.h (checked by a test).
+  integer, parameter, public :: NN_OK = 0
+  integer, parameter, public :: NN_ERR_IO = 1
+  integer, parameter, public :: NN_ERR_FORMAT = 2
+  integer, parameter, public :: NN_ERR_BAD_DEVICE = 3
+  integer, parameter, public :: NN_ERR_NO_DEVICE = 4
+  integer, parameter, public :: NN_ERR_HANDLE = 5
+  integer, parameter, public :: NN_ERR_NARGS = 6
+  integer, parameter, public :: NN_ERR_RANK = 7
+  integer, parameter, public :: NN_ERR_SHAPE = 8
+  integer, parameter, public :: NN_ERR_DTYPE = 9
+  integer, parameter, public :: NN_ERR_ARGUMENT = 10
+  integer, parameter, public :: NN_ERR_RUNTIME = 11
+  integer, parameter, public :: NN_ERR_NONFINITE = 12
+  integer, parameter, public :: NN_ERR_RECORD = 13
+  integer, parameter, public :: NN_ERR_MEMORY = 14
+  integer, parameter, public :: NN_ERR_INTERNAL = 99
+
+  !> Element types (enum nnc_dtype).
+  integer(c_int), parameter :: NNC_FLOAT32 = 1, NNC_FLOAT64 = 2
+
+  !> A loaded model. Default-initialised to "not loaded".
+  type, public :: nn_model
+    type(c_ptr) :: handle = c_null_ptr
+  end type nn_model
+
+  !> An array described for nn_forward, without copying it (see nn_array()).
+  type, public :: nn_array
+    private
+    type(c_ptr) :: data = c_null_ptr
+    integer(c_int) :: dtype = 0
+    integer :: rank = 0
+    integer(c_int64_t) :: shape(NNC_MAX_RANK) = 0
+    logical :: strided = .false.
+    integer(c_int64_t) :: strides(NNC_MAX_RANK) = 1
+  end type nn_array
+
+  public :: nn_load, nn_free, nn_forward, nn_set_num_threads, nn_get_num_threads, nn_version
+  public :: nn_loaded, nn_device
+
+  !> Describe a real(real32) or real(real64) array of rank 1 to 5 (no copy).
+  interface nn_array
+    module procedure :: nn_array_real32, nn_array_real64
+  end interface nn_array
+
+  !> Run the model: nn_forward(model, x, y) for one input and one output of the
+  !> same kind, or nn_forward(model, [nn_array(...), ...], [nn_array(...)]).
+  interface nn_forward
+    module procedure :: forward_arrays, forward_real32, forward_real64
+  end interface nn_forward
+
+contains
+
+  !> Load a model file once; device is "cpu" (default), "cuda", "cuda:N" or
+  !> "auto" (the MPI local rank's GPU when there is one, else the CPU).
+  subroutine nn_load(model, path, device, stat, errmsg)
+    type(nn_model), intent(inout) :: model
+    character(len=*), intent(in) :: path
+    character(len=*), intent(in), optional :: device
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    integer(c_int) :: status
+    if (c_associated(model%handle)) status = nnc_model_free(model%handle)
+    if (present(device)) then
+      status = nnc_model_load(model%handle, to_c(path), to_c(device))
+    else
+      status = nnc_model_load(model%handle, to_c(path), to_c("cpu"))
+    end if
+    call finish(status, "nn_load", stat, errmsg)
+  end subroutine nn_load
+
+  !> Free a model. Freeing twice, or freeing a model never loaded, is fine.
+  subroutine nn_free(model, stat, errmsg)
+    type(nn_model), intent(inout) :: model
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    call finish(nnc_model_free(model%handle), "nn_free", stat, errmsg)
+  end subroutine nn_free
+
+  !> .true. when the model holds a loaded file.
+  logical function nn_loaded(model)
+    type(nn_model), intent(in) :: model
+    nn_loaded = c_associated(model%handle)
+  end function nn_loaded
+
+  !> The device a model runs on ("cpu", "cuda:0", ...).
+  function nn_device(model, stat, errmsg) result(device)
+    type(nn_model), intent(in) :: model
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    character(len=:), allocatable :: device
+    character(kind=c_char) :: buf(64)
+    buf = c_null_char
+    call finish(nnc_model_device(model%handle, buf, int(size(buf), c_size_t)), "nn_device", stat, errmsg)
+    device = from_c(buf)
+  end function nn_device
+
+  !> Set libtorch's intra-op thread count for the whole process.
+  subroutine nn_set_num_threads(n, stat, errmsg)
+    integer, intent(in) :: n
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    call finish(nnc_set_num_threads(int(n, c_int)), "nn_set_num_threads", stat, errmsg)
+  end subroutine nn_set_num_threads
+
+  !> libtorch's intra-op thread count.
+  integer function nn_get_num_threads()
+    integer(c_int) :: n, status
+    status = nnc_get_num_threads(n)
+    nn_get_num_threads = int(n)
+  end function nn_get_num_threads
+
+  !> The bridge version and the libtorch version it runs on.
+  function nn_version() result(version)
+    character(len=:), allocatable :: version
+    type(c_ptr) :: v, t
+    if (nnc_version(v, t) /= NN_OK) then
+      version = "unknown"
+    else
+      version = c_string(v) // " (libtorch " // c_string(t) // ")"
+    end if
+  end function nn_version
+
+  !> The general form: any number of inputs and outputs.
+  subroutine forward_arrays(model, inputs, outputs, stat, errmsg)
+    type(nn_model), intent(in) :: model
+    type(nn_array), intent(in) :: inputs(:), outputs(:)
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    type(nnc_array), target :: cin(size(inputs)), cout(size(outputs))
+    integer(c_int64_t), target :: sin(NNC_MAX_RANK, size(inputs)), sout(NNC_MAX_RANK, size(outputs))
+    integer(c_int) :: status
+    character(len=:), allocatable :: message
+    status = to_descriptors(inputs, cin, sin, "input", message)
+    if (status == NN_OK) status = to_descriptors(outputs, cout, sout, "output", message)
+    if (status == NN_OK) status = nnc_model_forward(model%handle, int(size(inputs), c_int), cin, &
+        int(size(outputs), c_int), cout)
+    call finish(status, "nn_forward", stat, errmsg, message)
+  end subroutine forward_arrays
+
+  !> Fill C descriptors from nn_array values; strides point into st.
+  integer(c_int) function to_descriptors(arrays, desc, st, what, message) result(status)
+    type(nn_array), intent(in) :: arrays(:)
+    type(nnc_array), intent(out) :: desc(:)
+    integer(c_int64_t), intent(inout), target :: st(:, :)
+    character(len=*), intent(in) :: what
+    character(len=:), allocatable, intent(inout) :: message
+    integer :: i
+    character(len=12) :: num, rnk
+    status = NN_OK
+    do i = 1, size(arrays)
+      if (arrays(i)%rank < 0) then
+        write (num, '(i0)') i
+        write (rnk, '(i0)') -arrays(i)%rank
+        message = what // " " // trim(num) // " has rank " // trim(rnk) // &
+            "; nn_closure passes ranks 1 to 5"
+        status = NN_ERR_RANK
+        return
+      end if
+      desc(i)%data = arrays(i)%data
+      desc(i)%dtype = arrays(i)%dtype
+      desc(i)%rank = int(arrays(i)%rank, c_int)
+      desc(i)%order = NNC_ORDER_F
+      desc(i)%shape = arrays(i)%shape
+      desc(i)%strides = c_null_ptr
+      if (arrays(i)%strided) then
+        st(:, i) = arrays(i)%strides
+        desc(i)%strides = c_loc(st(1, i))
+      end if
+    end do
+  end function to_descriptors
+
+  !> Byte distance from a to b, in elements of the given size.
+  pure integer(c_int64_t) function elements_between(a, b, bytes)
+    type(c_ptr), intent(in) :: a, b
+    integer, intent(in) :: bytes
+    elements_between = (transfer(b, 0_c_intptr_t) - transfer(a, 0_c_intptr_t)) / bytes
+  end function elements_between
+
+  !> Common part of every nn_array constructor.
+  subroutine start_array(a, dtype, shp)
+    type(nn_array), intent(out) :: a
+    integer(c_int), intent(in) :: dtype
+    integer(c_int64_t), intent(in) :: shp(:)
+    a%dtype = dtype
+    a%rank = size(shp)
+    a%shape(1:size(shp)) = shp
+  end subroutine start_array
+
+  !> Map a status to stat/errmsg, or stop with the message when stat is absent.
+  subroutine finish(status, where, stat, errmsg, local_message)
+    integer(c_int), intent(in) :: status
+    character(len=*), intent(in) :: where
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    character(len=:), allocatable, intent(in), optional :: local_message
+    character(len=:), allocatable :: message
+    if (present(stat)) stat = int(status)
+    if (status == NN_OK) then
+      if (present(errmsg)) errmsg = ""
+      return
+    end if
+    message = last_error()
+    if (present(local_message)) then
+      if (allocated(local_message)) message = local_message
+    end if
+    if (present(errmsg)) errmsg = message
+    if (.not. present(stat)) error stop where // ": " // message
+  end subroutine finish
+
+  !> This thread's last bridge message.
+  function last_error() result(message)
+    character(len=:), allocatable :: message
+    character(kind=c_char) :: buf(4096)
+    integer(c_int) :: status
+    buf = c_null_char
+    status = nnc_last_error_copy(buf, int(size(buf), c_size_t))
+    message = from_c(buf)
+  end function last_error
+
+  !> A NUL-terminated copy of a Fortran string (trailing blanks dropped).
+  pure function to_c(s) result(c)
+    character(len=*), intent(in) :: s
+    character(kind=c_char) :: c(len_trim(s) + 1)
+    integer :: i
+    do i = 1, len_trim(s)
+      c(i) = s(i:i)
+    end do
+    c(len_trim(s) + 1) = c_null_char
+  end function to_c
+
+  !> A Fortran string from a NUL-terminated character buffer.
+  pure function from_c(buf) result(s)
+    character(kind=c_char), intent(in) :: buf(:)
+    character(len=:), allocatable :: s
+    integer :: n, i
+    n = 0
+    do while (n < size(buf))
+      if (buf(n + 1) == c_null_char) exit
+      n = n + 1
+    end do
+    allocate (character(len=n) :: s)
+    do i = 1, n
+      s(i:i) = buf(i)
+    end do
+  end function from_c
+
+  !> A Fortran string from a C string pointer.
+  function c_string(p) result(s)
+    type(c_ptr), intent(in) :: p
+    character(len=:), allocatable :: s
+    character(kind=c_char), pointer :: chars(:)
+    call c_f_pointer(p, chars, [256])
+    s = from_c(chars)
+  end function c_string
+
+!--- begin generated by fortran/generate.py: do not edit by hand
+  !> Describe a real(real32) array of rank 1 to 5 for nn_forward, in place.
+  function nn_array_real32(x) result(a)
+    real(real32), intent(in), target :: x(..)
+    type(nn_array) :: a
+    select rank (x)
+    rank (1)
+      call start_array(a, NNC_FLOAT32, shape(x, kind=c_int64_t))
+      if (size(x) > 0) then
+        a%data = c_loc(x(1))
+        if (.not. is_contiguous(x)) then
+          a%strided = .true.
+          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2)), 4)
+        end if
+      end if
+    rank (2)
+      call start_array(a, NNC_FLOAT32, shape(x, kind=c_int64_t))
+      if (size(x) > 0) then
+        a%data = c_loc(x(1, 1))
+        if (.not. is_contiguous(x)) then
+          a%strided = .true.
+          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1)), 4)
+          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2)), 4)
+        end if
+      end if
+    rank (3)
+      call start_array(a, NNC_FLOAT32, shape(x, kind=c_int64_t))
+      if (size(x) > 0) then
+        a%data = c_loc(x(1, 1, 1))
+        if (.not. is_contiguous(x)) then
+          a%strided = .true.
+          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1)), 4)
+          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1)), 4)
+          if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2)), 4)
+        end if
+      end if
+    rank (4)
+      call start_array(a, NNC_FLOAT32, shape(x, kind=c_int64_t))
+      if (size(x) > 0) then
+        a%data = c_loc(x(1, 1, 1, 1))
+        if (.not. is_contiguous(x)) then
+          a%strided = .true.
+          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1, 1)), 4)
+          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1, 1)), 4)
+          if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2, 1)), 4)
+          if (size(x, 4) > 1) a%strides(4) = elements_between(a%data, c_loc(x(1, 1, 1, 2)), 4)
+        end if
+      end if
+    rank (5)
+      call start_array(a, NNC_FLOAT32, shape(x, kind=c_int64_t))
+      if (size(x) > 0) then
+        a%data = c_loc(x(1, 1, 1, 1, 1))
+        if (.not. is_contiguous(x)) then
+          a%strided = .true.
+          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1, 1, 1)), 4)
+          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1, 1, 1)), 4)
+          if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2, 1, 1)), 4)
+          if (size(x, 4) > 1) a%strides(4) = elements_between(a%data, c_loc(x(1, 1, 1, 2, 1)), 4)
+          if (size(x, 5) > 1) a%strides(5) = elements_between(a%data, c_loc(x(1, 1, 1, 1, 2)), 4)
+        end if
+      end if
+    rank default
+      a%rank = -rank(x)
+    end select
+  end function nn_array_real32
+
+  !> One real(real32) input and one output of any rank 1 to 5.
+  subroutine forward_real32(model, x, y, stat, errmsg)
+    type(nn_model), intent(in) :: model
+    real(real32), intent(in), target :: x(..)
+    real(real32), intent(inout), target :: y(..)
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg)
+  end subroutine forward_real32
+
+  !> Describe a real(real64) array of rank 1 to 5 for nn_forward, in place.
+  function nn_array_real64(x) result(a)
+    real(real64), intent(in), target :: x(..)
+    type(nn_array) :: a
+    select rank (x)
+    rank (1)
+      call start_array(a, NNC_FLOAT64, shape(x, kind=c_int64_t))
+      if (size(x) > 0) then
+        a%data = c_loc(x(1))
+        if (.not. is_contiguous(x)) then
+          a%strided = .true.
+          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2)), 8)
+        end if
+      end if
+    rank (2)
+      call start_array(a, NNC_FLOAT64, shape(x, kind=c_int64_t))
+      if (size(x) > 0) then
+        a%data = c_loc(x(1, 1))
+        if (.not. is_contiguous(x)) then
+          a%strided = .true.
+          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1)), 8)
+          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2)), 8)
+        end if
+      end if
+    rank (3)
+      call start_array(a, NNC_FLOAT64, shape(x, kind=c_int64_t))
+      if (size(x) > 0) then
+        a%data = c_loc(x(1, 1, 1))
+        if (.not. is_contiguous(x)) then
+          a%strided = .true.
+          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1)), 8)
+          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1)), 8)
+          if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2)), 8)
+        end if
+      end if
+    rank (4)
+      call start_array(a, NNC_FLOAT64, shape(x, kind=c_int64_t))
+      if (size(x) > 0) then
+        a%data = c_loc(x(1, 1, 1, 1))
+        if (.not. is_contiguous(x)) then
+          a%strided = .true.
+          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1, 1)), 8)
+          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1, 1)), 8)
+          if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2, 1)), 8)
+          if (size(x, 4) > 1) a%strides(4) = elements_between(a%data, c_loc(x(1, 1, 1, 2)), 8)
+        end if
+      end if
+    rank (5)
+      call start_array(a, NNC_FLOAT64, shape(x, kind=c_int64_t))
+      if (size(x) > 0) then
+        a%data = c_loc(x(1, 1, 1, 1, 1))
+        if (.not. is_contiguous(x)) then
+          a%strided = .true.
+          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1, 1, 1)), 8)
+          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1, 1, 1)), 8)
+          if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2, 1, 1)), 8)
+          if (size(x, 4) > 1) a%strides(4) = elements_between(a%data, c_loc(x(1, 1, 1, 2, 1)), 8)
+          if (size(x, 5) > 1) a%strides(5) = elements_between(a%data, c_loc(x(1, 1, 1, 1, 2)), 8)
+        end if
+      end if
+    rank default
+      a%rank = -rank(x)
+    end select
+  end function nn_array_real64
+
+  !> One real(real64) input and one output of any rank 1 to 5.
+  subroutine forward_real64(model, x, y, stat, errmsg)
+    type(nn_model), intent(in) :: model
+    real(real64), intent(in), target :: x(..)
+    real(real64), intent(inout), target :: y(..)
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg)
+  end subroutine forward_real64
+!--- end generated
+end module nn_closure

@@ -1,0 +1,95 @@
+!> Private bind(c) interfaces of the pyclosure bridge, mirroring
+!> cbridge/include/nn_closure.h one to one. Host models use nn_closure,
+!> never this module.
+module nn_closure_c
+  use, intrinsic :: iso_c_binding, only: c_char, c_int, c_int64_t, c_null_ptr, c_ptr, c_size_t
+  implicit none
+  private
+
+  integer, parameter, public :: NNC_MAX_RANK = 8, NNC_NAME_LEN = 64
+  integer(c_int), parameter, public :: NNC_ORDER_F = 1
+
+  !> An array as the caller sees it (struct nnc_array).
+  type, bind(c), public :: nnc_array
+    type(c_ptr) :: data = c_null_ptr
+    integer(c_int) :: dtype = 0
+    integer(c_int) :: rank = 0
+    integer(c_int) :: order = NNC_ORDER_F
+    integer(c_int64_t) :: shape(NNC_MAX_RANK) = 0
+    type(c_ptr) :: strides = c_null_ptr
+  end type nnc_array
+
+  !> One input or output of a model's contract (struct nnc_io_info).
+  type, bind(c), public :: nnc_io_info
+    character(kind=c_char) :: name(NNC_NAME_LEN)
+    integer(c_int) :: dtype
+    integer(c_int) :: rank
+    integer(c_int64_t) :: shape(NNC_MAX_RANK)
+  end type nnc_io_info
+
+  public :: nnc_version, nnc_last_error_copy, nnc_set_num_threads, nnc_get_num_threads
+  public :: nnc_model_load, nnc_model_free, nnc_model_forward, nnc_model_num_io, nnc_model_io
+  public :: nnc_model_device
+
+  interface
+    integer(c_int) function nnc_version(version, libtorch_version) bind(c, name="nnc_version")
+      import :: c_int, c_ptr
+      type(c_ptr), intent(out) :: version, libtorch_version
+    end function nnc_version
+
+    integer(c_int) function nnc_last_error_copy(buf, buflen) bind(c, name="nnc_last_error_copy")
+      import :: c_int, c_char, c_size_t
+      character(kind=c_char), intent(out) :: buf(*)
+      integer(c_size_t), value :: buflen
+    end function nnc_last_error_copy
+
+    integer(c_int) function nnc_set_num_threads(n) bind(c, name="nnc_set_num_threads")
+      import :: c_int
+      integer(c_int), value :: n
+    end function nnc_set_num_threads
+
+    integer(c_int) function nnc_get_num_threads(n) bind(c, name="nnc_get_num_threads")
+      import :: c_int
+      integer(c_int), intent(out) :: n
+    end function nnc_get_num_threads
+
+    integer(c_int) function nnc_model_load(model, path, device) bind(c, name="nnc_model_load")
+      import :: c_int, c_ptr, c_char
+      type(c_ptr), intent(out) :: model
+      character(kind=c_char), intent(in) :: path(*), device(*)
+    end function nnc_model_load
+
+    integer(c_int) function nnc_model_free(model) bind(c, name="nnc_model_free")
+      import :: c_int, c_ptr
+      type(c_ptr), intent(inout) :: model
+    end function nnc_model_free
+
+    integer(c_int) function nnc_model_device(model, buf, buflen) bind(c, name="nnc_model_device")
+      import :: c_int, c_ptr, c_char, c_size_t
+      type(c_ptr), value :: model
+      character(kind=c_char), intent(out) :: buf(*)
+      integer(c_size_t), value :: buflen
+    end function nnc_model_device
+
+    integer(c_int) function nnc_model_num_io(model, num_inputs, num_outputs) bind(c, name="nnc_model_num_io")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: model
+      integer(c_int), intent(out) :: num_inputs, num_outputs
+    end function nnc_model_num_io
+
+    integer(c_int) function nnc_model_io(model, is_output, idx, info) bind(c, name="nnc_model_io")
+      import :: c_int, c_ptr, nnc_io_info
+      type(c_ptr), value :: model
+      integer(c_int), value :: is_output, idx
+      type(nnc_io_info), intent(out) :: info
+    end function nnc_model_io
+
+    integer(c_int) function nnc_model_forward(model, num_inputs, inputs, num_outputs, outputs) &
+        bind(c, name="nnc_model_forward")
+      import :: c_int, c_ptr, nnc_array
+      type(c_ptr), value :: model
+      integer(c_int), value :: num_inputs, num_outputs
+      type(nnc_array), intent(in) :: inputs(*), outputs(*)
+    end function nnc_model_forward
+  end interface
+end module nn_closure_c

@@ -1,0 +1,19 @@
+"""pyclosure: machine-learned closures for Fortran models.
+
+Train a closure in PyTorch, export it as one TorchScript file that carries its
+input/output contract, run it in-process from Fortran (``use nn_closure``), C
+(``nn_closure.h``) or Python (``pyclosure.bridge``), and verify the run.
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("pyclosure")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+unknown"
+
+from .contract import read_contract  # noqa: E402
+from .errors import ClosureError  # noqa: E402
+from .export import export  # noqa: E402
+
+__all__ = ["ClosureError", "export", "read_contract", "__version__"]

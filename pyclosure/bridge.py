@@ -1,0 +1,169 @@
+"""Run a model file through the C bridge from numpy: the exact in-process path Fortran uses.
+
+    >>> from pyclosure.bridge import Model
+    >>> model = Model("closure.pt")            # device="cpu", "cuda:0" or "auto"
+    >>> flux = model(u)                         # u: numpy array (batch, ...)
+    >>> model.forward(u, t, out=[flux])         # several inputs, caller's buffers
+
+Arrays are passed in place (any strides). Outputs are allocated from the
+model's contract, or given with ``out=`` (required for a plain TorchScript
+file without contract). Errors raise ``pyclosure.errors.ClosureError`` subclasses.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from . import _nnc
+from .contract import output_shape
+from .errors import ArgumentError, DtypeError, raise_for_status
+
+ffi, lib = _nnc.ffi, _nnc.lib
+
+DTYPES = {np.dtype(np.float32): lib.NNC_FLOAT32, np.dtype(np.float64): lib.NNC_FLOAT64,
+          np.dtype(np.int32): lib.NNC_INT32, np.dtype(np.int64): lib.NNC_INT64}
+
+
+def _check(status):
+    if status != lib.NNC_OK:
+        raise_for_status(status, ffi.string(lib.nnc_last_error()).decode("utf-8", "replace"))
+
+
+def version():
+    """(bridge version, libtorch version) as strings."""
+    v, t = ffi.new("char **"), ffi.new("char **")
+    _check(lib.nnc_version(ffi.cast("const char **", v), ffi.cast("const char **", t)))
+    return ffi.string(v[0]).decode(), ffi.string(t[0]).decode()
+
+
+def set_num_threads(n):
+    """Set libtorch's intra-op thread count for the whole process."""
+    _check(lib.nnc_set_num_threads(int(n)))
+
+
+def get_num_threads():
+    """libtorch's intra-op thread count."""
+    n = ffi.new("int *")
+    _check(lib.nnc_get_num_threads(n))
+    return n[0]
+
+
+def _describe(arrays, descs, what):
+    """Fill nnc_array descriptors for numpy arrays; returns what must stay alive."""
+    keep = []
+    for i, a in enumerate(arrays):
+        if not isinstance(a, np.ndarray):
+            raise ArgumentError(f"{what} {i + 1} is a {type(a).__name__}, not a numpy array")
+        if a.dtype not in DTYPES:
+            raise DtypeError(f"{what} {i + 1} has dtype {a.dtype}; the bridge takes float32, float64, int32, int64")
+        if a.ndim > lib.NNC_MAX_RANK:
+            raise ArgumentError(f"{what} {i + 1} has rank {a.ndim} > {lib.NNC_MAX_RANK}")
+        d = descs[i]
+        d.data = ffi.cast("void *", a.ctypes.data)
+        d.dtype = DTYPES[a.dtype]
+        d.rank = a.ndim
+        d.order = lib.NNC_ORDER_C
+        for k, n in enumerate(a.shape):
+            d.shape[k] = n
+        if a.flags.c_contiguous:
+            d.strides = ffi.NULL
+        else:
+            strides = ffi.new("int64_t[]", [s // a.itemsize for s in a.strides] or [0])
+            d.strides = strides
+            keep.append(strides)
+    return keep
+
+
+class Model:
+    """A model file loaded through the C bridge (libnnclosure), as Fortran loads it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A TorchScript file, with or without an embedded pyclosure contract.
+    device : str
+        "cpu" (default), "cuda", "cuda:N" or "auto".
+    """
+
+    def __init__(self, path, device="cpu"):
+        self.path = os.fspath(path)
+        box = ffi.new("nnc_model *")
+        _check(lib.nnc_model_load(box, os.fsencode(self.path), device.encode()))
+        self._owner = box  # owns the memory of the handle slot
+        self._box = ffi.gc(box, lib.nnc_model_free)
+        has = ffi.new("int *")
+        _check(lib.nnc_model_has_contract(self._box[0], has))
+        self.contract = None
+        if has[0]:
+            needed = ffi.new("size_t *")
+            _check(lib.nnc_model_contract(self._box[0], ffi.NULL, 0, needed))
+            buf = ffi.new("char[]", needed[0])
+            _check(lib.nnc_model_contract(self._box[0], buf, needed[0], needed))
+            self.contract = json.loads(ffi.string(buf).decode("utf-8"))
+
+    @property
+    def handle(self):
+        """The raw nnc_model handle (NULL once closed)."""
+        return self._box[0]
+
+    @property
+    def device(self):
+        """The device the model runs on, e.g. "cpu"."""
+        buf = ffi.new("char[]", 64)
+        _check(lib.nnc_model_device(self.handle, buf, 64))
+        return ffi.string(buf).decode()
+
+    @property
+    def input_names(self):
+        return [io["name"] for io in self.contract["inputs"]] if self.contract else []
+
+    @property
+    def output_names(self):
+        return [io["name"] for io in self.contract["outputs"]] if self.contract else []
+
+    def close(self):
+        """Free the model now (also done when the object is collected). Idempotent."""
+        _check(lib.nnc_model_free(self._box))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _allocate(self, inputs):
+        if self.contract is None:
+            raise ArgumentError("this model file has no pyclosure contract: pass the output arrays with out=[...]")
+        if len(inputs) != len(self.contract["inputs"]):
+            return []  # let the bridge report the count
+        shapes = [a.shape for a in inputs]
+        outs = []
+        for i, io in enumerate(self.contract["outputs"]):
+            shape = output_shape(self.contract, i, shapes) if all(len(s) for s in shapes) else None
+            if shape is None:
+                raise ArgumentError(f"output '{io['name']}' has a free extent: pass it with out=[...]")
+            outs.append(np.empty(shape, dtype=np.dtype(io["dtype"])))
+        return outs
+
+    def forward(self, *inputs, out=None):
+        """Run the model on numpy arrays (batch first); returns the output array(s).
+
+        With one output, returns the array; with several, a tuple. ``out``
+        (a list of arrays) receives the outputs in place and is returned.
+        """
+        inputs = [np.asarray(a) if not isinstance(a, np.ndarray) else a for a in inputs]
+        outputs = list(out) if out is not None else self._allocate(inputs)
+        cin = ffi.new("nnc_array[]", max(len(inputs), 1))
+        cout = ffi.new("nnc_array[]", max(len(outputs), 1))
+        keep = _describe(inputs, cin, "input") + _describe(outputs, cout, "output")
+        for a in outputs:
+            if not a.flags.writeable:
+                raise ArgumentError("an output array is read-only")
+        _check(lib.nnc_model_forward(self.handle, len(inputs), cin, len(outputs), cout))
+        del keep
+        if out is not None:
+            return out
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    __call__ = forward

@@ -1,0 +1,75 @@
+"""The ``pyclosure`` command: demo, export, info, config (replay and bench to come)."""
+
+import argparse
+import sys
+
+from . import config
+
+
+def _config(args):
+    answers = config.flags()
+    chosen = [name for name in answers if getattr(args, name.replace("-", "_"))]
+    if not chosen:
+        for name, value in answers.items():
+            print(f"--{name:<16} {value}")
+        return 0
+    print(" ".join(answers[name] for name in chosen))
+    return 0
+
+
+def _info(args):
+    from .contract import describe, read_contract
+
+    contract = read_contract(args.model)
+    if contract is None:
+        print(f"{args.model}: a plain TorchScript file with no pyclosure contract (calls are checked by torch only)")
+    else:
+        print(describe(contract))
+    if args.bridge:
+        from .bridge import Model, version
+
+        model = Model(args.model)
+        print(f"loaded through the C bridge {version()[0]} (libtorch {version()[1]}) on {model.device}")
+    return 0
+
+
+def _demo(args):
+    from .demo import run
+
+    return run(out=args.out, quick=args.quick)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="pyclosure", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("config", help="flags to build a host model against the bridge (like nf-config)")
+    for name in config.flags():
+        p.add_argument(f"--{name}", action="store_true")
+    p.set_defaults(func=_config)
+
+    p = sub.add_parser("info", help="print a model file's contract")
+    p.add_argument("model")
+    p.add_argument("--bridge", action="store_true", help="also load it through the C bridge")
+    p.set_defaults(func=_info)
+
+    p = sub.add_parser("demo", help="the end-to-end demo: train, export, run from Fortran, check")
+    p.add_argument("--out", default="pyclosure-demo", help="output folder (default: ./pyclosure-demo)")
+    p.add_argument("--quick", action="store_true", help="a smaller, faster version (used by the tests)")
+    p.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from .errors import ClosureError
+
+    try:
+        return args.func(args)
+    except ClosureError as exc:
+        print(f"pyclosure {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
