@@ -22,21 +22,21 @@ def index(rank, dim=None):
 
 
 def rank_case(rank, dtype, nbytes):
+    # Strides are measured from element addresses: gfortran 12 reports
+    # is_contiguous() as true for strided sections inside select rank.
     first = f"x({index(rank)})"
     lines = [
         f"    rank ({rank})",
         f"      call start_array(a, {dtype}, shape(x, kind=c_int64_t))",
         "      if (size(x) > 0) then",
         f"        a%data = c_loc({first})",
-        "        if (.not. is_contiguous(x)) then",
-        "          a%strided = .true.",
     ]
     for d in range(rank):
         lines.append(
-            f"          if (size(x, {d + 1}) > 1) a%strides({d + 1}) = "
+            f"        if (size(x, {d + 1}) > 1) a%strides({d + 1}) = "
             f"elements_between(a%data, c_loc(x({index(rank, d)})), {nbytes})"
         )
-    lines += ["        end if", "      end if"]
+    lines += ["        call settle_strides(a)", "      end if"]
     return lines
 
 

@@ -10,7 +10,7 @@
 !>
 !> Layout: a Fortran array x(nfeat, ncol) is the torch tensor (ncol, nfeat):
 !> the Fortran shape reversed, with no transpose and no copy. Non-contiguous
-!> sections are passed by their strides, still without a copy.
+!> sections (also reversed ones) are passed by their strides, still without a copy.
 !> Every routine takes optional stat and errmsg; without stat an error prints
 !> its message and stops the program (error stop), as Fortran I/O does
 !> without iostat. Arrays given to nn_array must stay alive (and should have
@@ -212,6 +212,19 @@ contains
     a%shape(1:size(shp)) = shp
   end subroutine start_array
 
+  !> Mark an array strided unless its measured strides are the contiguous ones.
+  subroutine settle_strides(a)
+    type(nn_array), intent(inout) :: a
+    integer(c_int64_t) :: expect
+    integer :: d
+    expect = 1
+    a%strided = .false.
+    do d = 1, a%rank
+      if (a%shape(d) > 1 .and. a%strides(d) /= expect) a%strided = .true.
+      expect = expect * a%shape(d)
+    end do
+  end subroutine settle_strides
+
   !> Map a status to stat/errmsg, or stop with the message when stat is absent.
   subroutine finish(status, where, stat, errmsg, local_message)
     integer(c_int), intent(in) :: status
@@ -289,56 +302,46 @@ contains
       call start_array(a, NNC_FLOAT32, shape(x, kind=c_int64_t))
       if (size(x) > 0) then
         a%data = c_loc(x(1))
-        if (.not. is_contiguous(x)) then
-          a%strided = .true.
-          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2)), 4)
-        end if
+        if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2)), 4)
+        call settle_strides(a)
       end if
     rank (2)
       call start_array(a, NNC_FLOAT32, shape(x, kind=c_int64_t))
       if (size(x) > 0) then
         a%data = c_loc(x(1, 1))
-        if (.not. is_contiguous(x)) then
-          a%strided = .true.
-          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1)), 4)
-          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2)), 4)
-        end if
+        if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1)), 4)
+        if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2)), 4)
+        call settle_strides(a)
       end if
     rank (3)
       call start_array(a, NNC_FLOAT32, shape(x, kind=c_int64_t))
       if (size(x) > 0) then
         a%data = c_loc(x(1, 1, 1))
-        if (.not. is_contiguous(x)) then
-          a%strided = .true.
-          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1)), 4)
-          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1)), 4)
-          if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2)), 4)
-        end if
+        if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1)), 4)
+        if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1)), 4)
+        if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2)), 4)
+        call settle_strides(a)
       end if
     rank (4)
       call start_array(a, NNC_FLOAT32, shape(x, kind=c_int64_t))
       if (size(x) > 0) then
         a%data = c_loc(x(1, 1, 1, 1))
-        if (.not. is_contiguous(x)) then
-          a%strided = .true.
-          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1, 1)), 4)
-          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1, 1)), 4)
-          if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2, 1)), 4)
-          if (size(x, 4) > 1) a%strides(4) = elements_between(a%data, c_loc(x(1, 1, 1, 2)), 4)
-        end if
+        if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1, 1)), 4)
+        if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1, 1)), 4)
+        if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2, 1)), 4)
+        if (size(x, 4) > 1) a%strides(4) = elements_between(a%data, c_loc(x(1, 1, 1, 2)), 4)
+        call settle_strides(a)
       end if
     rank (5)
       call start_array(a, NNC_FLOAT32, shape(x, kind=c_int64_t))
       if (size(x) > 0) then
         a%data = c_loc(x(1, 1, 1, 1, 1))
-        if (.not. is_contiguous(x)) then
-          a%strided = .true.
-          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1, 1, 1)), 4)
-          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1, 1, 1)), 4)
-          if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2, 1, 1)), 4)
-          if (size(x, 4) > 1) a%strides(4) = elements_between(a%data, c_loc(x(1, 1, 1, 2, 1)), 4)
-          if (size(x, 5) > 1) a%strides(5) = elements_between(a%data, c_loc(x(1, 1, 1, 1, 2)), 4)
-        end if
+        if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1, 1, 1)), 4)
+        if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1, 1, 1)), 4)
+        if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2, 1, 1)), 4)
+        if (size(x, 4) > 1) a%strides(4) = elements_between(a%data, c_loc(x(1, 1, 1, 2, 1)), 4)
+        if (size(x, 5) > 1) a%strides(5) = elements_between(a%data, c_loc(x(1, 1, 1, 1, 2)), 4)
+        call settle_strides(a)
       end if
     rank default
       a%rank = -rank(x)
@@ -364,56 +367,46 @@ contains
       call start_array(a, NNC_FLOAT64, shape(x, kind=c_int64_t))
       if (size(x) > 0) then
         a%data = c_loc(x(1))
-        if (.not. is_contiguous(x)) then
-          a%strided = .true.
-          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2)), 8)
-        end if
+        if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2)), 8)
+        call settle_strides(a)
       end if
     rank (2)
       call start_array(a, NNC_FLOAT64, shape(x, kind=c_int64_t))
       if (size(x) > 0) then
         a%data = c_loc(x(1, 1))
-        if (.not. is_contiguous(x)) then
-          a%strided = .true.
-          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1)), 8)
-          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2)), 8)
-        end if
+        if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1)), 8)
+        if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2)), 8)
+        call settle_strides(a)
       end if
     rank (3)
       call start_array(a, NNC_FLOAT64, shape(x, kind=c_int64_t))
       if (size(x) > 0) then
         a%data = c_loc(x(1, 1, 1))
-        if (.not. is_contiguous(x)) then
-          a%strided = .true.
-          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1)), 8)
-          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1)), 8)
-          if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2)), 8)
-        end if
+        if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1)), 8)
+        if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1)), 8)
+        if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2)), 8)
+        call settle_strides(a)
       end if
     rank (4)
       call start_array(a, NNC_FLOAT64, shape(x, kind=c_int64_t))
       if (size(x) > 0) then
         a%data = c_loc(x(1, 1, 1, 1))
-        if (.not. is_contiguous(x)) then
-          a%strided = .true.
-          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1, 1)), 8)
-          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1, 1)), 8)
-          if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2, 1)), 8)
-          if (size(x, 4) > 1) a%strides(4) = elements_between(a%data, c_loc(x(1, 1, 1, 2)), 8)
-        end if
+        if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1, 1)), 8)
+        if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1, 1)), 8)
+        if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2, 1)), 8)
+        if (size(x, 4) > 1) a%strides(4) = elements_between(a%data, c_loc(x(1, 1, 1, 2)), 8)
+        call settle_strides(a)
       end if
     rank (5)
       call start_array(a, NNC_FLOAT64, shape(x, kind=c_int64_t))
       if (size(x) > 0) then
         a%data = c_loc(x(1, 1, 1, 1, 1))
-        if (.not. is_contiguous(x)) then
-          a%strided = .true.
-          if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1, 1, 1)), 8)
-          if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1, 1, 1)), 8)
-          if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2, 1, 1)), 8)
-          if (size(x, 4) > 1) a%strides(4) = elements_between(a%data, c_loc(x(1, 1, 1, 2, 1)), 8)
-          if (size(x, 5) > 1) a%strides(5) = elements_between(a%data, c_loc(x(1, 1, 1, 1, 2)), 8)
-        end if
+        if (size(x, 1) > 1) a%strides(1) = elements_between(a%data, c_loc(x(2, 1, 1, 1, 1)), 8)
+        if (size(x, 2) > 1) a%strides(2) = elements_between(a%data, c_loc(x(1, 2, 1, 1, 1)), 8)
+        if (size(x, 3) > 1) a%strides(3) = elements_between(a%data, c_loc(x(1, 1, 2, 1, 1)), 8)
+        if (size(x, 4) > 1) a%strides(4) = elements_between(a%data, c_loc(x(1, 1, 1, 2, 1)), 8)
+        if (size(x, 5) > 1) a%strides(5) = elements_between(a%data, c_loc(x(1, 1, 1, 1, 2)), 8)
+        call settle_strides(a)
       end if
     rank default
       a%rank = -rank(x)

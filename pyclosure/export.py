@@ -203,7 +203,9 @@ def export(module, path, example_inputs, *, input_names=None, output_names=None,
     fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".pt", dir=folder)
     os.close(fd)
     try:
-        torch.jit.save(compiled, tmp, _extra_files={EXTRA_FILE: text})
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch.jit.*")
+            torch.jit.save(compiled, tmp, _extra_files={EXTRA_FILE: text})
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,0 +1,113 @@
+"""Shared fixtures: fixture models with known weights, built into a temp dir at
+test time (no committed .pt files), and helpers that compile C and Fortran
+programs against the installed bridge using only ``pyclosure config``."""
+
+import pathlib
+import shlex
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+import pyclosure
+from pyclosure import config
+
+HERE = pathlib.Path(__file__).parent
+
+
+class Affine(torch.nn.Module):
+    """y = tanh(W x + b) over the last dim (or W x + b with plain=True); W, b known by hand."""
+
+    def __init__(self, nin, nout, dtype, plain=False):
+        super().__init__()
+        w = torch.arange(1, nin * nout + 1, dtype=dtype).reshape(nout, nin) / 8.0
+        self.register_buffer("w", w)
+        self.register_buffer("b", torch.arange(nout, dtype=dtype) / 4.0 - 0.5)
+        self.plain = plain
+
+    def forward(self, x):
+        y = x @ self.w.t() + self.b
+        return y if self.plain else torch.tanh(y)
+
+
+class Pointwise(torch.nn.Module):
+    """Rank-1 closure: one scalar per sample, y = tanh(2 x + 1)."""
+
+    def forward(self, x):
+        return torch.tanh(2.0 * x + 1.0)
+
+
+class TwoInTwoOut(torch.nn.Module):
+    """(u (3,), t (2,)) -> (flux (3,), s (1,)): several inputs and outputs."""
+
+    def forward(self, u, t):
+        flux = torch.sin(u) * t.sum(dim=1, keepdim=True)
+        s = (u * u).sum(dim=1, keepdim=True) - t[:, :1]
+        return flux, s
+
+
+def _export(module, path, example, **kw):
+    pyclosure.export(module, path, example, **kw)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """Fixture model files, exported once per test session."""
+    d = tmp_path_factory.mktemp("models")
+    f64, f32 = torch.float64, torch.float32
+    _export(Affine(3, 2, f64), d / "affine64.pt", torch.zeros(4, 3, dtype=f64))
+    _export(Affine(3, 2, f32), d / "affine32.pt", torch.zeros(4, 3, dtype=f32))
+    _export(Affine(3, 2, f64, plain=True), d / "plain_affine64.pt", torch.zeros(4, 3, dtype=f64))
+    _export(Affine(3, 2, f64), d / "affine_rank3.pt", torch.zeros(6, 4, 3, dtype=f64))
+    _export(Pointwise(), d / "pointwise64.pt", torch.zeros(5, dtype=f64))
+    _export(TwoInTwoOut(), d / "two_in_two_out.pt",
+            (torch.zeros(4, 3, dtype=f64), torch.zeros(4, 2, dtype=f64)), output_names=["flux", "s"])
+    with torch.no_grad():  # a plain TorchScript file, as FTorch users make them
+        torch.jit.save(torch.jit.script(Affine(3, 2, f64)), str(d / "no_contract.pt"))
+    (d / "not_torchscript.pt").write_text("this is not a model\n")
+    good = (d / "affine64.pt").read_bytes()
+    (d / "truncated.pt").write_bytes(good[: len(good) // 2])
+    return d
+
+
+def _run(cmd, **kw):
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        raise AssertionError(f"command failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def build_fortran(tmp_path_factory):
+    """Compile Fortran sources outside the source tree with only `pyclosure config` flags."""
+    if shutil.which("gfortran") is None:
+        pytest.fail("gfortran is required (apt-get install gfortran)")
+    out = tmp_path_factory.mktemp("fortran_build")
+    flags = config.flags()
+
+    def build(*sources, name, extra=()):
+        exe = out / name
+        cmd = ["gfortran", "-O2", "-Wall", *shlex.split(flags["fflags"]), *map(str, sources), "-o", str(exe),
+               *extra, *shlex.split(flags["ldflags"]), *shlex.split(flags["libs"])]
+        _run(cmd, cwd=out)
+        return exe
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def build_c(tmp_path_factory):
+    """Compile C sources with only `pyclosure config` flags."""
+    out = tmp_path_factory.mktemp("c_build")
+    flags = config.flags()
+
+    def build(*sources, name, extra=()):
+        exe = out / name
+        cmd = ["cc", "-O2", "-Wall", "-Wextra", "-std=c11", *shlex.split(flags["cflags"]), *map(str, sources),
+               "-o", str(exe), *extra, *shlex.split(flags["ldflags"]), *shlex.split(flags["clibs"])]
+        _run(cmd, cwd=out)
+        return exe
+
+    return build

@@ -1,0 +1,74 @@
+!> Every kind of bad input from Fortran, with stat: prints one line per case,
+!> "case|NAME|STATUS|next-call-ok|MESSAGE", where next-call-ok says that a
+!> valid call right after the failure still worked. Usage: error_cases MODEL_DIR
+program error_cases
+  use, intrinsic :: iso_fortran_env, only: real32, real64
+  use nn_closure
+  implicit none
+  character(len=512) :: mdir, msg
+  type(nn_model) :: good, m, copy
+  integer :: ierr
+  real(real64) :: x(3, 5), y(2, 5), xbad(4, 5), x3(3, 5, 1), x6(1, 1, 1, 1, 1, 1)
+  real(real32) :: x32(3, 5), y32(2, 5)
+
+  call get_command_argument(1, mdir)
+  x = 0.5d0
+  call nn_load(good, trim(mdir) // "/affine64.pt", stat=ierr, errmsg=msg)
+  if (ierr /= NN_OK) error stop "cannot load the good model"
+
+  call nn_load(m, trim(mdir) // "/missing.pt", stat=ierr, errmsg=msg)
+  call report("missing_file")
+  call nn_load(m, trim(mdir) // "/not_torchscript.pt", stat=ierr, errmsg=msg)
+  call report("not_torchscript")
+  call nn_load(m, trim(mdir) // "/truncated.pt", stat=ierr, errmsg=msg)
+  call report("truncated")
+  call nn_forward(good, x3, y, stat=ierr, errmsg=msg)
+  call report("wrong_rank")
+  call nn_forward(good, xbad, y, stat=ierr, errmsg=msg)
+  call report("wrong_shape")
+  x32 = 0.5
+  call nn_forward(good, x32, y32, stat=ierr, errmsg=msg)
+  call report("wrong_dtype")
+  call nn_forward(good, [nn_array(x), nn_array(x)], [nn_array(y)], stat=ierr, errmsg=msg)
+  call report("wrong_nargs")
+  call nn_forward(m, x, y, stat=ierr, errmsg=msg)
+  call report("unloaded")
+  call nn_load(m, trim(mdir) // "/affine64.pt", stat=ierr, errmsg=msg)
+  copy = m
+  call nn_free(m)
+  call nn_forward(m, x, y, stat=ierr, errmsg=msg)
+  call report("freed")
+  call nn_free(m, stat=ierr, errmsg=msg)
+  call report("double_free")
+  call nn_load(m, trim(mdir) // "/affine64.pt", device="cuda:0", stat=ierr, errmsg=msg)
+  call report("cuda_without_cuda")
+  call nn_load(m, trim(mdir) // "/affine64.pt", device="gpu:0", stat=ierr, errmsg=msg)
+  call report("malformed_device")
+  call nn_forward(good, x6, y, stat=ierr, errmsg=msg)
+  call report("rank6")
+  call nn_load(m, trim(mdir) // "/no_contract.pt", stat=ierr, errmsg=msg)
+  if (ierr /= NN_OK) error stop "cannot load the plain TorchScript model"
+  call nn_forward(m, [nn_array(x), nn_array(x)], [nn_array(y)], stat=ierr, errmsg=msg)
+  call report("no_contract_wrong_nargs")
+  call nn_forward(m, x, y, stat=ierr, errmsg=msg)
+  call report("no_contract_runs")
+  call nn_free(m)
+
+contains
+
+  !> Print the case and prove the next valid call works.
+  subroutine report(name)
+    character(len=*), intent(in) :: name
+    integer :: status, s2
+    character(len=512) :: message
+    real(real64) :: yy(2, 5)
+    status = ierr
+    message = msg
+    call nn_forward(good, x, yy, stat=s2)
+    if (s2 == NN_OK .and. all(abs(yy) <= 1d0)) then
+      print '(a, i0, a)', "case|" // name // "|", status, "|next-call-ok|" // trim(message)
+    else
+      print '(a, i0, a)', "case|" // name // "|", status, "|next-call-FAILED|" // trim(message)
+    end if
+  end subroutine report
+end program error_cases

@@ -1,0 +1,140 @@
+"""The Fortran face (use nn_closure): bit-for-bit against torch, layout, sections, errors."""
+
+import pathlib
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+FORTRAN = pathlib.Path(__file__).parents[1] / "fortran"
+
+
+@pytest.fixture(scope="module")
+def forward_run(model_dir, build_fortran, tmp_path_factory):
+    exe = build_fortran(FORTRAN / "forward_cases.f90", name="forward_cases")
+    out = tmp_path_factory.mktemp("forward_out")
+    proc = subprocess.run([str(exe), str(model_dir), str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all cases ran" in proc.stdout
+    return out
+
+
+def _read(out, name, fortran_shape, dtype=np.float64):
+    """A Fortran array written as a raw stream, viewed as torch sees it (shape reversed)."""
+    flat = np.fromfile(out / f"{name}.bin", dtype=dtype)
+    return flat.reshape(fortran_shape[::-1])
+
+
+def _torch(model_dir, name, *arrays):
+    torch.set_num_threads(torch.get_num_threads())
+    module = torch.jit.load(str(model_dir / name))
+    with torch.no_grad():
+        out = module(*[torch.from_numpy(a.copy()) for a in arrays])
+    return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
+
+
+@pytest.mark.parametrize(
+    "case, model, xshape, yshape, dtype",
+    [
+        ("rank2_64", "affine64.pt", (3, 5), (2, 5), np.float64),
+        ("rank2_32", "affine32.pt", (3, 5), (2, 5), np.float32),
+        ("rank1", "pointwise64.pt", (7,), (7,), np.float64),
+        ("rank3", "affine_rank3.pt", (3, 4, 6), (2, 4, 6), np.float64),
+    ],
+)
+def test_fortran_forward_equals_torch_bit_for_bit(forward_run, model_dir, case, model, xshape, yshape, dtype):
+    x = _read(forward_run, f"{case}_x", xshape, dtype)
+    y = _read(forward_run, f"{case}_y", yshape, dtype)
+    (ref,) = _torch(model_dir, model, x)
+    assert ref.shape == y.shape
+    assert np.array_equal(y, ref), f"max diff {np.abs(y - ref).max()}"
+
+
+def test_fortran_two_inputs_two_outputs_equal_torch_bit_for_bit(forward_run, model_dir):
+    u = _read(forward_run, "multi_u", (3, 4))
+    t = _read(forward_run, "multi_t", (2, 4))
+    flux = _read(forward_run, "multi_flux", (3, 4))
+    s = _read(forward_run, "multi_s", (1, 4))
+    ref_flux, ref_s = _torch(model_dir, "two_in_two_out.pt", u, t)
+    assert np.array_equal(flux, ref_flux)
+    assert np.array_equal(s, ref_s)
+
+
+def test_fortran_layout_is_shape_reversed_without_transpose(forward_run):
+    # x(3, 5) in Fortran holds x[j][i] in memory: torch sees (5 columns, 3 features).
+    x = _read(forward_run, "rank2_64_x", (3, 5))
+    assert x.shape == (5, 3)
+    assert x[1, 2] == np.sin(0.37 * 3 + 1.3 * 2)  # Fortran x(3, 2)
+
+
+ERROR_CASES = {
+    "missing_file": "NN_ERR_IO",
+    "not_torchscript": "NN_ERR_FORMAT",
+    "truncated": "NN_ERR_FORMAT",
+    "wrong_rank": "NN_ERR_RANK",
+    "wrong_shape": "NN_ERR_SHAPE",
+    "wrong_dtype": "NN_ERR_DTYPE",
+    "wrong_nargs": "NN_ERR_NARGS",
+    "unloaded": "NN_ERR_HANDLE",
+    "freed": "NN_ERR_HANDLE",
+    "double_free": "NN_OK",
+    "cuda_without_cuda": "NN_ERR_NO_DEVICE",
+    "malformed_device": "NN_ERR_BAD_DEVICE",
+    "rank6": "NN_ERR_RANK",
+    "no_contract_wrong_nargs": "NN_ERR_NARGS",
+    "no_contract_runs": "NN_OK",
+}
+MESSAGE_WORDS = {
+    "missing_file": "cannot open",
+    "not_torchscript": "not a loadable TorchScript",
+    "truncated": "not a loadable TorchScript",
+    "wrong_rank": "expected rank 2",
+    "wrong_shape": "expected shape (3, :) in Fortran order, got (4, 5)",
+    "wrong_dtype": "expected float64, got float32",
+    "wrong_nargs": "expected 1 input(s) (x), got 2",
+    "unloaded": "NULL",
+    "freed": "NULL",
+    "cuda_without_cuda": "CUDA is not available",
+    "malformed_device": "malformed device string 'gpu:0'",
+    "rank6": "rank 6",
+    "no_contract_wrong_nargs": "forward takes 1 input(s), got 2",
+}
+
+
+@pytest.fixture(scope="module")
+def error_run(model_dir, build_fortran):
+    exe = build_fortran(FORTRAN / "error_cases.f90", name="error_cases")
+    proc = subprocess.run([str(exe), str(model_dir)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def _parse(stdout):
+    rows = {}
+    for line in stdout.splitlines():
+        if line.startswith("case|"):
+            _, name, status, recovered, message = line.split("|", 4)
+            rows[name.strip()] = (int(status), recovered.strip(), message.strip())
+    return rows
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_fortran_bad_input_gives_its_status_and_message_and_next_call_works(error_run, case):
+    from pyclosure.errors import STATUS_NAMES
+
+    rows = _parse(error_run)
+    assert case in rows, f"case {case} did not run:\n{error_run}"
+    status, recovered, message = rows[case]
+    assert status == STATUS_NAMES[ERROR_CASES[case].replace("NN_", "NNC_")], message
+    if case in MESSAGE_WORDS:
+        assert MESSAGE_WORDS[case] in message
+    assert recovered == "next-call-ok"
+
+
+def test_fortran_without_stat_stops_with_message_and_nonzero_exit(model_dir, build_fortran):
+    exe = build_fortran(FORTRAN / "stop_without_stat.f90", name="stop_without_stat")
+    proc = subprocess.run([str(exe), str(model_dir / "missing.pt")], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "nn_load: cannot open model file" in proc.stderr + proc.stdout
+    assert "unreachable" not in proc.stdout
