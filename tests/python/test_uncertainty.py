@@ -56,7 +56,7 @@ def test_same_seed_gives_identical_samples_across_calls_and_after_save_load(tmp_
 def test_different_seeds_give_different_samples():
     sampler = SeededSampler(StochasticHead(hidden=8))
     x = smooth_fields(1).expand(2, 32)
-    out = sampler(x, torch.tensor([[0], [1]]))
+    out = sampler(x, torch.tensor([[5], [2**40 + 5]]))  # high bits count too
     assert not torch.equal(out[0], out[1])
     assert bool((out[0] != out[1]).all())
 
