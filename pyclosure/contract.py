@@ -66,8 +66,9 @@ def describe(contract):
                 out.append(":" if d < 0 else str(d))
         return "(batch" + "".join(", " + x for x in out) + ")"
 
-    lines = [f"pyclosure contract {contract.get('schema')}, written by pyclosure "
-             f"{contract.get('pyclosure_version')} with torch {contract.get('torch_version')}"]
+    header = (f"pyclosure contract {contract.get('schema')}, written by pyclosure "
+              f"{contract.get('pyclosure_version')} with torch {contract.get('torch_version')}")
+    lines = [header]
     for kind in ("inputs", "outputs"):
         lines.append(f"{kind}:")
         for io in contract[kind]:

@@ -158,7 +158,10 @@ def export(module, path, example_inputs, *, input_names=None, output_names=None,
     if unknown:
         raise ValueError(f"variable_dims names unknown inputs {sorted(unknown)}; inputs are {input_names}")
 
-    compiled = _compile(module, inputs, method)
+    try:
+        compiled = _compile(module, inputs, method)
+    except Exception as exc:
+        raise RuntimeError(f"torch.jit.{method} could not compile {type(module).__name__}: {exc}") from exc
 
     def run(args):
         with torch.no_grad():

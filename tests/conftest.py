@@ -73,7 +73,7 @@ def model_dir(tmp_path_factory):
 
 
 def _run(cmd, **kw):
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
     if proc.returncode != 0:
         raise AssertionError(f"command failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
     return proc

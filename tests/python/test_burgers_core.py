@@ -2,12 +2,10 @@
 
 They build nothing: they need pyclosure._burgers (built by the pyclosure meson
 build) and skip with a reason when it is missing. The torch twin is imported
-from examples/burgers/burgers_twin.py.
+from pyclosure.demo.twin (the installed package).
 """
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +17,7 @@ pytest.importorskip(
 torch = pytest.importorskip("torch")
 from pyclosure.burgers_core import burgers_core as core
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "burgers"))
-import burgers_twin as twin
+from pyclosure.demo import twin
 
 EPS = np.finfo(np.float64).eps
 

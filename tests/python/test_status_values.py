@@ -11,7 +11,7 @@ ROOT = pathlib.Path(__file__).parents[2]
 
 def _header_statuses():
     text = (ROOT / "cbridge" / "include" / "nn_closure.h").read_text()
-    body = re.search(r"enum nnc_status \{(.*?)\};", text, re.S).group(1)
+    body = re.search(r"enum nnc_status \{(.*?)\};", text, re.DOTALL).group(1)
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"(NNC_\w+)\s*=\s*(\d+)", body)}
 
 
@@ -37,5 +37,5 @@ def test_fortran_generated_region_is_up_to_date():
     import sys
 
     proc = subprocess.run([sys.executable, str(ROOT / "fortran" / "generate.py"), "--check"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout

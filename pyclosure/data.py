@@ -1,0 +1,176 @@
+"""Training data: coarse-graining periodic 1-D high-resolution fields, and datasets on disk.
+
+Coarse-graining of a fine field ``u`` (last axis: ``n_fine`` periodic cells) by an integer
+``factor`` gives the coarse state ``coarsen(u, factor)`` (block averages) and the subgrid
+flux of Burgers-type advection ``tau = 0.5 * (filter(u*u) - filter(u)**2)`` at coarse faces
+(see :func:`subgrid_flux`). :class:`ArrayDataset` reads ``.npz`` (numpy) and NetCDF
+(through xarray, optional) into a torch ``Dataset``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["ArrayDataset", "box_filter", "coarsen", "spectral_filter", "subgrid_flux"]
+
+
+def box_filter(u: np.ndarray, width: int) -> np.ndarray:
+    """Periodic top-hat filter: mean over ``width`` cells centred on each cell.
+
+    Parameters
+    ----------
+    u : array, shape (..., n)
+    width : int
+        Odd number of cells (``(width - 1) / 2`` on each side).
+
+    Returns
+    -------
+    array, shape (..., n)
+    """
+    if width < 1 or width % 2 == 0:
+        raise ValueError(f"box filter width must be odd and >= 1, got {width}")
+    u = np.asarray(u)
+    half = width // 2
+    return sum(np.roll(u, s, axis=-1) for s in range(-half, half + 1)) / width
+
+
+def spectral_filter(u: np.ndarray, cutoff: int) -> np.ndarray:
+    """Sharp spectral cutoff: keep Fourier modes with wavenumber index ``|k| <= cutoff``.
+
+    Parameters
+    ----------
+    u : array, shape (..., n), real, periodic
+    cutoff : int
+        Highest kept mode (``cutoff >= n // 2`` leaves ``u`` unchanged).
+    """
+    u = np.asarray(u)
+    spec = np.fft.rfft(u, axis=-1)
+    spec[..., cutoff + 1:] = 0
+    return np.fft.irfft(spec, n=u.shape[-1], axis=-1)
+
+
+def coarsen(u: np.ndarray, factor: int) -> np.ndarray:
+    """Block average of ``factor`` consecutive fine cells: (..., n) -> (..., n // factor).
+
+    Coarse cell ``I`` covers fine cells ``I*factor .. I*factor + factor - 1``, so the left
+    face of coarse cell ``I`` is the left face of fine cell ``I*factor``.
+    """
+    u = np.asarray(u)
+    n = u.shape[-1]
+    if n % factor:
+        raise ValueError(f"{n} fine cells do not divide into blocks of {factor}")
+    return u.reshape(*u.shape[:-1], n // factor, factor).mean(-1)
+
+
+def subgrid_flux(u: np.ndarray, factor: int, filter: str = "box",
+                 width: int | None = None, cutoff: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Coarse state and subgrid flux ``tau = 0.5*(filter(u*u) - filter(u)**2)`` at faces.
+
+    Exactly how:
+
+    1. ``tau`` is evaluated on the fine grid at fine cell centres, with ``filter`` the box
+       filter (default ``width = factor + 1`` if ``factor`` is even, else ``factor``) or
+       the sharp spectral filter (default ``cutoff = n_coarse // 2``);
+    2. the coarse face ``I`` (left face of coarse cell ``I``) lies between fine cells
+       ``I*factor - 1`` and ``I*factor``; ``tau_face[I]`` is the mean of ``tau`` at those
+       two fine cells (periodic, so ``I = 0`` uses fine cell ``n - 1``).
+
+    Parameters
+    ----------
+    u : array, shape (..., n_fine)
+    factor : int
+    filter : {"box", "spectral"}
+
+    Returns
+    -------
+    u_coarse : array, shape (..., n_fine // factor)
+        ``coarsen(u, factor)``.
+    tau_faces : array, shape (..., n_fine // factor)
+        Subgrid flux at the left face of each coarse cell (the periodic face convention
+        of :mod:`pyclosure.fluxes`).
+    """
+    u = np.asarray(u, dtype=np.float64)
+    n_coarse = u.shape[-1] // factor
+    if filter == "box":
+        w = width if width is not None else (factor + 1 if factor % 2 == 0 else factor)
+        filt = lambda v: box_filter(v, w)
+    elif filter == "spectral":
+        kc = cutoff if cutoff is not None else n_coarse // 2
+        filt = lambda v: spectral_filter(v, kc)
+    else:
+        raise ValueError(f"filter must be 'box' or 'spectral', got {filter!r}")
+    tau = 0.5 * (filt(u * u) - filt(u) ** 2)
+    right = np.arange(n_coarse) * factor
+    tau_faces = 0.5 * (tau[..., right - 1] + tau[..., right])
+    return coarsen(u, factor), tau_faces
+
+
+def _load_npz(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _load_netcdf(path: Path) -> dict:
+    try:
+        import xarray as xr
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            f"reading NetCDF file {path} needs xarray and a NetCDF engine; "
+            "install them with `pip install xarray netCDF4`, or convert the data to .npz"
+        ) from exc
+    with xr.open_dataset(path) as ds:
+        return {k: ds[k].values for k in ds.data_vars}
+
+
+class ArrayDataset(Dataset):
+    """Samples ``(inputs..., target)`` read from ``.npz`` or NetCDF (``.nc``) files.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.npz`` file (numpy) or ``.nc`` / ``.nc4`` / ``.cdf`` file (needs xarray).
+    inputs : sequence of str
+        Variable names of the model inputs, each shaped (samples, ...).
+    target : str
+        Variable name of the target, shaped (samples, ...).
+    dtype : torch.dtype
+
+    Notes
+    -----
+    ``dataset[i]`` returns a tuple of tensors ``(input_0, ..., target)``; ``tensors()``
+    returns the whole arrays, ready for :func:`pyclosure.train.fit`.
+    """
+
+    def __init__(self, path, inputs=("u",), target: str = "flux",
+                 dtype: torch.dtype = torch.float32):
+        path = Path(path)
+        if path.suffix == ".npz":
+            arrays = _load_npz(path)
+        elif path.suffix in (".nc", ".nc4", ".cdf"):
+            arrays = _load_netcdf(path)
+        else:
+            raise ValueError(f"unsupported data file {path} (use .npz or .nc)")
+        names = list(inputs) + [target]
+        missing = [n for n in names if n not in arrays]
+        if missing:
+            raise KeyError(f"{path} lacks variables {missing}; it has {sorted(arrays)}")
+        self.names = names
+        self.arrays = [torch.as_tensor(np.asarray(arrays[n]), dtype=dtype) for n in names]
+        lengths = {len(a) for a in self.arrays}
+        if len(lengths) != 1:
+            raise ValueError(f"variables {names} have different sample counts {lengths}")
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, i):
+        return tuple(a[i] for a in self.arrays)
+
+    def tensors(self) -> tuple:
+        """``(inputs, target)``: a tuple of input tensors and the target tensor."""
+        return tuple(self.arrays[:-1]), self.arrays[-1]
