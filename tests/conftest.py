@@ -6,6 +6,7 @@ import pathlib
 import shlex
 import shutil
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -70,6 +71,12 @@ def model_dir(tmp_path_factory):
     good = (d / "affine64.pt").read_bytes()
     (d / "truncated.pt").write_bytes(good[: len(good) // 2])
     return d
+
+
+def cli(*args):
+    """The installed `pyclosure` command of this Python (works in a venv not on PATH)."""
+    script = pathlib.Path(sys.executable).parent / "pyclosure"
+    return [str(script) if script.exists() else "pyclosure", *map(str, args)]
 
 
 def _run(cmd, **kw):

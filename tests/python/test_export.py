@@ -4,6 +4,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import cli
 import torch
 
 import pyclosure
@@ -67,11 +68,11 @@ def test_export_rejects_names_that_do_not_match(tmp_path):
 
 
 def test_info_prints_the_contract_and_loads_through_the_bridge(model_dir):
-    out = subprocess.run(["pyclosure", "info", "--bridge", str(model_dir / "two_in_two_out.pt")],
+    out = subprocess.run(cli("info", "--bridge", model_dir / "two_in_two_out.pt"),
                          capture_output=True, text=True, check=True).stdout
     assert "flux" in out and "torch (batch, 3)" in out and "loaded through the C bridge" in out
-    out = subprocess.run(["pyclosure", "info", str(model_dir / "no_contract.pt")],
+    out = subprocess.run(cli("info", model_dir / "no_contract.pt"),
                          capture_output=True, text=True, check=True).stdout
     assert "no pyclosure contract" in out
-    proc = subprocess.run(["pyclosure", "info", str(model_dir / "not_torchscript.pt")], capture_output=True, text=True, check=False)
+    proc = subprocess.run(cli("info", model_dir / "not_torchscript.pt"), capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "not a TorchScript archive" in proc.stderr

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import cli
 
 from pyclosure import config
 
@@ -27,7 +28,7 @@ def _check_program(exe, model_dir):
 
 
 def _cli(*args):
-    return _run(["pyclosure", "config", *args]).strip()
+    return _run(cli("config", *args)).strip()
 
 
 def test_program_built_with_pyclosure_config_flags_runs(tmp_path, model_dir):
