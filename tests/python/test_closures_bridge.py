@@ -9,8 +9,14 @@ import torch
 import pyclosure
 from pyclosure.bridge import Model
 from pyclosure.fluxes import check_budget, column_tendency_np, periodic_tendency_np
-from pyclosure.models import (ColumnDownGradientClosure, ColumnFluxClosure, DownGradientClosure,
-                              InsulatedColumnFluxClosure, PeriodicFluxClosure, ResidualClosure)
+from pyclosure.models import (
+    ColumnDownGradientClosure,
+    ColumnFluxClosure,
+    DownGradientClosure,
+    InsulatedColumnFluxClosure,
+    PeriodicFluxClosure,
+    ResidualClosure,
+)
 from pyclosure.ood import GuardedClosure, MahalanobisGuard
 from pyclosure.uncertainty import DeepEnsemble, SeededSampler, StochasticHead
 

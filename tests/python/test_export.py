@@ -4,8 +4,8 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import cli
 import torch
+from conftest import cli
 
 import pyclosure
 from pyclosure.bridge import Model

@@ -1,0 +1,93 @@
+"""End-to-end test of ``pyclosure demo --quick`` (the installed CLI, in a subprocess).
+
+It runs the whole demo once (DNS through the f90wrap core, training, export,
+coupled Fortran runs through ``nn_closure``, checks, report; about 15-30 s on
+2 cores) and checks the claims it writes into ``report.json``. Skips when the
+Burgers example (f90wrap core and ``burgers_les``) is not built.
+"""
+
+import importlib.resources
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import cli
+
+pytest.importorskip("pyclosure._burgers", reason="the Burgers example core is not built")
+PROGRAM = Path(str(importlib.resources.files("pyclosure"))) / "bin" / "burgers_les"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    if not PROGRAM.exists():
+        pytest.skip(f"{PROGRAM} is not built")
+    out = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run(cli("demo", "--quick", "--out", out), capture_output=True,
+                          text=True, timeout=600, check=False)
+    report = json.loads((out / "report.json").read_text())
+    return proc, report, out
+
+
+def test_demo_exits_zero_and_prints_the_table(demo):
+    proc, _, _ = demo
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "| closure | short-term RMSE | long-run log-spectrum error | finite |" in proc.stdout
+    assert "all claims held" in proc.stdout
+
+
+def test_demo_writes_everything_into_out(demo):
+    _, _, out = demo
+    for name in ("data.npz", "closure.pt", "report.md", "report.json", "report.png",
+                 "runs/nn_long/burgers.nml", "runs/nn_long/traj.bin"):
+        assert (out / name).exists(), name
+
+
+def test_learned_closure_beats_none_and_smagorinsky(demo):
+    # Quick mode (200 time units of training data, 100 epochs) already gives the
+    # nn closure a clearly smaller short-term error and spectrum error than both
+    # baselines (measured: about 2-3x smaller RMSE, 5x smaller spectrum error).
+    _, report, _ = demo
+    c = report["closures"]
+    for metric in ("short_term_rmse", "spectrum_error"):
+        assert c["nn"][metric] < c["none"][metric], metric
+        assert c["nn"][metric] < c["smagorinsky"][metric], metric
+    assert report["claims"]["short_term"]["held"] and report["claims"]["spectrum"]["held"]
+
+
+def test_coupled_runs_stay_finite(demo):
+    _, report, _ = demo
+    assert all(report["closures"][c]["finite"] for c in ("none", "smagorinsky", "nn"))
+    assert report["claims"]["finite"]["held"]
+
+
+def test_momentum_drift_within_rounding_bound(demo):
+    # drift / (8 eps mom_scale): the same bound as tests/python/test_burgers_core.py.
+    _, report, _ = demo
+    m = report["momentum"]
+    assert 0.0 <= m["worst_ratio"] < 1.0
+    assert set(m["per_closure"]) == {"none", "smagorinsky", "nn"}
+    assert report["claims"]["momentum"]["held"]
+
+
+def test_fortran_and_twin_agree_within_stated_tolerance(demo):
+    # Same libtorch, one thread on both sides, twin bit for bit with the core:
+    # the stated tolerance is 0 (bit for bit).
+    _, report, _ = demo
+    f = report["fortran_vs_twin"]
+    assert f["snapshots_compared"] > 1
+    assert f["max_abs_diff"] <= f["tolerance"]
+    assert f["tolerance"] == 0.0 and f["bit_for_bit"]
+
+
+def test_report_figure_is_not_blank(demo):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image
+
+    _, _, out = demo
+    img = matplotlib.image.imread(str(out / "report.png"))
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+    assert float(np.std(img)) > 0.0
