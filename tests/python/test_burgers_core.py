@@ -9,13 +9,8 @@ import math
 
 import numpy as np
 import pytest
-
-pytest.importorskip(
-    "pyclosure._burgers",
-    reason="pyclosure._burgers (f90wrap Burgers core) is not built; build/install pyclosure first",
-)
-torch = pytest.importorskip("torch")
-from pyclosure.burgers_core import burgers_core as core
+import torch
+from pyclosure.burgers_core import burgers_core as core  # built with the package (examples/burgers)
 
 from pyclosure.demo import twin
 

@@ -15,14 +15,12 @@ import numpy as np
 import pytest
 from conftest import cli
 
-pytest.importorskip("pyclosure._burgers", reason="the Burgers example core is not built")
 PROGRAM = Path(str(importlib.resources.files("pyclosure"))) / "bin" / "burgers_les"
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    if not PROGRAM.exists():
-        pytest.skip(f"{PROGRAM} is not built")
+    assert PROGRAM.exists(), f"{PROGRAM} is not built"
     out = tmp_path_factory.mktemp("demo")
     proc = subprocess.run(cli("demo", "--quick", "--out", out), capture_output=True,
                           text=True, timeout=600, check=False)
