@@ -7,6 +7,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -71,6 +72,15 @@ def model_dir(tmp_path_factory):
     good = (d / "affine64.pt").read_bytes()
     (d / "truncated.pt").write_bytes(good[: len(good) // 2])
     return d
+
+
+def roundtrip(module, tmp_path):
+    """Script, save and reload a module, as an exported closure would be."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        path = tmp_path / "m.pt"
+        torch.jit.save(torch.jit.script(module), str(path))
+        return torch.jit.load(str(path))
 
 
 def cli(*args):

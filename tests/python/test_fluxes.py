@@ -1,10 +1,10 @@
 """Budget closure of flux-form closures, checked in exact arithmetic."""
 
-import warnings
 
 import numpy as np
 import pytest
 import torch
+from conftest import roundtrip
 
 from pyclosure.fluxes import (
     budget_bound,
@@ -19,16 +19,6 @@ from pyclosure.models import ColumnFluxClosure, PeriodicFluxClosure
 from pyclosure.normalize import Normalizer
 
 DTYPES = [torch.float32, torch.float64]
-
-
-def roundtrip(module, tmp_path):
-    """Script, save and reload a module (the export path's TorchScript steps)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        scripted = torch.jit.script(module)
-        path = tmp_path / "m.pt"
-        torch.jit.save(scripted, str(path))
-        return torch.jit.load(str(path))
 
 
 def adversarial(shape, dtype, seed=0):

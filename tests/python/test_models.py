@@ -1,9 +1,9 @@
 """Flux-form closures: scriptability, shapes, boundary conditions and constraints."""
 
-import warnings
 
 import pytest
 import torch
+from conftest import roundtrip
 
 from pyclosure.models import (
     ColumnDownGradientClosure,
@@ -15,14 +15,6 @@ from pyclosure.models import (
     ResidualClosure,
 )
 from pyclosure.normalize import Normalizer
-
-
-def roundtrip(module, tmp_path):
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        path = tmp_path / "m.pt"
-        torch.jit.save(torch.jit.script(module), str(path))
-        return torch.jit.load(str(path))
 
 
 def _cases():

@@ -1,10 +1,10 @@
 """Seeded stochastic sampling is reproducible; ensemble spread grows off the training data."""
 
 import math
-import warnings
 
 import pytest
 import torch
+from conftest import roundtrip
 
 from pyclosure.models import PeriodicFluxClosure
 from pyclosure.train import fit
@@ -15,14 +15,6 @@ from pyclosure.uncertainty import (
     gaussian_nll,
     hash_normal,
 )
-
-
-def roundtrip(module, tmp_path):
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        path = tmp_path / "m.pt"
-        torch.jit.save(torch.jit.script(module), str(path))
-        return torch.jit.load(str(path))
 
 
 def smooth_fields(n, cells=32, amp=1.0, seed=0):
