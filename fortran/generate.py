@@ -17,8 +17,14 @@ END = "!--- end generated\n"
 
 
 def index(rank, dim=None):
-    """Subscript list with 1 everywhere, 2 in position dim."""
-    return ", ".join("2" if d == dim else "1" for d in range(rank))
+    """Subscripts of the first element, and of the next one along dim.
+
+    Subscripts start at lbound(x, d), not 1: gfortran 12 gives an assumed-rank
+    dummy lower bounds of 0 when the actual argument is an expression passed
+    on through another assumed-rank dummy (nn_forward(m, 2*x, y)); x(1, 1)
+    would then be the wrong element.
+    """
+    return ", ".join(f"lb({d + 1})" + (" + 1" if d == dim else "") for d in range(rank))
 
 
 def rank_case(rank, dtype, nbytes):
@@ -29,6 +35,7 @@ def rank_case(rank, dtype, nbytes):
         f"    rank ({rank})",
         f"      call start_array(a, {dtype}, shape(x, kind=c_int64_t))",
         "      if (size(x) > 0) then",
+        "        lb(1:rank(x)) = lbound(x)",
         f"        a%data = c_loc({first})",
     ]
     for d in range(rank):
@@ -42,11 +49,15 @@ def rank_case(rank, dtype, nbytes):
 
 def array_constructor(kind, dtype, nbytes):
     lines = [
-        f"  !> Describe a real({kind}) array of rank 1 to {MAX_RANK} for nn_forward, in place.",
+        f"  !> Describe a real({kind}) array of rank 0 to {MAX_RANK} for nn_forward, in place.",
         f"  function nn_array_{kind}(x) result(a)",
         f"    real({kind}), intent(in), target :: x(..)",
         "    type(nn_array) :: a",
+        f"    integer :: lb({MAX_RANK})  ! lower bounds: see index()",
         "    select rank (x)",
+        "    rank (0)",
+        f"      call start_array(a, {dtype}, shape(x, kind=c_int64_t))",
+        "      a%data = c_loc(x)",
     ]
     for rank in range(1, MAX_RANK + 1):
         lines += rank_case(rank, dtype, nbytes)
@@ -75,11 +86,27 @@ def forward_pair(kind):
     ]
 
 
+def record_array(kind):
+    return [
+        f"  !> Add a real({kind}) host array of rank 0 to {MAX_RANK} to the current record.",
+        f"  subroutine record_{kind}(model, name, x, stat, errmsg)",
+        "    type(nn_model), intent(in) :: model",
+        "    character(len=*), intent(in) :: name",
+        f"    real({kind}), intent(in), target :: x(..)",
+        "    integer, intent(out), optional :: stat",
+        "    character(len=*), intent(out), optional :: errmsg",
+        "    call record_described(model, name, nn_array(x), stat, errmsg)",
+        f"  end subroutine record_{kind}",
+        "",
+    ]
+
+
 def generated():
     lines = []
     for kind, (dtype, nbytes) in KINDS.items():
         lines += array_constructor(kind, dtype, nbytes)
         lines += forward_pair(kind)
+        lines += record_array(kind)
     return "\n".join(lines)
 
 

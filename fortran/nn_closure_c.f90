@@ -29,7 +29,7 @@ module nn_closure_c
 
   public :: nnc_version, nnc_last_error_copy, nnc_set_num_threads, nnc_get_num_threads
   public :: nnc_model_load, nnc_model_free, nnc_model_forward, nnc_model_num_io, nnc_model_io
-  public :: nnc_model_device
+  public :: nnc_model_device, nnc_record_start, nnc_record_array, nnc_record_stop
 
   interface
     integer(c_int) function nnc_version(version, libtorch_version) bind(c, name="nnc_version")
@@ -91,5 +91,25 @@ module nn_closure_c
       integer(c_int), value :: num_inputs, num_outputs
       type(nnc_array), intent(in) :: inputs(*), outputs(*)
     end function nnc_model_forward
+
+    integer(c_int) function nnc_record_start(model, dir, every, max_bytes) bind(c, name="nnc_record_start")
+      import :: c_ptr, c_char, c_int, c_int64_t
+      type(c_ptr), value :: model
+      character(kind=c_char), intent(in) :: dir(*)
+      integer(c_int), value :: every
+      integer(c_int64_t), value :: max_bytes
+    end function nnc_record_start
+
+    integer(c_int) function nnc_record_array(model, name, array) bind(c, name="nnc_record_array")
+      import :: c_ptr, c_char, c_int, nnc_array
+      type(c_ptr), value :: model
+      character(kind=c_char), intent(in) :: name(*)
+      type(nnc_array), intent(in) :: array
+    end function nnc_record_array
+
+    integer(c_int) function nnc_record_stop(model) bind(c, name="nnc_record_stop")
+      import :: c_ptr, c_int
+      type(c_ptr), value :: model
+    end function nnc_record_stop
   end interface
 end module nn_closure_c

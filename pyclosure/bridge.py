@@ -167,3 +167,31 @@ class Model:
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     __call__ = forward
+
+    def record_start(self, directory, every=1, max_bytes=None):
+        """Record every ``every``-th forward call into ``directory`` for ``pyclosure replay``.
+
+        ``max_bytes`` caps the disk use of all records (default 1 GiB); at the
+        cap recording stops and ``recording.json`` says so.
+        """
+        _check(lib.nnc_record_start(self.handle, os.fsencode(os.fspath(directory)), int(every),
+                                    int(max_bytes or 0)))
+
+    def record_array(self, name, array):
+        """Add a host array (state before/after, dt, dx...) to the last call's record."""
+        a = np.asarray(array)
+        desc = ffi.new("nnc_array[]", 1)
+        keep = _describe([a], desc, f"host array '{name}'")
+        _check(lib.nnc_record_array(self.handle, name.encode(), desc))
+        del keep
+
+    def record_stop(self):
+        """Write the last record and stop recording (no-op when not recording)."""
+        _check(lib.nnc_record_stop(self.handle))
+
+    @property
+    def record_dir(self):
+        """The directory being recorded into, or None."""
+        buf = ffi.new("char[]", 4096)
+        _check(lib.nnc_record_dir(self.handle, buf, 4096))
+        return ffi.string(buf).decode() or None

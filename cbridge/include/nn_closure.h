@@ -119,7 +119,9 @@ int nnc_get_num_threads(int *n);
  */
 int nnc_model_load(nnc_model *model, const char *path, const char *device);
 
-/** Free a model and set *model to NULL. Freeing NULL (twice) is NNC_OK. */
+/** Free a model and set *model to NULL. Freeing NULL (twice) is NNC_OK.
+ *  A recording is stopped first; if its last record cannot be written the
+ *  model is still freed and NNC_ERR_RECORD returned. */
 int nnc_model_free(nnc_model *model);
 
 /** 1 if the file carried a pyclosure contract (then every call is checked
@@ -151,6 +153,43 @@ int nnc_model_io(nnc_model model, int is_output, int index, nnc_io_info *info);
  */
 int nnc_model_forward(nnc_model model, int num_inputs, const nnc_array *inputs,
                       int num_outputs, const nnc_array *outputs);
+
+/* ---- Recording for replay ------------------------------------------------
+ * While a model records, every `every`-th forward call (the first one after
+ * the start, then every n-th) is written as one record file
+ * dir/record_<call>.npz: a zip of .npy arrays (numpy.load reads it, no
+ * pickle) with the call's inputs and outputs, the host arrays added with
+ * nnc_record_array, and meta.json: call index, model SHA-256, device, thread
+ * count, libtorch and bridge versions, dtypes, shapes and a SHA-256 of every
+ * array (the zip's CRC-32 also covers every byte). A record is written to
+ * a ".partial" file, flushed to disk and renamed, so a killed run leaves
+ * every earlier record intact and at most one ".partial" file.
+ * dir/recording.json summarises the run: state "recording", "stopped",
+ * "capped" or "failed", calls seen, records and bytes written.
+ * At the size cap recording stops (recording.json says so, and stderr once);
+ * the model keeps running. Recording can also be started without changing
+ * the host: NN_CLOSURE_RECORD=dir (records go to dir/<model>-rank<r> or
+ * dir/<model>-pid<p>), NN_CLOSURE_RECORD_EVERY=n, NN_CLOSURE_RECORD_MAX_MB=m.
+ * Start, stop and forward must not run at the same time on one model. */
+
+/** Start recording into dir (created if missing; must not already hold a
+ *  recording). every >= 1; max_bytes <= 0 means the default cap, 1 GiB.
+ *  Errors: NNC_ERR_RECORD (directory, cap, already recording), NNC_ERR_IO. */
+int nnc_record_start(nnc_model model, const char *dir, int every, int64_t max_bytes);
+
+/** Add a host array (state before or after the step, dt, dx, boundary
+ *  fluxes...) to the record of the last forward call, under `name` (letters,
+ *  digits, '_', '-', '.'). Stored as the caller sees it (a Fortran array
+ *  keeps its shape, in Fortran order). NNC_OK and nothing stored when the
+ *  model is not recording or the last call was not sampled. */
+int nnc_record_array(nnc_model model, const char *name, const nnc_array *array);
+
+/** Write the open record and stop recording (NNC_OK when not recording).
+ *  nnc_model_free stops a recording too. */
+int nnc_record_stop(nnc_model model);
+
+/** The directory being recorded into ("" when not recording), into buf. */
+int nnc_record_dir(nnc_model model, char *buf, size_t buflen);
 
 #ifndef NNC_CFFI_CDEF
 #ifdef __cplusplus

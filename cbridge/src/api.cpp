@@ -3,6 +3,7 @@
 // against the registry of live models, so a freed or foreign handle is an
 // error status, never a crash.
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_set>
@@ -125,7 +126,8 @@ int nnc_model_free(nnc_model *model) {
                 throw Error(NNC_ERR_HANDLE, "model handle is not a live model (freed through a copy, or never loaded)");
         }
         *model = nullptr;
-        delete m;
+        std::unique_ptr<nnc_model_s> owned(m);
+        owned->model.record_stop();  // may throw NNC_ERR_RECORD; the model is freed either way
     });
 }
 
@@ -175,6 +177,29 @@ int nnc_model_io(nnc_model model, int is_output, int index, nnc_io_info *info) {
 int nnc_model_forward(nnc_model model, int num_inputs, const nnc_array *inputs, int num_outputs,
                       const nnc_array *outputs) {
     return guarded([&] { nnc::live(model).forward(num_inputs, inputs, num_outputs, outputs); });
+}
+
+int nnc_record_start(nnc_model model, const char *dir, int every, int64_t max_bytes) {
+    return guarded([&] {
+        require_nonnull(dir, "dir");
+        nnc::live(model).record_start(dir, every, max_bytes);
+    });
+}
+
+int nnc_record_array(nnc_model model, const char *name, const nnc_array *array) {
+    return guarded([&] {
+        require_nonnull(name, "name");
+        require_nonnull(array, "array");
+        nnc::live(model).record_array(name, *array);
+    });
+}
+
+int nnc_record_stop(nnc_model model) {
+    return guarded([&] { nnc::live(model).record_stop(); });
+}
+
+int nnc_record_dir(nnc_model model, char *buf, size_t buflen) {
+    return guarded([&] { nnc::copy_string(nnc::live(model).record_dir(), buf, buflen); });
 }
 
 }  // extern "C"

@@ -1,6 +1,7 @@
 // json.cpp: the recursive-descent reader behind json.hpp.
 #include "json.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "errors.hpp"
@@ -151,5 +152,31 @@ private:
 }  // namespace
 
 Value parse(const std::string &text) { return Reader(text).document(); }
+
+}  // namespace nnc::json
+
+namespace nnc::json {
+
+std::string quote(const std::string &s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\t': out += "\\t"; break;
+            case '\r': out += "\\r"; break;
+            default:
+                if (c < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+    }
+    return out + "\"";
+}
 
 }  // namespace nnc::json

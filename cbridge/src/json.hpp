@@ -28,3 +28,10 @@ struct Value {
 Value parse(const std::string &text);
 
 }  // namespace nnc::json
+
+namespace nnc::json {
+
+/// A JSON string literal (quoted, escaped) for writing documents.
+std::string quote(const std::string &s);
+
+}  // namespace nnc::json

@@ -8,6 +8,7 @@
 #include <torch/version.h>
 #include <ATen/Parallel.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,11 @@
 
 #include "errors.hpp"
 #include "layout.hpp"
+#include "record.hpp"
+
+#ifndef NNC_VERSION_STRING
+#define NNC_VERSION_STRING "0.0.0"
+#endif
 
 namespace nnc {
 
@@ -26,6 +32,9 @@ struct Model::Impl {
     torch::Device device{torch::kCPU};
     std::unique_ptr<Contract> contract;
     int forward_arity = -1;  // number of forward() arguments, -1 if unknown
+    std::string path;
+    std::atomic<int64_t> calls{0};       // forward calls that succeeded
+    std::unique_ptr<Recorder> recorder;  // while recording
 };
 
 namespace {
@@ -94,6 +103,35 @@ std::string torch_message(const std::exception &e) {
     return m;
 }
 
+/// A tensor's bytes as a record array (C order, as the model sees it).
+NpyArray record_of(const std::string &name, const torch::Tensor &t) {
+    torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
+    NpyArray a;
+    a.name = name;
+    a.dtype = c.scalar_type() == torch::kFloat32   ? NNC_FLOAT32
+              : c.scalar_type() == torch::kFloat64 ? NNC_FLOAT64
+              : c.scalar_type() == torch::kInt32   ? NNC_INT32
+              : c.scalar_type() == torch::kInt64   ? NNC_INT64
+                                                   : 0;
+    if (a.dtype == 0) throw Error(NNC_ERR_DTYPE, "cannot record '" + name + "' of type " + scalar_name(c.scalar_type()));
+    a.shape = c.sizes().vec();
+    a.bytes.assign(static_cast<const char *>(c.data_ptr()), c.numel() * c.element_size());
+    return a;
+}
+
+std::string io_name(const Contract *c, bool output, int i) {
+    if (c) return (output ? c->outputs : c->inputs)[static_cast<size_t>(i)].name;
+    return std::to_string(i);
+}
+
+void check_record_name(const std::string &name) {
+    if (name.empty() || name.size() >= NNC_NAME_LEN ||
+        name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") !=
+            std::string::npos)
+        throw Error(NNC_ERR_ARGUMENT, "record array name '" + name + "' must be 1 to " +
+                                          std::to_string(NNC_NAME_LEN - 1) + " letters, digits, '_', '-' or '.'");
+}
+
 int local_rank() {
     for (const char *var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK",
                             "SLURM_LOCALID", "PALS_LOCAL_RANKID"}) {
@@ -152,6 +190,7 @@ std::string resolve_device(const std::string &device) {
 
 Model::Model(const std::string &path, const std::string &device) : impl_(std::make_unique<Impl>()) {
     const std::string dev = resolve_device(device);
+    impl_->path = path;
     if (std::FILE *f = std::fopen(path.c_str(), "rb")) {
         std::fclose(f);
     } else {
@@ -175,6 +214,8 @@ Model::Model(const std::string &path, const std::string &device) : impl_(std::ma
     } catch (const std::exception &e) {
         throw Error(NNC_ERR_FORMAT, "'" + path + "' has no forward method: " + torch_message(e));
     }
+    RecordSetup env = setup_from_environment(path);
+    if (!env.dir.empty()) record_start(env.dir, env.every, env.max_bytes);
 }
 
 Model::~Model() = default;
@@ -197,11 +238,16 @@ void Model::forward(int num_inputs, const nnc_array *inputs, int num_outputs, co
             throw Error(NNC_ERR_NARGS, "the model's forward takes " + std::to_string(impl_->forward_arity) +
                                            " input(s), got " + std::to_string(num_inputs));
     }
+    Recorder *rec = impl_->recorder.get();
+    if (rec) rec->flush();  // the previous call's record, with its host arrays
+    const bool recorded = rec && rec->sample();
     c10::InferenceMode inference;
     std::vector<c10::IValue> args;
+    std::vector<NpyArray> recorded_inputs;
     args.reserve(static_cast<size_t>(num_inputs));
     for (int i = 0; i < num_inputs; ++i) {
         torch::Tensor t = input_tensor(inputs[i]);
+        if (recorded) recorded_inputs.push_back(record_of(io_name(c, false, i), t));
         args.emplace_back(impl_->device.is_cpu() ? t : t.to(impl_->device));
     }
     std::vector<torch::Tensor> results;
@@ -228,7 +274,50 @@ void Model::forward(int num_inputs, const nnc_array *inputs, int num_outputs, co
                                            caller_shape(o));
     }
     for (int i = 0; i < num_outputs; ++i) write_output(outputs[i], results[static_cast<size_t>(i)]);
+    const int64_t call = ++impl_->calls;
+    if (recorded) {
+        std::vector<NpyArray> out;
+        for (int i = 0; i < num_outputs; ++i)
+            out.push_back(record_of(io_name(c, true, i), results[static_cast<size_t>(i)]));
+        rec->open(call, get_num_threads(), std::move(recorded_inputs), std::move(out));
+    }
 }
+
+void Model::record_start(const std::string &dir, int every, int64_t max_bytes) {
+    if (impl_->recorder)
+        throw Error(NNC_ERR_RECORD, "the model is already recording into '" + impl_->recorder->dir() +
+                                        "'; stop that recording first");
+    RecordSetup s;
+    s.dir = dir;
+    s.every = every;
+    s.max_bytes = max_bytes;
+    s.model_path = impl_->path;
+    s.device = impl_->device.str();
+    s.libtorch = TORCH_VERSION;
+    s.bridge = NNC_VERSION_STRING;
+    impl_->recorder = std::make_unique<Recorder>(s);
+}
+
+bool Model::record_array(const std::string &name, const nnc_array &a) {
+    check_record_name(name);
+    validate(a, "host array '" + name + "'");
+    if (!impl_->recorder) return false;
+    c10::InferenceMode inference;
+    NpyArray r = record_of(name, input_tensor(a));
+    if (a.order == NNC_ORDER_F) {  // keep the caller's shape; torch order reversed is Fortran order
+        r.shape.assign(a.shape, a.shape + a.rank);
+        r.fortran_order = true;
+    }
+    return impl_->recorder->add(std::move(r));
+}
+
+void Model::record_stop() {
+    if (!impl_->recorder) return;
+    std::unique_ptr<Recorder> r = std::move(impl_->recorder);
+    r->finish();
+}
+
+std::string Model::record_dir() const { return impl_->recorder ? impl_->recorder->dir() : std::string(); }
 
 const char *libtorch_version() { return TORCH_VERSION; }
 

@@ -3,6 +3,7 @@
 // Every format-specific line lives in model.cpp.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -24,6 +25,15 @@ public:
 
     const Contract *contract() const;  ///< nullptr for a plain TorchScript file
     std::string device() const;
+
+    /// Recording for replay (see record.hpp). Not to be called while another
+    /// thread runs forward on the same model.
+    void record_start(const std::string &dir, int every, int64_t max_bytes);
+    /// Add a host array to the open record; false when none is open.
+    bool record_array(const std::string &name, const nnc_array &a);
+    void record_stop();
+    /// The directory being recorded into, "" when not recording.
+    std::string record_dir() const;
 
 private:
     struct Impl;

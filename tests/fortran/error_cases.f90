@@ -53,6 +53,23 @@ program error_cases
   call nn_forward(m, x, y, stat=ierr, errmsg=msg)
   call report("no_contract_runs")
   call nn_free(m)
+  open (newunit=ierr, file="not_a_dir")
+  close (ierr)
+  call nn_record_start(good, "not_a_dir/records", stat=ierr, errmsg=msg)
+  call report("record_into_a_file")
+  call nn_record_start(good, "records_f", every=0, stat=ierr, errmsg=msg)
+  call report("record_every_zero")
+  call nn_record_start(good, "records_f", stat=ierr, errmsg=msg)
+  if (ierr /= NN_OK) error stop "cannot start recording"
+  call nn_record_start(good, "records_g", stat=ierr, errmsg=msg)
+  call report("record_twice")
+  call nn_forward(good, x, y)
+  call nn_record_array(good, "no spaces", x, stat=ierr, errmsg=msg)
+  call report("record_bad_name")
+  call nn_record_array(good, "x6", x6, stat=ierr, errmsg=msg)
+  call report("record_rank6")
+  call nn_record_stop(good, stat=ierr, errmsg=msg)
+  call report("record_stop")
 
 contains
 

@@ -1,5 +1,6 @@
 """The Fortran face (use nn_closure): bit-for-bit against torch, layout, sections, errors."""
 
+import json
 import pathlib
 import subprocess
 
@@ -84,6 +85,12 @@ ERROR_CASES = {
     "rank6": "NN_ERR_RANK",
     "no_contract_wrong_nargs": "NN_ERR_NARGS",
     "no_contract_runs": "NN_OK",
+    "record_into_a_file": "NN_ERR_RECORD",
+    "record_every_zero": "NN_ERR_ARGUMENT",
+    "record_twice": "NN_ERR_RECORD",
+    "record_bad_name": "NN_ERR_ARGUMENT",
+    "record_rank6": "NN_ERR_RANK",
+    "record_stop": "NN_OK",
 }
 MESSAGE_WORDS = {
     "missing_file": "cannot open",
@@ -99,13 +106,19 @@ MESSAGE_WORDS = {
     "malformed_device": "malformed device string 'gpu:0'",
     "rank6": "rank 6",
     "no_contract_wrong_nargs": "forward takes 1 input(s), got 2",
+    "record_into_a_file": "not_a_dir",
+    "record_every_zero": "every must be >= 1",
+    "record_twice": "already recording into 'records_f'",
+    "record_bad_name": "record array name 'no spaces'",
+    "record_rank6": "rank 6",
 }
 
 
 @pytest.fixture(scope="module")
-def error_run(model_dir, build_fortran):
+def error_run(model_dir, build_fortran, tmp_path_factory):
     exe = build_fortran(FORTRAN / "error_cases.f90", name="error_cases")
-    proc = subprocess.run([str(exe), str(model_dir)], capture_output=True, text=True, check=False)
+    proc = subprocess.run([str(exe), str(model_dir)], capture_output=True, text=True, check=False,
+                          cwd=tmp_path_factory.mktemp("error_cases"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -138,3 +151,30 @@ def test_fortran_without_stat_stops_with_message_and_nonzero_exit(model_dir, bui
     assert proc.returncode != 0
     assert "nn_load: cannot open model file" in proc.stderr + proc.stdout
     assert "unreachable" not in proc.stdout
+
+
+def test_fortran_records_calls_and_host_arrays_numpy_reads_them(model_dir, build_fortran, tmp_path):
+    exe = build_fortran(FORTRAN / "record_arrays.f90", name="record_arrays")
+    proc = subprocess.run([str(exe), str(model_dir / "affine64.pt"), str(tmp_path / "rec")], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0 and "recorded" in proc.stdout, proc.stdout + proc.stderr
+    files = sorted(p.name for p in (tmp_path / "rec").glob("record_*.npz"))
+    assert files == ["record_000000001.npz", "record_000000003.npz"]
+    i, j = np.meshgrid(np.arange(1, 5), np.arange(1, 7), indexing="ij")
+    g = (i + 10 * j).astype(np.float64)  # g(i, j) in Fortran index order
+    x = np.array([[0.1 * a + b for a in range(1, 4)] for b in range(1, 6)])  # torch order (5, 3)
+    first = np.load(tmp_path / "rec" / "record_000000001.npz", allow_pickle=False)
+    assert first["host.grid"].shape == (4, 6) and np.array_equal(first["host.grid"], g)
+    assert np.array_equal(first["host.section"], g[0:4:2, ::-1])
+    assert first["host.dt"].shape == () and first["host.dt"] == 0.5
+    assert np.array_equal(first["in.x"], x)
+    assert np.array_equal(first["out.output0" if "out.output0" in first else "out.y"],
+                          torch.jit.load(str(model_dir / "affine64.pt"))(torch.from_numpy(x)).numpy())
+    third = np.load(tmp_path / "rec" / "record_000000003.npz", allow_pickle=False)
+    assert sorted(third.files) == sorted(["meta.json", "in.x", next(k for k in first.files if k.startswith("out."))])
+    # an expression as input (2 * x): gfortran 12 gives it lower bounds 0 inside nn_closure
+    assert np.array_equal(third["in.x"], 2 * x)
+    out = next(k for k in first.files if k.startswith("out."))
+    assert np.array_equal(third[out], torch.jit.load(str(model_dir / "affine64.pt"))(torch.from_numpy(2 * x)).numpy())
+    summary = json.loads((tmp_path / "rec" / "recording.json").read_text())
+    assert summary["state"] == "stopped" and summary["calls_seen"] == 3 and summary["max_bytes"] == 16 << 20
