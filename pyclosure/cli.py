@@ -1,7 +1,8 @@
-"""The ``pyclosure`` command: demo, export, info, config (replay and bench to come)."""
+"""The ``pyclosure`` command: demo, info, replay, config."""
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import config
 
@@ -39,6 +40,21 @@ def _demo(args):
     return run(out=args.out, quick=args.quick)
 
 
+def _replay(args):
+    import json
+
+    from .replay import format_report, replay
+
+    threads = None if args.threads == "recorded" else int(args.threads)
+    report = replay(args.directory, args.model, threads=threads, device=args.device, use_torch=not args.no_torch,
+                    budgets=not args.no_budgets, cell_update=args.cell_update)
+    out = args.report or str(Path(args.directory) / "replay_report.json")
+    Path(out).write_text(json.dumps(report, indent=1) + "\n")
+    print(format_report(report))
+    print(f"report: {out}")
+    return 0 if report["summary"]["ok"] else 1
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="pyclosure", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +73,19 @@ def build_parser():
     p.add_argument("--out", default="pyclosure-demo", help="output folder (default: ./pyclosure-demo)")
     p.add_argument("--quick", action="store_true", help="a smaller, faster version (used by the tests)")
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("replay", help="replay recorded calls: bit-for-bit and budgets (exit 1 on a real failure)")
+    p.add_argument("directory", help="folder with record_*.npz files (searched recursively)")
+    p.add_argument("--model", required=True, help="the model file the run used")
+    p.add_argument("--report", help="JSON report path (default: DIRECTORY/replay_report.json)")
+    p.add_argument("--threads", default="recorded",
+                   help="intra-op threads for the replay (default: each record's own count)")
+    p.add_argument("--device", default="cpu", help="device to replay on (default cpu)")
+    p.add_argument("--cell-update", choices=["exact", "bounded"], default="exact",
+                   help="cells must equal the update bit for bit (exact) or within its rounding bound")
+    p.add_argument("--no-torch", action="store_true", help="replay through the bridge only")
+    p.add_argument("--no-budgets", action="store_true", help="skip the conservation budgets")
+    p.set_defaults(func=_replay)
     return parser
 
 

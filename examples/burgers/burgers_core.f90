@@ -23,7 +23,7 @@
 !> held fixed in between. The Python twin (burgers_twin.py) reproduces it.
 module burgers_core
    use, intrinsic :: iso_fortran_env, only: real64, int64
-   use burgers_hook, only: sgs_hook
+   use burgers_hook, only: sgs_hook, stage_hook
    implicit none
    private
 
@@ -174,6 +174,7 @@ contains
          acc = acc + abs(uin(i)) + dt*(abs(flux(i + 1)) + abs(flux(i)))/dx + dt*abs(frc(i))
       end do
       mom_scale = mom_scale + dx*acc
+      if (associated(stage_hook)) call stage_hook(uin, w, flux, flux_sgs, frc, dt, dx)
    end subroutine rk_stage
 
    !> Face fluxes from cell values: fills flux_res, flux_vis, flux_sgs, flux.

@@ -15,7 +15,7 @@ program burgers_les
    use, intrinsic :: ieee_arithmetic, only: ieee_is_finite
    use burgers_core, only: dp, init, set_closure, set_state, step, u, time, &
                            momentum, energy, mom_forcing
-   use burgers_nn, only: burgers_nn_load, burgers_nn_free
+   use burgers_nn, only: burgers_nn_load, burgers_nn_free, burgers_nn_record
    implicit none
 
    integer :: n = 128, nsteps = 1000, every = 10, seed = 1, kmin = 1, kmax = 3
@@ -23,8 +23,10 @@ program burgers_les
    real(dp) :: force_amp = 0.1_dp, force_tau = 1.0_dp
    character(len=32) :: closure = "none", scheme = "central", device = "cpu"
    character(len=512) :: model = "closure.pt", output = "burgers_out.bin", initial = ""
+   character(len=512) :: record_dir = ""
+   integer :: record_every = 1
    namelist /burgers/ n, length, nu, dt, nsteps, every, closure, scheme, cs, model, &
-      device, seed, force_amp, kmin, kmax, force_tau, output, initial
+      device, seed, force_amp, kmin, kmax, force_tau, output, initial, record_dir, record_every
 
    character(len=512) :: nmlfile, msg
    integer :: unit, ios, ierr, s
@@ -43,6 +45,10 @@ program burgers_les
    if (trim(closure) == "nn") then
       call burgers_nn_load(trim(model), trim(device), ierr, msg)
       if (ierr /= 0) call fail("cannot load closure "//trim(model)//": "//trim(msg))
+      if (len_trim(record_dir) > 0) then
+         call burgers_nn_record(trim(record_dir), record_every, ierr, msg)
+         if (ierr /= 0) call fail("cannot record into "//trim(record_dir)//": "//trim(msg))
+      end if
    end if
    call set_closure(trim(closure), cs, trim(scheme), ierr)
    if (ierr /= 0) call fail("unknown closure '"//trim(closure)//"' or scheme '"//trim(scheme)//"'")

@@ -8,14 +8,21 @@
 !> model sees as the torch tensor (1, n): a batch of one domain with n cells.
 !> It must return (1, n): the subgrid flux at the n faces, column j (0-based)
 !> being the LEFT face of cell j+1 (periodic).
+!>
+!> Recording (`burgers_nn_record`): every sampled forward call's record also
+!> gets what the Runge-Kutta stage then did with the flux, under the names
+!> `pyclosure replay` checks budgets with: state_before, state_after, flux
+!> (total, n+1 faces), source, dt, dx; given_x (the cells the closure's input
+!> was built from) and applied_flux (the subgrid flux the host applied at the
+!> n faces), which replay compares with the recorded input and output.
 module burgers_nn
    use, intrinsic :: iso_fortran_env, only: real64, error_unit
-   use nn_closure, only: nn_model, nn_load, nn_forward, nn_free, NN_OK
-   use burgers_hook, only: sgs_hook
+   use nn_closure, only: nn_model, nn_load, nn_forward, nn_free, nn_record_start, nn_record_array, NN_OK
+   use burgers_hook, only: sgs_hook, stage_hook
    implicit none
    private
 
-   public :: burgers_nn_load, burgers_nn_free, nn_sgs_flux
+   public :: burgers_nn_load, burgers_nn_free, burgers_nn_record, nn_sgs_flux
 
    type(nn_model), save :: model              ! the loaded closure
    real(real64), allocatable, save :: u2(:, :), tau2(:, :)  ! (n, 1) buffers
@@ -35,10 +42,36 @@ contains
 
    !> Remove the hook and free the closure (safe to call twice).
    subroutine burgers_nn_free()
-      nullify(sgs_hook)
+      nullify(sgs_hook, stage_hook)
       call nn_free(model)
       if (allocated(u2)) deallocate(u2, tau2)
    end subroutine burgers_nn_free
+
+   !> Record every `every`-th forward call into `dir` for `pyclosure replay`,
+   !> with the host states of the stage that used it (after burgers_nn_load).
+   subroutine burgers_nn_record(dir, every, ierr, errmsg)
+      character(len=*), intent(in) :: dir     !< new or empty directory
+      integer, intent(in) :: every            !< record call 1, 1+every, ...
+      integer, intent(out) :: ierr            !< NN_OK on success
+      character(len=*), intent(out) :: errmsg !< message when ierr /= NN_OK
+      call nn_record_start(model, dir, every=every, stat=ierr, errmsg=errmsg)
+      if (ierr == NN_OK) stage_hook => record_stage
+   end subroutine burgers_nn_record
+
+   !> The stage hook while recording: add the stage's host states to the
+   !> record of the forward call it used (a no-op for calls not sampled).
+   subroutine record_stage(uin, w, flux, flux_sgs, frc, dt, dx)
+      real(real64), intent(in) :: uin(:), w(:), flux(:), flux_sgs(:), frc(:)
+      real(real64), intent(in) :: dt, dx
+      call nn_record_array(model, "state_before", uin)
+      call nn_record_array(model, "given_x", uin)
+      call nn_record_array(model, "state_after", w)
+      call nn_record_array(model, "flux", flux)
+      call nn_record_array(model, "applied_flux", flux_sgs(1:size(w)))
+      call nn_record_array(model, "source", frc)
+      call nn_record_array(model, "dt", dt)
+      call nn_record_array(model, "dx", dx)
+   end subroutine record_stage
 
    !> Subgrid flux at the n faces from the n cell values (the hook). A failing
    !> forward pass stops the run with the bridge's message: a model that
