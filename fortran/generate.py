@@ -73,14 +73,21 @@ def array_constructor(kind, dtype, nbytes):
 
 def forward_pair(kind):
     return [
-        f"  !> One real({kind}) input and one output of any rank 1 to {MAX_RANK}.",
-        f"  subroutine forward_{kind}(model, x, y, stat, errmsg)",
+        f"  !> One real({kind}) input and one output of any rank 0 to {MAX_RANK}; fallback (shaped",
+        "  !> like y) and flags as in the general form.",
+        f"  subroutine forward_{kind}(model, x, y, stat, errmsg, fallback, flags)",
         "    type(nn_model), intent(in) :: model",
         f"    real({kind}), intent(in), target :: x(..)",
         f"    real({kind}), intent(inout), target :: y(..)",
         "    integer, intent(out), optional :: stat",
         "    character(len=*), intent(out), optional :: errmsg",
-        "    call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg)",
+        f"    real({kind}), intent(in), target, optional :: fallback(..)",
+        "    integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)",
+        "    if (present(fallback)) then",
+        "      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, [nn_array(fallback)], flags)",
+        "    else",
+        "      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, flags=flags)",
+        "    end if",
         f"  end subroutine forward_{kind}",
         "",
     ]

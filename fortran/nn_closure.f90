@@ -16,7 +16,7 @@
 !> without iostat. Arrays given to nn_array must stay alive (and should have
 !> the target attribute) until the nn_forward call that uses them returns.
 module nn_closure
-  use, intrinsic :: iso_c_binding, only: c_associated, c_char, c_f_pointer, c_int, c_int64_t, &
+  use, intrinsic :: iso_c_binding, only: c_associated, c_char, c_f_pointer, c_int, c_int32_t, c_int64_t, &
       c_intptr_t, c_loc, c_null_char, c_null_ptr, c_ptr, c_size_t
   use, intrinsic :: iso_fortran_env, only: real32, real64
   use nn_closure_c
@@ -42,7 +42,7 @@ module nn_closure
   integer, parameter, public :: NN_ERR_INTERNAL = 99
 
   !> Element types (enum nnc_dtype).
-  integer(c_int), parameter :: NNC_FLOAT32 = 1, NNC_FLOAT64 = 2
+  integer(c_int), parameter :: NNC_FLOAT32 = 1, NNC_FLOAT64 = 2, NNC_INT32 = 3
 
   !> A loaded model. Default-initialised to "not loaded".
   type, public :: nn_model
@@ -62,6 +62,11 @@ module nn_closure
 
   public :: nn_load, nn_free, nn_forward, nn_set_num_threads, nn_get_num_threads, nn_version
   public :: nn_loaded, nn_device, nn_record_start, nn_record_array, nn_record_stop
+  public :: nn_stats, nn_get_stats, nn_stats_summary
+  public :: NN_FLAG_NONFINITE_INPUT, NN_FLAG_NONFINITE_OUTPUT, NN_FLAG_OOD
+
+  !> Bits of the per-column flags (enum nnc_flag).
+  integer, parameter :: NN_FLAG_NONFINITE_INPUT = 1, NN_FLAG_NONFINITE_OUTPUT = 2, NN_FLAG_OOD = 4
 
   !> Add a host array to the record of the last forward call:
   !> nn_record_array(model, "state_before", u). Real32 or real64, rank 0 to 5.
@@ -84,21 +89,55 @@ contains
 
   !> Load a model file once; device is "cpu" (default), "cuda", "cuda:N" or
   !> "auto" (the MPI local rank's GPU when there is one, else the CPU).
-  subroutine nn_load(model, path, device, stat, errmsg)
+  !> Guardrails: nonfinite = "error" (default), "fallback" or "off";
+  !> ood = "off" (default), "flag" or "fallback"; ood_threshold overrides
+  !> the model's. With a fallback policy every nn_forward passes fallback=.
+  subroutine nn_load(model, path, device, stat, errmsg, nonfinite, ood, ood_threshold)
     type(nn_model), intent(inout) :: model
     character(len=*), intent(in) :: path
     character(len=*), intent(in), optional :: device
     integer, intent(out), optional :: stat
     character(len=*), intent(out), optional :: errmsg
+    character(len=*), intent(in), optional :: nonfinite, ood
+    real(real64), intent(in), optional :: ood_threshold
     integer(c_int) :: status
+    character(len=:), allocatable :: options, dev
+    character(len=40) :: num
     if (c_associated(model%handle)) status = nnc_model_free(model%handle)
-    if (present(device)) then
-      status = nnc_model_load(model%handle, to_c(path), to_c(device))
-    else
-      status = nnc_model_load(model%handle, to_c(path), to_c("cpu"))
+    dev = "cpu"
+    if (present(device)) dev = device
+    options = ""
+    if (present(nonfinite)) options = options // "nonfinite=" // trim(nonfinite) // ","
+    if (present(ood)) options = options // "ood=" // trim(ood) // ","
+    if (present(ood_threshold)) then
+      write (num, '(es24.17)') ood_threshold
+      options = options // "ood_threshold=" // trim(adjustl(num))
     end if
+    status = nnc_model_load_with(model%handle, to_c(path), to_c(dev), to_c(options))
     call finish(status, "nn_load", stat, errmsg)
   end subroutine nn_load
+
+  !> Statistics since load: calls, columns, time per call, fallbacks by reason.
+  subroutine nn_get_stats(model, stats, stat, errmsg)
+    type(nn_model), intent(in) :: model
+    type(nn_stats), intent(out) :: stats
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    call finish(nnc_model_stats(model%handle, stats), "nn_get_stats", stat, errmsg)
+  end subroutine nn_get_stats
+
+  !> The statistics as one line of text (what NN_CLOSURE_STATS=1 prints at nn_free).
+  function nn_stats_summary(model) result(text)
+    type(nn_model), intent(in) :: model
+    character(len=:), allocatable :: text
+    character(kind=c_char) :: buf(1024)
+    buf = c_null_char
+    if (nnc_model_stats_summary(model%handle, buf, int(size(buf), c_size_t)) /= NN_OK) then
+      text = last_error()
+    else
+      text = from_c(buf)
+    end if
+  end function nn_stats_summary
 
   !> Free a model. Freeing twice, or freeing a model never loaded, is fine.
   subroutine nn_free(model, stat, errmsg)
@@ -152,20 +191,48 @@ contains
     end if
   end function nn_version
 
-  !> The general form: any number of inputs and outputs.
-  subroutine forward_arrays(model, inputs, outputs, stat, errmsg)
+  !> The general form: any number of inputs and outputs. fallback: the host's
+  !> classical result for the first size(fallback) outputs (same shapes);
+  !> columns flagged under a fallback policy get it. flags (one per column)
+  !> receives NN_FLAG_* bits, 0 for a clean column.
+  subroutine forward_arrays(model, inputs, outputs, stat, errmsg, fallback, flags)
     type(nn_model), intent(in) :: model
     type(nn_array), intent(in) :: inputs(:), outputs(:)
     integer, intent(out), optional :: stat
     character(len=*), intent(out), optional :: errmsg
-    type(nnc_array), target :: cin(size(inputs)), cout(size(outputs))
+    type(nn_array), intent(in), optional :: fallback(:)
+    integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)
+    type(nnc_array), target :: cin(size(inputs)), cout(size(outputs)), cflags(1)
+    type(nnc_array), allocatable, target :: cfbs(:)
     integer(c_int64_t), target :: sin(NNC_MAX_RANK, size(inputs)), sout(NNC_MAX_RANK, size(outputs))
-    integer(c_int) :: status
+    integer(c_int64_t), allocatable, target :: sfb(:, :)
+    integer(c_int) :: status, nfb
+    type(c_ptr) :: pflags
     character(len=:), allocatable :: message
     status = to_descriptors(inputs, cin, sin, "input", message)
     if (status == NN_OK) status = to_descriptors(outputs, cout, sout, "output", message)
-    if (status == NN_OK) status = nnc_model_forward(model%handle, int(size(inputs), c_int), cin, &
-        int(size(outputs), c_int), cout)
+    nfb = 0
+    if (present(fallback)) then
+      nfb = int(size(fallback), c_int)
+      allocate (cfbs(max(nfb, 1)), sfb(NNC_MAX_RANK, max(nfb, 1)))
+      if (status == NN_OK .and. nfb > 0) status = to_descriptors(fallback, cfbs, sfb, "fallback", message)
+    else
+      allocate (cfbs(1), sfb(NNC_MAX_RANK, 1))
+    end if
+    pflags = c_null_ptr
+    if (present(flags)) then
+      cflags(1)%data = c_null_ptr
+      if (size(flags) > 0) cflags(1)%data = c_loc(flags(1))
+      cflags(1)%dtype = NNC_INT32
+      cflags(1)%rank = 1
+      cflags(1)%order = NNC_ORDER_F
+      cflags(1)%shape = 0
+      cflags(1)%shape(1) = size(flags, kind=c_int64_t)
+      cflags(1)%strides = c_null_ptr
+      pflags = c_loc(cflags(1))
+    end if
+    if (status == NN_OK) status = nnc_model_forward_fallback(model%handle, int(size(inputs), c_int), cin, &
+        int(size(outputs), c_int), cout, nfb, cfbs, pflags)
     call finish(status, "nn_forward", stat, errmsg, message)
   end subroutine forward_arrays
 
@@ -405,14 +472,21 @@ contains
     end select
   end function nn_array_real32
 
-  !> One real(real32) input and one output of any rank 1 to 5.
-  subroutine forward_real32(model, x, y, stat, errmsg)
+  !> One real(real32) input and one output of any rank 0 to 5; fallback (shaped
+  !> like y) and flags as in the general form.
+  subroutine forward_real32(model, x, y, stat, errmsg, fallback, flags)
     type(nn_model), intent(in) :: model
     real(real32), intent(in), target :: x(..)
     real(real32), intent(inout), target :: y(..)
     integer, intent(out), optional :: stat
     character(len=*), intent(out), optional :: errmsg
-    call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg)
+    real(real32), intent(in), target, optional :: fallback(..)
+    integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)
+    if (present(fallback)) then
+      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, [nn_array(fallback)], flags)
+    else
+      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, flags=flags)
+    end if
   end subroutine forward_real32
 
   !> Add a real(real32) host array of rank 0 to 5 to the current record.
@@ -489,14 +563,21 @@ contains
     end select
   end function nn_array_real64
 
-  !> One real(real64) input and one output of any rank 1 to 5.
-  subroutine forward_real64(model, x, y, stat, errmsg)
+  !> One real(real64) input and one output of any rank 0 to 5; fallback (shaped
+  !> like y) and flags as in the general form.
+  subroutine forward_real64(model, x, y, stat, errmsg, fallback, flags)
     type(nn_model), intent(in) :: model
     real(real64), intent(in), target :: x(..)
     real(real64), intent(inout), target :: y(..)
     integer, intent(out), optional :: stat
     character(len=*), intent(out), optional :: errmsg
-    call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg)
+    real(real64), intent(in), target, optional :: fallback(..)
+    integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)
+    if (present(fallback)) then
+      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, [nn_array(fallback)], flags)
+    else
+      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, flags=flags)
+    end if
   end subroutine forward_real64
 
   !> Add a real(real64) host array of rank 0 to 5 to the current record.

@@ -2,12 +2,20 @@
 !> cbridge/include/nn_closure.h one to one. Host models use nn_closure,
 !> never this module.
 module nn_closure_c
-  use, intrinsic :: iso_c_binding, only: c_char, c_int, c_int64_t, c_null_ptr, c_ptr, c_size_t
+  use, intrinsic :: iso_c_binding, only: c_char, c_double, c_int, c_int64_t, c_null_ptr, c_ptr, c_size_t
   implicit none
   private
 
   integer, parameter, public :: NNC_MAX_RANK = 8, NNC_NAME_LEN = 64
   integer(c_int), parameter, public :: NNC_ORDER_F = 1
+
+  !> Statistics of one model (struct nnc_stats); public through nn_closure.
+  type, bind(c), public :: nn_stats
+    integer(c_int64_t) :: calls = 0, errors = 0, columns = 0, fallback_columns = 0
+    integer(c_int64_t) :: nonfinite_input_columns = 0, nonfinite_output_columns = 0, ood_columns = 0
+    real(c_double) :: time_min = 0, time_median = 0, time_max = 0, time_total = 0
+    integer(c_int64_t) :: reserved(6) = 0
+  end type nn_stats
 
   !> An array as the caller sees it (struct nnc_array).
   type, bind(c), public :: nnc_array
@@ -30,6 +38,7 @@ module nn_closure_c
   public :: nnc_version, nnc_last_error_copy, nnc_set_num_threads, nnc_get_num_threads
   public :: nnc_model_load, nnc_model_free, nnc_model_forward, nnc_model_num_io, nnc_model_io
   public :: nnc_model_device, nnc_record_start, nnc_record_array, nnc_record_stop
+  public :: nnc_model_load_with, nnc_model_forward_fallback, nnc_model_stats, nnc_model_stats_summary
 
   interface
     integer(c_int) function nnc_version(version, libtorch_version) bind(c, name="nnc_version")
@@ -111,5 +120,33 @@ module nn_closure_c
       import :: c_ptr, c_int
       type(c_ptr), value :: model
     end function nnc_record_stop
+
+    integer(c_int) function nnc_model_load_with(model, path, device, options) bind(c, name="nnc_model_load_with")
+      import :: c_ptr, c_char, c_int
+      type(c_ptr), intent(out) :: model
+      character(kind=c_char), intent(in) :: path(*), device(*), options(*)
+    end function nnc_model_load_with
+
+    integer(c_int) function nnc_model_forward_fallback(model, num_inputs, inputs, num_outputs, outputs, &
+        num_fallback, fallback, flags) bind(c, name="nnc_model_forward_fallback")
+      import :: c_int, c_ptr, nnc_array
+      type(c_ptr), value :: model
+      integer(c_int), value :: num_inputs, num_outputs, num_fallback
+      type(nnc_array), intent(in) :: inputs(*), outputs(*), fallback(*)
+      type(c_ptr), value :: flags
+    end function nnc_model_forward_fallback
+
+    integer(c_int) function nnc_model_stats(model, stats) bind(c, name="nnc_model_stats")
+      import :: c_int, c_ptr, nn_stats
+      type(c_ptr), value :: model
+      type(nn_stats), intent(out) :: stats
+    end function nnc_model_stats
+
+    integer(c_int) function nnc_model_stats_summary(model, buf, buflen) bind(c, name="nnc_model_stats_summary")
+      import :: c_char, c_int, c_ptr, c_size_t
+      type(c_ptr), value :: model
+      character(kind=c_char), intent(out) :: buf(*)
+      integer(c_size_t), value :: buflen
+    end function nnc_model_stats_summary
   end interface
 end module nn_closure_c

@@ -84,12 +84,23 @@ class Model:
         A TorchScript file, with or without an embedded pyclosure contract.
     device : str
         "cpu" (default), "cuda", "cuda:N" or "auto".
+    nonfinite : str
+        "error" (default: a NaN or Inf in an input or output raises
+        NonFiniteError naming the column), "fallback" (such columns get the
+        host's values passed with ``fallback=``) or "off".
+    ood : str
+        "off" (default), "flag" or "fallback": what to do with columns whose
+        out-of-distribution score (the contract's ``ood`` output) exceeds the
+        threshold (the contract's, or ``ood_threshold``).
     """
 
-    def __init__(self, path, device="cpu"):
+    def __init__(self, path, device="cpu", *, nonfinite="error", ood="off", ood_threshold=None):
         self.path = os.fspath(path)
         box = ffi.new("nnc_model *")
-        _check(lib.nnc_model_load(box, os.fsencode(self.path), device.encode()))
+        options = f"nonfinite={nonfinite},ood={ood}"
+        if ood_threshold is not None:
+            options += f",ood_threshold={float(ood_threshold)!r}"
+        _check(lib.nnc_model_load_with(box, os.fsencode(self.path), device.encode(), options.encode()))
         self._owner = box  # owns the memory of the handle slot
         self._box = ffi.gc(box, lib.nnc_model_free)
         has = ffi.new("int *")
@@ -146,27 +157,60 @@ class Model:
             outs.append(np.empty(shape, dtype=np.dtype(io["dtype"])))
         return outs
 
-    def forward(self, *inputs, out=None):
+    def forward(self, *inputs, out=None, fallback=None, flags=None):
         """Run the model on numpy arrays (batch first); returns the output array(s).
 
         With one output, returns the array; with several, a tuple. ``out``
         (a list of arrays) receives the outputs in place and is returned.
+        ``fallback`` (a list of arrays shaped like the first outputs) is the
+        host's classical result for the fallback policies; ``flags`` (int32,
+        one per column) receives the nnc_flag bits of each column.
         """
         inputs = [np.asarray(a) if not isinstance(a, np.ndarray) else a for a in inputs]
         outputs = list(out) if out is not None else self._allocate(inputs)
+        fallback = [np.asarray(a) for a in (fallback or [])]
         cin = ffi.new("nnc_array[]", max(len(inputs), 1))
         cout = ffi.new("nnc_array[]", max(len(outputs), 1))
-        keep = _describe(inputs, cin, "input") + _describe(outputs, cout, "output")
-        for a in outputs:
+        cfb = ffi.new("nnc_array[]", max(len(fallback), 1))
+        cflags = ffi.new("nnc_array[]", 1)
+        keep = _describe(inputs, cin, "input") + _describe(outputs, cout, "output") \
+            + _describe(fallback, cfb, "fallback")
+        if flags is not None:
+            keep += _describe([flags], cflags, "flags")
+        for a in outputs + ([flags] if flags is not None else []):
             if not a.flags.writeable:
                 raise ArgumentError("an output array is read-only")
-        _check(lib.nnc_model_forward(self.handle, len(inputs), cin, len(outputs), cout))
+        _check(lib.nnc_model_forward_fallback(self.handle, len(inputs), cin, len(outputs), cout, len(fallback),
+                                              cfb if fallback else ffi.NULL,
+                                              cflags if flags is not None else ffi.NULL))
         del keep
         if out is not None:
             return out
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     __call__ = forward
+
+    @property
+    def policy(self):
+        """The guardrail options in effect, e.g. "nonfinite=error, ood=off"."""
+        buf = ffi.new("char[]", 256)
+        _check(lib.nnc_model_policy(self.handle, buf, 256))
+        return ffi.string(buf).decode()
+
+    @property
+    def stats(self):
+        """Statistics since load: calls, errors, columns, fallback and flag counts, times (s)."""
+        st = ffi.new("nnc_stats *")
+        _check(lib.nnc_model_stats(self.handle, st))
+        names = ("calls", "errors", "columns", "fallback_columns", "nonfinite_input_columns",
+                 "nonfinite_output_columns", "ood_columns", "time_min", "time_median", "time_max", "time_total")
+        return {n: getattr(st, n) for n in names}
+
+    def stats_summary(self):
+        """The one-paragraph statistics summary (as printed at free with NN_CLOSURE_STATS=1)."""
+        buf = ffi.new("char[]", 1024)
+        _check(lib.nnc_model_stats_summary(self.handle, buf, 1024))
+        return ffi.string(buf).decode()
 
     def record_start(self, directory, every=1, max_bytes=None):
         """Record every ``every``-th forward call into ``directory`` for ``pyclosure replay``.

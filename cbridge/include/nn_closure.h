@@ -91,6 +91,29 @@ typedef struct nnc_io_info {
 
 typedef struct nnc_model_s *nnc_model;
 
+/** Why a column was flagged (bits of the per-column flags array). */
+enum nnc_flag {
+    NNC_FLAG_NONFINITE_INPUT = 1,   /**< an input value of the column is NaN or Inf */
+    NNC_FLAG_NONFINITE_OUTPUT = 2,  /**< an output value of the column is NaN or Inf */
+    NNC_FLAG_OOD = 4                /**< the model's OOD score is above its threshold */
+};
+
+/** Statistics of one model since it was loaded (see nnc_model_stats). */
+typedef struct nnc_stats {
+    int64_t calls;                    /**< forward calls that succeeded */
+    int64_t errors;                   /**< forward calls that returned an error */
+    int64_t columns;                  /**< columns (batch rows) over all calls */
+    int64_t fallback_columns;         /**< columns given the host's fallback values */
+    int64_t nonfinite_input_columns;  /**< columns with a non-finite input */
+    int64_t nonfinite_output_columns; /**< columns with a non-finite output */
+    int64_t ood_columns;              /**< columns flagged out of distribution */
+    double time_min;                  /**< seconds per successful call */
+    double time_median;               /**< (from 2 % wide bins: about 1 % accurate) */
+    double time_max;
+    double time_total;
+    int64_t reserved[6];
+} nnc_stats;
+
 /** Bridge version "MAJOR.MINOR.PATCH" and the libtorch it was built with.
  *  Both strings are static; never free them. */
 int nnc_version(const char **version, const char **libtorch_version);
@@ -118,6 +141,27 @@ int nnc_get_num_threads(int *n);
  * truncated, invalid embedded contract), NNC_ERR_BAD_DEVICE, NNC_ERR_NO_DEVICE.
  */
 int nnc_model_load(nnc_model *model, const char *path, const char *device);
+
+/**
+ * Load with guardrail options, a string of key=value pairs separated by
+ * commas or spaces (NULL or "" for the defaults):
+ *   nonfinite=error|fallback|off  NaN/Inf in any input or output. error
+ *       (default): NNC_ERR_NONFINITE naming the variable and the column,
+ *       nothing written; fallback: those columns get the host's fallback
+ *       values; off: no check.
+ *   ood=off|flag|fallback  the model's out-of-distribution score (the
+ *       contract's "ood" output, e.g. pyclosure.ood.GuardedClosure) against
+ *       its threshold: flag counts and flags the columns; fallback also
+ *       gives them the host's fallback values. Needs a model with a score.
+ *   ood_threshold=X  use X instead of the contract's threshold.
+ * With a fallback policy every call must pass fallback arrays
+ * (nnc_model_forward_fallback). Errors as nnc_model_load, plus
+ * NNC_ERR_ARGUMENT for a bad option.
+ */
+int nnc_model_load_with(nnc_model *model, const char *path, const char *device, const char *options);
+
+/** The options in effect, e.g. "nonfinite=error, ood=off" (into buf). */
+int nnc_model_policy(nnc_model model, char *buf, size_t buflen);
 
 /** Free a model and set *model to NULL. Freeing NULL (twice) is NNC_OK.
  *  A recording is stopped first; if its last record cannot be written the
@@ -149,10 +193,32 @@ int nnc_model_io(nnc_model model, int is_output, int index, nnc_io_info *info);
  * first and an error names the argument, the expected and the actual
  * shape or dtype; nothing is written to the outputs on error.
  * Errors: NNC_ERR_HANDLE, NNC_ERR_NARGS, NNC_ERR_RANK, NNC_ERR_SHAPE,
- * NNC_ERR_DTYPE, NNC_ERR_ARGUMENT, NNC_ERR_RUNTIME.
+ * NNC_ERR_DTYPE, NNC_ERR_ARGUMENT, NNC_ERR_RUNTIME, NNC_ERR_NONFINITE (a NaN
+ * or Inf in an input or output under the default nonfinite=error policy).
  */
 int nnc_model_forward(nnc_model model, int num_inputs, const nnc_array *inputs,
                       int num_outputs, const nnc_array *outputs);
+
+/**
+ * nnc_model_forward with the host's classical result for fallback: arrays
+ * fallback[0..num_fallback-1] have the shape and dtype of outputs
+ * 0..num_fallback-1 (later outputs, such as an OOD score, have none). Columns
+ * flagged under a fallback policy get the fallback's values in those
+ * outputs; every other column keeps the network's. `flags`, when not NULL,
+ * is an int32 array with one entry per column and receives nnc_flag bits
+ * (0 for a clean column). Either pointer may be NULL when not needed.
+ * Errors: as nnc_model_forward, plus NNC_ERR_NONFINITE (nonfinite=error).
+ */
+int nnc_model_forward_fallback(nnc_model model, int num_inputs, const nnc_array *inputs, int num_outputs,
+                               const nnc_array *outputs, int num_fallback, const nnc_array *fallback,
+                               const nnc_array *flags);
+
+/** Statistics since load. With NN_CLOSURE_STATS=1 in the environment a
+ *  one-paragraph summary goes to stderr when the model is freed. */
+int nnc_model_stats(nnc_model model, nnc_stats *stats);
+
+/** That summary as text (into buf, truncated to buflen). */
+int nnc_model_stats_summary(nnc_model model, char *buf, size_t buflen);
 
 /* ---- Recording for replay ------------------------------------------------
  * While a model records, every `every`-th forward call (the first one after

@@ -2,6 +2,8 @@
 // nnc::guarded, so no exception crosses the boundary, and checks its handle
 // against the registry of live models, so a freed or foreign handle is an
 // error status, never a crash.
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -19,7 +21,8 @@
 
 struct nnc_model_s {
     nnc::Model model;
-    nnc_model_s(const std::string &path, const std::string &device) : model(path, device) {}
+    nnc_model_s(const std::string &path, const std::string &device, const nnc::Policy &policy)
+        : model(path, device, policy) {}
 };
 
 namespace nnc {
@@ -98,12 +101,13 @@ int nnc_get_num_threads(int *n) {
     });
 }
 
-int nnc_model_load(nnc_model *model, const char *path, const char *device) {
+int nnc_model_load_with(nnc_model *model, const char *path, const char *device, const char *options) {
     return guarded([&] {
         require_nonnull(model, "model");
         *model = nullptr;
         require_nonnull(path, "path");
-        auto *m = new nnc_model_s(path, device ? device : "cpu");
+        const nnc::Policy policy = nnc::parse_policy(options ? options : "");
+        auto *m = new nnc_model_s(path, device ? device : "cpu", policy);
         try {
             std::lock_guard<std::mutex> lock(nnc::registry_mutex);
             nnc::registry().insert(m);
@@ -113,6 +117,14 @@ int nnc_model_load(nnc_model *model, const char *path, const char *device) {
         }
         *model = m;
     });
+}
+
+int nnc_model_load(nnc_model *model, const char *path, const char *device) {
+    return nnc_model_load_with(model, path, device, nullptr);
+}
+
+int nnc_model_policy(nnc_model model, char *buf, size_t buflen) {
+    return guarded([&] { nnc::copy_string(nnc::live(model).policy().describe(), buf, buflen); });
 }
 
 int nnc_model_free(nnc_model *model) {
@@ -127,6 +139,9 @@ int nnc_model_free(nnc_model *model) {
         }
         *model = nullptr;
         std::unique_ptr<nnc_model_s> owned(m);
+        const char *show = std::getenv("NN_CLOSURE_STATS");
+        if (show && *show && std::string(show) != "0")
+            std::fprintf(stderr, "nn_closure: %s\n", owned->model.stats_summary().c_str());
         owned->model.record_stop();  // may throw NNC_ERR_RECORD; the model is freed either way
     });
 }
@@ -177,6 +192,25 @@ int nnc_model_io(nnc_model model, int is_output, int index, nnc_io_info *info) {
 int nnc_model_forward(nnc_model model, int num_inputs, const nnc_array *inputs, int num_outputs,
                       const nnc_array *outputs) {
     return guarded([&] { nnc::live(model).forward(num_inputs, inputs, num_outputs, outputs); });
+}
+
+int nnc_model_forward_fallback(nnc_model model, int num_inputs, const nnc_array *inputs, int num_outputs,
+                               const nnc_array *outputs, int num_fallback, const nnc_array *fallback,
+                               const nnc_array *flags) {
+    return guarded([&] {
+        nnc::live(model).forward(num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags);
+    });
+}
+
+int nnc_model_stats(nnc_model model, nnc_stats *stats) {
+    return guarded([&] {
+        require_nonnull(stats, "stats");
+        *stats = nnc::live(model).stats();
+    });
+}
+
+int nnc_model_stats_summary(nnc_model model, char *buf, size_t buflen) {
+    return guarded([&] { nnc::copy_string(nnc::live(model).stats_summary(), buf, buflen); });
 }
 
 int nnc_record_start(nnc_model model, const char *dir, int every, int64_t max_bytes) {

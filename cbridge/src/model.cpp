@@ -9,6 +9,8 @@
 #include <ATen/Parallel.h>
 
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +20,8 @@
 #include "errors.hpp"
 #include "layout.hpp"
 #include "record.hpp"
+#include "json.hpp"
+#include "stats.hpp"
 
 #ifndef NNC_VERSION_STRING
 #define NNC_VERSION_STRING "0.0.0"
@@ -35,6 +39,10 @@ struct Model::Impl {
     std::string path;
     std::atomic<int64_t> calls{0};       // forward calls that succeeded
     std::unique_ptr<Recorder> recorder;  // while recording
+    Policy policy;
+    int ood_output = -1;                 // index of the OOD score output (ood policy on)
+    double ood_threshold = 0.0;
+    Stats stats;
 };
 
 namespace {
@@ -188,9 +196,11 @@ std::string resolve_device(const std::string &device) {
     return "cuda:" + std::to_string(index);
 }
 
-Model::Model(const std::string &path, const std::string &device) : impl_(std::make_unique<Impl>()) {
+Model::Model(const std::string &path, const std::string &device, const Policy &policy)
+    : impl_(std::make_unique<Impl>()) {
     const std::string dev = resolve_device(device);
     impl_->path = path;
+    impl_->policy = policy;
     if (std::FILE *f = std::fopen(path.c_str(), "rb")) {
         std::fclose(f);
     } else {
@@ -214,17 +224,54 @@ Model::Model(const std::string &path, const std::string &device) : impl_(std::ma
     } catch (const std::exception &e) {
         throw Error(NNC_ERR_FORMAT, "'" + path + "' has no forward method: " + torch_message(e));
     }
+    if (policy.ood != Policy::Ood::Off) setup_ood(path);
     RecordSetup env = setup_from_environment(path);
     if (!env.dir.empty()) record_start(env.dir, env.every, env.max_bytes);
 }
 
 Model::~Model() = default;
 
+void Model::setup_ood(const std::string &path) {
+    const Contract *c = impl_->contract.get();
+    const json::Value *ood = nullptr;
+    json::Value doc;
+    if (c) {
+        doc = json::parse(c->json);
+        ood = doc.find("ood");
+    }
+    const json::Value *out = ood ? ood->find("output") : nullptr;
+    if (!out || !out->is(json::Value::Kind::String))
+        throw Error(NNC_ERR_ARGUMENT, "ood=" + std::string(impl_->policy.ood == Policy::Ood::Flag ? "flag" : "fallback") +
+                                          " needs a model with an out-of-distribution score, and '" + path +
+                                          "' declares none (export a pyclosure.ood.GuardedClosure)");
+    for (size_t k = 0; k < c->outputs.size(); ++k)
+        if (c->outputs[k].name == out->string) impl_->ood_output = static_cast<int>(k);
+    if (impl_->ood_output < 0)
+        throw Error(NNC_ERR_FORMAT, "the contract's ood output '" + out->string + "' is not one of its outputs");
+    const json::Value *t = ood->find("threshold");
+    if (impl_->policy.has_threshold) impl_->ood_threshold = impl_->policy.ood_threshold;
+    else if (t && t->is(json::Value::Kind::Number)) impl_->ood_threshold = t->number;
+    else throw Error(NNC_ERR_FORMAT, "the contract's ood entry has no numeric threshold: give ood_threshold=X");
+}
+
 const Contract *Model::contract() const { return impl_->contract.get(); }
 
 std::string Model::device() const { return impl_->device.str(); }
 
-void Model::forward(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs) {
+void Model::forward(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs,
+                    int num_fallback, const nnc_array *fallback, const nnc_array *flags) {
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+        run(num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags, t0);
+    } catch (...) {
+        impl_->stats.add_error();
+        throw;
+    }
+}
+
+void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs,
+                int num_fallback, const nnc_array *fallback, const nnc_array *flags,
+                std::chrono::steady_clock::time_point t0) {
     if (num_inputs < 0 || num_outputs < 0) throw Error(NNC_ERR_NARGS, "negative number of inputs or outputs");
     if (num_inputs > 0) require_nonnull(inputs, "inputs");
     if (num_outputs > 0) require_nonnull(outputs, "outputs");
@@ -238,15 +285,21 @@ void Model::forward(int num_inputs, const nnc_array *inputs, int num_outputs, co
             throw Error(NNC_ERR_NARGS, "the model's forward takes " + std::to_string(impl_->forward_arity) +
                                            " input(s), got " + std::to_string(num_inputs));
     }
+    const Policy &pol = impl_->policy;
+    const int64_t batch = num_inputs > 0 && inputs[0].rank > 0 ? torch_sizes(inputs[0])[0] : 1;
+    check_guard_arrays(c, num_outputs, outputs, num_fallback, fallback, flags, batch);
     Recorder *rec = impl_->recorder.get();
     if (rec) rec->flush();  // the previous call's record, with its host arrays
     const bool recorded = rec && rec->sample();
     c10::InferenceMode inference;
+    thread_local std::vector<uint8_t> col;  // per-column nnc_flag bits, reused across calls
+    col.assign(static_cast<size_t>(batch), 0);
     std::vector<c10::IValue> args;
     std::vector<NpyArray> recorded_inputs;
     args.reserve(static_cast<size_t>(num_inputs));
     for (int i = 0; i < num_inputs; ++i) {
         torch::Tensor t = input_tensor(inputs[i]);
+        if (pol.nonfinite != Policy::NonFinite::Off) check_finite(t, inputs[i], c, false, i, batch, col);
         if (recorded) recorded_inputs.push_back(record_of(io_name(c, false, i), t));
         args.emplace_back(impl_->device.is_cpu() ? t : t.to(impl_->device));
     }
@@ -263,7 +316,7 @@ void Model::forward(int num_inputs, const nnc_array *inputs, int num_outputs, co
                                        std::to_string(num_outputs) + " output array(s) were given");
     for (int i = 0; i < num_outputs; ++i) {  // check all before writing any
         const nnc_array &o = outputs[i];
-        const torch::Tensor &r = results[static_cast<size_t>(i)];
+        torch::Tensor &r = results[static_cast<size_t>(i)];
         if (r.scalar_type() != scalar_type(o.dtype))
             throw Error(NNC_ERR_DTYPE, out_label(c, i) + ": the model returned " + scalar_name(r.scalar_type()) +
                                            ", the output array is " + dtype_name(o.dtype));
@@ -272,16 +325,112 @@ void Model::forward(int num_inputs, const nnc_array *inputs, int num_outputs, co
             throw Error(NNC_ERR_SHAPE, out_label(c, i) + ": the model returned shape " +
                                            format_dims(r.sizes().vec(), o.order) + ", the output array has shape " +
                                            caller_shape(o));
+        if (pol.nonfinite != Policy::NonFinite::Off) {
+            r = r.device().is_cpu() ? r.contiguous() : r.to(torch::kCPU).contiguous();
+            check_finite(r, o, c, true, i, batch, col);
+        }
+    }
+    if (pol.ood != Policy::Ood::Off) {
+        torch::Tensor score = results[static_cast<size_t>(impl_->ood_output)].to(torch::kCPU).contiguous();
+        scan_ood(score.data_ptr(), outputs[impl_->ood_output].dtype, batch, batch ? score.numel() / batch : 0,
+                 impl_->ood_threshold, col);
+    }
+    const uint8_t replace = (pol.nonfinite == Policy::NonFinite::Fallback ? kNonFiniteInput | kNonFiniteOutput : 0) |
+                            (pol.ood == Policy::Ood::Fallback ? kOod : 0);
+    int64_t counts[4] = {0, 0, 0, 0};  // non-finite input, non-finite output, ood, replaced
+    std::vector<int64_t> rows;
+    for (int64_t b = 0; b < batch; ++b) {
+        const uint8_t f = col[static_cast<size_t>(b)];
+        if (!f) continue;
+        counts[0] += (f & kNonFiniteInput) != 0;
+        counts[1] += (f & kNonFiniteOutput) != 0;
+        counts[2] += (f & kOod) != 0;
+        if (f & replace) rows.push_back(b);
+    }
+    counts[3] = static_cast<int64_t>(rows.size());
+    const std::vector<torch::Tensor> network = recorded ? results : std::vector<torch::Tensor>();
+    if (!rows.empty()) {  // the host's values in the flagged columns, the network's elsewhere
+        torch::Tensor idx = torch::tensor(rows, torch::kInt64);
+        for (int i = 0; i < num_fallback; ++i) {
+            torch::Tensor &r = results[static_cast<size_t>(i)];
+            torch::Tensor fb = input_tensor(fallback[i]).to(r.device());
+            r = r.clone();
+            r.index_copy_(0, idx.to(r.device()), fb.index_select(0, idx.to(r.device())));
+        }
     }
     for (int i = 0; i < num_outputs; ++i) write_output(outputs[i], results[static_cast<size_t>(i)]);
+    if (flags && batch > 0) {
+        HostView v = view_of(*flags);
+        v.tensor.copy_(torch::from_blob(col.data(), {batch}, torch::kUInt8).to(torch::kInt32));
+    }
     const int64_t call = ++impl_->calls;
-    if (recorded) {
+    if (recorded) {  // the network's outputs, as replay recomputes them
         std::vector<NpyArray> out;
         for (int i = 0; i < num_outputs; ++i)
-            out.push_back(record_of(io_name(c, true, i), results[static_cast<size_t>(i)]));
+            out.push_back(record_of(io_name(c, true, i), network[static_cast<size_t>(i)]));
         rec->open(call, get_num_threads(), std::move(recorded_inputs), std::move(out));
     }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    impl_->stats.add_call(seconds, batch, counts[0], counts[1], counts[2], counts[3]);
 }
+
+void Model::check_guard_arrays(const Contract *c, int num_outputs, const nnc_array *outputs, int num_fallback,
+                               const nnc_array *fallback, const nnc_array *flags, int64_t batch) const {
+    const Policy &pol = impl_->policy;
+    if (num_fallback < 0 || num_fallback > num_outputs)
+        throw Error(NNC_ERR_NARGS, "num_fallback is " + std::to_string(num_fallback) + "; it must be 0 to " +
+                                       std::to_string(num_outputs) + " (one per output, from the first)");
+    if (num_fallback > 0) require_nonnull(fallback, "fallback");
+    if (pol.needs_fallback() && num_fallback == 0)
+        throw Error(NNC_ERR_ARGUMENT, "the model was loaded with " + pol.describe() +
+                                          ": every forward call must pass the host's fallback result "
+                                          "(nnc_model_forward_fallback; Fortran nn_forward(..., fallback=...))");
+    for (int i = 0; i < num_fallback; ++i) {
+        const std::string what = "fallback for " + out_label(c, i);
+        validate(fallback[i], what);
+        if (fallback[i].dtype != outputs[i].dtype)
+            throw Error(NNC_ERR_DTYPE, what + ": expected " + dtype_name(outputs[i].dtype) + ", got " +
+                                           dtype_name(fallback[i].dtype));
+        if (torch_sizes(fallback[i]) != torch_sizes(outputs[i]))
+            throw Error(NNC_ERR_SHAPE, what + ": expected shape " + caller_shape(outputs[i]) + ", got " +
+                                           caller_shape(fallback[i]));
+    }
+    if (flags) {
+        validate(*flags, "flags");
+        if (flags->dtype != NNC_INT32) throw Error(NNC_ERR_DTYPE, "flags: expected int32, got " + dtype_name(flags->dtype));
+        if (numel(*flags) != batch)
+            throw Error(NNC_ERR_SHAPE, "flags: expected " + std::to_string(batch) + " entries (one per column), got " +
+                                           std::to_string(numel(*flags)));
+    }
+}
+
+void Model::check_finite(const torch::Tensor &t, const nnc_array &a, const Contract *c, bool output, int i,
+                         int64_t batch, std::vector<uint8_t> &col) const {
+    if (batch == 0 || t.numel() == 0) return;
+    torch::Tensor d = t.is_contiguous() ? t : t.contiguous();
+    const int64_t per = d.numel() / batch;
+    const int64_t first = scan_nonfinite(d.data_ptr(), a.dtype, batch, per,
+                                         output ? kNonFiniteOutput : kNonFiniteInput, col);
+    if (first < 0 || impl_->policy.nonfinite != Policy::NonFinite::Error) return;
+    const int64_t b = first / per;
+    const double v = d.reshape({-1})[first].item<double>();
+    const std::string value = std::isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf");
+    const std::string where = a.order == NNC_ORDER_F
+                                  ? "column " + std::to_string(b + 1) + " of " + std::to_string(batch) +
+                                        " (the last Fortran index)"
+                                  : "batch row " + std::to_string(b) + " of " + std::to_string(batch) + " (0-based)";
+    const std::string what = output ? out_label(c, i) + " of the model"
+                                    : "input " + (c ? "'" + c->inputs[static_cast<size_t>(i)].name + "' " : "") +
+                                          "(argument " + std::to_string(i + 1) + ")";
+    throw Error(NNC_ERR_NONFINITE, what + " has " + value + " in " + where +
+                                       "; load with nonfinite=fallback to give such columns the host's result");
+}
+
+const Policy &Model::policy() const { return impl_->policy; }
+
+nnc_stats Model::stats() const { return impl_->stats.snapshot(); }
+
+std::string Model::stats_summary() const { return impl_->stats.summary(impl_->path); }
 
 void Model::record_start(const std::string &dir, int every, int64_t max_bytes) {
     if (impl_->recorder)

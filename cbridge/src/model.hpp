@@ -3,25 +3,38 @@
 // Every format-specific line lives in model.cpp.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "contract.hpp"
 #include "nn_closure.h"
+#include "policy.hpp"
+
+namespace at {
+class Tensor;
+}
 
 namespace nnc {
 
 class Model {
 public:
-    /// Load `path` onto `device` ("cpu", "cuda", "cuda:N", "auto").
-    Model(const std::string &path, const std::string &device);
+    /// Load `path` onto `device` ("cpu", "cuda", "cuda:N", "auto") with guardrails.
+    Model(const std::string &path, const std::string &device, const Policy &policy = Policy());
     ~Model();
     Model(const Model &) = delete;
     Model &operator=(const Model &) = delete;
 
-    /// Check against the contract (if any), run, write outputs; see nn_closure.h.
-    void forward(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs);
+    /// Check against the contract (if any), run, apply the guardrails, write
+    /// outputs; see nnc_model_forward_fallback in nn_closure.h.
+    void forward(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs,
+                 int num_fallback = 0, const nnc_array *fallback = nullptr, const nnc_array *flags = nullptr);
+
+    const Policy &policy() const;
+    nnc_stats stats() const;
+    std::string stats_summary() const;
 
     const Contract *contract() const;  ///< nullptr for a plain TorchScript file
     std::string device() const;
@@ -36,6 +49,13 @@ public:
     std::string record_dir() const;
 
 private:
+    void run(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs, int num_fallback,
+             const nnc_array *fallback, const nnc_array *flags, std::chrono::steady_clock::time_point t0);
+    void check_guard_arrays(const Contract *c, int num_outputs, const nnc_array *outputs, int num_fallback,
+                            const nnc_array *fallback, const nnc_array *flags, int64_t batch) const;
+    void check_finite(const at::Tensor &t, const nnc_array &a, const Contract *c, bool output, int i, int64_t batch,
+                      std::vector<uint8_t> &col) const;
+    void setup_ood(const std::string &path);
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
