@@ -96,14 +96,17 @@ def run(out="pyclosure-demo", quick=False):
     seconds["coupled"] = time.perf_counter() - t0
 
     _say(5, "momentum budget")
-    _say(6, "Fortran nn run against the torch twin with the exported closure")
+    _say(6, "Fortran nn run against the torch twin, and replay of its recorded calls")
     t0 = time.perf_counter()
     torch.set_num_threads(s.threads)
     momentum, agreement = checks.budget_and_twin(out, d, s, runs)
+    records = checks.replay_records(out)
+    print(f"      replay of the recorded nn segment: {records['equal']}/{records['records']} records "
+          f"bit for bit, budgets closed {records['budgets_closed']}/{records['records']}")
     seconds["checks"] = time.perf_counter() - t0
 
     _say(7, "report")
-    results = checks.assemble(s, d, best, targets, runs, momentum, agreement)
+    results = checks.assemble(s, d, best, targets, runs, momentum, agreement, records)
     seconds["total"] = time.perf_counter() - t_start
     results["seconds"] = seconds
     text = report.write(out, results)

@@ -1,6 +1,7 @@
 """The demo's runs and checks: twin scoring, export, coupled Fortran runs, budgets, claims."""
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -63,12 +64,11 @@ def coupled_runs(out, d, s):
     jobs = [(c, i) for c in report.CLOSURES for i in range(s.nseg + 1)]
     segs = {c: [] for c in report.CLOSURES}
     for c, i in tqdm(jobs, desc="burgers_les runs", leave=False):
-        # Hook for replay records: coupled runs will record the closure's calls
-        # into each run's folder once burgers_les exposes nn_record_start.
-        if i < s.nseg:
+        if i < s.nseg:  # the first nn segment records its closure calls for replay
             r = coupled.run_fortran(out / "runs" / f"{c}_seg{i}",
                                     config(d, d["seg_seeds"][i], c), d["seg_u"][i, 0],
-                                    nseg_steps, SNAP, model, s.threads)
+                                    nseg_steps, SNAP, model, s.threads,
+                                    record_every=s.record_every if (c, i) == ("nn", 0) else None)
             segs[c].append(r)
         else:
             long[c] = coupled.run_fortran(out / "runs" / f"{c}_long",
@@ -139,11 +139,25 @@ def budget_and_twin(out, d, s, runs):
     return momentum, agreement
 
 
+def replay_records(out):
+    """Replay the recorded nn segment through the bridge and torch; the report's summary."""
+    from ..replay import replay
+
+    rec = out / "runs" / "nn_seg0" / "records"
+    rep = replay(rec, out / "closure.pt")
+    (rec / "replay_report.json").write_text(json.dumps(rep, indent=1) + "\n")
+    worst = max((r["budget"]["budget"]["domain_residual"] / r["budget"]["budget"]["domain_bound"]
+                 for r in rep["records"] if (r.get("budget") or {}).get("budget", {}).get("domain_bound")),
+                default=float("nan"))
+    return {**rep["summary"], "worst_domain_residual_over_bound": worst,
+            "report": str((rec / "replay_report.json").relative_to(out))}
+
+
 def _claim(held, detail):
     return {"held": bool(held), "detail": detail}
 
 
-def assemble(s, d, best, targets, runs, momentum, agreement):
+def assemble(s, d, best, targets, runs, momentum, agreement, records):
     """Results dict (JSON-ready) with scores and the claims."""
     closures = {}
     for c in report.CLOSURES:
@@ -171,9 +185,13 @@ def assemble(s, d, best, targets, runs, momentum, agreement):
         "fortran_vs_twin": _claim(agreement["max_abs_diff"] <= agreement["tolerance"],
                                   f"max |diff| {agreement['max_abs_diff']:.3g} <= "
                                   f"{agreement['tolerance']:g}"),
+        "replay": _claim(records["ok"] and records["equal"] == records["records"]
+                         and records["budgets_closed"] == records["records"],
+                         f"{records['equal']}/{records['records']} records bit for bit through the bridge "
+                         f"and torch, budgets closed {records['budgets_closed']}/{records['records']}"),
     }
     return {"settings": dataclasses.asdict(s) | {"t_long": s.t_long, "n_dns": s.n_dns},
             "target": best, "targets": targets, "closures": closures,
             "lead_times": runs["lead"].tolist(), "momentum": momentum,
             "fortran_vs_twin": agreement, "claims": claims,
-            "records": None}
+            "records": records}

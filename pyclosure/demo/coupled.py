@@ -52,7 +52,7 @@ def read_trajectory(path):
     return d[:, 0], d[:, 1:]
 
 
-def run_fortran(folder, cfg, u0, nsteps, every, model=None, threads=1):
+def run_fortran(folder, cfg, u0, nsteps, every, model=None, threads=1, record_every=None):
     """Run ``burgers_les`` in ``folder`` from ``u0``; return a dict of the run.
 
     Parameters
@@ -68,6 +68,8 @@ def run_fortran(folder, cfg, u0, nsteps, every, model=None, threads=1):
         The TorchScript closure for ``closure = 'nn'``.
     threads : int
         ``OMP_NUM_THREADS`` for libtorch inside the program.
+    record_every : int, optional
+        Record every n-th closure call with its stage states into ``folder/records``.
 
     Returns
     -------
@@ -84,6 +86,8 @@ def run_fortran(folder, cfg, u0, nsteps, every, model=None, threads=1):
               "seed": cfg.seed, "force_amp": cfg.force_amp, "kmin": cfg.kmin,
               "kmax": cfg.kmax, "force_tau": cfg.force_tau, "output": "traj.bin",
               "initial": "initial.bin"}
+    if record_every:
+        params.update(record_dir="records", record_every=int(record_every))
     write_namelist(folder / "burgers.nml", params)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     proc = subprocess.run([str(program()), "burgers.nml"], cwd=folder, env=env,

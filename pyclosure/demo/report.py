@@ -71,7 +71,12 @@ def markdown(results):
     agree = (f"Fortran vs twin: max |u_F - u_twin| = {f['max_abs_diff']:.3g} over "
              f"{f['nsteps']} steps (tolerance {f['tolerance']:g}; bit-for-bit: "
              f"{f['bit_for_bit']}; libtorch threads {f['threads']})")
-    lines += ["", mom, agree, "", "## claims", ""]
+    r = results["records"]
+    rec = (f"replay of the recorded nn segment (every {results['settings']['record_every']}th closure "
+           f"call, with its Runge-Kutta stage): {r['equal']}/{r['records']} records bit for bit through "
+           f"the C bridge and through torch; budgets closed {r['budgets_closed']}/{r['budgets_checked']} "
+           f"(worst domain residual / bound {r['worst_domain_residual_over_bound']:.3g}); {r['report']}")
+    lines += ["", mom, agree, rec, "", "## claims", ""]
     for name, c in results["claims"].items():
         lines.append(f"- {name}: {'held' if c['held'] else 'DID NOT HOLD'} ({c['detail']})")
     lines += ["", f"total time {results['seconds']['total']:.1f} s"]

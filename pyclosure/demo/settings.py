@@ -25,6 +25,7 @@ class Settings:
     ap_epochs: int = 10
     threads: int = 1           # libtorch threads in both Fortran and twin runs
     tolerance: float = 0.0     # Fortran vs twin: bit for bit expected
+    record_every: int = 10     # the first nn segment records every 10th closure call
 
     @classmethod
     def for_full(cls):

@@ -89,3 +89,13 @@ def test_report_figure_is_not_blank(demo):
     img = matplotlib.image.imread(str(out / "report.png"))
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
     assert float(np.std(img)) > 0.0
+
+
+def test_demo_recorded_nn_run_replays_bit_for_bit_with_budgets(demo):
+    _, report, out = demo
+    r = report["records"]
+    assert r["records"] > 10 and r["equal"] == r["records"] and r["mismatch"] == 0
+    assert r["budgets_checked"] == r["budgets_closed"] == r["records"]
+    assert 0 <= r["worst_domain_residual_over_bound"] < 1
+    assert report["claims"]["replay"]["held"]
+    assert (out / r["report"]).exists()
