@@ -18,6 +18,10 @@ from pyclosure import config
 HERE = pathlib.Path(__file__).parent
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than ten seconds (valgrind); skip with -m 'not slow'")
+
+
 class Affine(torch.nn.Module):
     """y = tanh(W x + b) over the last dim (or W x + b with plain=True); W, b known by hand."""
 
