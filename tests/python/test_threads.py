@@ -26,7 +26,8 @@ def omp_exe(build_fortran):
 
 
 def _run_omp(exe, model_dir, host_threads, torch_threads, ncol=4000, nblock=16, rounds=8):
-    env = {**os.environ, "OMP_NUM_THREADS": str(host_threads)}
+    # Passive waiting: more threads than cores must not spin against each other.
+    env = {**os.environ, "OMP_NUM_THREADS": str(host_threads), "OMP_WAIT_POLICY": "passive"}
     cmd = [str(exe), str(model_dir / "mlp64.pt"), str(NFEAT), str(NOUT), str(ncol), str(nblock), str(rounds),
            str(host_threads), str(torch_threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
@@ -146,16 +147,68 @@ def test_thread_count_set_in_main_thread_reaches_threads_started_later(restore_t
     assert seen == [1]
 
 
-def test_cffi_calls_release_the_gil(tmp_path):
+def test_thread_count_set_later_does_not_reach_a_thread_that_already_ran(model_dir, restore_threads):
+    # libtorch keeps the count a thread took at its first parallel operation: so
+    # set it once, before the threads start calling (the README says so).
+    set_num_threads(3)
+    model = Model(model_dir / "mlp64.pt")
+    ran, go_on, seen = threading.Event(), threading.Event(), []
+
+    def worker():
+        model(np.ones((512, NFEAT)))
+        seen.append(get_num_threads())
+        ran.set()
+        go_on.wait(timeout=60)
+        model(np.ones((512, NFEAT)))
+        seen.append(get_num_threads())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    ran.wait(timeout=60)
+    set_num_threads(1)
+    go_on.set()
+    thread.join()
+    assert get_num_threads() == 1
+    assert seen == [3, 3]
+
+
+def test_models_loaded_and_freed_in_threads_while_another_thread_runs(model_dir):
+    shared = Model(model_dir / "mlp64.pt")
+    x = np.random.default_rng(6).standard_normal((40, NFEAT))
+    ref = shared(x)
+    problems = []
+
+    def churn():
+        for _ in range(40):
+            with Model(model_dir / "mlp64.pt") as own:
+                if not np.array_equal(own(x), ref):
+                    problems.append("own model: wrong numbers")
+
+    def steady():
+        for _ in range(400):
+            if not np.array_equal(shared(x), ref):
+                problems.append("shared model: wrong numbers")
+
+    workers = [threading.Thread(target=churn) for _ in range(3)] + [threading.Thread(target=steady)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert problems == []
+
+
+def test_cffi_calls_release_the_gil(tmp_path, restore_threads):
     # While one thread is inside a long nnc_model_forward, the main thread keeps
-    # running Python: the bridge call does not hold the GIL.
+    # running Python: the bridge call does not hold the GIL. (One libtorch thread:
+    # the main thread's loop then has a core of its own.)
+    set_num_threads(1)
     import torch
 
     import pyclosure
 
     class Busy(torch.nn.Module):
         def forward(self, x):
-            for _ in range(1500):
+            for _ in range(300):
                 x = torch.tanh(x @ x.t() @ x * 1e-3)
             return x
 
