@@ -33,12 +33,14 @@ def example(tmp_path_factory):
            "-o", str(out / "mpi_columns"), *shlex.split(flags["ldflags"]), *shlex.split(flags["libs"])]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=out, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    runpy.run_path(str(EXAMPLE / "make_model.py"))["make"](out / "closure.pt")
+    with torch.random.fork_rng():  # the example seeds torch's global generator
+        runpy.run_path(str(EXAMPLE / "make_model.py"))["make"](out / "closure.pt")
     return out
 
 
 def _mpirun(example, nranks, *args):
-    env = dict(os.environ)
+    # Shared-memory transport without cross-process reads, which containers often forbid.
+    env = {"OMPI_MCA_btl_vader_single_copy_mechanism": "none", **os.environ}
     if os.geteuid() == 0:  # Open MPI refuses root unless told
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     cmd = ["mpirun", "-np", str(nranks), "--oversubscribe", str(example / "mpi_columns"),
