@@ -57,6 +57,7 @@ program omp_columns
   end do
   print '(a, l1)', "whole_equals_blocks=", same(ywhole, yref)
 
+  print '(a, i0)', "process_threads_before=", process_threads()
   mismatches = 0
   wrong_status = 0
   wrong_message = 0

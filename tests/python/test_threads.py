@@ -71,8 +71,9 @@ def test_libtorch_shares_the_hosts_openmp_thread_count(omp_exe, model_dir):
     assert v["omp_max_threads_after_set_num_threads"] == "1"
     assert v["torch_threads_main"] == "1"
     # Inside the host's parallel region libtorch runs on the calling thread only:
-    # no thread beyond the host's team was started.
-    assert v["process_threads"] == "4"
+    # no thread was started beyond the host's team (which reuses the pool that
+    # libtorch's serial-region calls had started).
+    assert int(v["process_threads"]) <= max(int(v["process_threads_before"]), 4)
 
 
 @pytest.fixture
