@@ -18,6 +18,10 @@ from pyclosure import config
 HERE = pathlib.Path(__file__).parent
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than ten seconds (valgrind); skip with -m 'not slow'")
+
+
 class Affine(torch.nn.Module):
     """y = tanh(W x + b) over the last dim (or W x + b with plain=True); W, b known by hand."""
 
@@ -49,6 +53,14 @@ class TwoInTwoOut(torch.nn.Module):
         return flux, s
 
 
+def mlp(nin=16, nhidden=64, nout=4, seed=0):
+    """A float64 MLP with seeded weights: enough arithmetic for thread and MPI tests."""
+    with torch.random.fork_rng():  # leaves the global generator as it was
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Linear(nin, nhidden), torch.nn.Tanh(), torch.nn.Linear(nhidden, nhidden),
+                                   torch.nn.Tanh(), torch.nn.Linear(nhidden, nout)).double()
+
+
 def _export(module, path, example, **kw):
     pyclosure.export(module, path, example, **kw)
     return str(path)
@@ -64,6 +76,7 @@ def model_dir(tmp_path_factory):
     _export(Affine(3, 2, f64, plain=True), d / "plain_affine64.pt", torch.zeros(4, 3, dtype=f64))
     _export(Affine(3, 2, f64), d / "affine_rank3.pt", torch.zeros(6, 4, 3, dtype=f64))
     _export(Pointwise(), d / "pointwise64.pt", torch.zeros(5, dtype=f64))
+    _export(mlp(), d / "mlp64.pt", torch.zeros(8, 16, dtype=f64))  # (16, ncol) -> (4, ncol) from Fortran
     _export(TwoInTwoOut(), d / "two_in_two_out.pt",
             (torch.zeros(4, 3, dtype=f64), torch.zeros(4, 2, dtype=f64)), output_names=["flux", "s"])
     with torch.no_grad():  # a plain TorchScript file, as FTorch users make them

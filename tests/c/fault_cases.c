@@ -1,0 +1,411 @@
+/* The C side of the fault catalog (tests/python/test_fault_catalog.py): bad
+ * input and misuse of nn_closure.h, one case each.
+ *
+ * Usage: fault_cases FAULT_DIR [CASE...]   (every case when none is named)
+ * Prints one line per case, "case|ID|STATUS|RECOVERY|MESSAGE": the status of
+ * the faulty call, its message (newlines as spaces), and "next-call-ok" when a
+ * valid forward call on a good model and a fresh load right after the fault
+ * still worked ("next-call-FAILED" otherwise). A case that finds the bridge
+ * doing something other than returning a status (a handle left set after a
+ * failed load, wrong numbers) reports status -1 and says what. */
+#include <stdio.h>
+#include <string.h>
+
+#include "nn_closure.h"
+
+static char dir[1024];
+static nnc_model good = NULL; /* plain_affine64.pt: y = W x + b, known by hand */
+static int status_seen;
+static char message_seen[8192];
+
+static const char *path(const char *name) {
+    static char buf[2048];
+    snprintf(buf, sizeof buf, "%s/%s", dir, name);
+    return buf;
+}
+
+/* Remember the status and message of the faulty call (before any cleanup). */
+static int note(int status) {
+    status_seen = status;
+    snprintf(message_seen, sizeof message_seen, "%s", nnc_last_error());
+    return status;
+}
+
+static int broken(const char *what) {
+    status_seen = -1;
+    snprintf(message_seen, sizeof message_seen, "%s", what);
+    return -1;
+}
+
+static nnc_array array(void *data, int dtype, int rank, const int64_t *shape) {
+    nnc_array a;
+    memset(&a, 0, sizeof a);
+    a.data = data;
+    a.dtype = dtype;
+    a.rank = rank;
+    a.order = NNC_ORDER_C;
+    for (int d = 0; d < rank && d < NNC_MAX_RANK; ++d) a.shape[d] = shape[d];
+    return a;
+}
+
+static double x[5][3], y[5][2];
+static const int64_t xs[2] = {5, 3}, ys[2] = {5, 2};
+
+static int right_numbers(double (*in)[3], double (*out)[2], int n) {
+    for (int j = 0; j < n; ++j) { /* W = [[1,2,3],[4,5,6]]/8, b = [-0.5, -0.25] */
+        double e0 = (in[j][0] + 2 * in[j][1] + 3 * in[j][2]) / 8.0 - 0.5;
+        double e1 = (4 * in[j][0] + 5 * in[j][1] + 6 * in[j][2]) / 8.0 - 0.25;
+        if (out[j][0] != e0 || out[j][1] != e1) return 0;
+    }
+    return 1;
+}
+
+/* A valid forward call on the good model gives the right numbers, and a good
+ * file still loads and frees. */
+static int next_call_works(void) {
+    double yy[5][2];
+    nnc_array in = array(x, NNC_FLOAT64, 2, xs), out = array(yy, NNC_FLOAT64, 2, ys);
+    if (nnc_model_forward(good, 1, &in, 1, &out) != NNC_OK || !right_numbers(x, yy, 5)) return 0;
+    nnc_model m = NULL;
+    if (nnc_model_load(&m, path("plain_affine64.pt"), "cpu") != NNC_OK) return 0;
+    return nnc_model_free(&m) == NNC_OK && m == NULL;
+}
+
+static int load_fault(const char *file, const char *device) {
+    nnc_model m = NULL;
+    note(nnc_model_load(&m, file ? path(file) : NULL, device));
+    if (m != NULL) {
+        nnc_model_free(&m);
+        return broken("the handle is not NULL after a failed load");
+    }
+    return status_seen;
+}
+
+/* Forward through a model file made to misbehave; x is (5, 3), y is (5, 2). */
+static int model_fault(const char *file, double sign) {
+    nnc_model m = NULL;
+    if (nnc_model_load(&m, path(file), "cpu") != NNC_OK) return broken("cannot load the misbehaving model");
+    double xin[5][3];
+    for (int j = 0; j < 5; ++j)
+        for (int i = 0; i < 3; ++i) xin[j][i] = sign * x[j][i];
+    nnc_array in = array(xin, NNC_FLOAT64, 2, xs), out = array(y, NNC_FLOAT64, 2, ys);
+    note(nnc_model_forward(m, 1, &in, 1, &out));
+    nnc_model_free(&m);
+    return status_seen;
+}
+
+static int forward_good(int nin, const nnc_array *in, int nout, const nnc_array *out) {
+    return note(nnc_model_forward(good, nin, in, nout, out));
+}
+
+static int c_missing_file(void) { return load_fault("missing.pt", "cpu"); }
+static int c_directory(void) { return load_fault("directory.pt", "cpu"); }
+static int c_empty_file(void) { return load_fault("empty.pt", "cpu"); }
+static int c_truncated(void) { return load_fault("truncated.pt", "cpu"); }
+static int c_not_torchscript(void) { return load_fault("not_torchscript.pt", "cpu"); }
+static int c_state_dict(void) { return load_fault("state_dict.pt", "cpu"); }
+static int c_corrupt_contract_json(void) { return load_fault("corrupt_contract.pt", "cpu"); }
+static int c_unknown_contract_schema(void) { return load_fault("unknown_schema.pt", "cpu"); }
+static int c_malformed_device(void) { return load_fault("plain_affine64.pt", "gpu:0"); }
+static int c_cuda_without_cuda(void) { return load_fault("plain_affine64.pt", "cuda:0"); }
+static int c_null_path(void) { return load_fault(NULL, "cpu"); }
+static int c_null_handle_slot(void) { return note(nnc_model_load(NULL, path("plain_affine64.pt"), "cpu")); }
+
+static int c_path_too_long(void) {
+    static char longname[5000];
+    memset(longname, 'a', sizeof longname - 1);
+    return load_fault(longname, "cpu");
+}
+
+static int c_unloaded_handle(void) {
+    nnc_array in = array(x, NNC_FLOAT64, 2, xs), out = array(y, NNC_FLOAT64, 2, ys);
+    return note(nnc_model_forward(NULL, 1, &in, 1, &out));
+}
+
+static int c_freed_handle(void) {
+    nnc_model m = NULL, copy;
+    if (nnc_model_load(&m, path("plain_affine64.pt"), "cpu") != NNC_OK) return broken("cannot load");
+    copy = m;
+    nnc_model_free(&m);
+    nnc_array in = array(x, NNC_FLOAT64, 2, xs), out = array(y, NNC_FLOAT64, 2, ys);
+    return note(nnc_model_forward(copy, 1, &in, 1, &out));
+}
+
+static int c_double_free(void) {
+    nnc_model m = NULL;
+    if (nnc_model_load(&m, path("plain_affine64.pt"), "cpu") != NNC_OK) return broken("cannot load");
+    nnc_model_free(&m);
+    return note(nnc_model_free(&m));
+}
+
+static int c_free_through_stale_copy(void) {
+    nnc_model m = NULL, copy;
+    if (nnc_model_load(&m, path("plain_affine64.pt"), "cpu") != NNC_OK) return broken("cannot load");
+    copy = m;
+    nnc_model_free(&m);
+    note(nnc_model_free(&copy));
+    return copy == NULL ? broken("a stale copy was set to NULL as if freed") : status_seen;
+}
+
+/* A stale copy after later loads have reused the freed model's address: the
+ * registry knows addresses only, so the copy then reaches the new model. */
+static int c_stale_handle_after_reuse(void) {
+    nnc_model m = NULL, stale;
+    if (nnc_model_load(&m, path("plain_affine64.pt"), "cpu") != NNC_OK) return broken("cannot load");
+    stale = m;
+    nnc_model_free(&m);
+    for (int k = 0; k < 2000 && m != stale; ++k) {
+        nnc_model_free(&m);
+        if (nnc_model_load(&m, path("plain_affine64.pt"), "cpu") != NNC_OK) return broken("cannot load");
+    }
+    int reused = m == stale, nin = -1;
+    note(nnc_model_num_io(stale, &nin, NULL));
+    nnc_model_free(&m);
+    if (!reused && status_seen == NNC_ERR_HANDLE) return broken("not applicable: no address reused in 2000 loads");
+    return status_seen;
+}
+
+static int c_foreign_handle(void) {
+    static double not_a_model[64];
+    nnc_array in = array(x, NNC_FLOAT64, 2, xs), out = array(y, NNC_FLOAT64, 2, ys);
+    return note(nnc_model_forward((nnc_model)(void *)not_a_model, 1, &in, 1, &out));
+}
+
+static int c_wrong_number_of_inputs(void) {
+    nnc_array in[2] = {array(x, NNC_FLOAT64, 2, xs), array(x, NNC_FLOAT64, 2, xs)};
+    nnc_array out = array(y, NNC_FLOAT64, 2, ys);
+    return forward_good(2, in, 1, &out);
+}
+
+static int c_wrong_number_of_outputs(void) {
+    nnc_array in = array(x, NNC_FLOAT64, 2, xs);
+    nnc_array out[2] = {array(y, NNC_FLOAT64, 2, ys), array(y, NNC_FLOAT64, 2, ys)};
+    return forward_good(1, &in, 2, out);
+}
+
+static int c_negative_number_of_inputs(void) {
+    nnc_array out = array(y, NNC_FLOAT64, 2, ys);
+    return forward_good(-1, NULL, 1, &out);
+}
+
+static int c_null_inputs_array(void) {
+    nnc_array out = array(y, NNC_FLOAT64, 2, ys);
+    return forward_good(1, NULL, 1, &out);
+}
+
+static int c_wrong_rank(void) {
+    int64_t s[3] = {5, 3, 1};
+    nnc_array in = array(x, NNC_FLOAT64, 3, s), out = array(y, NNC_FLOAT64, 2, ys);
+    return forward_good(1, &in, 1, &out);
+}
+
+static int c_rank_9_array(void) {
+    int64_t s[NNC_MAX_RANK] = {5, 3, 1, 1, 1, 1, 1, 1};
+    nnc_array in = array(x, NNC_FLOAT64, NNC_MAX_RANK, s), out = array(y, NNC_FLOAT64, 2, ys);
+    in.rank = NNC_MAX_RANK + 1;
+    return forward_good(1, &in, 1, &out);
+}
+
+static int c_negative_rank(void) {
+    nnc_array in = array(x, NNC_FLOAT64, 2, xs), out = array(y, NNC_FLOAT64, 2, ys);
+    in.rank = -1;
+    return forward_good(1, &in, 1, &out);
+}
+
+static int c_wrong_shape(void) {
+    int64_t s[2] = {3, 5};
+    nnc_array in = array(x, NNC_FLOAT64, 2, s), out = array(y, NNC_FLOAT64, 2, ys);
+    return forward_good(1, &in, 1, &out);
+}
+
+static int c_output_batch_mismatch(void) {
+    int64_t s[2] = {4, 2};
+    nnc_array in = array(x, NNC_FLOAT64, 2, xs), out = array(y, NNC_FLOAT64, 2, s);
+    return forward_good(1, &in, 1, &out);
+}
+
+static int c_batch_mismatch(void) {
+    nnc_model m = NULL;
+    if (nnc_model_load(&m, path("two_in_two_out.pt"), "cpu") != NNC_OK) return broken("cannot load");
+    double u[4][3] = {{0}}, t[5][2] = {{0}}, flux[4][3], s[4][1];
+    int64_t us[2] = {4, 3}, ts[2] = {5, 2}, fs[2] = {4, 3}, ss[2] = {4, 1};
+    nnc_array in[2] = {array(u, NNC_FLOAT64, 2, us), array(t, NNC_FLOAT64, 2, ts)};
+    nnc_array out[2] = {array(flux, NNC_FLOAT64, 2, fs), array(s, NNC_FLOAT64, 2, ss)};
+    note(nnc_model_forward(m, 2, in, 2, out));
+    nnc_model_free(&m);
+    return status_seen;
+}
+
+static int c_negative_extent(void) {
+    int64_t s[2] = {-5, 3};
+    nnc_array in = array(x, NNC_FLOAT64, 2, s), out = array(y, NNC_FLOAT64, 2, ys);
+    return forward_good(1, &in, 1, &out);
+}
+
+static int c_wrong_dtype(void) {
+    float xf[5][3] = {{0}};
+    nnc_array in = array(xf, NNC_FLOAT32, 2, xs), out = array(y, NNC_FLOAT64, 2, ys);
+    return forward_good(1, &in, 1, &out);
+}
+
+static int c_unknown_dtype_code(void) {
+    nnc_array in = array(x, 42, 2, xs), out = array(y, NNC_FLOAT64, 2, ys);
+    return forward_good(1, &in, 1, &out);
+}
+
+static int c_unknown_order_code(void) {
+    nnc_array in = array(x, NNC_FLOAT64, 2, xs), out = array(y, NNC_FLOAT64, 2, ys);
+    in.order = 7;
+    return forward_good(1, &in, 1, &out);
+}
+
+static int c_null_data(void) {
+    nnc_array in = array(NULL, NNC_FLOAT64, 2, xs), out = array(y, NNC_FLOAT64, 2, ys);
+    return forward_good(1, &in, 1, &out);
+}
+
+/* NULL strides mean contiguous: a strided buffer described without strides is
+ * read as if it were contiguous (the caller's promise; nothing can check it). */
+static int c_null_strides_mean_contiguous(void) {
+    double wide[5][6], packed[5][3];
+    for (int k = 0; k < 30; ++k) (&wide[0][0])[k] = 0.01 * k;
+    memcpy(packed, wide, sizeof packed); /* the first 15 doubles, as contiguous (5, 3) */
+    nnc_array in = array(wide, NNC_FLOAT64, 2, xs), out = array(y, NNC_FLOAT64, 2, ys);
+    if (forward_good(1, &in, 1, &out) != NNC_OK) return status_seen;
+    return right_numbers(packed, y, 5) ? NNC_OK : broken("not read as contiguous");
+}
+
+static int c_zero_size_batch(void) {
+    int64_t s0[2] = {0, 3}, o0[2] = {0, 2};
+    nnc_array in = array(NULL, NNC_FLOAT64, 2, s0), out = array(NULL, NNC_FLOAT64, 2, o0);
+    return forward_good(1, &in, 1, &out);
+}
+
+static int c_overlapping_output(void) {
+    double row[2] = {0, 0};
+    int64_t st[2] = {0, 1}; /* every sample writes the same two numbers */
+    nnc_array in = array(x, NNC_FLOAT64, 2, xs), out = array(row, NNC_FLOAT64, 2, ys);
+    out.strides = st;
+    return forward_good(1, &in, 1, &out);
+}
+
+static int c_model_raises(void) { return model_fault("raises.pt", -1.0); }
+static int c_model_returns_wrong_shape(void) { return model_fault("returns_wide.pt", 1.0); }
+static int c_model_returns_wrong_dtype(void) { return model_fault("returns_float32.pt", 1.0); }
+static int c_model_returns_wrong_count(void) { return model_fault("returns_two.pt", 1.0); }
+static int c_model_returns_non_tensor(void) { return model_fault("returns_int.pt", 1.0); }
+
+static int c_plain_model_torch_shape_error(void) {
+    nnc_model m = NULL;
+    if (nnc_model_load(&m, path("no_contract.pt"), "cpu") != NNC_OK) return broken("cannot load");
+    int64_t s[2] = {3, 5};
+    nnc_array in = array(x, NNC_FLOAT64, 2, s), out = array(y, NNC_FLOAT64, 2, ys);
+    note(nnc_model_forward(m, 1, &in, 1, &out));
+    nnc_model_free(&m);
+    return status_seen;
+}
+
+static int c_plain_model_wrong_nargs(void) {
+    nnc_model m = NULL;
+    if (nnc_model_load(&m, path("no_contract.pt"), "cpu") != NNC_OK) return broken("cannot load");
+    nnc_array in[2] = {array(x, NNC_FLOAT64, 2, xs), array(x, NNC_FLOAT64, 2, xs)};
+    nnc_array out = array(y, NNC_FLOAT64, 2, ys);
+    note(nnc_model_forward(m, 2, in, 1, &out));
+    nnc_model_free(&m);
+    return status_seen;
+}
+
+static int c_zero_threads(void) { return note(nnc_set_num_threads(0)); }
+static int c_null_thread_count(void) { return note(nnc_get_num_threads(NULL)); }
+static int c_null_version(void) { return note(nnc_version(NULL, NULL)); }
+
+static int c_last_error_copy_buflen_0(void) {
+    char buf[4] = "xyz";
+    note(nnc_last_error_copy(buf, 0));
+    return strcmp(buf, "xyz") == 0 ? status_seen : broken("wrote into a buffer of length 0");
+}
+
+static int c_last_error_copy_null_buf(void) { return note(nnc_last_error_copy(NULL, 16)); }
+
+static int c_io_index_out_of_range(void) {
+    nnc_io_info info;
+    return note(nnc_model_io(good, 1, 5, &info));
+}
+
+static int c_io_without_contract(void) {
+    nnc_model m = NULL;
+    nnc_io_info info;
+    if (nnc_model_load(&m, path("no_contract.pt"), "cpu") != NNC_OK) return broken("cannot load");
+    note(nnc_model_io(m, 0, 0, &info));
+    nnc_model_free(&m);
+    return status_seen;
+}
+
+static int c_device_buflen_0(void) {
+    char buf[8];
+    return note(nnc_model_device(good, buf, 0));
+}
+
+/* Too small a buffer for the contract is not an error: an empty string and the size. */
+static int c_contract_buffer_too_small(void) {
+    char buf[8] = "xxxxxxx";
+    size_t needed = 0;
+    note(nnc_model_contract(good, buf, sizeof buf, &needed));
+    if (status_seen == NNC_OK && (buf[0] != '\0' || needed <= sizeof buf)) return broken("no size, or a partial copy");
+    return status_seen;
+}
+
+static const struct {
+    const char *id;
+    int (*run)(void);
+} cases[] = {
+#define CASE(name) {#name, c_##name}
+    CASE(missing_file), CASE(directory), CASE(empty_file), CASE(truncated), CASE(not_torchscript),
+    CASE(state_dict), CASE(corrupt_contract_json), CASE(unknown_contract_schema), CASE(malformed_device),
+    CASE(cuda_without_cuda), CASE(null_path), CASE(null_handle_slot), CASE(path_too_long),
+    CASE(unloaded_handle), CASE(freed_handle), CASE(double_free), CASE(free_through_stale_copy),
+    CASE(stale_handle_after_reuse), CASE(foreign_handle), CASE(wrong_number_of_inputs), CASE(wrong_number_of_outputs),
+    CASE(negative_number_of_inputs), CASE(null_inputs_array), CASE(wrong_rank), CASE(rank_9_array),
+    CASE(negative_rank), CASE(wrong_shape), CASE(output_batch_mismatch), CASE(batch_mismatch),
+    CASE(negative_extent), CASE(wrong_dtype), CASE(unknown_dtype_code), CASE(unknown_order_code),
+    CASE(null_data), CASE(null_strides_mean_contiguous), CASE(zero_size_batch), CASE(overlapping_output),
+    CASE(model_raises), CASE(model_returns_wrong_shape), CASE(model_returns_wrong_dtype),
+    CASE(model_returns_wrong_count), CASE(model_returns_non_tensor), CASE(plain_model_torch_shape_error),
+    CASE(plain_model_wrong_nargs), CASE(zero_threads), CASE(null_thread_count), CASE(null_version),
+    CASE(last_error_copy_buflen_0), CASE(last_error_copy_null_buf), CASE(io_index_out_of_range),
+    CASE(io_without_contract), CASE(device_buflen_0), CASE(contract_buffer_too_small),
+#undef CASE
+};
+
+static void run_case(int k) {
+    status_seen = -1;
+    message_seen[0] = '\0';
+    cases[k].run();
+    int ok = next_call_works();
+    for (char *c = message_seen; *c; ++c)
+        if (*c == '\n' || *c == '\r') *c = ' ';
+    printf("case|%s|%d|%s|%s\n", cases[k].id, status_seen, ok ? "next-call-ok" : "next-call-FAILED", message_seen);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: fault_cases FAULT_DIR [CASE...]\n");
+        return 2;
+    }
+    snprintf(dir, sizeof dir, "%s", argv[1]);
+    for (int j = 0; j < 5; ++j)
+        for (int i = 0; i < 3; ++i) x[j][i] = 0.1 * (i + 3 * j);
+    if (nnc_model_load(&good, path("plain_affine64.pt"), "cpu") != NNC_OK) {
+        fprintf(stderr, "cannot load the good model: %s\n", nnc_last_error());
+        return 2;
+    }
+    const int n = (int)(sizeof cases / sizeof cases[0]);
+    for (int k = 0; k < n; ++k) {
+        int wanted = argc == 2;
+        for (int a = 2; a < argc; ++a) wanted |= strcmp(argv[a], cases[k].id) == 0;
+        if (wanted) run_case(k);
+    }
+    nnc_model_free(&good);
+    return 0;
+}
