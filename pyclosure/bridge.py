@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _nnc
 from .contract import output_shape
-from .errors import ArgumentError, DtypeError, raise_for_status
+from .errors import ArgumentError, DtypeError, RankError, raise_for_status
 
 ffi, lib = _nnc.ffi, _nnc.lib
 
@@ -58,7 +58,7 @@ def _describe(arrays, descs, what):
         if a.dtype not in DTYPES:
             raise DtypeError(f"{what} {i + 1} has dtype {a.dtype}; the bridge takes float32, float64, int32, int64")
         if a.ndim > lib.NNC_MAX_RANK:
-            raise ArgumentError(f"{what} {i + 1} has rank {a.ndim} > {lib.NNC_MAX_RANK}")
+            raise RankError(f"{what} {i + 1} has rank {a.ndim} > {lib.NNC_MAX_RANK}")
         d = descs[i]
         d.data = ffi.cast("void *", a.ctypes.data)
         d.dtype = DTYPES[a.dtype]

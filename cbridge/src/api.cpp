@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "errors.hpp"
 #include "layout.hpp"
@@ -19,10 +20,12 @@
 #define NNC_VERSION_STRING "0.0.0"
 #endif
 
+// A handle is a small shell around the model. Freeing deletes the model but
+// keeps the shell, marked dead, for the life of the process (a few bytes per
+// load): its address is never handed out again, so a stale copy of a freed
+// handle stays an error instead of silently reaching a newer model.
 struct nnc_model_s {
-    nnc::Model model;
-    nnc_model_s(const std::string &path, const std::string &device, const nnc::Policy &policy)
-        : model(path, device, policy) {}
+    std::unique_ptr<nnc::Model> model;
 };
 
 namespace nnc {
@@ -35,16 +38,21 @@ std::string &last_error() {
 namespace {
 
 std::mutex registry_mutex;
-std::unordered_set<const nnc_model_s *> &registry() {
+std::unordered_set<const nnc_model_s *> &registry() {  // live handles
     static std::unordered_set<const nnc_model_s *> live;
     return live;
+}
+
+std::vector<const nnc_model_s *> &retired() {  // dead shells, kept (see nnc_model_s)
+    static auto *dead = new std::vector<const nnc_model_s *>;  // never destroyed: stays reachable at exit
+    return *dead;
 }
 
 Model &live(nnc_model m) {
     if (m == nullptr) throw Error(NNC_ERR_HANDLE, "model handle is NULL: not loaded, or already freed");
     std::lock_guard<std::mutex> lock(registry_mutex);
     if (registry().count(m) == 0) throw Error(NNC_ERR_HANDLE, "model handle is not a live model (freed, or never loaded)");
-    return m->model;
+    return *m->model;
 }
 
 void copy_string(const std::string &s, char *buf, size_t buflen) {
@@ -107,7 +115,8 @@ int nnc_model_load_with(nnc_model *model, const char *path, const char *device, 
         *model = nullptr;
         require_nonnull(path, "path");
         const nnc::Policy policy = nnc::parse_policy(options ? options : "");
-        auto *m = new nnc_model_s(path, device ? device : "cpu", policy);
+        auto loaded = std::make_unique<nnc::Model>(path, device ? device : "cpu", policy);
+        auto *m = new nnc_model_s{std::move(loaded)};
         try {
             std::lock_guard<std::mutex> lock(nnc::registry_mutex);
             nnc::registry().insert(m);
@@ -136,13 +145,14 @@ int nnc_model_free(nnc_model *model) {
             std::lock_guard<std::mutex> lock(nnc::registry_mutex);
             if (nnc::registry().erase(m) == 0)
                 throw Error(NNC_ERR_HANDLE, "model handle is not a live model (freed through a copy, or never loaded)");
+            nnc::retired().push_back(m);
         }
         *model = nullptr;
-        std::unique_ptr<nnc_model_s> owned(m);
+        std::unique_ptr<nnc::Model> owned = std::move(m->model);  // the shell stays, dead (see nnc_model_s)
         const char *show = std::getenv("NN_CLOSURE_STATS");
         if (show && *show && std::string(show) != "0")
-            std::fprintf(stderr, "nn_closure: %s\n", owned->model.stats_summary().c_str());
-        owned->model.record_stop();  // may throw NNC_ERR_RECORD; the model is freed either way
+            std::fprintf(stderr, "nn_closure: %s\n", owned->stats_summary().c_str());
+        owned->record_stop();  // may throw NNC_ERR_RECORD; the model is freed either way
     });
 }
 

@@ -11,6 +11,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -206,6 +208,10 @@ Model::Model(const std::string &path, const std::string &device, const Policy &p
     } else {
         throw Error(NNC_ERR_IO, "cannot open model file '" + path + "': " + std::strerror(errno));
     }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+        throw Error(NNC_ERR_IO, "cannot open model file '" + path + "': " +
+                                    (S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file"));
     torch::jit::ExtraFilesMap extra{{kContractFile, ""}};
     try {
         impl_->device = torch::Device(dev);
@@ -325,6 +331,12 @@ void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const 
             throw Error(NNC_ERR_SHAPE, out_label(c, i) + ": the model returned shape " +
                                            format_dims(r.sizes().vec(), o.order) + ", the output array has shape " +
                                            caller_shape(o));
+        const std::vector<int64_t> strides = torch_strides(o);
+        for (size_t d = 0; d < want.size(); ++d)
+            if (strides[d] == 0 && want[d] > 1)
+                throw Error(NNC_ERR_ARGUMENT, out_label(c, i) + ": its strides make elements overlap (stride 0 "
+                                                               "along a dimension of extent " +
+                                                               std::to_string(want[d]) + ")");
         if (pol.nonfinite != Policy::NonFinite::Off) {
             r = r.device().is_cpu() ? r.contiguous() : r.to(torch::kCPU).contiguous();
             check_finite(r, o, c, true, i, batch, col);

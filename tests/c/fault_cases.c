@@ -147,21 +147,21 @@ static int c_free_through_stale_copy(void) {
     return copy == NULL ? broken("a stale copy was set to NULL as if freed") : status_seen;
 }
 
-/* A stale copy after later loads have reused the freed model's address: the
- * registry knows addresses only, so the copy then reaches the new model. */
+/* A stale copy after many later loads: a freed handle's address is never
+ * handed out again, so the copy still reaches no model. */
 static int c_stale_handle_after_reuse(void) {
     nnc_model m = NULL, stale;
     if (nnc_model_load(&m, path("plain_affine64.pt"), "cpu") != NNC_OK) return broken("cannot load");
     stale = m;
     nnc_model_free(&m);
-    for (int k = 0; k < 2000 && m != stale; ++k) {
+    for (int k = 0; k < 300 && m != stale; ++k) {
         nnc_model_free(&m);
         if (nnc_model_load(&m, path("plain_affine64.pt"), "cpu") != NNC_OK) return broken("cannot load");
     }
     int reused = m == stale, nin = -1;
     note(nnc_model_num_io(stale, &nin, NULL));
     nnc_model_free(&m);
-    if (!reused && status_seen == NNC_ERR_HANDLE) return broken("not applicable: no address reused in 2000 loads");
+    if (reused) return broken("a later load got the freed handle's address");
     return status_seen;
 }
 

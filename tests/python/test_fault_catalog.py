@@ -13,6 +13,7 @@ import json
 import pathlib
 import shutil
 import subprocess
+import tempfile
 import warnings
 from typing import NamedTuple
 
@@ -40,8 +41,7 @@ class Fault(NamedTuple):
 CATALOG = [
     # Loading
     Fault("missing_file", "CFP", "load a path that does not exist", "NNC_ERR_IO", "cannot open model file"),
-    Fault("directory", "CFP", "load a directory instead of a file", "NNC_ERR_IO", "cannot open model file",
-          bug="NNC_ERR_FORMAT today, with miniz's 'failed finding central directory'"),
+    Fault("directory", "CFP", "load a directory instead of a file", "NNC_ERR_IO", "cannot open model file"),
     Fault("empty_file", "CFP", "load an empty file", "NNC_ERR_FORMAT", "not a loadable TorchScript file"),
     Fault("truncated", "CFP", "load the first half of a model file", "NNC_ERR_FORMAT",
           "not a loadable TorchScript file"),
@@ -66,8 +66,7 @@ CATALOG = [
     Fault("free_through_stale_copy", "CF", "free through a copy of a freed handle", "NNC_ERR_HANDLE",
           "not a live model"),
     Fault("stale_handle_after_reuse", "C", "call through a stale copy once a later load got the freed address",
-          "NNC_ERR_HANDLE", "not a live model",
-          bug="NNC_OK today: the copy silently reaches the new model"),
+          "NNC_ERR_HANDLE", "not a live model"),
     Fault("foreign_handle", "C", "forward with a pointer that never was a model", "NNC_ERR_HANDLE",
           "not a live model"),
     Fault("load_over_loaded_model", "F", "`nn_load` into a loaded model (frees the old one first)", "NNC_OK", ""),
@@ -81,9 +80,8 @@ CATALOG = [
     Fault("null_inputs_array", "C", "`inputs = NULL` with `num_inputs = 1`", "NNC_ERR_ARGUMENT", "inputs is NULL"),
     Fault("wrong_rank", "CFP", "a rank-3 input where rank 2 is expected", "NNC_ERR_RANK", "expected rank 2"),
     Fault("rank_9_array", "C", "an array descriptor of rank 9", "NNC_ERR_RANK", "rank 9 is outside 0..8"),
-    Fault("rank_9_numpy_array", "P", "a numpy array of rank 9", "NNC_ERR_RANK", "rank 9",
-          bug="NNC_ERR_ARGUMENT today: pyclosure.bridge raises ArgumentError, not RankError"),
-    Fault("rank_6_fortran_array", "F", "a rank-6 Fortran array", "NNC_ERR_RANK", "nn_closure passes ranks 1 to 5"),
+    Fault("rank_9_numpy_array", "P", "a numpy array of rank 9", "NNC_ERR_RANK", "rank 9"),
+    Fault("rank_6_fortran_array", "F", "a rank-6 Fortran array", "NNC_ERR_RANK", "nn_closure passes ranks 0 to 5"),
     Fault("negative_rank", "C", "an array descriptor of rank -1", "NNC_ERR_RANK", "rank -1 is outside 0..8"),
     Fault("wrong_shape", "CFP", "5 features where the contract says 3", "NNC_ERR_SHAPE", "expected shape"),
     Fault("output_batch_mismatch", "CFP", "an output array with another batch size than the input",
@@ -100,12 +98,25 @@ CATALOG = [
           "(nothing can check the caller's promise)", "NNC_OK", ""),
     Fault("zero_size_batch", "CFP", "zero columns: runs, writes nothing", "NNC_OK", ""),
     Fault("overlapping_output", "CP", "an output whose strides make samples share memory (stride 0)",
-          "NNC_ERR_ARGUMENT", "overlap",
-          bug="NNC_ERR_INTERNAL today, with torch's whole backtrace as the message"),
+          "NNC_ERR_ARGUMENT", "overlap"),
     Fault("read_only_output", "P", "a read-only numpy output array", "NNC_ERR_ARGUMENT", "read-only"),
     Fault("output_not_an_array", "P", "`out=[list]`", "NNC_ERR_ARGUMENT", "is a list, not a numpy array"),
     Fault("plain_model_without_out", "P", "a model without contract called without `out=`", "NNC_ERR_ARGUMENT",
           "pass the output arrays with out="),
+    Fault("nan_input", "P", "a NaN in an input (default policy nonfinite=error)", "NNC_ERR_NONFINITE",
+          "has NaN in batch row"),
+    Fault("inf_output", "P", "inputs whose output overflows to Inf", "NNC_ERR_NONFINITE", "of the model has +Inf"),
+    Fault("fallback_policy_without_fallback", "P", "`nonfinite=fallback` but a call without the host's fallback",
+          "NNC_ERR_ARGUMENT", "every forward call must pass the host's fallback"),
+    Fault("fallback_of_wrong_shape", "P", "a fallback array shaped unlike its output", "NNC_ERR_SHAPE",
+          "fallback for output"),
+    Fault("ood_policy_without_score", "P", "`ood=flag` for a model without an OOD score", "NNC_ERR_ARGUMENT",
+          "needs a model with an out-of-distribution score"),
+    Fault("unknown_policy_option", "P", "`nonfinite=ignore`", "NNC_ERR_ARGUMENT", "use error, fallback or off"),
+    Fault("record_into_a_file", "P", "record into a path below a regular file", "NNC_ERR_RECORD",
+          "cannot create record directory"),
+    Fault("record_bad_array_name", "P", "a host array named `a/b`", "NNC_ERR_ARGUMENT", "record array name 'a/b'"),
+    Fault("record_twice", "P", "start a second recording on a recording model", "NNC_ERR_RECORD", "already recording"),
     Fault("short_errmsg", "F", "an `errmsg` of 8 characters gets the message's start", "NNC_ERR_SHAPE", "input 'x"),
     # The model itself
     Fault("model_raises", "CFP", "the model raises (`RuntimeError` on negative input)", "NNC_ERR_RUNTIME",
@@ -248,6 +259,12 @@ def _python_fault(case, d):
         row = np.zeros(2)
         good(x, out=[np.lib.stride_tricks.as_strided(row, shape=(5, 2), strides=(0, 8))])
 
+    def record_twice():
+        m = Model(d / "plain_affine64.pt")
+        with tempfile.TemporaryDirectory() as tmp:
+            m.record_start(pathlib.Path(tmp) / "a")
+            m.record_start(pathlib.Path(tmp) / "b")
+
     def batch_mismatch():
         Model(d / "two_in_two_out.pt")(np.zeros((4, 3)), np.zeros((5, 2)))
 
@@ -284,6 +301,16 @@ def _python_fault(case, d):
         "model_returns_wrong_count": lambda: Model(d / "returns_two.pt")(x),
         "model_returns_non_tensor": lambda: Model(d / "returns_int.pt")(x),
         "zero_threads": lambda: set_num_threads(0),
+        "nan_input": lambda: good(np.where(np.arange(15).reshape(5, 3) == 7, np.nan, x)),
+        "inf_output": lambda: Model(d / "plain_affine64.pt")(np.full((5, 3), 1e308)),
+        "fallback_policy_without_fallback": lambda: Model(d / "plain_affine64.pt", nonfinite="fallback")(x),
+        "fallback_of_wrong_shape": lambda: Model(d / "plain_affine64.pt", nonfinite="fallback")(
+            x, fallback=[np.zeros((5, 3))]),
+        "ood_policy_without_score": lambda: Model(d / "plain_affine64.pt", ood="flag"),
+        "unknown_policy_option": lambda: Model(d / "plain_affine64.pt", nonfinite="ignore"),
+        "record_into_a_file": lambda: good.record_start(d / "empty.pt" / "records"),
+        "record_bad_array_name": lambda: good.record_array("a/b", x),
+        "record_twice": record_twice,
     }
     try:
         actions[case]()
@@ -362,8 +389,6 @@ def test_c_fault_cases_run_clean_under_valgrind(fault_dir, build_c):
 
 @pytest.mark.slow
 @NEEDS_VALGRIND
-@pytest.mark.xfail(reason="bridge bug: a directory goes to torch::jit::load, whose zip reader then branches on "
-                          "uninitialised memory (PyTorchStreamReader::init)", strict=True)
 def test_loading_a_directory_runs_clean_under_valgrind(fault_dir, build_c):
     exe = build_c(TESTS / "c" / "fault_cases.c", name="fault_cases_vg", extra=["-g"])
     run_under_valgrind(exe, fault_dir, "directory")
