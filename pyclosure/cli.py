@@ -78,7 +78,7 @@ def build_parser():
     p.add_argument("--models", nargs="+", choices=["mlp32", "mlp64", "burgers"], help="default: all three")
     p.add_argument("--batches", nargs="+", type=int, metavar="N", help="columns per call (default 1 16 256 4096 32768)")
     p.add_argument("--threads", nargs="+", type=int, metavar="N", help="thread counts (default 1 2)")
-    p.add_argument("--rounds", type=int, help="interleaved rounds per configuration (default 7)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds per configuration (default 9)")
     p.add_argument("--keep", metavar="DIR", help="keep the exported models and driver logs in DIR")
     p.add_argument("--default-malloc", action="store_true",
                    help="run the drivers with glibc's adaptive malloc thresholds (default: fixed ones, alike in all)")

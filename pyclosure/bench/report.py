@@ -123,6 +123,10 @@ def text(doc):
     head = [(f"pyclosure bench: {m['cpu']}, {m['cores']} cores, device {doc['settings']['device']}, "
              f"torch {doc['torch_version']}, pyclosure {doc['pyclosure_version']}; "
              f"up to {doc['settings']['rounds']} interleaved rounds, median of all timed calls")]
+    loads = [r["load_average"] for r in doc["results"]]
+    if loads and max(loads) > m["cores"] + 1:  # + 1: the benchmark's own driver
+        head.append(f"warning: the machine was busy while measuring (1-minute load average up to {max(loads):.1f} "
+                    f"on {m['cores']} cores): other work shares the cores, so the numbers are indicative only")
     for r, why in doc["skipped_routes"].items():
         head.append(f"route {LABELS[r]} skipped: {why}")
     head.append("bind-once form: nn_closure has none (every nn_forward call describes its arrays anew)")

@@ -8,6 +8,7 @@ that rotates from round to round, so that drift of a shared machine hits every
 route alike. A route's time is the median of all its timed calls.
 """
 
+import os
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,9 +27,9 @@ class Settings:
     threads: tuple = (1, 2)
     routes: tuple = drivers.ROUTES
     device: str = "cpu"
-    rounds: int = 7               # at most; at least 3 when a configuration would exceed config_seconds
-    block_seconds: float = 0.15   # timed work per route per block (the floor's time sets the count)
-    config_seconds: float = 40.0  # rough budget of one model/threads/batch configuration
+    rounds: int = 9               # at most; at least 3 when a configuration would exceed config_seconds
+    block_seconds: float = 0.1    # timed work per route per block (the floor's time sets the count)
+    config_seconds: float = 30.0  # rough budget of one model/threads/batch configuration
     max_calls: int = 2000
     malloc_tunables: str = drivers.MALLOC_TUNABLES  # "" runs the drivers with glibc's defaults
     alloc_models: tuple = ("mlp32", "mlp64", "burgers")
@@ -127,11 +128,15 @@ def measure_group(model, threads, settings, folder, routes, out, progress=print)
             agree = _compare(model, folder, routes, batch)
             out.agreement += [{"model": model.name, "threads": threads, **a} for a in agree]
             plan = _plan(active["floor"], batch, len(routes), settings)
+            load = os.getloadavg()[0]
             times, copies = _time_batch(active, batch, plan)
+            load = max(load, os.getloadavg()[0])
             rows = [_summary(model, threads, batch, r, times[r], copies[r], plan) for r in routes]
-            floor = rows[routes.index("floor")]["median_ns"]
+            floor = rows[routes.index("floor")]
             for row in rows:
-                row["ratio_to_floor"] = row["median_ns"] / floor
+                row["ratio_to_floor"] = row["median_ns"] / floor["median_ns"]
+                row["p10_ratio_to_floor"] = row["p10_ns"] / floor["p10_ns"]  # less sensitive to other work
+                row["load_average"] = round(load, 2)
             out.results += rows
             progress(f"  {model.name} threads={threads} batch={batch}: " + ", ".join(
                 f"{r['route']} {r['median_ns'] / 1e3:.1f} us" for r in rows))
