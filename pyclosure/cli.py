@@ -1,4 +1,4 @@
-"""The ``pyclosure`` command: demo, info, replay, config."""
+"""The ``pyclosure`` command: demo, info, replay, bench, config."""
 
 import argparse
 import sys
@@ -54,6 +54,18 @@ def _replay(args):
     print(f"report: {out}")
     return 0 if report["summary"]["ok"] else 1
 
+def _bench(args):
+    from .bench import Settings, run
+
+    chosen = {"models": args.models, "batches": args.batches, "threads": args.threads, "rounds": args.rounds,
+              "device": args.device}
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in chosen.items() if v is not None}
+    if args.default_malloc:
+        kw["malloc_tunables"] = ""
+    settings = Settings.for_quick(**kw) if args.quick else Settings(**kw)
+    run(settings, json_path=args.json, keep=args.keep)
+    return 0
+
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="pyclosure", description=__doc__)
@@ -86,6 +98,19 @@ def build_parser():
     p.add_argument("--no-torch", action="store_true", help="replay through the bridge only")
     p.add_argument("--no-budgets", action="store_true", help="skip the conservation budgets")
     p.set_defaults(func=_replay)
+
+    p = sub.add_parser("bench", help="the coupling benchmark: Fortran, C, C++, Python and embedded-Python calls")
+    p.add_argument("--quick", action="store_true", help="a short subset (CI): batches 1 and 256, one thread")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda:N")
+    p.add_argument("--models", nargs="+", choices=["mlp32", "mlp64", "burgers"], help="default: all three")
+    p.add_argument("--batches", nargs="+", type=int, metavar="N", help="columns per call (default 1 16 256 4096 32768)")
+    p.add_argument("--threads", nargs="+", type=int, metavar="N", help="thread counts (default 1 2)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds per configuration (default 9)")
+    p.add_argument("--keep", metavar="DIR", help="keep the exported models and driver logs in DIR")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="run the drivers with glibc's adaptive malloc thresholds (default: fixed ones, alike in all)")
+    p.set_defaults(func=_bench)
     return parser
 
 

@@ -1,0 +1,117 @@
+"""``pyclosure bench``: what calling a closure from Fortran through the bridge costs.
+
+Routes, each a separate driver process (see :mod:`.drivers`):
+
+* ``floor``: C++ calling libtorch directly on preallocated buffers, the least any
+  libtorch bridge can do; every other route is given as a ratio to it;
+* ``c``: C calling ``nnc_model_forward`` (descriptors filled once);
+* ``fortran``: Fortran calling ``nn_forward(model, x, y, stat=, errmsg=)``;
+* ``python``: Python calling the TorchScript module with torch;
+* ``embedded``: Fortran calling an embedded Python interpreter (cffi embedding)
+  that runs the module with torch, as forpy or call_py_fort users do.
+
+Models (:mod:`.models`), measurements (:mod:`.run`), tables and JSON (:mod:`.report`).
+"""
+
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..errors import DeviceUnavailableError
+from . import drivers, models, report
+from .run import Measurements, Settings, count_allocations, measure_group
+
+__all__ = ["Settings", "check_device", "run"]
+
+
+def check_device(device):
+    """Refuse a device this machine cannot run, with the reason."""
+    if device == "cpu":
+        return
+    if not device.startswith("cuda"):
+        raise DeviceUnavailableError(f"unknown device '{device}': use cpu or cuda:N")
+    if not torch.cuda.is_available():
+        why = ("this torch was built without CUDA" if torch.version.cuda is None
+               else "torch finds no CUDA device")
+        raise DeviceUnavailableError(
+            f"--device {device}: CUDA is not available here ({why}; torch {torch.__version__}). "
+            "The GPU mode needs a CUDA build of torch and the bridge built against it.")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise DeviceUnavailableError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+
+
+def _cpu_name():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _measure(settings, folder, progress):
+    skipped = {r: drivers.missing_reason(r) for r in settings.routes if drivers.missing_reason(r)}
+    routes = [r for r in settings.routes if r not in skipped]
+    if "floor" not in routes:
+        raise drivers.BenchError("the floor route (bench_floor) is needed: every ratio is taken to it")
+    built = [models.build(name, folder) for name in settings.models]
+    out = Measurements()
+    for m in built:
+        for t in settings.threads:
+            sub = Path(folder) / f"{m.name}-{t}t"
+            sub.mkdir()
+            measure_group(m, t, settings, sub, routes, out, progress)
+        if settings.device == "cpu" and m.name in settings.alloc_models:
+            sub = Path(folder) / f"{m.name}-alloc"
+            sub.mkdir()
+            count_allocations(m, settings, sub, routes, out, progress)
+    return built, routes, skipped, out
+
+
+def run(settings, json_path=None, keep=None, progress=print):
+    """Measure, print the report, write the JSON; return the document (a dict).
+
+    Parameters
+    ----------
+    settings : Settings
+        What to measure (``Settings()`` full, ``Settings.for_quick()`` short).
+    json_path : str, optional
+        Where to write the JSON document.
+    keep : str, optional
+        A folder for the exported models and driver logs (default: a temporary one).
+    """
+    check_device(settings.device)
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="pyclosure-bench-") as tmp:
+        folder = Path(keep) if keep else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        built, routes, skipped, out = _measure(settings, folder.resolve(), progress)
+    doc = {
+        "schema": "pyclosure.bench/1",
+        "pyclosure_version": __version__,
+        "torch_version": torch.__version__,
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()},
+        "settings": settings.asdict(),
+        "routes": routes,
+        "route_labels": {r: drivers.LABELS[r] for r in routes},
+        "skipped_routes": skipped,
+        "bind_once_form": None,
+        "models": [{k: v for k, v in vars(m).items() if k != "path"} for m in built],
+        "results": out.results,
+        "agreement": out.agreement,
+        "allocations": out.allocations,
+    }
+    doc["targets"] = report.targets(doc)
+    doc["elapsed_s"] = round(time.monotonic() - start, 1)
+    progress(report.text(doc))
+    if json_path:
+        Path(json_path).write_text(json.dumps(doc, indent=1) + "\n")
+    return doc

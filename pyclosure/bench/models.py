@@ -1,0 +1,76 @@
+"""The benchmark's closures, exported with fixed weights, and their flop counts.
+
+* ``mlp32``, ``mlp64``: a column closure of the usual size, 30 inputs, two hidden
+  layers of 128 with tanh, 31 outputs (:func:`pyclosure.models.mlp`), float32 and float64;
+* ``burgers``: the demo's kind of Burgers closure, a
+  :class:`pyclosure.models.PeriodicFluxClosure` (stencil 6, hidden 32, depth 2,
+  tanh) in float64 on 128 cells: ``u (batch, 128) -> flux (batch, 128)``.
+
+Weights are seeded random (their values do not change the cost). Flops count the
+multiply-adds of the linear and convolution layers (2 per multiply-add) and ignore
+activations, padding and normalisation.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from ..export import export
+from ..models import PeriodicFluxClosure, mlp
+
+NAMES = ("mlp32", "mlp64", "burgers")
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """One exported benchmark closure: ``x (batch, nin) -> y (batch, nout)``."""
+
+    name: str
+    path: str
+    dtype: str
+    nin: int
+    nout: int
+    flops_per_sample: int
+    description: str
+
+
+def _module(name):
+    torch.manual_seed(1234)
+    if name in ("mlp32", "mlp64"):
+        dtype = torch.float32 if name == "mlp32" else torch.float64
+        return mlp(30, 31, hidden=128, depth=2, act="tanh").to(dtype), 30, dtype, "MLP 30-128-128-31 tanh"
+    if name == "burgers":
+        module = PeriodicFluxClosure(1, stencil=6, hidden=32, depth=2, act="tanh", dx=100.0 / 128)
+        return module.double(), 128, torch.float64, "Burgers flux closure, 128 cells, stencil 6, hidden 32"
+    raise ValueError(f"unknown benchmark model {name!r}; choose from {', '.join(NAMES)}")
+
+
+def flops_per_sample(module, example):
+    """2 x multiply-adds of the Linear and Conv1d layers per sample of ``example``."""
+    macs = []
+
+    def count(layer, _inputs, output):
+        if isinstance(layer, torch.nn.Linear):
+            macs.append(output.numel() * layer.in_features)
+        elif isinstance(layer, torch.nn.Conv1d):
+            macs.append(output.numel() * layer.in_channels // layer.groups * layer.kernel_size[0])
+
+    hooks = [m.register_forward_hook(count) for m in module.modules()
+             if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d))]
+    with torch.no_grad():
+        module(example)
+    for h in hooks:
+        h.remove()
+    return 2 * sum(macs) // example.shape[0]
+
+
+def build(name, folder):
+    """Export benchmark model ``name`` into ``folder``; return its :class:`BenchModel`."""
+    module, nin, dtype, description = _module(name)
+    module.eval()
+    example = torch.zeros(4, nin, dtype=dtype)
+    y = module(example)
+    path = f"{folder}/{name}.pt"
+    export(module, path, example)
+    return BenchModel(name, path, str(dtype).replace("torch.", ""), nin, y.shape[1],
+                      flops_per_sample(module, example), description)

@@ -1,0 +1,134 @@
+"""Tables, target checks and the JSON document of a benchmark run."""
+
+from .drivers import LABELS
+
+# Fortran nn_forward against the C++ floor: the bridge's overhead targets.
+RATIO_TARGETS = ((1, 1.15), (256, 1.05))  # (batch >= this, or == 1: ratio at most)
+
+
+def _lookup(results):
+    return {(r["model"], r["threads"], r["batch"], r["route"]): r for r in results}
+
+
+def tables(doc):
+    """Markdown tables: per model, the floor's time and GFLOP/s and every route's ratio to it."""
+    by = _lookup(doc["results"])
+    routes = [r for r in doc["routes"] if r != "floor"]
+    gpu = doc["settings"]["device"] != "cpu"
+    lines = []
+    for m in doc["models"]:
+        title = (f"{m['name']}: {m['description']}, {m['dtype']}, {m['flops_per_sample']} flop per column "
+                 "(the floor's time per call, and each route's time / the floor's)")
+        lines += ["", title, ""]
+        head = ["threads", "batch", "floor us", "floor GFLOP/s"] + (["floor copy us"] if gpu else [])
+        head += [LABELS[r] for r in routes]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for t in doc["settings"]["threads"]:
+            for b in doc["settings"]["batches"]:
+                f = by.get((m["name"], t, b, "floor"))
+                if f is None:
+                    continue
+                cells = [str(t), str(b), f"{f['median_ns'] / 1e3:.1f}", f"{f['gflops']:.2f}"]
+                if gpu:
+                    cells.append(f"{f.get('copy_median_ns', float('nan')) / 1e3:.1f}")
+                cells += [f"{by[(m['name'], t, b, r)]['ratio_to_floor']:.3f}" for r in routes]
+                lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def agreement_lines(doc):
+    rows = doc["agreement"]
+    same = [a for a in rows if a["bitwise_equal"]]
+    lines = [(f"outputs: {len(same)} of {len(rows)} route/config outputs are bit-for-bit equal to the floor's "
+              "(same fixed input, same thread count)")]
+    for a in rows:
+        if not a["bitwise_equal"]:
+            lines.append(f"  differs: {a['route']} {a['model']} threads={a['threads']} batch={a['batch']}: "
+                         f"max |difference| {a['max_abs_diff']:.3g}")
+    return lines
+
+
+def allocation_lines(doc):
+    rows = doc["allocations"]
+    if not rows:
+        return ["allocations: not measured (allocation counter not built)"]
+    lines = [("heap allocations per call (malloc/calloc/realloc/memalign counted in-process, after warm-up; "
+              "heap growth over all counted calls):")]
+    for r in rows:
+        n = r["allocs_per_call"]
+        nb = r["bytes_per_call"]
+        lines.append(f"  {r['model']:8} batch={r['batch']:<6} {LABELS[r['route']]:28} "
+                     f"{'n/a' if n is None else f'{n:6.1f}'} allocations, "
+                     f"{'n/a' if nb is None else f'{nb:10.0f}'} bytes, heap growth {r['heap_growth_bytes']} bytes "
+                     f"over {r['calls']} calls")
+    return lines
+
+
+def targets(doc):
+    """The issue's targets, each with met (True/False/None when not measured) and the evidence."""
+    by = _lookup(doc["results"])
+    out = []
+    for lo, limit in RATIO_TARGETS:
+        vals = [(k, r["ratio_to_floor"]) for k, r in by.items()
+                if k[3] == "fortran" and ((k[2] == 1) if lo == 1 else (k[2] >= lo))]
+        worst = max(vals, key=lambda kv: kv[1]) if vals else None
+        name = f"Fortran nn_forward / floor <= {limit} at batch {'1' if lo == 1 else '>= ' + str(lo)}"
+        out.append({"target": name, "met": None if worst is None else worst[1] <= limit,
+                    "worst": None if worst is None else {"model": worst[0][0], "threads": worst[0][1],
+                                                         "batch": worst[0][2], "ratio": worst[1]}})
+    slower = []
+    for k, r in by.items():
+        e = by.get((k[0], k[1], k[2], "embedded"))
+        if k[3] == "fortran" and k[2] <= 4096 and e is not None and r["median_ns"] >= e["median_ns"]:
+            spread = max(r["p90_ns"] - r["p10_ns"], e["p90_ns"] - e["p10_ns"])
+            slower.append({"model": k[0], "threads": k[1], "batch": k[2],
+                           "by": r["median_ns"] / e["median_ns"] - 1,
+                           "within_spread": r["median_ns"] - e["median_ns"] < spread / 2})
+    has_embedded = any(k[3] == "embedded" for k in by)
+    out.append({"target": "Fortran nn_forward faster than the embedded-Python route at every batch <= 4096",
+                "met": (not slower) if has_embedded else None, "slower_at": slower})
+    allocs = {(a["model"], a["batch"], a["route"]): a["allocs_per_call"] for a in doc["allocations"]}
+    extra = [(k[0], k[1], v - allocs[(k[0], k[1], "floor")]) for k, v in allocs.items()
+             if k[2] == "fortran" and v is not None and allocs.get((k[0], k[1], "floor")) is not None]
+    growth = [a["heap_growth_bytes"] for a in doc["allocations"] if a["route"] in ("fortran", "c")]
+    out.append({"target": "nn_forward allocates no host memory per call beyond what libtorch does (the floor)",
+                "met": None if not extra else all(e <= 0 for _, _, e in extra),
+                "extra_allocs_per_call": [{"model": m, "batch": b, "extra": e} for m, b, e in extra],
+                "bridge_heap_growth_bytes": growth})
+    return out
+
+
+def target_lines(doc):
+    lines = ["targets:"]
+    for t in doc["targets"]:
+        state = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        detail = ""
+        if t.get("worst"):
+            w = t["worst"]
+            detail = f" (worst {w['ratio']:.3f}: {w['model']} threads={w['threads']} batch={w['batch']})"
+        elif t.get("slower_at"):
+            detail = " (slower at " + ", ".join(
+                f"{x['model']} threads={x['threads']} batch={x['batch']} by {100 * x['by']:.1f} %"
+                + (", within the calls' spread" if x["within_spread"] else "") for x in t["slower_at"]) + ")"
+        elif t.get("extra_allocs_per_call"):
+            e = ", ".join(f"{x['extra']:+.1f}" for x in t["extra_allocs_per_call"])
+            detail = f" (extra allocations per call vs floor: {e})"
+        lines.append(f"  {state:12} {t['target']}{detail}")
+    return lines
+
+
+def text(doc):
+    """The whole report as printed on screen."""
+    m = doc["machine"]
+    head = [(f"pyclosure bench: {m['cpu']}, {m['cores']} cores, device {doc['settings']['device']}, "
+             f"torch {doc['torch_version']}, pyclosure {doc['pyclosure_version']}; "
+             f"up to {doc['settings']['rounds']} interleaved rounds, median of all timed calls")]
+    loads = [r["load_average"] for r in doc["results"]]
+    if loads and max(loads) > m["cores"] + 1:  # + 1: the benchmark's own driver
+        head.append(f"warning: the machine was busy while measuring (1-minute load average up to {max(loads):.1f} "
+                    f"on {m['cores']} cores): other work shares the cores, so the numbers are indicative only")
+    for r, why in doc["skipped_routes"].items():
+        head.append(f"route {LABELS[r]} skipped: {why}")
+    head.append("bind-once form: nn_closure has none (every nn_forward call describes its arrays anew)")
+    return "\n".join(head + [tables(doc), ""] + agreement_lines(doc) + allocation_lines(doc)
+                     + target_lines(doc))

@@ -1,0 +1,171 @@
+"""The measurements: interleaved timing rounds, output agreement, allocation counts.
+
+For each model and thread count one driver per route is started. For each batch
+size the routes first dump their output for the same fixed input (compared with the
+floor's, byte for byte); then ``rounds`` rounds follow, and in each round every
+route runs one block of calls (warm-up, then ``calls`` timed calls), in an order
+that rotates from round to round, so that drift of a shared machine hits every
+route alike. A route's time is the median of all its timed calls.
+"""
+
+import os
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import drivers
+
+
+@dataclass
+class Settings:
+    """What one ``pyclosure bench`` run measures, and how long it tries."""
+
+    models: tuple = ("mlp32", "mlp64", "burgers")
+    batches: tuple = (1, 16, 256, 4096, 32768)
+    threads: tuple = (1, 2)
+    routes: tuple = drivers.ROUTES
+    device: str = "cpu"
+    rounds: int = 9               # at most; at least 3 when a configuration would exceed config_seconds
+    block_seconds: float = 0.1    # timed work per route per block (the floor's time sets the count)
+    config_seconds: float = 30.0  # rough budget of one model/threads/batch configuration
+    max_calls: int = 2000
+    malloc_tunables: str = drivers.MALLOC_TUNABLES  # "" runs the drivers with glibc's defaults
+    alloc_models: tuple = ("mlp32", "mlp64", "burgers")
+    alloc_batches: tuple = (1, 16)
+    alloc_calls: int = 500
+    quick: bool = False
+
+    @classmethod
+    def for_quick(cls, **kw):
+        base = {"models": ("mlp32", "burgers"), "batches": (1, 256), "threads": (1,), "rounds": 3,
+                "block_seconds": 0.03, "config_seconds": 4.0, "max_calls": 300, "alloc_models": ("mlp32",),
+                "alloc_calls": 100, "quick": True}
+        return cls(**{**base, **kw})
+
+    def asdict(self):
+        return asdict(self)
+
+
+@dataclass
+class Measurements:
+    """Everything measured; :mod:`.report` turns it into tables and JSON."""
+
+    results: list = field(default_factory=list)
+    agreement: list = field(default_factory=list)
+    allocations: list = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """Rounds, and warm-up and timed calls per block, of one configuration."""
+
+    rounds: int
+    warmup: int
+    calls: int
+
+
+def _plan(floor, batch, nroutes, settings):
+    """About ``block_seconds`` of the floor's time per block; fewer rounds (>= 3) for long calls."""
+    probe = floor.ask("time", batch, 1, 2)["t"]
+    per_call = max(min(probe), 1) * 1e-9
+    calls = int(min(max(settings.block_seconds / per_call, 1), settings.max_calls))
+    warmup = 0 if per_call > 0.05 else max(2, min(calls // 10, 50))  # a long call warms itself up
+    fit = int(settings.config_seconds / (nroutes * (calls + warmup) * per_call))
+    return Plan(min(settings.rounds, max(3, fit)), warmup, calls)
+
+
+def _compare(model, folder, routes, batch):
+    """Each route's dumped output against the floor's (deleted afterwards)."""
+    paths = {r: Path(folder) / f"{r}-{batch}.bin" for r in routes}
+    ref = np.fromfile(paths["floor"], dtype=model.dtype)
+    rows = []
+    for r in routes:
+        got = np.fromfile(paths[r], dtype=model.dtype)
+        equal = got.shape == ref.shape and got.tobytes() == ref.tobytes()
+        diff = float(np.max(np.abs(got - ref))) if got.shape == ref.shape and got.size else float("inf")
+        rows.append({"route": r, "batch": batch, "bitwise_equal": equal, "max_abs_diff": 0.0 if equal else diff,
+                     "values": int(ref.size)})
+    for p in paths.values():
+        p.unlink()
+    return rows
+
+
+def _time_batch(active, batch, plan):
+    """Interleaved rounds over the routes; per-call times (and copy times) per route."""
+    names = list(active)
+    times = {r: [] for r in names}
+    copies = {r: [] for r in names}
+    for k in range(plan.rounds):
+        order = names[k % len(names):] + names[:k % len(names)]
+        for r in order:
+            answer = active[r].ask("time", batch, plan.warmup, plan.calls)
+            times[r] += answer["t"]
+            copies[r] += answer.get("copy", [])
+    return times, copies
+
+
+def _summary(model, threads, batch, route, t, copy, plan):
+    t = sorted(t)
+    q = np.quantile(np.array(t, dtype=float), [0.1, 0.9])
+    median = statistics.median(t)
+    row = {"model": model.name, "dtype": model.dtype, "threads": threads, "batch": batch, "route": route,
+           "calls": len(t), "rounds": plan.rounds, "median_ns": median, "p10_ns": float(q[0]), "p90_ns": float(q[1]),
+           "gflops": model.flops_per_sample * batch / median}
+    if copy:
+        row["copy_median_ns"] = statistics.median(copy)
+    return row
+
+
+def measure_group(model, threads, settings, folder, routes, out, progress=print):
+    """All batch sizes of one model at one thread count: timings and agreement."""
+    active = drivers.start(routes, model, threads, settings.device, folder, tunables=settings.malloc_tunables)
+    try:
+        for batch in settings.batches:
+            for d in active.values():
+                d.ask("dump", batch)
+            agree = _compare(model, folder, routes, batch)
+            out.agreement += [{"model": model.name, "threads": threads, **a} for a in agree]
+            plan = _plan(active["floor"], batch, len(routes), settings)
+            load = os.getloadavg()[0]
+            times, copies = _time_batch(active, batch, plan)
+            load = max(load, os.getloadavg()[0])
+            rows = [_summary(model, threads, batch, r, times[r], copies[r], plan) for r in routes]
+            floor = rows[routes.index("floor")]
+            for row in rows:
+                row["ratio_to_floor"] = row["median_ns"] / floor["median_ns"]
+                row["p10_ratio_to_floor"] = row["p10_ns"] / floor["p10_ns"]  # less sensitive to other work
+                row["load_average"] = round(load, 2)
+            out.results += rows
+            progress(f"  {model.name} threads={threads} batch={batch}: " + ", ".join(
+                f"{r['route']} {r['median_ns'] / 1e3:.1f} us" for r in rows))
+    finally:
+        drivers.stop(active)
+
+
+def count_allocations(model, settings, folder, routes, out, progress=print):
+    """Heap allocations per call of each route (allocation counter preloaded), one thread.
+
+    Each route first makes ``alloc_calls`` calls, then ``alloc_calls`` counted calls:
+    allocations and bytes asked for per call, and the growth of the heap in use
+    over the counted calls (steady state: 0, or a few bytes of glibc bookkeeping).
+    """
+    lib = drivers.alloc_counter()
+    if lib is None:
+        progress("  allocation counter not built: skipping the allocation check")
+        return
+    active = drivers.start(routes, model, 1, settings.device, folder, preload=lib,
+                           tunables=settings.malloc_tunables)
+    try:
+        for batch in settings.alloc_batches:
+            for r, d in active.items():
+                a = d.ask("alloc", batch, settings.alloc_calls, settings.alloc_calls)
+                n = a["calls"]
+                out.allocations.append({
+                    "model": model.name, "threads": 1, "batch": batch, "route": r, "calls": n,
+                    "allocs_per_call": a["allocs"] / n if a["allocs"] >= 0 else None,
+                    "bytes_per_call": a["bytes"] / n if a["bytes"] >= 0 else None,
+                    "heap_growth_bytes": a["heap_growth"]})
+    finally:
+        drivers.stop(active)

@@ -1,0 +1,153 @@
+"""The Python route of the coupling benchmark, and its driver process.
+
+:class:`TorchRoute` calls the TorchScript module with torch on preallocated
+tensors (``torch.jit.load``, ``inference_mode``, the result copied into the
+output). The embedded-Python route runs the same class inside a Fortran program.
+
+``python -m pyclosure.bench.torch_route ROUTE MODEL DTYPE NIN NOUT THREADS DEVICE DUMPDIR``
+is the Python driver: it answers the commands of the C++ and Fortran drivers
+(``time``, ``dump``, ``alloc``, ``quit``; see ``examples/bench/floor.cpp``) with
+the same JSON lines.
+"""
+
+import ctypes
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+def fixed_input(batch, nin, dtype):
+    """The drivers' input (batch, nin): ((37 k) mod 101 - 50) / 64 over the flat index k."""
+    k = np.arange(batch * nin, dtype=np.int64)
+    return (((37 * k) % 101 - 50) / 64.0).astype(dtype).reshape(batch, nin)
+
+
+class TorchRoute:
+    """A TorchScript module called from Python on caller-owned tensors.
+
+    Parameters
+    ----------
+    path : str
+        The model file.
+    dtype : {"float32", "float64"}
+        Element type of inputs and outputs.
+    nin, nout : int
+        Features per sample in and out: ``x (batch, nin) -> y (batch, nout)``.
+    threads : int
+        torch's intra-op thread count (set for the whole process).
+    device : str
+        ``"cpu"`` or ``"cuda:N"``. On a GPU each call also measures its
+        host-device copies (``copy_ns``).
+    """
+
+    def __init__(self, path, dtype, nin, nout, threads, device):
+        torch.set_num_threads(int(threads))
+        self.nin, self.nout = int(nin), int(nout)
+        self.np_dtype = np.dtype(dtype)
+        self.itemsize = self.np_dtype.itemsize
+        self.device = torch.device(device)
+        self.module = torch.jit.load(path, map_location=self.device).eval()
+        self.copy_ns = -1
+
+    def __call__(self, x, y):
+        """y[...] = module(x) for host tensors x (batch, nin), y (batch, nout)."""
+        with torch.inference_mode():
+            if self.device.type == "cpu":
+                y.copy_(self.module(x))
+                return
+            t0 = time.perf_counter_ns()
+            xd = x.to(self.device)
+            torch.cuda.synchronize(self.device)
+            t1 = time.perf_counter_ns()
+            r = self.module(xd)
+            torch.cuda.synchronize(self.device)
+            t2 = time.perf_counter_ns()
+            y.copy_(r)
+            self.copy_ns = (t1 - t0) + (time.perf_counter_ns() - t2)
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                 "fordblks", "keepcost")]
+
+
+def _alloc_counts():
+    """(allocations, bytes) from a preloaded alloc_counter, or None."""
+    try:
+        read = ctypes.CDLL(None).alloc_counter_read
+    except AttributeError:
+        return None
+    calls, nbytes = ctypes.c_int64(), ctypes.c_int64()
+    read(ctypes.byref(calls), ctypes.byref(nbytes))
+    return calls.value, nbytes.value
+
+
+def _heap_in_use():
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _Mallinfo2
+    m = libc.mallinfo2()
+    return m.uordblks + m.hblkhd
+
+
+def _time(route, x, y, warmup, calls):
+    for _ in range(warmup):
+        route(x, y)
+    t, copy = [], []
+    clock = time.perf_counter_ns
+    for _ in range(calls):
+        t0 = clock()
+        route(x, y)
+        t.append(clock() - t0)
+        copy.append(route.copy_ns)
+    answer = {"batch": x.shape[0], "t": t}
+    if route.copy_ns >= 0:
+        answer["copy"] = copy
+    return answer
+
+
+def _alloc(route, x, y, warmup, calls):
+    for _ in range(warmup):
+        route(x, y)
+    h0, c0 = _heap_in_use(), _alloc_counts()
+    for _ in range(calls):
+        route(x, y)
+    c1, h1 = _alloc_counts(), _heap_in_use()
+    allocs, nbytes = (c1[0] - c0[0], c1[1] - c0[1]) if c0 else (-1, -1)
+    return {"batch": x.shape[0], "calls": calls, "allocs": allocs, "bytes": nbytes, "heap_growth": h1 - h0}
+
+
+def main(argv):
+    name, path, dtype, nin, nout, threads, device, dumpdir = argv
+    route = TorchRoute(path, dtype, int(nin), int(nout), int(threads), device)
+    print(json.dumps({"ready": 1, "route": name, "threads": torch.get_num_threads()}), flush=True)
+    x = y = None
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            break
+        op, batch, warmup, calls = words[0], *map(int, words[1:4])
+        if x is None or x.shape[0] != batch:
+            x = torch.from_numpy(fixed_input(batch, route.nin, dtype))
+            y = torch.zeros(batch, route.nout, dtype=x.dtype)
+        if op == "time":
+            answer = _time(route, x, y, warmup, calls)
+        elif op == "alloc":
+            answer = _alloc(route, x, y, warmup, calls)
+        elif op == "dump":
+            route(x, y)
+            out = os.path.join(dumpdir, f"{name}-{batch}.bin")
+            y.numpy().tofile(out)
+            answer = {"dump": out}
+        else:
+            raise SystemExit(f"unknown command {op!r}")
+        print(json.dumps(answer), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
