@@ -203,8 +203,10 @@ contains
     type(nn_array), intent(in), optional :: fallback(:)
     integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)
     type(nnc_array), target :: cin(size(inputs)), cout(size(outputs)), cflags(1)
+    type(nnc_array), target :: cfb1(1)
     type(nnc_array), allocatable, target :: cfbs(:)
     integer(c_int64_t), target :: sin(NNC_MAX_RANK, size(inputs)), sout(NNC_MAX_RANK, size(outputs))
+    integer(c_int64_t), target :: sfb1(NNC_MAX_RANK, 1)
     integer(c_int64_t), allocatable, target :: sfb(:, :)
     integer(c_int) :: status, nfb
     type(c_ptr) :: pflags
@@ -212,12 +214,11 @@ contains
     status = to_descriptors(inputs, cin, sin, "input", message)
     if (status == NN_OK) status = to_descriptors(outputs, cout, sout, "output", message)
     nfb = 0
-    if (present(fallback)) then
+    if (present(fallback)) then  ! one fallback (the common case) needs no heap allocation
       nfb = int(size(fallback), c_int)
-      allocate (cfbs(max(nfb, 1)), sfb(NNC_MAX_RANK, max(nfb, 1)))
-      if (status == NN_OK .and. nfb > 0) status = to_descriptors(fallback, cfbs, sfb, "fallback", message)
-    else
-      allocate (cfbs(1), sfb(NNC_MAX_RANK, 1))
+      if (nfb > 1) allocate (cfbs(nfb), sfb(NNC_MAX_RANK, nfb))
+      if (status == NN_OK .and. nfb == 1) status = to_descriptors(fallback, cfb1, sfb1, "fallback", message)
+      if (status == NN_OK .and. nfb > 1) status = to_descriptors(fallback, cfbs, sfb, "fallback", message)
     end if
     pflags = c_null_ptr
     if (present(flags)) then
@@ -231,8 +232,13 @@ contains
       cflags(1)%strides = c_null_ptr
       pflags = c_loc(cflags(1))
     end if
-    if (status == NN_OK) status = nnc_model_forward_fallback(model%handle, int(size(inputs), c_int), cin, &
-        int(size(outputs), c_int), cout, nfb, cfbs, pflags)
+    if (status == NN_OK .and. nfb > 1) then
+      status = nnc_model_forward_fallback(model%handle, int(size(inputs), c_int), cin, &
+          int(size(outputs), c_int), cout, nfb, cfbs, pflags)
+    else if (status == NN_OK) then
+      status = nnc_model_forward_fallback(model%handle, int(size(inputs), c_int), cin, &
+          int(size(outputs), c_int), cout, nfb, cfb1, pflags)
+    end if
     call finish(status, "nn_forward", stat, errmsg, message)
   end subroutine forward_arrays
 
