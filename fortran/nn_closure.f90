@@ -165,7 +165,7 @@ contains
     device = from_c(buf)
   end function nn_device
 
-  !> Set libtorch's intra-op thread count for the whole process.
+  !> Set libtorch's intra-op thread count (before the host starts its threads).
   subroutine nn_set_num_threads(n, stat, errmsg)
     integer, intent(in) :: n
     integer, intent(out), optional :: stat

@@ -38,7 +38,7 @@ def version():
 
 
 def set_num_threads(n):
-    """Set libtorch's intra-op thread count for the whole process."""
+    """Set libtorch's intra-op thread count (before other threads start calling)."""
     _check(lib.nnc_set_num_threads(int(n)))
 
 

@@ -126,7 +126,8 @@ const char *nnc_last_error(void);
  *  buflen-1 bytes). For Fortran callers. */
 int nnc_last_error_copy(char *buf, size_t buflen);
 
-/** Set libtorch's intra-op thread count for the whole process (n >= 1).
+/** Set libtorch's intra-op thread count (n >= 1). A thread takes the count at its
+ *  first parallel operation, so set it before the host starts its threads.
  *  Bit-for-bit comparisons hold only for the same thread count. */
 int nnc_set_num_threads(int n);
 /** The current intra-op thread count. */
