@@ -395,7 +395,7 @@ int main(int argc, char **argv) {
     }
     snprintf(dir, sizeof dir, "%s", argv[1]);
     for (int j = 0; j < 5; ++j)
-        for (int i = 0; i < 3; ++i) x[j][i] = 0.1 * (i + 3 * j);
+        for (int i = 0; i < 3; ++i) x[j][i] = 0.25 * (i + 3 * j); /* dyadic: W x + b exact in any order */
     if (nnc_model_load(&good, path("plain_affine64.pt"), "cpu") != NNC_OK) {
         fprintf(stderr, "cannot load the good model: %s\n", nnc_last_error());
         return 2;

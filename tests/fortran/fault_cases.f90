@@ -26,7 +26,7 @@ program fault_cases
 
   call get_command_argument(1, fdir)
   do k = 1, 5
-    x(:, k) = [0.1d0, 0.2d0, 0.3d0] * k
+    x(:, k) = [0.25d0, 0.5d0, 0.75d0] * k  ! dyadic: W x + b is exact in any summation order
   end do
   call nn_load(good, path("plain_affine64.pt"), stat=ierr, errmsg=msg)
   if (ierr /= NN_OK) error stop "fault_cases: cannot load the good model"
