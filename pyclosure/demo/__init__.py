@@ -27,7 +27,24 @@ from pathlib import Path
 from . import checks, data, learn, report
 from .settings import Settings
 
-__all__ = ["run"]
+__all__ = ["run", "missing_extras"]
+
+#: What the demo needs beyond pyclosure's own dependencies (the ``demo`` extra): module -> package.
+EXTRAS = {"matplotlib": "matplotlib", "f90wrap": "f90wrap==0.3.0"}
+
+
+def missing_extras():
+    """The packages of the ``demo`` extra that this environment lacks or cannot import (pip requirement
+    strings)."""
+    import importlib
+
+    missing = []
+    for module, pkg in EXTRAS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(pkg)
+    return missing
 
 
 def _say(i, text):
@@ -40,8 +57,17 @@ def _total(score):
 
 
 def run(out="pyclosure-demo", quick=False):
-    """Run the demo into ``out``; return 0 when all claims held, else 1."""
+    """Run the demo into ``out``; return 0 when all claims held, else 1.
+
+    Raises ``ClosureError`` at once, before any work, when the ``demo`` extra is missing."""
     import torch
+
+    from ..errors import ClosureError
+
+    missing = missing_extras()
+    if missing:
+        raise ClosureError(f"the demo needs {', '.join(missing)} (the 'demo' extra), not installed in "
+                           f"this environment; install it with: pip install " + " ".join(repr(m) for m in missing))
 
     t_start = time.perf_counter()
     out = Path(out)

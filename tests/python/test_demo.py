@@ -9,6 +9,7 @@ Burgers example (f90wrap core and ``burgers_les``) is not built.
 import importlib.resources
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +100,22 @@ def test_demo_recorded_nn_run_replays_bit_for_bit_with_budgets(demo):
     assert 0 <= r["worst_domain_residual_over_bound"] < 1
     assert report["claims"]["replay"]["held"]
     assert (out / r["report"]).exists()
+
+
+def test_demo_without_its_extra_stops_at_once_naming_what_to_install(tmp_path):
+    # An environment without matplotlib: a finder that refuses it, then the CLI as the user runs it.
+    code = f"""
+import importlib.abc, sys
+class NoMatplotlib(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "matplotlib":
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, NoMatplotlib())
+from pyclosure.cli import main
+sys.exit(main(["demo", "--quick", "--out", {str(tmp_path / "out")!r}]))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "pip install 'matplotlib'" in proc.stderr and "demo" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert not (tmp_path / "out").exists()
