@@ -80,7 +80,8 @@ def test_sdist_installs_into_a_users_venv_and_a_fortran_host_builds_from_config(
 
     # A model exported by that environment's pyclosure, a host built with its config flags only.
     model = tmp_path / "plain_affine64.pt"
-    _run([user / "bin" / "python", "-c", f"""
+    script = tmp_path / "export_model.py"  # a file: TorchScript reads the module's source
+    script.write_text(f"""
 import torch, pyclosure
 class PlainAffine(torch.nn.Module):  # the host program checks y = W x + b by hand
     def __init__(self):
@@ -90,7 +91,8 @@ class PlainAffine(torch.nn.Module):  # the host program checks y = W x + b by ha
     def forward(self, x):
         return x @ self.w.t() + self.b
 pyclosure.export(PlainAffine(), {str(model)!r}, torch.zeros(4, 3, dtype=torch.float64))
-"""], env=env, cwd=tmp_path)
+""")
+    _run([user / "bin" / "python", script], env=env, cwd=tmp_path)
     config = user / "bin" / "pyclosure"
     fflags = shlex.split(_run([config, "config", "--fflags"], env=env))
     libs = shlex.split(_run([config, "config", "--ldflags", "--libs"], env=env))
