@@ -47,7 +47,8 @@ def _replay(args):
 
     threads = None if args.threads == "recorded" else int(args.threads)
     report = replay(args.directory, args.model, threads=threads, device=args.device, use_torch=not args.no_torch,
-                    budgets=not args.no_budgets, cell_update=args.cell_update)
+                    budgets=not args.no_budgets, cell_update=args.cell_update, rtol=args.rtol,
+                    allow_other_model=args.allow_other_model)
     out = args.report or str(Path(args.directory) / "replay_report.json")
     Path(out).write_text(json.dumps(report, indent=1) + "\n")
     print(format_report(report))
@@ -95,6 +96,12 @@ def build_parser():
     p.add_argument("--device", default="cpu", help="device to replay on (default cpu)")
     p.add_argument("--cell-update", choices=["exact", "bounded"], default="exact",
                    help="cells must equal the update bit for bit (exact) or within its rounding bound")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="relative tolerance (max|diff| / max|recorded| per output) at a setting where bit for bit "
+                        "is not promised (default: 1e-12 for float64, 1e-5 for float32)")
+    p.add_argument("--allow-other-model", action="store_true",
+                   help="replay against a model file whose SHA-256 is not the recorded one (reported; never "
+                        "printed as OK)")
     p.add_argument("--no-torch", action="store_true", help="replay through the bridge only")
     p.add_argument("--no-budgets", action="store_true", help="skip the conservation budgets")
     p.set_defaults(func=_replay)

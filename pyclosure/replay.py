@@ -3,22 +3,36 @@
 A host model run with recording on (``nn_record_start``, or the environment
 variable ``NN_CLOSURE_RECORD``) leaves ``record_<call>.npz`` files. :func:`replay`
 reruns every record through the C bridge (cffi: the path Fortran used) and
-through torch in Python, compares each output bit for bit (the largest
-difference in ulps when not equal), and, when the model's contract declares
-flux-form outputs (``meaning.kind == "flux_at_faces"``) and the record holds
-the host's ``state_before``, ``state_after``, ``flux``, ``dt`` and ``dx``
-(optionally ``source``), checks the conservation budget of the host's update
-(:mod:`pyclosure.budget`). The host closes the loop around the model with
-two more optional arrays: ``given_<input>``, the host state an input was built
-from (compared bit for bit with the recorded input: the model got what the
-host had), and ``applied_<output>``, what the host applied (compared with the
-recorded output: the host used what the model returned).
+through torch in Python and compares each output with the record bit for bit
+(:mod:`pyclosure._verdict`); it then checks the host's side of the record:
+the inputs were the host's state, the host applied the model's flux, that flux
+is in the total flux of the update, and the update conserves
+(:mod:`pyclosure._host`, :mod:`pyclosure.budget`).
 
-Verdicts per record: ``equal``, ``mismatch``, ``not_comparable`` (made on another
-device, thread count or libtorch build, and not equal: a difference there is no
-failure), ``budget_violation``, ``corrupt`` (checksum or format) and ``partial``
-(the run stopped while writing it). Only ``mismatch``, ``budget_violation`` and
-``corrupt`` fail a replay.
+Verdicts per record:
+
+``equal``
+    every output reproduced bit for bit through the bridge and torch, and
+    every host check that the record allows held.
+``within_tolerance``
+    replayed at a setting where bit for bit is not promised (another device,
+    thread count or libtorch build than recorded), outputs not bit for bit
+    but within ``rtol`` of the record, with the bridge and torch agreeing
+    with each other bit for bit; host checks held. Passes.
+``mismatch``
+    an output differs at the recorded setting, or beyond ``rtol`` elsewhere,
+    or the bridge and torch disagree, or an input was not the host's state.
+``budget_violation``
+    the host applied another flux than the model's, the closure's flux is not
+    in the total flux the update used, a cell or the domain budget does not
+    close, or the update was recorded without what ties the closure to it.
+``other_model``
+    the model file's SHA-256 is not the one the record was made with (unless
+    ``allow_other_model``: then the record gets the verdict of its outputs).
+``corrupt``
+    checksum or format; ``partial``: the run stopped while writing it.
+
+``mismatch``, ``budget_violation``, ``other_model`` and ``corrupt`` fail a replay.
 """
 
 import hashlib
@@ -30,13 +44,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .budget import ulps_between, update_budget
+from ._host import check_given, check_update
+from ._verdict import compare, outputs_verdict, tag_tolerance
 from .contract import read_contract
 from .errors import ClosureError
 
 RECORD_SCHEMA = "pyclosure.record/1"
-FAILING = ("mismatch", "budget_violation", "corrupt")
-BUDGET_ARRAYS = ("state_before", "state_after", "flux", "dt", "dx")
+STATUSES = ("equal", "within_tolerance", "mismatch", "budget_violation", "other_model", "corrupt", "partial")
+FAILING = ("mismatch", "budget_violation", "other_model", "corrupt")
+__all__ = ["FAILING", "STATUSES", "CorruptRecord", "compare", "find_records", "format_report", "read_record",
+           "replay", "replay_record"]
 
 
 class CorruptRecord(Exception):
@@ -88,27 +105,6 @@ def _role(meta, arrays, role):
     return [(info["name"], arrays[m]) for m, info in meta["arrays"].items() if info["role"] == role]
 
 
-def compare(name, got, want):
-    """Bit-for-bit comparison of one array; a dict for the report."""
-    got, want = np.asarray(got), np.asarray(want)
-    if got.shape != want.shape or got.dtype != want.dtype:
-        return {"array": name, "equal": False,
-                "message": f"shape/dtype {got.shape} {got.dtype} against recorded {want.shape} {want.dtype}"}
-    same = got.tobytes() == want.tobytes()
-    out = {"array": name, "equal": same}
-    if not same:
-        differ = got.view(np.uint8).reshape(got.shape + (-1,)) != want.view(np.uint8).reshape(want.shape + (-1,))
-        differ = differ.reshape(got.size, -1).any(axis=1)
-        out["elements_differing"] = int(differ.sum())
-        out["first_index"] = int(np.argmax(differ))
-        if got.dtype.kind == "f":
-            finite = np.isfinite(got.reshape(-1)) & np.isfinite(want.reshape(-1))
-            if finite.any():
-                out["max_ulps"] = int(ulps_between(got.reshape(-1)[finite], want.reshape(-1)[finite]).max())
-            out["max_abs_diff"] = float(np.nanmax(np.abs(got.astype(np.float64) - want.astype(np.float64))))
-    return out
-
-
 class _Runner:
     """The model loaded once per path (bridge and torch), threads set per record."""
 
@@ -139,117 +135,86 @@ class _Runner:
         return [t.detach().cpu().numpy() for t in r]
 
 
-def _flux_outputs(contract):
-    if not contract:
-        return {}
-    return {io["name"]: io["meaning"] for io in contract["outputs"]
-            if isinstance(io.get("meaning"), dict) and io["meaning"].get("kind") == "flux_at_faces"}
-
-
-def _check_path(label, outputs, results, comparable_reasons):
-    arrays = []
+def _check_path(label, outputs, results, reasons, rtol):
     if len(results) != len(outputs):
-        arrays.append({"array": "*", "equal": False,
-                       "message": f"{label} returned {len(results)} outputs, the record has {len(outputs)}"})
+        arrays = [{"array": "*", "equal": False, "rel_diff": float("inf"),
+                   "message": f"{label} returned {len(results)} outputs, the record has {len(outputs)}"}]
     else:
-        arrays = [compare(n, r, o) for (n, o), r in zip(outputs, results, strict=True)]
-    equal = all(a["equal"] for a in arrays)
-    return {"equal": equal, "comparable": not comparable_reasons, "reasons": comparable_reasons, "arrays": arrays}
+        arrays = tag_tolerance([compare(n, r, o) for (n, o), r in zip(outputs, results, strict=True)], outputs, rtol)
+    return {"equal": all(a["equal"] for a in arrays), "comparable": not reasons, "reasons": reasons,
+            "arrays": arrays}
+
+
+def _run_paths(meta, runner, inputs, outputs, torch_version, rtol, n_threads):
+    """Run the record through the bridge (and torch); per-path comparisons and the engines' agreement."""
+    base = []
+    if meta["device"] != runner.device:
+        base.append(f"recorded on {meta['device']}, replayed on {runner.device}")
+    if meta["threads"] != n_threads:
+        base.append(f"recorded with {meta['threads']} thread(s), replayed with {n_threads}")
+    paths, results = {}, {}
+    reasons = base + ([f"recorded with libtorch {meta['libtorch']}, bridge runs {runner.bridge_libtorch}"]
+                      if meta["libtorch"] != runner.bridge_libtorch else [])
+    try:
+        results["bridge"] = runner.run_bridge(inputs, outputs)
+        paths["bridge"] = _check_path("the bridge", outputs, results["bridge"], reasons, rtol)
+    except ClosureError as exc:  # a model that cannot run on the recorded inputs is a mismatch
+        paths["bridge"] = {"equal": False, "comparable": True, "reasons": [], "arrays": [],
+                           "message": f"the bridge failed: {exc}"}
+    if runner.torch_module is not None:
+        tv = (torch_version or "").split("+")[0]
+        reasons = base + ([f"recorded with libtorch {meta['libtorch']}, Python runs torch {tv}"]
+                          if tv and meta["libtorch"] != tv else [])
+        try:
+            results["torch"] = runner.run_torch(inputs)
+            paths["torch"] = _check_path("torch", outputs, results["torch"], reasons, rtol)
+        except RuntimeError as exc:
+            paths["torch"] = {"equal": False, "comparable": True, "reasons": [], "arrays": [],
+                              "message": f"torch failed: {exc}"}
+    engines = None
+    if len(results) == 2 and len(results["bridge"]) == len(results["torch"]):
+        diffs = [compare(n, b, t) for (n, _), b, t in zip(outputs, results["bridge"], results["torch"], strict=False)]
+        engines = next((d for d in diffs if not d["equal"]), {"array": "*", "equal": True})
+    return paths, engines
 
 
 def replay_record(path, runner, *, threads=None, torch_version=None, contract=None, budgets=True,
-                  cell_update="exact"):
-    """Replay one record file; returns its report entry."""
+                  cell_update="exact", rtol=None, allow_other_model=False):
+    """Replay one record file; returns its report entry (``status`` is its verdict)."""
     entry = {"file": str(path)}
     try:
         meta, arrays = read_record(path)
     except CorruptRecord as exc:
         return {**entry, "status": "corrupt", "message": str(exc)}
     inputs, outputs, host = (_role(meta, arrays, r) for r in ("input", "output", "host"))
-    entry.update(call=meta["call"], recorded_threads=meta["threads"], recorded_device=meta["device"],
-                 recorded_libtorch=meta["libtorch"], model_sha256=meta["model_sha256"])
+    call = meta["call"]
+    entry.update(call=call, recorded_threads=meta["threads"], recorded_device=meta["device"],
+                 recorded_libtorch=meta["libtorch"], model_sha256=meta["model_sha256"],
+                 model_matches=meta["model_sha256"] == runner.sha256)
     n_threads = meta["threads"] if threads is None else int(threads)
     from .bridge import set_num_threads
 
     set_num_threads(n_threads)
     entry["replay_threads"] = n_threads
-    base = []
-    if meta["device"] != runner.device:
-        base.append(f"recorded on {meta['device']}, replayed on {runner.device}")
-    if meta["threads"] != n_threads:
-        base.append(f"recorded with {meta['threads']} thread(s), replayed with {n_threads}")
-    paths = {}
-    bridge_reasons = base + ([f"recorded with libtorch {meta['libtorch']}, bridge runs {runner.bridge_libtorch}"]
-                             if meta["libtorch"] != runner.bridge_libtorch else [])
-    try:
-        paths["bridge"] = _check_path("the bridge", outputs, runner.run_bridge(inputs, outputs), bridge_reasons)
-    except ClosureError as exc:  # a model that cannot run on the recorded inputs is a mismatch
-        paths["bridge"] = {"equal": False, "comparable": True, "reasons": [], "arrays": [],
-                           "message": f"the bridge failed: {exc}"}
-    if runner.torch_module is not None:
-        tv = (torch_version or "").split("+")[0]
-        torch_reasons = base + ([f"recorded with libtorch {meta['libtorch']}, Python runs torch {tv}"]
-                                if tv and meta["libtorch"] != tv else [])
-        try:
-            paths["torch"] = _check_path("torch", outputs, runner.run_torch(inputs), torch_reasons)
-        except RuntimeError as exc:
-            paths["torch"] = {"equal": False, "comparable": True, "reasons": [], "arrays": [],
-                              "message": f"torch failed: {exc}"}
-    entry["paths"] = paths
-    real_mismatch = any(not p["equal"] and p["comparable"] for p in paths.values())
-    if real_mismatch:
-        status = "mismatch"
-        bad = [(k, a) for k, p in paths.items() if not p["equal"] and p["comparable"] for a in p["arrays"]
-               if not a["equal"]] or [(k, {"array": "*"}) for k, p in paths.items() if not p["equal"]]
-        k, a = bad[0]
-        entry["message"] = (f"call {meta['call']}: output '{a['array']}' differs through {k}"
-                            + (f" by up to {a['max_ulps']} ulp(s)" if "max_ulps" in a else "")
-                            + (f" ({paths[k]['message']})" if "message" in paths[k] else ""))
-    elif all(p["equal"] for p in paths.values()):
-        status = "equal"
-    else:
-        status = "not_comparable"
-        entry["message"] = "; ".join(sorted({r for p in paths.values() for r in p["reasons"]}))
-    host_arrays = dict(host)
-    given = {}
-    for name, recorded_input in inputs:
-        g = host_arrays.get(f"given_{name}")
-        if g is not None:
-            c = compare(name, recorded_input.reshape(-1), g.reshape(-1)) if g.size == recorded_input.size else \
-                {"array": name, "equal": False, "message": f"given_{name} has {g.size} values, input has "
-                                                            f"{recorded_input.size}"}
-            given[name] = c
-            if not c["equal"]:
-                status = "mismatch"
-                entry["message"] = (f"call {meta['call']}: input '{name}' is not the host's given_{name}"
-                                    + (f" (up to {c['max_ulps']} ulp(s) apart)" if "max_ulps" in c else ""))
-    entry["inputs_given"] = given or None
-    checks = {}
-    for name, meaning in _flux_outputs(contract).items():
-        recorded = dict(outputs).get(name)
-        applied = host_arrays.get(f"applied_{name}")
-        if recorded is not None and applied is not None:
-            c = compare(f"applied_{name}", applied.reshape(-1), recorded.reshape(-1)) \
-                if applied.size == recorded.size else {"array": f"applied_{name}", "equal": False,
-                                                       "message": f"{applied.size} values, output has {recorded.size}"}
-            checks[f"applied_{name}"] = c
-            if not c["equal"] and status in ("equal", "not_comparable"):
-                status = "budget_violation"
-                entry["message"] = f"call {meta['call']}: the host applied a flux that is not the model's '{name}'"
-        if budgets and all(k in host_arrays for k in BUDGET_ARRAYS):
-            try:
-                check = update_budget(host_arrays["state_before"], host_arrays["state_after"], host_arrays["flux"],
-                                      host_arrays["dt"], host_arrays["dx"], host_arrays.get("source"),
-                                      boundary=meaning.get("boundary", "periodic"), mode=cell_update).as_dict()
-            except ValueError as exc:
-                check = {"closes": False, "message": str(exc)}
-            checks["budget"] = check
-            if not check["closes"] and status in ("equal", "not_comparable"):
-                status = "budget_violation"
-                entry["message"] = f"call {meta['call']}: budget: {check['message']}"
-            break
-    entry["budget"] = checks or None
+    entry["paths"], entry["engines_agree"] = _run_paths(meta, runner, inputs, outputs, torch_version, rtol, n_threads)
+    status, message = outputs_verdict(call, entry["paths"], entry["engines_agree"])
+    entry["outputs"] = status
+    host = dict(host)
+    entry["inputs_given"], given_failure = check_given(call, inputs, host)
+    entry["budget"], update_failure = check_update(call, outputs, host, contract, budgets=budgets,
+                                                   cell_update=cell_update)
+    if status != "mismatch" and given_failure:
+        status, message = "mismatch", given_failure
+    if status != "mismatch" and update_failure:
+        status, message = "budget_violation", update_failure
+    if not entry["model_matches"] and not allow_other_model:
+        message = (f"call {call}: recorded with model SHA-256 {meta['model_sha256'][:16]}..., replayed with "
+                   f"{runner.sha256[:16]}... (outputs: {status}); replaying against another model needs "
+                   "--allow-other-model")
+        status = "other_model"
     entry["status"] = status
+    if message:
+        entry["message"] = message
     return entry
 
 
@@ -261,16 +226,28 @@ def _sha256(path):
     return h.hexdigest()
 
 
-def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budgets=True, cell_update="exact"):
+def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budgets=True, cell_update="exact",
+           rtol=None, allow_other_model=False):
     """Replay every record under ``directory`` through ``model``; returns the report dict.
 
-    ``threads=None`` replays each record with the thread count it was made
-    with (the only count at which bit-for-bit is promised).
+    Parameters
+    ----------
+    threads : None (each record at the thread count it was made with, the only
+        count at which bit for bit is promised) or an int
+    rtol : relative tolerance for outputs at a setting that is not bit-comparable
+        (None: :data:`pyclosure._verdict.DEFAULT_RTOL` per dtype)
+    allow_other_model : replay against a model file whose SHA-256 is not the
+        recorded one (otherwise every such record fails as ``other_model``)
+
+    ``report["summary"]["ok"]`` is the pass/fail; ``report["summary"]["verdict"]``
+    is ``OK``, ``ACCEPTED_OTHER_MODEL`` (passed, against another model file,
+    allowed) or ``FAILED``.
     """
     complete, partial = find_records(directory)
     model = os.fspath(model)
     contract = read_contract(model)
     runner = _Runner(model, device, use_torch)
+    runner.sha256 = _sha256(model)
     torch_version = None
     if use_torch:
         import torch
@@ -281,61 +258,79 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
     saved = get_num_threads()
     try:
         records = [replay_record(p, runner, threads=threads, torch_version=torch_version, contract=contract,
-                                 budgets=budgets, cell_update=cell_update) for p in complete]
+                                 budgets=budgets, cell_update=cell_update, rtol=rtol,
+                                 allow_other_model=allow_other_model) for p in complete]
     finally:
         set_num_threads(saved)
     records += [{"file": str(p), "status": "partial",
                  "message": "incomplete: the run stopped while writing this record"} for p in partial]
-    sha = _sha256(model)
     recordings = {}
     for summary in sorted(Path(directory).rglob("recording.json")):
         try:
             recordings[str(summary.parent)] = json.loads(summary.read_text())
         except (OSError, ValueError) as exc:
             recordings[str(summary.parent)] = {"state": "unreadable", "message": str(exc)}
-    counts = {s: sum(r["status"] == s for r in records)
-              for s in ("equal", "mismatch", "not_comparable", "budget_violation", "corrupt", "partial")}
-    budget_checked = [r for r in records if r.get("budget") and "budget" in r["budget"]]
-    summary = {
-        "records": len(records), **counts,
-        "budgets_checked": len(budget_checked),
-        "budgets_closed": sum(bool(r["budget"]["budget"].get("closes")) for r in budget_checked),
-        "ok": len(complete) > 0 and not any(r["status"] in FAILING for r in records),
-    }
-    if not complete:
-        summary["message"] = f"no complete records under '{directory}'"
+    matches = all(r.get("model_matches", True) for r in records)
     return {
-        "schema": "pyclosure.replay/1",
+        "schema": "pyclosure.replay/2",
         "directory": str(directory),
-        "model": {"path": model, "sha256": sha,
-                  "matches_recorded": all(r.get("model_sha256", sha) == sha for r in records)},
+        "model": {"path": model, "sha256": runner.sha256, "matches_recorded": matches,
+                  "other_model_allowed": bool(allow_other_model)},
         "device": runner.device, "threads": "as recorded" if threads is None else int(threads),
-        "cell_update": cell_update,
-        "summary": summary,
+        "cell_update": cell_update, "rtol": "per dtype" if rtol is None else float(rtol),
+        "summary": _summary(records, complete, directory, matches),
         "recordings": recordings,
         "records": records,
     }
 
 
+def _summary(records, complete, directory, matches):
+    counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
+    checked = [r for r in records if (r.get("budget") or {}).get("budget")]
+    ok = len(complete) > 0 and not any(r["status"] in FAILING for r in records)
+    summary = {
+        "records": len(records), **counts,
+        "budgets_checked": len(checked),
+        "budgets_closed": sum(bool(r["budget"].get("closes")) for r in checked),
+        "ok": ok,
+        "verdict": "FAILED" if not ok else ("OK" if matches else "ACCEPTED_OTHER_MODEL"),
+    }
+    if not complete:
+        summary["message"] = f"no complete records under '{directory}'"
+    return summary
+
+
 def format_report(report, limit=20):
-    """A short text summary: one line per record (failures first), then totals."""
+    """A short text summary: one line per record (failures first), then totals and the verdict line."""
     lines = []
     recs = sorted(report["records"], key=lambda r: (r["status"] not in FAILING, r.get("call", 0)))
     for r in recs[:limit]:
         b = (r.get("budget") or {}).get("budget")
-        extra = f"  budget {b['domain_residual']:.2e} <= {b['domain_bound']:.2e}" if b and "domain_bound" in b else ""
+        extra = (f"  domain {b['domain_departure']:.1e} <= {b['domain_bound']:.1e}"
+                 if b and "domain_bound" in b else "")
         lines.append(f"{r['status']:<17} {Path(r['file']).name:<26}{extra}  {r.get('message', '')}".rstrip())
     if len(recs) > limit:
         lines.append(f"... and {len(recs) - limit} more records")
     s = report["summary"]
     lines.append("")
-    lines.append(f"records {s['records']}: equal {s['equal']}, mismatch {s['mismatch']}, not comparable "
-                 f"{s['not_comparable']}, budget violations {s['budget_violation']}, corrupt {s['corrupt']}, "
-                 f"partial {s['partial']}; budgets closed {s['budgets_closed']}/{s['budgets_checked']}")
-    if not report["model"]["matches_recorded"]:
-        lines.append("note: the model file's SHA-256 differs from the one the records were made with")
+    lines.append(f"records {s['records']}: equal {s['equal']}, within tolerance {s['within_tolerance']}, "
+                 f"mismatch {s['mismatch']}, budget violations {s['budget_violation']}, other model "
+                 f"{s['other_model']}, corrupt {s['corrupt']}, partial {s['partial']}; "
+                 f"budgets closed {s['budgets_closed']}/{s['budgets_checked']}")
+    m = report["model"]
+    if not m["matches_recorded"]:
+        lines.append(f"model: {m['path']} (SHA-256 {m['sha256'][:16]}...) is NOT the model the records were made "
+                     "with" + (" (allowed by --allow-other-model)" if m["other_model_allowed"] else ""))
+    if s["within_tolerance"]:
+        lines.append(f"{s['within_tolerance']} record(s) replayed at a setting where bit for bit is not promised: "
+                     f"within tolerance (rtol {report['rtol']}), not bit for bit")
     for where, rec in report["recordings"].items():
         if rec.get("state") not in ("stopped",):
             lines.append(f"recording {where}: {rec.get('state')}: {rec.get('message', '')}".rstrip(": "))
-    lines.append("replay: " + ("OK" if s["ok"] else "FAILED" + (f" ({s['message']})" if "message" in s else "")))
+    if s["verdict"] == "FAILED":
+        lines.append("replay: FAILED" + (f" ({s['message']})" if "message" in s else ""))
+    elif s["verdict"] == "ACCEPTED_OTHER_MODEL":
+        lines.append("replay: ACCEPTED AGAINST ANOTHER MODEL FILE (not a sign-off of the recorded model)")
+    else:
+        lines.append("replay: OK")
     return "\n".join(lines)

@@ -10,18 +10,26 @@ from .replay import FAILING, format_report, replay
 
 
 def assert_replays(directory, model, *, budgets=True, threads=None, device="cpu", use_torch=True,
-                   cell_update="exact", allow_not_comparable=True):
+                   cell_update="exact", rtol=None, allow_within_tolerance=False, allow_other_model=False):
     """Replay the records under ``directory`` through ``model`` and assert they hold.
 
-    Fails (AssertionError with the replay summary) on any mismatch, budget
-    violation or corrupt record, when no complete record exists, and, with
-    ``allow_not_comparable=False``, on records that are not comparable.
+    Strict by default: every record must be reproduced bit for bit by the model
+    file the records were made with. Fails (AssertionError with the replay
+    summary) on any mismatch, budget violation, corrupt record or record made
+    with another model file, when no complete record exists, and on records
+    only within tolerance (replayed at another thread count, device or
+    libtorch build) unless ``allow_within_tolerance=True``. A model file other
+    than the recorded one is replayed only with ``allow_other_model=True``.
+
     Returns the report dict.
     """
     report = replay(directory, model, threads=threads, device=device, use_torch=use_torch, budgets=budgets,
-                    cell_update=cell_update)
+                    cell_update=cell_update, rtol=rtol, allow_other_model=allow_other_model)
     bad = [r for r in report["records"] if r["status"] in FAILING
-           or (not allow_not_comparable and r["status"] == "not_comparable")]
+           or (not allow_within_tolerance and r["status"] == "within_tolerance")]
     if bad or not report["summary"]["ok"]:
-        raise AssertionError("replay of " + str(directory) + " failed:\n" + format_report(report))
+        why = ""
+        if bad and all(r["status"] == "within_tolerance" for r in bad):
+            why = " (records within tolerance only, not bit for bit: pass allow_within_tolerance=True to accept)"
+        raise AssertionError("replay of " + str(directory) + " failed" + why + ":\n" + format_report(report))
     return report

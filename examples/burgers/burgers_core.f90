@@ -11,7 +11,9 @@
 !>     u(i) = uin(i) - dt*(flux(i+1) - flux(i))/dx + dt*frc(i)
 !>
 !> inside each stage of the SSP-RK3 (Shu-Osher) scheme, with `flux` the TOTAL
-!> face flux (resolved + viscous + subgrid). The sum of flux differences
+!> face flux, formed as flux = flux_oth + flux_sgs: the non-closure part
+!> flux_oth = flux_res + flux_vis (resolved + viscous) plus the subgrid flux,
+!> one addition per face (what replay checks bit for bit). The sum of flux differences
 !> telescopes, so total momentum sum(u)*dx changes only by the forcing, whose
 !> contribution is accumulated in `mom_forcing` (and a rounding scale in
 !> `mom_scale`).
@@ -65,6 +67,7 @@ module burgers_core
    real(dp), allocatable, public :: flux_res(:)  !< resolved u^2/2 flux (n+1)
    real(dp), allocatable, public :: flux_vis(:)  !< viscous -nu du/dx (n+1)
    real(dp), allocatable, public :: flux_sgs(:)  !< subgrid flux tau (n+1)
+   real(dp), allocatable, public :: flux_oth(:)  !< non-closure part flux_res + flux_vis (n+1)
    real(dp), public :: mom_forcing = 0.0_dp  !< accumulated dt*dx*sum(frc)
    real(dp), public :: mom_scale = 0.0_dp    !< accumulated magnitude of the update terms
 
@@ -94,7 +97,7 @@ contains
       kmin = k_min; kmax = k_max; force_amp = amp
       nforce = max(1, nint(force_tau/timestep))
       allocate(u(n), frc(n), u0(n), w(n), source=0.0_dp)
-      allocate(flux(n + 1), flux_res(n + 1), flux_vis(n + 1), flux_sgs(n + 1), source=0.0_dp)
+      allocate(flux(n + 1), flux_res(n + 1), flux_vis(n + 1), flux_sgs(n + 1), flux_oth(n + 1), source=0.0_dp)
       allocate(fa(kmin:kmax), fb(kmin:kmax), source=0.0_dp)
       allocate(cbas(n, kmin:kmax), sbas(n, kmin:kmax))
       call build_basis()
@@ -103,7 +106,7 @@ contains
 
    !> Release everything (safe to call twice).
    subroutine finalize()
-      if (allocated(u)) deallocate(u, frc, u0, w, flux, flux_res, flux_vis, flux_sgs)
+      if (allocated(u)) deallocate(u, frc, u0, w, flux, flux_res, flux_vis, flux_sgs, flux_oth)
       if (allocated(fa)) deallocate(fa, fb, cbas, sbas)
       n = 0
    end subroutine finalize
@@ -174,10 +177,10 @@ contains
          acc = acc + abs(uin(i)) + dt*(abs(flux(i + 1)) + abs(flux(i)))/dx + dt*abs(frc(i))
       end do
       mom_scale = mom_scale + dx*acc
-      if (associated(stage_hook)) call stage_hook(uin, w, flux, flux_sgs, frc, dt, dx)
+      if (associated(stage_hook)) call stage_hook(uin, w, flux, flux_oth, flux_sgs, frc, dt, dx)
    end subroutine rk_stage
 
-   !> Face fluxes from cell values: fills flux_res, flux_vis, flux_sgs, flux.
+   !> Face fluxes from cell values: fills flux_res, flux_vis, flux_sgs, flux_oth, flux.
    subroutine compute_fluxes(uin)
       real(dp), intent(in) :: uin(:)  !< cell values, size n
       integer :: i, im
@@ -203,9 +206,10 @@ contains
       end do
       if (closure_id == closure_nn) call sgs_hook(uin(1:n), flux_sgs(1:n))
       do i = 1, n
-         flux(i) = flux_res(i) + flux_vis(i) + flux_sgs(i)
+         flux_oth(i) = flux_res(i) + flux_vis(i)
+         flux(i) = flux_oth(i) + flux_sgs(i)
       end do
-      flux(n + 1) = flux(1); flux_res(n + 1) = flux_res(1)
+      flux(n + 1) = flux(1); flux_res(n + 1) = flux_res(1); flux_oth(n + 1) = flux_oth(1)
       flux_vis(n + 1) = flux_vis(1); flux_sgs(n + 1) = flux_sgs(1)
    end subroutine compute_fluxes
 

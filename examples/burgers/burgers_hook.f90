@@ -8,8 +8,9 @@
 !> Keeping the pointer here lets `burgers_core` compile without `nn_closure`.
 !>
 !> `stage_hook`, when set, is called after every Runge-Kutta stage with what
-!> the stage did: w = uin - dt*(flux(i+1) - flux(i))/dx + dt*frc(i). The
-!> learned closure uses it to record host states for replay.
+!> the stage did: w = uin - dt*(flux(i+1) - flux(i))/dx + dt*frc(i), with
+!> flux = flux_oth + flux_sgs face by face. The learned closure uses it to
+!> record host states for replay.
 module burgers_hook
    use, intrinsic :: iso_fortran_env, only: real64
    implicit none
@@ -26,11 +27,12 @@ module burgers_hook
       end subroutine sgs_flux_proc
 
       !> What one Euler stage did (see the module comment).
-      subroutine stage_proc(uin, w, flux, flux_sgs, frc, dt, dx)
+      subroutine stage_proc(uin, w, flux, flux_oth, flux_sgs, frc, dt, dx)
          import :: real64
          real(real64), intent(in) :: uin(:)       !< cells before the stage, size n
          real(real64), intent(in) :: w(:)         !< cells after the stage, size n
          real(real64), intent(in) :: flux(:)      !< total face flux applied, size n+1
+         real(real64), intent(in) :: flux_oth(:)  !< its non-closure part, size n+1
          real(real64), intent(in) :: flux_sgs(:)  !< its subgrid part, size n+1
          real(real64), intent(in) :: frc(:)       !< cell source applied, size n
          real(real64), intent(in) :: dt, dx

@@ -12,9 +12,12 @@
 !> Recording (`burgers_nn_record`): every sampled forward call's record also
 !> gets what the Runge-Kutta stage then did with the flux, under the names
 !> `pyclosure replay` checks budgets with: state_before, state_after, flux
-!> (total, n+1 faces), source, dt, dx; given_x (the cells the closure's input
-!> was built from) and applied_flux (the subgrid flux the host applied at the
-!> n faces), which replay compares with the recorded input and output.
+!> (the total the update used, n+1 faces), other_flux (its non-closure part,
+!> resolved + viscous, n+1 faces), source, dt, dx; given_x (the cells the
+!> closure's input was built from) and applied_flux (the subgrid flux the host
+!> added to other_flux at the n faces). Replay checks input == given_x,
+!> output == applied_flux, flux == other_flux + applied_flux and the update
+!> from flux, all bit for bit: the closure's flux is tied to the update.
 module burgers_nn
    use, intrinsic :: iso_fortran_env, only: real64, error_unit
    use nn_closure, only: nn_model, nn_load, nn_forward, nn_free, nn_record_start, nn_record_array, NN_OK
@@ -60,13 +63,14 @@ contains
 
    !> The stage hook while recording: add the stage's host states to the
    !> record of the forward call it used (a no-op for calls not sampled).
-   subroutine record_stage(uin, w, flux, flux_sgs, frc, dt, dx)
-      real(real64), intent(in) :: uin(:), w(:), flux(:), flux_sgs(:), frc(:)
+   subroutine record_stage(uin, w, flux, flux_oth, flux_sgs, frc, dt, dx)
+      real(real64), intent(in) :: uin(:), w(:), flux(:), flux_oth(:), flux_sgs(:), frc(:)
       real(real64), intent(in) :: dt, dx
       call nn_record_array(model, "state_before", uin)
       call nn_record_array(model, "given_x", uin)
       call nn_record_array(model, "state_after", w)
       call nn_record_array(model, "flux", flux)
+      call nn_record_array(model, "other_flux", flux_oth)
       call nn_record_array(model, "applied_flux", flux_sgs(1:size(w)))
       call nn_record_array(model, "source", frc)
       call nn_record_array(model, "dt", dt)

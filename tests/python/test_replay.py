@@ -4,16 +4,13 @@ A Burgers run of the Fortran program ``burgers_les`` with a learned flux
 closure records its closure calls and host states; ``pyclosure replay`` must
 reproduce them bit for bit through the bridge and through torch, close every
 budget, and catch each planted fault: one ulp in a weight, one ulp in an
-input, a corrupted byte, a run killed mid-write, one ulp in a cell, and tell
-"not comparable" (other thread count) from "different".
+input, a corrupted byte, a run killed mid-write, one ulp in a cell, a host
+that applied another flux. Wrong models at other thread counts, tolerance and
+a host that leaves the closure out: test_replay_signoff.py.
 """
 
 import hashlib
-import importlib.resources
-import io
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,94 +22,24 @@ import numpy as np
 import pytest
 import torch
 from conftest import cli
+from replaying import N, copy_records, next_up, record_burgers_run, replay_cli, rewrite, run_les
 
-import pyclosure
 from pyclosure.bridge import Model
-from pyclosure.demo.coupled import write_namelist
 from pyclosure.errors import ArgumentError, RecordError
-from pyclosure.models import PeriodicFluxClosure
 from pyclosure.replay import read_record
 from pyclosure.testing import assert_replays
-
-PROGRAM = Path(str(importlib.resources.files("pyclosure"))) / "bin" / "burgers_les"
-N = 64
-
-
-def _burgers_closure(path):
-    torch.manual_seed(3)
-    model = PeriodicFluxClosure(1, 6, 16, 2, "tanh", dx=100.0 / N).double()
-    with torch.no_grad():
-        model.net[-1].weight.mul_(0.05) if hasattr(model.net[-1], "weight") else None
-    pyclosure.export(model, path, torch.zeros(1, N, dtype=torch.float64), variable_dims={"x": [0]},
-                     meaning={"flux": {"kind": "flux_at_faces", "boundary": "periodic"}})
-    return path
-
-
-def _run_les(folder, model, *, threads, record_every=None, nsteps=60, env_extra=None):
-    folder.mkdir(parents=True, exist_ok=True)
-    params = {"n": N, "length": 100.0, "nu": 0.02, "dt": 0.04, "nsteps": nsteps, "every": nsteps,
-              "closure": "nn", "model": str(model), "output": "traj.bin", "seed": 2}
-    if record_every:
-        params.update(record_dir="rec", record_every=record_every)
-    write_namelist(folder / "burgers.nml", params)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), **(env_extra or {}))
-    proc = subprocess.run([str(PROGRAM), "burgers.nml"], cwd=folder, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return folder / "rec"
-
-
-def _replay(directory, model, *args):
-    proc = subprocess.run(cli("replay", directory, "--model", model, "--report", directory / "r.json", *args),
-                          capture_output=True, text=True, timeout=600, check=False)
-    report = json.loads((directory / "r.json").read_text())
-    return proc, report
-
-
-def _rewrite(path, change):
-    """Rewrite a record with change(member, array) applied and valid checksums (a host that wrote it so)."""
-    with zipfile.ZipFile(path) as zf:
-        meta = json.loads(zf.read("meta.json"))
-        arrays = {m: np.lib.format.read_array(io.BytesIO(zf.read(m))) for m in meta["arrays"]}
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        members = {}
-        for m, a in arrays.items():
-            a = change(m, a.copy())
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, a, allow_pickle=False)
-            members[m] = buf.getvalue()
-            meta["arrays"][m]["sha256"] = hashlib.sha256(members[m]).hexdigest()
-        zf.writestr("meta.json", json.dumps(meta))
-        for m, data in members.items():
-            zf.writestr(m, data)
-
-
-def _next_up(a, index):
-    flat = a.reshape(-1)
-    flat[index] = np.nextafter(flat[index], np.inf)
-    return a
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     """A recorded 2-thread Burgers run (180 closure calls, every 4th recorded)."""
-    assert PROGRAM.exists(), f"{PROGRAM} is not built"
-    base = tmp_path_factory.mktemp("replay")
-    model = _burgers_closure(base / "closure.pt")
-    rec = _run_les(base / "run", model, threads=2, record_every=4)
-    return model, rec
-
-
-def _copy(rec, tmp_path):
-    dst = tmp_path / "rec"
-    shutil.copytree(rec, dst, ignore=shutil.ignore_patterns("r.json", "replay_report.json"))
-    return dst
+    return record_burgers_run(tmp_path_factory.mktemp("replay"))
 
 
 def test_burgers_run_replays_bit_for_bit_through_bridge_and_torch_and_budgets_close(recorded, tmp_path):
     model, rec = recorded
-    rec = _copy(rec, tmp_path)
-    proc, report = _replay(rec, model)
+    rec = copy_records(rec, tmp_path)
+    proc, report = replay_cli(rec, model)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     s = report["summary"]
     assert s["records"] == 45 and s["equal"] == 45, s  # calls 1, 5, ..., 177 of 180
@@ -120,15 +47,18 @@ def test_burgers_run_replays_bit_for_bit_through_bridge_and_torch_and_budgets_cl
         assert r["paths"]["bridge"]["equal"] and r["paths"]["torch"]["equal"]
         assert r["replay_threads"] == r["recorded_threads"] == 2
         assert r["budget"]["applied_flux"]["equal"] and r["inputs_given"]["x"]["equal"]
+        assert r["budget"]["closure_in_total"]["equal"] and r["budget"]["closes"]
+        assert r["engines_agree"]["equal"] and r["model_matches"]
         b = r["budget"]["budget"]
-        assert b["closes"] and b["cells_exact"] == N and 0 <= b["domain_residual"] <= b["domain_bound"]
+        assert b["closes"] and b["cells_exact"] == N and b["domain_departure"] == 0 and b["end_faces_equal"]
     assert s["budgets_checked"] == s["budgets_closed"] == 45
-    assert report["model"]["matches_recorded"]
+    assert report["model"]["matches_recorded"] and s["verdict"] == "OK" and "replay: OK" in proc.stdout
     summary = report["recordings"][str(rec)]
     assert summary["state"] == "stopped" and summary["records"] == 45 and summary["calls_seen"] == 180
     # numpy alone reads a record, without pickle
     z = np.load(rec / "record_000000005.npz", allow_pickle=False)
     assert z["in.x"].shape == (1, N) and z["out.flux"].shape == (1, N) and z["host.flux"].shape == (N + 1,)
+    assert z["host.other_flux"].shape == (N + 1,) and z["host.applied_flux"].shape == (N,)
     assert z["host.dt"].shape == () and float(z["host.dt"]) == 0.04
     meta = json.loads(z["meta.json"])
     assert meta["call"] == 5 and meta["threads"] == 2 and meta["device"] == "cpu"
@@ -139,7 +69,7 @@ def test_burgers_run_replays_bit_for_bit_through_bridge_and_torch_and_budgets_cl
 
 def test_one_ulp_in_one_weight_is_a_mismatch_naming_record_and_array(recorded, tmp_path):
     model, rec = recorded
-    rec = _copy(rec, tmp_path)
+    rec = copy_records(rec, tmp_path)
     m = torch.jit.load(str(model))
     extra = {"pyclosure_contract.json": ""}
     torch.jit.load(str(model), _extra_files=extra)
@@ -149,9 +79,12 @@ def test_one_ulp_in_one_weight_is_a_mismatch_naming_record_and_array(recorded, t
         w.view(-1)[0] = torch.nextafter(w.view(-1)[0], torch.tensor(np.inf, dtype=w.dtype))
     changed = tmp_path / "changed.pt"
     torch.jit.save(m, str(changed), _extra_files=extra)
-    proc, report = _replay(rec, changed)
-    assert proc.returncode == 1
-    assert not report["model"]["matches_recorded"]
+    proc, report = replay_cli(rec, changed)  # another file than recorded: refused before any output is compared
+    assert proc.returncode == 1 and report["summary"]["other_model"] == 45, proc.stdout
+    assert not report["model"]["matches_recorded"] and "NOT the model the records were made with" in proc.stdout
+    assert "--allow-other-model" in report["records"][0]["message"]
+    proc, report = replay_cli(rec, changed, "--allow-other-model")  # ... and when allowed, the outputs tell
+    assert proc.returncode == 1 and "replay: FAILED" in proc.stdout
     bad = [r for r in report["records"] if r["status"] == "mismatch"]
     assert bad, "a one-ulp weight change went unnoticed"
     assert "output 'flux'" in bad[0]["message"] and f"call {bad[0]['call']}" in bad[0]["message"]
@@ -162,10 +95,10 @@ def test_one_ulp_in_one_weight_is_a_mismatch_naming_record_and_array(recorded, t
 
 def test_one_ulp_in_one_recorded_input_is_a_mismatch(recorded, tmp_path):
     model, rec = recorded
-    rec = _copy(rec, tmp_path)
+    rec = copy_records(rec, tmp_path)
     target = rec / "record_000000009.npz"
-    _rewrite(target, lambda m, a: _next_up(a, 7) if m == "in.x.npy" else a)
-    proc, report = _replay(rec, model)
+    rewrite(target, lambda m, a: next_up(a, 7) if m == "in.x.npy" else a)
+    proc, report = replay_cli(rec, model)
     assert proc.returncode == 1
     by_file = {Path(r["file"]).name: r for r in report["records"]}
     r = by_file["record_000000009.npz"]
@@ -179,16 +112,16 @@ def test_one_ulp_in_one_recorded_input_is_a_mismatch(recorded, tmp_path):
 
 def test_one_ulp_in_an_input_the_output_depends_on_is_an_output_mismatch(recorded, tmp_path):
     model, rec = recorded
-    rec = _copy(rec, tmp_path)
+    rec = copy_records(rec, tmp_path)
     target = rec / "record_000000009.npz"
     z = np.load(target)
     m = torch.jit.load(str(model))
     moving = [i for i in range(N) if not np.array_equal(
-        m(torch.from_numpy(_next_up(z["in.x"].copy(), i))).detach().numpy(), z["out.flux"])]
+        m(torch.from_numpy(next_up(z["in.x"].copy(), i))).detach().numpy(), z["out.flux"])]
     assert moving, "no single-ulp input change moves this closure's output"
     i = moving[0]
-    _rewrite(target, lambda name, a: _next_up(a, i) if name in ("in.x.npy", "host.given_x.npy") else a)
-    proc, report = _replay(rec, model, "--no-budgets")
+    rewrite(target, lambda name, a: next_up(a, i) if name in ("in.x.npy", "host.given_x.npy") else a)
+    proc, report = replay_cli(rec, model, "--no-budgets")
     assert proc.returncode == 1
     r = {Path(x["file"]).name: x for x in report["records"]}["record_000000009.npz"]
     assert r["status"] == "mismatch" and "output 'flux'" in r["message"]
@@ -197,7 +130,7 @@ def test_one_ulp_in_an_input_the_output_depends_on_is_an_output_mismatch(recorde
 
 def test_a_corrupted_byte_is_caught_by_the_checksum(recorded, tmp_path):
     model, rec = recorded
-    rec = _copy(rec, tmp_path)
+    rec = copy_records(rec, tmp_path)
     target = rec / "record_000000013.npz"
     data = bytearray(target.read_bytes())
     with zipfile.ZipFile(target) as zf:
@@ -207,7 +140,7 @@ def test_a_corrupted_byte_is_caught_by_the_checksum(recorded, tmp_path):
     target.write_bytes(bytes(data))
     with pytest.raises(Exception, match="checksum"):
         read_record(target)
-    proc, report = _replay(rec, model)
+    proc, report = replay_cli(rec, model)
     assert proc.returncode == 1
     r = {Path(x["file"]).name: x for x in report["records"]}["record_000000013.npz"]
     assert r["status"] == "corrupt" and "host.state_after.npy" in r["message"]
@@ -216,10 +149,10 @@ def test_a_corrupted_byte_is_caught_by_the_checksum(recorded, tmp_path):
 
 def test_a_truncated_record_is_corrupt_not_a_crash(recorded, tmp_path):
     model, rec = recorded
-    rec = _copy(rec, tmp_path)
+    rec = copy_records(rec, tmp_path)
     target = rec / "record_000000017.npz"
     target.write_bytes(target.read_bytes()[:-100])
-    proc, report = _replay(rec, model)
+    proc, report = replay_cli(rec, model)
     assert proc.returncode == 1
     r = {Path(x["file"]).name: x for x in report["records"]}["record_000000017.npz"]
     assert r["status"] == "corrupt" and "truncated or damaged" in r["message"]
@@ -227,9 +160,9 @@ def test_a_truncated_record_is_corrupt_not_a_crash(recorded, tmp_path):
 
 def test_one_ulp_in_one_cell_is_a_budget_violation(recorded, tmp_path):
     model, rec = recorded
-    rec = _copy(rec, tmp_path)
-    _rewrite(rec / "record_000000021.npz", lambda m, a: _next_up(a, 10) if m == "host.state_after.npy" else a)
-    proc, report = _replay(rec, model)
+    rec = copy_records(rec, tmp_path)
+    rewrite(rec / "record_000000021.npz", lambda m, a: next_up(a, 10) if m == "host.state_after.npy" else a)
+    proc, report = replay_cli(rec, model)
     assert proc.returncode == 1
     r = {Path(x["file"]).name: x for x in report["records"]}["record_000000021.npz"]
     assert r["status"] == "budget_violation"
@@ -241,32 +174,12 @@ def test_one_ulp_in_one_cell_is_a_budget_violation(recorded, tmp_path):
 
 def test_a_host_that_applied_another_flux_is_reported(recorded, tmp_path):
     model, rec = recorded
-    rec = _copy(rec, tmp_path)
-    _rewrite(rec / "record_000000025.npz", lambda m, a: _next_up(a, 3) if m == "host.applied_flux.npy" else a)
-    proc, report = _replay(rec, model)
+    rec = copy_records(rec, tmp_path)
+    rewrite(rec / "record_000000025.npz", lambda m, a: next_up(a, 3) if m == "host.applied_flux.npy" else a)
+    proc, report = replay_cli(rec, model)
     assert proc.returncode == 1
     r = {Path(x["file"]).name: x for x in report["records"]}["record_000000025.npz"]
     assert r["status"] == "budget_violation" and "not the model's 'flux'" in r["message"]
-
-
-def test_two_thread_records_replayed_with_one_thread_never_fail_falsely(recorded, tmp_path):
-    model, rec = recorded
-    rec = _copy(rec, tmp_path)
-    proc, report = _replay(rec, model, "--threads", "1")
-    assert proc.returncode == 0, proc.stdout
-    statuses = {r["status"] for r in report["records"]}
-    assert statuses <= {"equal", "not_comparable"}, statuses
-    assert all(r["replay_threads"] == 1 for r in report["records"])
-    # a 2-thread record that really differs at 1 thread is "not comparable", not a failure
-    _rewrite(rec / "record_000000029.npz",
-             lambda m, a: _next_up(a, 0) if m in ("out.flux.npy", "host.applied_flux.npy") else a)
-    proc, report = _replay(rec, model, "--threads", "1", "--no-budgets")
-    assert proc.returncode == 0, proc.stdout
-    r = {Path(x["file"]).name: x for x in report["records"]}["record_000000029.npz"]
-    assert r["status"] == "not_comparable" and "recorded with 2 thread(s), replayed with 1" in r["message"]
-    # ... and at the recorded thread count the same difference is a mismatch
-    proc, report = _replay(rec, model, "--no-budgets")
-    assert proc.returncode == 1
 
 
 KILL_SCRIPT = """
@@ -340,7 +253,7 @@ print("ran", k + 1)
 
 def test_environment_variable_records_an_unmodified_host(recorded, tmp_path):
     model, _ = recorded
-    _run_les(tmp_path / "run", model, threads=1, nsteps=10,
+    run_les(tmp_path / "run", model, threads=1, nsteps=10,
              env_extra={"NN_CLOSURE_RECORD": str(tmp_path / "env"), "NN_CLOSURE_RECORD_EVERY": "3"})
     (folder,) = (tmp_path / "env").iterdir()
     assert folder.name.startswith("closure-pid")
@@ -351,9 +264,9 @@ def test_environment_variable_records_an_unmodified_host(recorded, tmp_path):
 
 def test_testing_helper_asserts(recorded, tmp_path):
     model, rec = recorded
-    rec = _copy(rec, tmp_path)
+    rec = copy_records(rec, tmp_path)
     assert assert_replays(rec, model)["summary"]["ok"]
-    _rewrite(rec / "record_000000033.npz", lambda m, a: _next_up(a, 1) if m == "out.flux.npy" else a)
+    rewrite(rec / "record_000000033.npz", lambda m, a: next_up(a, 1) if m == "out.flux.npy" else a)
     with pytest.raises(AssertionError, match="record_000000033.npz"):
         assert_replays(rec, model)
 
