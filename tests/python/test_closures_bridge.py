@@ -88,10 +88,11 @@ def _outputs(result):
 
 
 def _scaled_inputs(name, scale):
-    """The case's inputs as numpy, cells times ``scale`` with alternating signs."""
+    """The case's inputs as numpy: cells times ``scale`` with alternating signs, a surface
+    flux times ``scale`` (integer seeds as they are)."""
     _, inputs = CASES[name]
-    args = [x.numpy().copy() for x in inputs]
-    args[0] = args[0] * scale * np.where(np.arange(N) % 2, -1.0, 1.0)
+    args = [x.numpy() * scale if x.dtype.is_floating_point else x.numpy().copy() for x in inputs]
+    args[0] = args[0] * np.where(np.arange(N) % 2, -1.0, 1.0)
     return args
 
 
