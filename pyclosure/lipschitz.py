@@ -28,9 +28,13 @@ __all__ = [
     "certified_bound",
     "conv1d_bound",
     "linear_bound",
+    "padding_gain",
 ]
 
-# Largest slope of each supported activation (max |f'|).
+# Largest slope of each supported activation (max |f'|), rounded up: tanh'(0) = 1; relu and
+# softplus (= sigmoid) slopes never exceed 1; silu' peaks at 1.0998 (x = 2.3994); gelu (erf
+# form) peaks at Phi(sqrt 2) + sqrt(2) phi(sqrt 2) = 1.1289 (x = sqrt 2), its tanh form at
+# 1.1290. Both silu and gelu slopes tend to 1 as x -> +inf.
 ACTIVATION_GAIN = {"tanh": 1.0, "relu": 1.0, "softplus": 1.0, "silu": 1.1, "gelu": 1.13}
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "silu": nn.SiLU,
                 "gelu": nn.GELU}
@@ -115,6 +119,37 @@ def linear_bound(weight: Tensor) -> float:
     return float(torch.linalg.matrix_norm(weight.detach().double(), ord=2))
 
 
+def padding_gain(mode: str, left: int, right: int, kernel_size: int) -> float:
+    """Factor by which padding can raise the operator-norm bound of the convolution after it.
+
+    Padding maps ``L`` cells to ``L + left + right`` cells by copying cells or writing zeros,
+    so its norm is ``sqrt(m)``, ``m`` the most times one input cell appears in the padded
+    sequence, and the padded convolution's norm is at most ``sqrt(m)`` times the unpadded
+    bound (:func:`conv1d_bound` holds on any length):
+
+    * ``"zeros"``: ``m = 1``.
+    * ``"replicate"``: an edge cell appears ``pad + 1`` times on its side; a one-cell input
+      appears ``left + right + 1`` times, but then only ``left + right + 2 - K`` windows
+      exist, each seeing that one cell: ``m = max(max(left, right) + 1, left + right + 2 - K)``.
+    * ``"reflect"``: a cell is copied at most once per padded side (padding < L).
+    * ``"circular"``: with ``left + right <= K - 1`` (at most ``L`` outputs) the operator is
+      part of a circular convolution, whose norm the unpadded bound already covers (each cell
+      is in exactly ``K`` windows; each tap is a permutation): factor 1. With ``e = left +
+      right - K + 1 > 0`` extra outputs, windows repeat: at most ``1 + min(e, 2)`` times, as
+      torch needs padding <= L.
+    """
+    if mode in ("zeros", "constant"):
+        return 1.0
+    if mode == "replicate":
+        return math.sqrt(max(max(left, right) + 1, left + right + 2 - kernel_size))
+    if mode == "reflect":
+        return math.sqrt(1 + (left > 0) + (right > 0))
+    if mode == "circular":
+        extra = left + right - kernel_size + 1
+        return 1.0 if extra <= 0 else math.sqrt(1 + min(extra, 2))
+    raise TypeError(f"no certified Lipschitz bound for padding mode {mode!r}")
+
+
 def conv1d_bound(weight: Tensor, replicate_pad: int = 0) -> float:
     """Operator-norm bound of an unpadded conv after zero/circular or replicate padding.
 
@@ -123,9 +158,21 @@ def conv1d_bound(weight: Tensor, replicate_pad: int = 0) -> float:
     weight : Tensor, shape (out, in, K)
     replicate_pad : int
         Cells added on each side by replicate padding (edge cells then appear up to
-        ``replicate_pad + 1`` times, multiplying the bound by ``sqrt(replicate_pad + 1)``).
+        ``replicate_pad + 1`` times, multiplying the bound by ``sqrt(replicate_pad + 1)``;
+        see :func:`padding_gain`).
     """
-    return float(_conv_norm(weight.detach().double())) * math.sqrt(replicate_pad + 1)
+    gain = padding_gain("replicate", replicate_pad, replicate_pad, weight.shape[-1])
+    return float(_conv_norm(weight.detach().double())) * gain
+
+
+def _conv_padding(module: nn.Conv1d) -> tuple[int, int]:
+    """(left, right) cells padded by a Conv1d (``padding`` may be an int or "same"/"valid")."""
+    if module.padding == "valid":
+        return 0, 0
+    if module.padding == "same":
+        total = module.kernel_size[0] - 1
+        return total // 2, total - total // 2
+    return module.padding[0], module.padding[0]
 
 
 _UNIT_GAIN = (nn.Tanh, nn.ReLU, nn.Identity, nn.Flatten, nn.Dropout)
@@ -136,8 +183,9 @@ def certified_bound(module: nn.Module) -> float:
 
     Handles modules that define ``lipschitz_bound()`` (all pyclosure closures with a
     feed-forward path), ``nn.Sequential`` chains of linear/conv/activation layers,
-    :class:`Normalizer`, and the Lipschitz layers of this module. Conv layers are assumed
-    to see zero- or circularly-padded input (closures add their own padding gain).
+    :class:`Normalizer`, and the Lipschitz layers of this module. An ``nn.Conv1d``'s own
+    padding is accounted for (:func:`padding_gain`); an unpadded conv is assumed to see
+    zero- or circularly-padded input (closures that replicate add that gain themselves).
 
     Raises
     ------
@@ -162,8 +210,9 @@ def certified_bound(module: nn.Module) -> float:
     if isinstance(module, nn.Conv1d):
         if module.stride != (1,) or module.dilation != (1,):
             raise TypeError("certified_bound supports stride 1, dilation 1 convolutions")
-        pad = module.padding[0] if module.padding_mode == "replicate" else 0
-        return conv1d_bound(module.weight, replicate_pad=int(pad))
+        left, right = _conv_padding(module)
+        gain = padding_gain(module.padding_mode, left, right, module.kernel_size[0])
+        return float(_conv_norm(module.weight.detach().double())) * gain
     if isinstance(module, _UNIT_GAIN):
         return 1.0
     for name, cls in _ACTIVATIONS.items():
