@@ -142,7 +142,9 @@ def fit(model: nn.Module, inputs, targets: Tensor, *,
         Mean squared error by default; use :func:`pyclosure.uncertainty.gaussian_nll`
         for a model returning ``(mean, std)``.
     val_fraction, patience : float, int
-        Validation share and epochs without improvement before stopping.
+        Validation share, and how many epochs in a row without a new best
+        validation loss are tolerated: the next one stops training (with the
+        best at epoch ``b``, the last epoch run is ``b + patience + 1``).
     seed : int
         Seeds the split, the shuffling and the global RNG (dropout).
     progress : bool

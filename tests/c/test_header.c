@@ -51,6 +51,26 @@ static int good_call(nnc_model m) {
     return 1;
 }
 
+/* Fortran-ordered y(2, 5) = W x(3, 5) + b (with_tanh: tanh of it), element by
+ * element: y(k, j) is yf[k + 2 j], x(i, j) is xf[i + 3 j]. A transposed or
+ * C-ordered write fails. W x + b is exact for dyadic x; tanh is allowed 4 ulp
+ * from libm's. */
+static int fortran_order_right(const double *xf, const double *yf, int with_tanh) {
+    static const double w[2][3] = {{1 / 8.0, 2 / 8.0, 3 / 8.0}, {4 / 8.0, 5 / 8.0, 6 / 8.0}}, b[2] = {-0.5, -0.25};
+    int right = 1;
+    for (int j = 0; j < 5; ++j)
+        for (int k = 0; k < 2; ++k) {
+            double e = w[k][0] * xf[3 * j] + w[k][1] * xf[3 * j + 1] + w[k][2] * xf[3 * j + 2] + b[k];
+            double got = yf[k + 2 * j];
+            int ok = with_tanh ? fabs(got - tanh(e)) <= 4 * 2.220446049250313e-16 * fabs(tanh(e)) : got == e;
+            if (!ok) {
+                printf("     y(%d, %d) = %.17g, want %.17g\n", k + 1, j + 1, got, with_tanh ? tanh(e) : e);
+                right = 0;
+            }
+        }
+    return right;
+}
+
 static void expect_status(int got, int want, const char *what, nnc_model good) {
     char line[512];
     snprintf(line, sizeof line, "%s -> status %d (want %d), message: %s", what, got, want, nnc_last_error());
@@ -81,13 +101,14 @@ int main(int argc, char **argv) {
     char dev[32];
     check(nnc_model_device(good, dev, sizeof dev) == NNC_OK && strcmp(dev, "cpu") == 0, "device is cpu");
 
-    /* Fortran order: x(3, 5) is torch (5, 3) */
+    /* Fortran order: x(3, 5) is torch (5, 3), y(2, 5) is torch (5, 2) */
     double xf[15], yf[10];
-    for (int k = 0; k < 15; ++k) xf[k] = 0.1 * k;
+    for (int k = 0; k < 15; ++k) xf[k] = 0.25 * k; /* dyadic: W x + b exact in any summation order */
     int64_t xs[2] = {3, 5}, ys[2] = {2, 5};
     nnc_array in = array(xf, NNC_FLOAT64, 2, xs, NNC_ORDER_F), out = array(yf, NNC_FLOAT64, 2, ys, NNC_ORDER_F);
-    check(nnc_model_forward(good, 1, &in, 1, &out) == NNC_OK && fabs(yf[0] - ((0 + 0.2 + 0.6) / 8 - 0.5)) < 1e-15,
-          "Fortran order input");
+    for (int k = 0; k < 10; ++k) yf[k] = -99.0;
+    check(nnc_model_forward(good, 1, &in, 1, &out) == NNC_OK, "Fortran order forward");
+    check(fortran_order_right(xf, yf, 0), "  every element of y(2, 5) is W x(:, j) + b");
 
     expect_status(nnc_model_load(&m, path("missing.pt"), "cpu"), NNC_ERR_IO, "missing file", good);
     check(m == NULL, "  handle stays NULL after a failed load");
@@ -130,7 +151,9 @@ int main(int argc, char **argv) {
     nnc_model plain = NULL;
     check(nnc_model_load(&plain, path("no_contract.pt"), "cpu") == NNC_OK, "plain TorchScript loads");
     check(nnc_model_has_contract(plain, &has) == NNC_OK && has == 0, "  and has no contract");
+    for (int k = 0; k < 10; ++k) yf[k] = -99.0;
     check(nnc_model_forward(plain, 1, &in, 1, &out) == NNC_OK, "  and runs");
+    check(fortran_order_right(xf, yf, 1), "  and gives tanh(W x + b) in every element");
     expect_status(nnc_model_forward(plain, 1, &s53, 1, &out), NNC_ERR_RUNTIME, "plain: torch's own shape error",
                   good);
     expect_status(nnc_model_forward(plain, 1, &in, 1, &o24), NNC_ERR_SHAPE, "plain: output buffer shape", good);

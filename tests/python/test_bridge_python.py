@@ -75,7 +75,7 @@ def test_cffi_plain_torchscript_needs_out_and_runs(model_dir):
         ("wrong_dtype", errors.DtypeError, "expected float64, got float32"),
         ("unsupported_numpy_dtype", errors.DtypeError, "float16"),
         ("wrong_nargs", errors.ArgumentCountError, "expected 1 input(s) (x), got 2"),
-        ("freed", errors.InvalidHandleError, "NULL"),
+        ("freed", errors.InvalidHandleError, "model handle is NULL: not loaded, or already freed"),
     ],
 )
 def test_cffi_bad_input_raises_its_error_and_next_call_works(model_dir, case, exc, words):
@@ -119,8 +119,22 @@ def test_version_and_threads_round_trip():
 
 
 def test_several_models_loaded_at_once_run_independently(model_dir):
-    a, b = Model(model_dir / "affine64.pt"), Model(model_dir / "pointwise64.pt")
-    x = np.ones((2, 3))
-    ya, yb = a(x), b(np.ones(5))
-    assert ya.shape == (2, 2) and yb.shape == (5,)
-    assert np.array_equal(a(x), ya)
+    # Two files with the same contract (x (3,) -> (2,)) but different functions, a third
+    # of another kind, called in turn: each gives its own known values, and freeing one
+    # leaves the others as they were.
+    plain, tanh = Model(model_dir / "plain_affine64.pt"), Model(model_dir / "affine64.pt")
+    point = Model(model_dir / "pointwise64.pt")
+    x = np.arange(12.0).reshape(4, 3) / 4 - 1  # dyadic: W x + b exact in any summation order
+    w, b = np.arange(1.0, 7.0).reshape(2, 3) / 8, np.array([-0.5, -0.25])
+    p = np.linspace(-1, 1, 5)
+    want_tanh, want_point = _torch(model_dir / "affine64.pt", x)[0], _torch(model_dir / "pointwise64.pt", p)[0]
+    assert not np.array_equal(want_tanh, x @ w.T + b)
+    for _ in range(2):
+        assert np.array_equal(plain(x), x @ w.T + b)
+        assert np.array_equal(tanh(x), want_tanh)
+        assert np.array_equal(point(p), want_point)
+    tanh.close()
+    assert np.array_equal(plain(x), x @ w.T + b) and np.array_equal(point(p), want_point)
+    with pytest.raises(errors.InvalidHandleError):
+        tanh(x)
+    assert (plain.stats["calls"], point.stats["calls"]) == (3, 3)

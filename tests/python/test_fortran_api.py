@@ -62,11 +62,20 @@ def test_fortran_two_inputs_two_outputs_equal_torch_bit_for_bit(forward_run, mod
     assert np.array_equal(s, ref_s)
 
 
+# plain_affine64.pt: y = W x + b over the features, known by hand
+W, B = np.arange(1.0, 7.0).reshape(2, 3) / 8, np.array([-0.5, -0.25])
+
+
 def test_fortran_layout_is_shape_reversed_without_transpose(forward_run):
-    # x(3, 5) in Fortran holds x[j][i] in memory: torch sees (5 columns, 3 features).
-    x = _read(forward_run, "rank2_64_x", (3, 5))
+    # x(3, 5) in Fortran holds x[j][i] in memory: torch sees (5 columns, 3 features),
+    # and nn_forward writes y(k, j) = sum_i W(k, i) x(i, j) + b(k) into y(2, 5).
+    x = _read(forward_run, "plain_x", (3, 5))
     assert x.shape == (5, 3)
-    assert x[1, 2] == np.sin(0.37 * 3 + 1.3 * 2)  # Fortran x(3, 2)
+    assert np.array_equal(x, np.arange(1.0, 16.0).reshape(5, 3))  # Fortran x(i, j) = i + 3 (j - 1)
+    y = _read(forward_run, "plain_y", (2, 5))
+    for j in range(5):
+        for k in range(2):
+            assert y[j, k] == x[j] @ W[k] + B[k], f"Fortran y({k + 1}, {j + 1})"
 
 
 ERROR_CASES = {
@@ -100,8 +109,8 @@ MESSAGE_WORDS = {
     "wrong_shape": "expected shape (3, :) in Fortran order, got (4, 5)",
     "wrong_dtype": "expected float64, got float32",
     "wrong_nargs": "expected 1 input(s) (x), got 2",
-    "unloaded": "NULL",
-    "freed": "NULL",
+    "unloaded": "model handle is NULL: not loaded, or already freed",
+    "freed": "model handle is not a live model",
     "cuda_without_cuda": "CUDA is not available",
     "malformed_device": "malformed device string 'gpu:0'",
     "rank6": "rank 6",
@@ -178,3 +187,48 @@ def test_fortran_records_calls_and_host_arrays_numpy_reads_them(model_dir, build
     assert np.array_equal(third[out], torch.jit.load(str(model_dir / "affine64.pt"))(torch.from_numpy(2 * x)).numpy())
     summary = json.loads((tmp_path / "rec" / "recording.json").read_text())
     assert summary["state"] == "stopped" and summary["calls_seen"] == 3 and summary["max_bytes"] == 16 << 20
+
+
+@pytest.fixture(scope="module")
+def fallback_run(model_dir, build_fortran, tmp_path_factory):
+    exe = build_fortran(FORTRAN / "fallback_forms.f90", name="fallback_forms")
+    out = tmp_path_factory.mktemp("fallback_out")
+    proc = subprocess.run([str(exe), str(model_dir), str(out)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all forms ran" in proc.stdout
+    return out
+
+
+def _flags(out, name):
+    return np.fromfile(out / f"{name}.bin", dtype="<i4").tolist()
+
+
+def test_fortran_single_array_form_gives_the_fallback_in_the_nan_column_only(fallback_run):
+    # nn_forward(m, x, y, fallback=fb, flags=f) on plain_affine64, NaN in column 3
+    x = _read(fallback_run, "single_x", (3, 5))
+    y = _read(fallback_run, "single_y", (2, 5))
+    fb = _read(fallback_run, "single_fb", (2, 5))
+    assert np.isnan(x[2]).any() and np.isfinite(np.delete(x, 2, axis=0)).all()
+    assert np.array_equal(y[2], fb[2]) and np.array_equal(fb[2], [105.0, 106.0])
+    for j in (0, 1, 3, 4):
+        assert np.array_equal(y[j], x[j] @ W.T + B), f"column {j + 1}"
+    assert _flags(fallback_run, "single_flags") == [0, 0, 3, 0, 0]  # NaN input, hence NaN output
+
+
+@pytest.mark.parametrize("form", ["two", "one"])
+def test_fortran_general_form_gives_each_fallback_array_to_its_output(fallback_run, model_dir, form):
+    # two_in_two_out (u, t) -> (flux, s) under nonfinite=fallback, NaN in column 2 of u;
+    # "two": a fallback array per output; "one": for flux only, s keeps the network's NaN
+    u, t = _read(fallback_run, "multi_u", (3, 4)), _read(fallback_run, "multi_t", (2, 4))
+    flux, s = _read(fallback_run, f"{form}_flux", (3, 4)), _read(fallback_run, f"{form}_s", (1, 4))
+    fb_flux, fb_s = _read(fallback_run, "multi_fb_flux", (3, 4)), _read(fallback_run, "multi_fb_s", (1, 4))
+    assert np.array_equal(flux[1], fb_flux[1]) and np.array_equal(fb_flux[1], [204.0, 205.0, 206.0])
+    if form == "two":
+        assert s[1, 0] == fb_s[1, 0] == 302.0
+    else:
+        assert np.isnan(s[1, 0])
+    clean = [0, 2, 3]
+    ref_flux, _ = _torch(model_dir, "two_in_two_out.pt", u, t)  # the same batch, as the bridge ran it
+    assert np.array_equal(flux[clean], ref_flux[clean])
+    assert np.array_equal(s[clean], (u[clean] ** 2).sum(1, keepdims=True) - t[clean, :1])  # dyadic: exact
+    assert _flags(fallback_run, f"{form}_flags") == [0, 3, 0, 0]

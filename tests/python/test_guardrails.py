@@ -160,3 +160,25 @@ def test_stats_summary_printed_at_free_when_asked(model_dir, tmp_path):
                           env={**os.environ, **env}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "affine64.pt: 5 calls (0 failed), 35 columns; time per call min" in proc.stderr
+
+
+def test_nonfinite_error_writes_nothing_into_any_output(model_dir):
+    # README: under nonfinite=error a NaN or Inf is NNC_ERR_NONFINITE "(nothing written)".
+    # two_in_two_out (u, t) -> (flux, s): every output array keeps what it held, also the
+    # first output when only the second is not finite.
+    m = Model(model_dir / "two_in_two_out.pt")
+    u, t = np.arange(12.0).reshape(4, 3) / 4 - 1, np.full((4, 2), 0.5)
+    flux, s = np.full((4, 3), 7.0), np.full((4, 1), 7.0)
+    u_nan = u.copy()
+    u_nan[2, 1] = np.nan
+    with pytest.raises(NonFiniteError, match=r"input 'u' \(argument 1\) has NaN in batch row 2 of 4"):
+        m(u_nan, t, out=[flux, s])
+    assert (flux == 7.0).all() and (s == 7.0).all()
+    u_big = u.copy()
+    u_big[1, 0] = 1e200  # s = sum(u * u) - t0 overflows in row 1; flux = sin(u) sum(t) stays finite
+    with pytest.raises(NonFiniteError, match=r"output 's' \(argument 2\) of the model has \+Inf in batch row 1 of 4"):
+        m(u_big, t, out=[flux, s])
+    assert (flux == 7.0).all() and (s == 7.0).all()
+    assert m.stats["errors"] == 2
+    m(u, t, out=[flux, s])  # the same arrays, a finite call: both written
+    assert np.array_equal(s, (u * u).sum(1, keepdims=True) - t[:, :1]) and not (flux == 7.0).any()

@@ -112,9 +112,13 @@ def test_checkpoint_loads_with_weights_only_and_history_is_json(tmp_path):
     assert saved["best_epoch"] == hist.best_epoch
 
 
-def test_early_stopping_stops_after_patience_without_improvement(tmp_path):
+@pytest.mark.parametrize("patience", [0, 3])
+def test_early_stopping_tolerates_patience_epochs_without_improvement_and_stops_at_the_next(tmp_path, patience):
+    # lr = 0: the loss never improves after epoch 0, so epochs 1 .. patience are
+    # tolerated and epoch patience + 1 is the last one run (fit's docstring).
     model = DownGradientClosure(hidden=4, dx=DX)
     u = TRAIN[:4].reshape(-1, N)
-    hist = fit(model, u, down_gradient_flux(u), epochs=100, lr=0.0, patience=3,
+    hist = fit(model, u, down_gradient_flux(u), epochs=100, lr=0.0, patience=patience,
                progress=False, history_path=tmp_path / "h.json")
-    assert hist.stopped_early and len(hist.train) == 5  # best at epoch 0, then 4 more
+    assert hist.stopped_early and hist.best_epoch == 0
+    assert len(hist.train) == len(hist.val) == patience + 2
