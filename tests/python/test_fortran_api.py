@@ -11,14 +11,19 @@ import torch
 FORTRAN = pathlib.Path(__file__).parents[1] / "fortran"
 
 
-@pytest.fixture(scope="module")
-def forward_run(model_dir, build_fortran, tmp_path_factory):
-    exe = build_fortran(FORTRAN / "forward_cases.f90", name="forward_cases")
-    out = tmp_path_factory.mktemp("forward_out")
+def _run_program(name, done_line, model_dir, build_fortran, tmp_path_factory):
+    """Build tests/fortran/<name>.f90, run it on the fixture models; the folder it wrote its arrays to."""
+    exe = build_fortran(FORTRAN / f"{name}.f90", name=name)
+    out = tmp_path_factory.mktemp(f"{name}_out")
     proc = subprocess.run([str(exe), str(model_dir), str(out)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "all cases ran" in proc.stdout
+    assert done_line in proc.stdout
     return out
+
+
+@pytest.fixture(scope="module")
+def forward_run(model_dir, build_fortran, tmp_path_factory):
+    return _run_program("forward_cases", "all cases ran", model_dir, build_fortran, tmp_path_factory)
 
 
 def _read(out, name, fortran_shape, dtype=np.float64):
@@ -191,12 +196,7 @@ def test_fortran_records_calls_and_host_arrays_numpy_reads_them(model_dir, build
 
 @pytest.fixture(scope="module")
 def fallback_run(model_dir, build_fortran, tmp_path_factory):
-    exe = build_fortran(FORTRAN / "fallback_forms.f90", name="fallback_forms")
-    out = tmp_path_factory.mktemp("fallback_out")
-    proc = subprocess.run([str(exe), str(model_dir), str(out)], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "all forms ran" in proc.stdout
-    return out
+    return _run_program("fallback_forms", "all forms ran", model_dir, build_fortran, tmp_path_factory)
 
 
 def _flags(out, name):
