@@ -33,7 +33,7 @@ model file whose SHA-256 is not the recorded one unless told otherwise.
 
 import numpy as np
 
-from .budget import ulps_between
+from .budget import same_bits, ulps_between
 
 DEFAULT_RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
 
@@ -62,8 +62,7 @@ def compare(name, got, want):
     out = {"array": name, "equal": same}
     if same:
         return out
-    differ = got.view(np.uint8).reshape(got.shape + (-1,)) != want.view(np.uint8).reshape(want.shape + (-1,))
-    differ = differ.reshape(got.size, -1).any(axis=1)
+    differ = ~same_bits(got, want).reshape(-1)
     out["elements_differing"] = int(differ.sum())
     out["first_index"] = int(np.argmax(differ))
     out["rel_diff"] = float("inf")

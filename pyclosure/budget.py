@@ -91,7 +91,7 @@ def ulps_between(a, b):
     return np.where(d < 0, np.iinfo(np.int64).max, d)
 
 
-def _same_bits(a, b):
+def same_bits(a, b):
     """Elementwise bit-for-bit equality of two arrays of one dtype and shape."""
     a, b = np.ascontiguousarray(np.atleast_1d(a)), np.ascontiguousarray(np.atleast_1d(b))
     return (a.view(np.uint8).reshape(a.shape + (-1,)) == b.view(np.uint8).reshape(b.shape + (-1,))).all(axis=-1)
@@ -194,13 +194,13 @@ def update_budget(before, after, flux, dt, dx, source=None, *, boundary="periodi
         if s is not None:
             reference = reference + dt * s
     reference = reference.astype(a.dtype)
-    exact = _same_bits(a, reference)
+    exact = same_bits(a, reference)
     ulps = ulps_between(a.astype(dtype), reference.astype(dtype))
     bound = _cell_bounds(a, b, f, dt, dxa, s, dtype)
     within, residual, (_, departure, limit) = _exact_sums(a, b, f, dt, dxa, s, reference, bound)
     end_faces = None
     if boundary == "periodic" and not wrap:
-        end_faces = bool(_same_bits(f[..., -1], f[..., 0]).all())
+        end_faces = bool(same_bits(f[..., -1], f[..., 0]).all())
     cells_ok = exact if mode == "exact" else within
     domain_ok = departure <= limit
     closes = bool(cells_ok.all()) and domain_ok and end_faces is not False
@@ -265,7 +265,7 @@ def closure_in_total(total, other, closure, state_shape, *, boundary="periodic",
     c = _faces_of(closure, total, tuple(state_shape), boundary).astype(total.dtype)
     with np.errstate(all="ignore"):
         expected = (other.astype(total.dtype) + c).astype(total.dtype)
-    same = _same_bits(total, expected)
+    same = same_bits(total, expected)
     out = {"array": "flux", "equal": bool(same.all()), "faces": int(total.size)}
     if out["equal"]:
         out["message"] = f"the total flux is other_flux + applied_{name} at every face, bit for bit"

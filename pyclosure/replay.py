@@ -121,6 +121,7 @@ class _Runner:
             self.torch_module = torch.jit.load(str(model_path), map_location=device)
             self.torch_module.eval()
         self.device = self.bridge.device
+        self.sha256 = _sha256(model_path)
 
     def run_bridge(self, inputs, outputs):
         outs = [np.empty_like(o) for _, o in outputs]
@@ -247,7 +248,6 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
     model = os.fspath(model)
     contract = read_contract(model)
     runner = _Runner(model, device, use_torch)
-    runner.sha256 = _sha256(model)
     torch_version = None
     if use_torch:
         import torch
