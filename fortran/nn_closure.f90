@@ -39,6 +39,7 @@ module nn_closure
   integer, parameter, public :: NN_ERR_NONFINITE = 12
   integer, parameter, public :: NN_ERR_RECORD = 13
   integer, parameter, public :: NN_ERR_MEMORY = 14
+  integer, parameter, public :: NN_ERR_UNTRUSTED = 15
   integer, parameter, public :: NN_ERR_INTERNAL = 99
 
   !> Element types (enum nnc_dtype).
@@ -61,7 +62,7 @@ module nn_closure
   end type nn_array
 
   public :: nn_load, nn_free, nn_forward, nn_set_num_threads, nn_get_num_threads, nn_version
-  public :: nn_loaded, nn_device, nn_record_start, nn_record_array, nn_record_stop
+  public :: nn_loaded, nn_device, nn_engine, nn_record_start, nn_record_array, nn_record_stop
   public :: nn_stats, nn_get_stats, nn_stats_summary
   public :: NN_FLAG_NONFINITE_INPUT, NN_FLAG_NONFINITE_OUTPUT, NN_FLAG_OOD
 
@@ -92,13 +93,16 @@ contains
   !> Guardrails: nonfinite = "error" (default), "fallback" or "off";
   !> ood = "off" (default), "flag" or "fallback"; ood_threshold overrides
   !> the model's. With a fallback policy every nn_forward passes fallback=.
-  subroutine nn_load(model, path, device, stat, errmsg, nonfinite, ood, ood_threshold)
+  !> trusted_sha256: SHA-256 digests (hex, joined by ':') of the only files
+  !> to load (a .pt2 package is native code); PYCLOSURE_TRUSTED_SHA256 in
+  !> the environment does the same for hosts that cannot be edited.
+  subroutine nn_load(model, path, device, stat, errmsg, nonfinite, ood, ood_threshold, trusted_sha256)
     type(nn_model), intent(inout) :: model
     character(len=*), intent(in) :: path
     character(len=*), intent(in), optional :: device
     integer, intent(out), optional :: stat
     character(len=*), intent(out), optional :: errmsg
-    character(len=*), intent(in), optional :: nonfinite, ood
+    character(len=*), intent(in), optional :: nonfinite, ood, trusted_sha256
     real(real64), intent(in), optional :: ood_threshold
     integer(c_int) :: status
     character(len=:), allocatable :: options, dev
@@ -109,6 +113,7 @@ contains
     options = ""
     if (present(nonfinite)) options = options // "nonfinite=" // trim(nonfinite) // ","
     if (present(ood)) options = options // "ood=" // trim(ood) // ","
+    if (present(trusted_sha256)) options = options // "trusted_sha256=" // trim(trusted_sha256) // ","
     if (present(ood_threshold)) then
       write (num, '(es24.17)') ood_threshold
       options = options // "ood_threshold=" // trim(adjustl(num))
@@ -164,6 +169,18 @@ contains
     call finish(nnc_model_device(model%handle, buf, int(size(buf), c_size_t)), "nn_device", stat, errmsg)
     device = from_c(buf)
   end function nn_device
+
+  !> The engine that runs a model: "torchscript" or "aotinductor".
+  function nn_engine(model, stat, errmsg) result(engine)
+    type(nn_model), intent(in) :: model
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    character(len=:), allocatable :: engine
+    character(kind=c_char) :: buf(32)
+    buf = c_null_char
+    call finish(nnc_model_engine(model%handle, buf, int(size(buf), c_size_t)), "nn_engine", stat, errmsg)
+    engine = from_c(buf)
+  end function nn_engine
 
   !> Set libtorch's intra-op thread count (before the host starts its threads).
   subroutine nn_set_num_threads(n, stat, errmsg)

@@ -37,7 +37,7 @@ module nn_closure_c
 
   public :: nnc_version, nnc_last_error_copy, nnc_set_num_threads, nnc_get_num_threads
   public :: nnc_model_load, nnc_model_free, nnc_model_forward, nnc_model_num_io, nnc_model_io
-  public :: nnc_model_device, nnc_record_start, nnc_record_array, nnc_record_stop
+  public :: nnc_model_device, nnc_model_engine, nnc_record_start, nnc_record_array, nnc_record_stop
   public :: nnc_model_load_with, nnc_model_forward_fallback, nnc_model_stats, nnc_model_stats_summary
 
   interface
@@ -79,6 +79,13 @@ module nn_closure_c
       character(kind=c_char), intent(out) :: buf(*)
       integer(c_size_t), value :: buflen
     end function nnc_model_device
+
+    integer(c_int) function nnc_model_engine(model, buf, buflen) bind(c, name="nnc_model_engine")
+      import :: c_int, c_ptr, c_char, c_size_t
+      type(c_ptr), value :: model
+      character(kind=c_char), intent(out) :: buf(*)
+      integer(c_size_t), value :: buflen
+    end function nnc_model_engine
 
     integer(c_int) function nnc_model_num_io(model, num_inputs, num_outputs) bind(c, name="nnc_model_num_io")
       import :: c_int, c_ptr

@@ -92,14 +92,21 @@ class Model:
         "off" (default), "flag" or "fallback": what to do with columns whose
         out-of-distribution score (the contract's ``ood`` output) exceeds the
         threshold (the contract's, or ``ood_threshold``).
+    trusted_sha256 : str or list of str, optional
+        Load the file only if its SHA-256 is one of these (hex digests); the
+        environment variable PYCLOSURE_TRUSTED_SHA256 adds to the list. A
+        ``.pt2`` package is native code: pin what you trust.
     """
 
-    def __init__(self, path, device="cpu", *, nonfinite="error", ood="off", ood_threshold=None):
+    def __init__(self, path, device="cpu", *, nonfinite="error", ood="off", ood_threshold=None, trusted_sha256=None):
         self.path = os.fspath(path)
         box = ffi.new("nnc_model *")
         options = f"nonfinite={nonfinite},ood={ood}"
         if ood_threshold is not None:
             options += f",ood_threshold={float(ood_threshold)!r}"
+        if trusted_sha256 is not None:
+            digests = [trusted_sha256] if isinstance(trusted_sha256, str) else list(trusted_sha256)
+            options += ",trusted_sha256=" + ":".join(digests)
         _check(lib.nnc_model_load_with(box, os.fsencode(self.path), device.encode(), options.encode()))
         self._owner = box  # owns the memory of the handle slot
         self._box = ffi.gc(box, lib.nnc_model_free)
@@ -123,6 +130,13 @@ class Model:
         """The device the model runs on, e.g. "cpu"."""
         buf = ffi.new("char[]", 64)
         _check(lib.nnc_model_device(self.handle, buf, 64))
+        return ffi.string(buf).decode()
+
+    @property
+    def engine(self):
+        """The engine that runs the model: "torchscript" or "aotinductor"."""
+        buf = ffi.new("char[]", 32)
+        _check(lib.nnc_model_engine(self.handle, buf, 32))
         return ffi.string(buf).decode()
 
     @property

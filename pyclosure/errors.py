@@ -100,6 +100,12 @@ class OutOfMemoryError(ClosureError):
     status = 14
 
 
+class UntrustedModelError(ClosureError):
+    """A trusted list is set and the model file's SHA-256 is not on it (NNC_ERR_UNTRUSTED)."""
+
+    status = 15
+
+
 class InternalError(ClosureError):
     """A bug in the bridge (NNC_ERR_INTERNAL): please report it."""
 
@@ -112,14 +118,14 @@ BY_STATUS = {
     for cls in (
         FileAccessError, ModelFormatError, BadDeviceError, DeviceUnavailableError, InvalidHandleError, ArgumentCountError,
         RankError, ShapeError, DtypeError, ArgumentError, ModelRuntimeError, NonFiniteError, RecordError,
-        OutOfMemoryError, InternalError,
+        OutOfMemoryError, UntrustedModelError, InternalError,
     )
 }
 STATUS_NAMES = {
     "NNC_OK": 0, "NNC_ERR_IO": 1, "NNC_ERR_FORMAT": 2, "NNC_ERR_BAD_DEVICE": 3, "NNC_ERR_NO_DEVICE": 4,
     "NNC_ERR_HANDLE": 5, "NNC_ERR_NARGS": 6, "NNC_ERR_RANK": 7, "NNC_ERR_SHAPE": 8, "NNC_ERR_DTYPE": 9,
     "NNC_ERR_ARGUMENT": 10, "NNC_ERR_RUNTIME": 11, "NNC_ERR_NONFINITE": 12, "NNC_ERR_RECORD": 13,
-    "NNC_ERR_MEMORY": 14, "NNC_ERR_INTERNAL": 99,
+    "NNC_ERR_MEMORY": 14, "NNC_ERR_UNTRUSTED": 15, "NNC_ERR_INTERNAL": 99,
 }
 
 

@@ -30,7 +30,7 @@ extern "C" {
 enum nnc_status {
     NNC_OK = 0,
     NNC_ERR_IO = 1,             /**< file missing, unreadable or unwritable */
-    NNC_ERR_FORMAT = 2,         /**< not a TorchScript file, truncated, bad contract */
+    NNC_ERR_FORMAT = 2,         /**< not a model file, truncated, bad contract, unusable package */
     NNC_ERR_BAD_DEVICE = 3,     /**< malformed device string */
     NNC_ERR_NO_DEVICE = 4,      /**< device not available (e.g. CUDA without CUDA) */
     NNC_ERR_HANDLE = 5,         /**< NULL, never loaded or already freed handle */
@@ -43,6 +43,7 @@ enum nnc_status {
     NNC_ERR_NONFINITE = 12,     /**< non-finite values where they are not allowed */
     NNC_ERR_RECORD = 13,        /**< recording failed (disk, cap, format) */
     NNC_ERR_MEMORY = 14,        /**< out of memory */
+    NNC_ERR_UNTRUSTED = 15,     /**< a trusted list is set and the file is not on it */
     NNC_ERR_INTERNAL = 99       /**< a bug in the bridge: please report it */
 };
 
@@ -138,8 +139,16 @@ int nnc_get_num_threads(int *n);
  * a GPU chosen by the MPI local rank when CUDA is present, else the CPU);
  * NULL means "cpu". On success *model is a new handle (free it with
  * nnc_model_free); on failure *model is NULL.
- * Errors: NNC_ERR_IO (missing/unreadable), NNC_ERR_FORMAT (not TorchScript,
- * truncated, invalid embedded contract), NNC_ERR_BAD_DEVICE, NNC_ERR_NO_DEVICE.
+ * The engine follows the file's content: a TorchScript archive (.pt) or an
+ * AOTInductor package (.pt2, which must carry a pyclosure contract and must
+ * have a .pt2 name). A .pt2 holds a shared library compiled where it was
+ * exported: load only packages you trust. When the environment variable
+ * PYCLOSURE_TRUSTED_SHA256 (SHA-256 digests in hex, separated by commas,
+ * colons or spaces) or the trusted_sha256 option is set, a file whose digest
+ * is not listed is refused before any of it is loaded.
+ * Errors: NNC_ERR_IO (missing/unreadable), NNC_ERR_FORMAT (not a model file,
+ * truncated, invalid embedded contract, a package built for another CPU or
+ * device), NNC_ERR_UNTRUSTED, NNC_ERR_BAD_DEVICE, NNC_ERR_NO_DEVICE.
  */
 int nnc_model_load(nnc_model *model, const char *path, const char *device);
 
@@ -155,6 +164,9 @@ int nnc_model_load(nnc_model *model, const char *path, const char *device);
  *       its threshold: flag counts and flags the columns; fallback also
  *       gives them the host's fallback values. Needs a model with a score.
  *   ood_threshold=X  use X instead of the contract's threshold.
+ *   trusted_sha256=HEX  trust only files with this SHA-256 (repeat the
+ *       option, or join digests with ':', to trust several); added to
+ *       PYCLOSURE_TRUSTED_SHA256 when both are set.
  * With a fallback policy every call must pass fallback arrays
  * (nnc_model_forward_fallback). Errors as nnc_model_load, plus
  * NNC_ERR_ARGUMENT for a bad option.
@@ -179,6 +191,9 @@ int nnc_model_contract(nnc_model model, char *buf, size_t buflen, size_t *needed
 
 /** The device the model runs on, e.g. "cpu" or "cuda:0" (into buf). */
 int nnc_model_device(nnc_model model, char *buf, size_t buflen);
+
+/** The engine that runs the model: "torchscript" or "aotinductor" (into buf). */
+int nnc_model_engine(nnc_model model, char *buf, size_t buflen);
 
 /** Number of inputs and outputs the contract declares (0 without one). */
 int nnc_model_num_io(nnc_model model, int *num_inputs, int *num_outputs);

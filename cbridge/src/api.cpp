@@ -177,6 +177,10 @@ int nnc_model_device(nnc_model model, char *buf, size_t buflen) {
     return guarded([&] { nnc::copy_string(nnc::live(model).device(), buf, buflen); });
 }
 
+int nnc_model_engine(nnc_model model, char *buf, size_t buflen) {
+    return guarded([&] { nnc::copy_string(nnc::live(model).engine(), buf, buflen); });
+}
+
 int nnc_model_num_io(nnc_model model, int *num_inputs, int *num_outputs) {
     return guarded([&] {
         const nnc::Contract *c = nnc::live(model).contract();

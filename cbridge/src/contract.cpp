@@ -31,6 +31,14 @@ int input_index(const std::vector<IoSpec> &inputs, const Value &v, const std::st
     return static_cast<int>(i);
 }
 
+/// [min, max] with max null for unbounded.
+void range(const Value &r, int64_t &min, int64_t &max, const std::string &what) {
+    if (!r.is(Value::Kind::Array) || r.array.size() != 2) bad(what + " must be [min, max]");
+    min = integer(r.array[0], what);
+    max = r.array[1].is(Value::Kind::Null) ? -1 : integer(r.array[1], what);
+    if (min < 0 || (max >= 0 && max < min)) bad(what + " is empty or negative");
+}
+
 IoSpec io_spec(const Value &v, const std::vector<IoSpec> *inputs, const std::string &what) {
     if (!v.is(Value::Kind::Object)) bad(what + " must be an object");
     IoSpec io;
@@ -66,6 +74,15 @@ IoSpec io_spec(const Value &v, const std::vector<IoSpec> *inputs, const std::str
         }
         io.dims.push_back(dim);
     }
+    if (const Value *ranges = v.find("ranges"); ranges && !ranges->is(Value::Kind::Null)) {
+        if (!ranges->is(Value::Kind::Array) || ranges->array.size() != io.dims.size())
+            bad(what + " '" + io.name + "': 'ranges' needs one entry per dim");
+        for (size_t d = 0; d < io.dims.size(); ++d) {
+            const Value &r = ranges->array[d];
+            if (r.is(Value::Kind::Null) || io.dims[d].kind != Dim::Kind::Any) continue;
+            range(r, io.dims[d].min, io.dims[d].max, what + " '" + io.name + "' range");
+        }
+    }
     return io;
 }
 
@@ -96,6 +113,17 @@ void check_array(const IoSpec &io, const nnc_array &a, const std::string &what, 
     for (size_t d = 0; d < want.size(); ++d)
         if (want[d] >= 0 && got[d] != want[d])
             throw Error(NNC_ERR_SHAPE, what + ": expected shape " + expect + ", got " + caller_shape(a));
+    for (size_t d = 0; d < io.dims.size(); ++d) {  // extents a compiled package accepts
+        const Dim &dim = io.dims[d];
+        const int64_t e = got[d + 1];
+        if (dim.kind != Dim::Kind::Any || (e >= dim.min && (dim.max < 0 || e <= dim.max))) continue;
+        const int caller_dim = a.order == NNC_ORDER_F ? a.rank - 1 - static_cast<int>(d + 1) : static_cast<int>(d + 1);
+        throw Error(NNC_ERR_SHAPE, what + ": extent " + std::to_string(e) + " of dimension " +
+                                       std::to_string(caller_dim + (a.order == NNC_ORDER_F ? 1 : 0)) +
+                                       " is outside the range the model was compiled for, " + std::to_string(dim.min) +
+                                       " to " + (dim.max < 0 ? "unbounded" : std::to_string(dim.max)) +
+                                       "; shape given " + caller_shape(a));
+    }
 }
 
 }  // namespace
@@ -114,6 +142,8 @@ Contract parse_contract(const std::string &text) {
         bad("'inputs' and 'outputs' must be arrays");
     for (const Value &v : ins->array) c.inputs.push_back(io_spec(v, nullptr, "input"));
     for (const Value &v : outs->array) c.outputs.push_back(io_spec(v, &c.inputs, "output"));
+    if (const Value *b = doc.find("batch_range"); b && !b->is(Value::Kind::Null))
+        range(*b, c.batch_min, c.batch_max, "batch_range");
     return c;
 }
 
@@ -140,6 +170,10 @@ void check_call(const Contract &c, int num_inputs, const nnc_array *inputs, int 
                                            c.inputs[0].name + "' (" + std::to_string(batch) + ")");
         batch = b;
     }
+    if (batch > 0 && (batch < c.batch_min || (c.batch_max >= 0 && batch > c.batch_max)))
+        throw Error(NNC_ERR_SHAPE, "batch size " + std::to_string(batch) + " is outside the range the model was "
+                                   "compiled for, " + std::to_string(c.batch_min) + " to " +
+                                   (c.batch_max < 0 ? "unbounded" : std::to_string(c.batch_max)));
     for (int i = 0; i < num_outputs; ++i)
         check_array(c.outputs[static_cast<size_t>(i)], outputs[i], label("output", c.outputs[static_cast<size_t>(i)], i),
                     batch, inputs);

@@ -20,6 +20,8 @@ struct Dim {
     int input = -1;       // FromInput: index of the input
     int input_dim = -1;   //            its per-sample dim
     int64_t offset = 0;   //            extent = input extent + offset
+    int64_t min = 0;      // Any (inputs): the extents a compiled package accepts,
+    int64_t max = -1;     //               max -1 = unbounded
 };
 
 struct IoSpec {
@@ -32,6 +34,8 @@ struct Contract {
     std::string json;  // the document as embedded
     std::vector<IoSpec> inputs;
     std::vector<IoSpec> outputs;
+    int64_t batch_min = 0;   // "batch_range": the batch sizes a compiled package accepts
+    int64_t batch_max = -1;  // (a call with no columns never reaches the package)
 };
 
 /// Parse the embedded JSON; NNC_ERR_FORMAT if it is not a valid contract.

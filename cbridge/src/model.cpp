@@ -1,24 +1,21 @@
-// model.cpp: everything that touches libtorch: loading TorchScript with its
-// embedded contract, devices, arrays to tensors (in place, by strides), and
-// the forward call with outputs copied into the caller's buffers.
+// model.cpp: a loaded model above the engine seam (engine.hpp): devices,
+// arrays to tensors (in place, by strides), the contract check, guardrails,
+// statistics and recording around each engine's forward call, with outputs
+// copied into the caller's buffers. Format-specific code lives in the engines.
 #include "model.hpp"
 
 #include <torch/cuda.h>
-#include <torch/script.h>
+#include <torch/torch.h>
 #include <torch/version.h>
 #include <ATen/Parallel.h>
 
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <vector>
 
+#include "engine.hpp"
 #include "errors.hpp"
 #include "layout.hpp"
 #include "record.hpp"
@@ -31,13 +28,10 @@
 
 namespace nnc {
 
-static const char *const kContractFile = "pyclosure_contract.json";
-
 struct Model::Impl {
-    torch::jit::Module module;
+    std::unique_ptr<Engine> engine;
     torch::Device device{torch::kCPU};
     std::unique_ptr<Contract> contract;
-    int forward_arity = -1;  // number of forward() arguments, -1 if unknown
     std::string path;
     std::atomic<int64_t> calls{0};       // forward calls that succeeded
     std::unique_ptr<Recorder> recorder;  // while recording
@@ -106,13 +100,6 @@ void write_output(const nnc_array &a, const torch::Tensor &r) {
     v.tensor.copy_(v.flipped.empty() ? r : r.flip(v.flipped));
 }
 
-std::string torch_message(const std::exception &e) {
-    const auto *ce = dynamic_cast<const c10::Error *>(&e);
-    std::string m = ce ? ce->what_without_backtrace() : e.what();
-    if (m.size() > 4000) m = m.substr(0, 4000) + " [...]";
-    return m;
-}
-
 /// A tensor's bytes as a record array (C order, as the model sees it).
 NpyArray record_of(const std::string &name, const torch::Tensor &t) {
     torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
@@ -148,23 +135,6 @@ int local_rank() {
         if (const char *v = std::getenv(var)) return std::atoi(v);
     }
     return 0;
-}
-
-std::vector<torch::Tensor> as_tensors(const c10::IValue &r) {
-    std::vector<torch::Tensor> out;
-    if (r.isTensor()) {
-        out.push_back(r.toTensor());
-    } else if (r.isTuple()) {
-        for (const auto &e : r.toTupleRef().elements()) {
-            if (!e.isTensor()) throw Error(NNC_ERR_RUNTIME, "the model returned a tuple holding a non-tensor");
-            out.push_back(e.toTensor());
-        }
-    } else if (r.isTensorList()) {
-        for (const auto &t : r.toTensorVector()) out.push_back(t);
-    } else {
-        throw Error(NNC_ERR_RUNTIME, "the model returned " + r.tagKind() + ", expected tensors");
-    }
-    return out;
 }
 
 std::string out_label(const Contract *c, int i) {
@@ -203,33 +173,12 @@ Model::Model(const std::string &path, const std::string &device, const Policy &p
     const std::string dev = resolve_device(device);
     impl_->path = path;
     impl_->policy = policy;
-    if (std::FILE *f = std::fopen(path.c_str(), "rb")) {
-        std::fclose(f);
-    } else {
-        throw Error(NNC_ERR_IO, "cannot open model file '" + path + "': " + std::strerror(errno));
-    }
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-        throw Error(NNC_ERR_IO, "cannot open model file '" + path + "': " +
-                                    (S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file"));
-    torch::jit::ExtraFilesMap extra{{kContractFile, ""}};
-    try {
-        impl_->device = torch::Device(dev);
-        impl_->module = torch::jit::load(path, impl_->device, extra);
-        impl_->module.eval();
-    } catch (const std::exception &e) {
-        throw Error(NNC_ERR_FORMAT, "'" + path + "' is not a loadable TorchScript file (not TorchScript, truncated "
-                                                 "or corrupt): " + torch_message(e));
-    }
-    if (!extra[kContractFile].empty()) impl_->contract = std::make_unique<Contract>(parse_contract(extra[kContractFile]));
-    try {
-        const auto &schema = impl_->module.get_method("forward").function().getSchema();
-        impl_->forward_arity = static_cast<int>(schema.arguments().size()) - 1;  // minus self
-        for (const auto &arg : schema.arguments())
-            if (arg.default_value().has_value()) impl_->forward_arity = -1;  // optional args: let torch judge
-    } catch (const std::exception &e) {
-        throw Error(NNC_ERR_FORMAT, "'" + path + "' has no forward method: " + torch_message(e));
-    }
+    impl_->device = torch::Device(dev);
+    LoadOptions options;
+    options.trusted_sha256 = policy.trusted_sha256;
+    impl_->engine = open_engine(path, impl_->device, options);
+    const std::string &json = impl_->engine->contract_json();
+    if (!json.empty()) impl_->contract = std::make_unique<Contract>(parse_contract(json));
     if (policy.ood != Policy::Ood::Off) setup_ood(path);
     RecordSetup env = setup_from_environment(path);
     if (!env.dir.empty()) record_start(env.dir, env.every, env.max_bytes);
@@ -264,6 +213,8 @@ const Contract *Model::contract() const { return impl_->contract.get(); }
 
 std::string Model::device() const { return impl_->device.str(); }
 
+std::string Model::engine() const { return impl_->engine->name(); }
+
 void Model::forward(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs,
                     int num_fallback, const nnc_array *fallback, const nnc_array *flags) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -287,9 +238,10 @@ void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const 
     } else {
         for (int i = 0; i < num_inputs; ++i) validate(inputs[i], "input " + std::to_string(i + 1));
         for (int i = 0; i < num_outputs; ++i) validate(outputs[i], "output " + std::to_string(i + 1));
-        if (impl_->forward_arity >= 0 && num_inputs != impl_->forward_arity)
-            throw Error(NNC_ERR_NARGS, "the model's forward takes " + std::to_string(impl_->forward_arity) +
-                                           " input(s), got " + std::to_string(num_inputs));
+        const int arity = impl_->engine->arity();
+        if (arity >= 0 && num_inputs != arity)
+            throw Error(NNC_ERR_NARGS, "the model's forward takes " + std::to_string(arity) + " input(s), got " +
+                                           std::to_string(num_inputs));
     }
     const Policy &pol = impl_->policy;
     const int64_t batch = num_inputs > 0 && inputs[0].rank > 0 ? torch_sizes(inputs[0])[0] : 1;
@@ -300,18 +252,26 @@ void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const 
     c10::InferenceMode inference;
     thread_local std::vector<uint8_t> col;  // per-column nnc_flag bits, reused across calls
     col.assign(static_cast<size_t>(batch), 0);
-    std::vector<c10::IValue> args;
+    Engine &engine = *impl_->engine;
+    std::vector<torch::Tensor> args;
     std::vector<NpyArray> recorded_inputs;
     args.reserve(static_cast<size_t>(num_inputs));
     for (int i = 0; i < num_inputs; ++i) {
         torch::Tensor t = input_tensor(inputs[i]);
+        if (engine.needs_contiguous() && !t.is_contiguous()) t = t.contiguous();  // a strided view: one copy
         if (pol.nonfinite != Policy::NonFinite::Off) check_finite(t, inputs[i], c, false, i, batch, col);
         if (recorded) recorded_inputs.push_back(record_of(io_name(c, false, i), t));
         args.emplace_back(impl_->device.is_cpu() ? t : t.to(impl_->device));
     }
     std::vector<torch::Tensor> results;
     try {
-        results = as_tensors(impl_->module.forward(std::move(args)));
+        if (batch == 0 && !engine.runs_empty_batch()) {  // nothing to compute: empty results of the checked shapes
+            for (int i = 0; i < num_outputs; ++i)
+                results.push_back(torch::empty(torch_sizes(outputs[i]),
+                                               torch::TensorOptions().dtype(scalar_type(outputs[i].dtype))));
+        } else {
+            results = engine.run(std::move(args));
+        }
     } catch (const Error &) {
         throw;
     } catch (const std::exception &e) {
@@ -455,6 +415,7 @@ void Model::record_start(const std::string &dir, int every, int64_t max_bytes) {
     s.model_path = impl_->path;
     s.device = impl_->device.str();
     s.libtorch = TORCH_VERSION;
+    s.engine = impl_->engine->name();
     s.bridge = NNC_VERSION_STRING;
     impl_->recorder = std::make_unique<Recorder>(s);
 }

@@ -1,6 +1,6 @@
-// model.hpp: a loaded model (TorchScript module, device, optional contract)
-// behind a torch-free interface, so only model.cpp compiles torch headers.
-// Every format-specific line lives in model.cpp.
+// model.hpp: a loaded model (an engine, its device, optional contract, the
+// guardrails) behind a torch-free interface. Format-specific code lives in the
+// engines behind engine.hpp.
 #pragma once
 
 #include <chrono>
@@ -38,6 +38,7 @@ public:
 
     const Contract *contract() const;  ///< nullptr for a plain TorchScript file
     std::string device() const;
+    std::string engine() const;  ///< "torchscript" or "aotinductor"
 
     /// Recording for replay (see record.hpp). Not to be called while another
     /// thread runs forward on the same model.

@@ -1,6 +1,7 @@
 // policy.cpp: parsing load-time guardrail options and the column scans.
 #include "policy.hpp"
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 
@@ -68,6 +69,24 @@ std::string Policy::describe() const {
     return s;
 }
 
+std::vector<std::string> parse_digests(const std::string &list, const std::string &source) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos <= list.size()) {
+        size_t end = list.find_first_of(",: \t\n", pos);
+        if (end == std::string::npos) end = list.size();
+        std::string d = list.substr(pos, end - pos);
+        pos = end + 1;
+        if (d.empty()) continue;
+        for (char &ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (d.size() != 64 || d.find_first_not_of("0123456789abcdef") != std::string::npos)
+            throw Error(NNC_ERR_ARGUMENT, source + ": '" + d + "' is not a SHA-256 digest (64 hex digits)");
+        out.push_back(d);
+    }
+    if (out.empty()) throw Error(NNC_ERR_ARGUMENT, source + " is set but lists no SHA-256 digest");
+    return out;
+}
+
 Policy parse_policy(const std::string &options) {
     Policy p;
     size_t pos = 0;
@@ -97,8 +116,11 @@ Policy parse_policy(const std::string &options) {
             if (value.empty() || *stop != '\0' || !std::isfinite(p.ood_threshold))
                 throw Error(NNC_ERR_ARGUMENT, "ood_threshold='" + value + "' is not a finite number");
             p.has_threshold = true;
+        } else if (key == "trusted_sha256") {
+            for (const std::string &d : parse_digests(value, "trusted_sha256")) p.trusted_sha256.push_back(d);
         } else {
-            throw Error(NNC_ERR_ARGUMENT, "unknown option '" + key + "' (known: nonfinite, ood, ood_threshold)");
+            throw Error(NNC_ERR_ARGUMENT,
+                        "unknown option '" + key + "' (known: nonfinite, ood, ood_threshold, trusted_sha256)");
         }
     }
     return p;

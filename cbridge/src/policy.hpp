@@ -16,14 +16,20 @@ struct Policy {
     Ood ood = Ood::Off;
     double ood_threshold = 0.0;  ///< used when has_threshold (else the contract's)
     bool has_threshold = false;
+    std::vector<std::string> trusted_sha256;  ///< trusted_sha256=HEX[:HEX...], lower-case
     bool needs_fallback() const { return nonfinite == NonFinite::Fallback || ood == Ood::Fallback; }
     std::string describe() const;  ///< "nonfinite=error, ood=off"
 };
 
-/// Parse "nonfinite=error|fallback|off, ood=off|flag|fallback, ood_threshold=X"
+/// Parse "nonfinite=error|fallback|off, ood=off|flag|fallback, ood_threshold=X,
+/// trusted_sha256=HEX[:HEX...]"
 /// (commas or spaces between pairs; empty: defaults). NNC_ERR_ARGUMENT names
 /// the bad key or value.
 Policy parse_policy(const std::string &options);
+
+/// Split a list of SHA-256 digests (hex, separated by commas, colons or
+/// spaces) into lower case; NNC_ERR_ARGUMENT names `source` for a bad entry.
+std::vector<std::string> parse_digests(const std::string &list, const std::string &source);
 
 /// Per-column reasons, as in enum nnc_flag.
 enum ColumnFlag : uint8_t { kNonFiniteInput = 1, kNonFiniteOutput = 2, kOod = 4 };

@@ -190,6 +190,7 @@ void Recorder::write_open() {
         ",\n  \"time\": \"" + time_ + "\",\n  \"model_path\": " + json::quote(setup_.model_path) +
         ",\n  \"model_sha256\": \"" + model_sha256_ + "\",\n  \"device\": " + json::quote(setup_.device) +
         ",\n  \"threads\": " + std::to_string(threads_) + ",\n  \"libtorch\": " + json::quote(setup_.libtorch) +
+        ",\n  \"engine\": " + json::quote(setup_.engine) +
         ",\n  \"bridge\": " + json::quote(setup_.bridge) + ",\n  \"arrays\": {\n    " + arrays + "\n  }\n}\n";
     size += static_cast<int64_t>(meta.size());
     auto clear = [&] {

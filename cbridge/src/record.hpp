@@ -21,6 +21,7 @@ struct RecordSetup {
     std::string model_path;
     std::string device;
     std::string libtorch;
+    std::string engine;         ///< "torchscript" or "aotinductor"
     std::string bridge;
 };
 

@@ -1,0 +1,53 @@
+// engine.hpp: what a model format must provide behind a handle. The contract,
+// layout, guardrails, statistics and recording live above this seam, in
+// model.cpp, and are the same for every engine. One file per engine:
+// engine_torchscript.cpp (TorchScript .pt), engine_aoti.cpp (AOTInductor .pt2);
+// engine.cpp reads the file once, checks it is trusted, and picks the engine.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+namespace nnc {
+
+class Engine {
+public:
+    virtual ~Engine() = default;
+    /// "torchscript" or "aotinductor" (as nnc_model_engine reports it).
+    virtual const char *name() const = 0;
+    /// The embedded pyclosure contract (JSON), "" when the file carries none.
+    virtual const std::string &contract_json() const = 0;
+    /// Number of inputs forward takes, -1 when the engine cannot tell.
+    virtual int arity() const { return -1; }
+    /// True when inputs must be dense in C order (the engine reads raw buffers
+    /// without looking at strides); the model copies only views that are not.
+    virtual bool needs_contiguous() const = 0;
+    /// True when a call with zero columns may reach the engine.
+    virtual bool runs_empty_batch() const = 0;
+    /// Run prepared tensors (already on the model's device); throws on failure.
+    virtual std::vector<at::Tensor> run(std::vector<at::Tensor> inputs) = 0;
+};
+
+/// Load options that concern the file itself, not the guardrails.
+struct LoadOptions {
+    std::vector<std::string> trusted_sha256;  ///< lower-case hex; empty: every file is trusted
+};
+
+/// Open `path` on `device` with the engine its content calls for. The file is
+/// read once; a trusted list (options, or PYCLOSURE_TRUSTED_SHA256) is checked
+/// against that content before any of it is loaded. Throws nnc::Error:
+/// NNC_ERR_IO, NNC_ERR_FORMAT, NNC_ERR_UNTRUSTED, NNC_ERR_NO_DEVICE.
+std::unique_ptr<Engine> open_engine(const std::string &path, const c10::Device &device, const LoadOptions &options);
+
+/// The per-format openers engine.cpp dispatches to (`bytes` is the whole file).
+std::unique_ptr<Engine> open_torchscript(const std::string &path, const std::string &bytes, const c10::Device &device);
+std::unique_ptr<Engine> open_aoti(const std::string &path, const std::string &bytes, const c10::Device &device);
+
+/// A torch exception's message without the C++ backtrace, at most 4000 characters.
+std::string torch_message(const std::exception &e);
+
+}  // namespace nnc

@@ -1,0 +1,197 @@
+// engine_aoti.cpp: the AOTInductor engine (.pt2 packages from torch.export and
+// aoti_compile_and_package). A package is native code and checks none of its
+// inputs, so this engine refuses a package without a pyclosure contract (the
+// model checks every call against it), one built for another CPU or device,
+// and hands the package only dense C-order tensors. It unpacks the package
+// into a private directory it removes on free and on a failed load.
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#include <caffe2/serialize/inline_container.h>
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "engine.hpp"
+#include "errors.hpp"
+#include "json.hpp"
+
+namespace nnc {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+#if defined(__x86_64__)
+const char *const kMachine = "x86_64";
+#elif defined(__aarch64__)
+const char *const kMachine = "aarch64";
+#else
+const char *const kMachine = "unknown";
+#endif
+
+/// Whether this CPU has a feature named as in the contract's engine.cpu_features.
+bool cpu_has(const std::string &f, bool &known) {
+    known = true;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (f == "sse4_2") return __builtin_cpu_supports("sse4.2");
+    if (f == "avx") return __builtin_cpu_supports("avx");
+    if (f == "avx2") return __builtin_cpu_supports("avx2");
+    if (f == "fma") return __builtin_cpu_supports("fma");
+    if (f == "f16c") return __builtin_cpu_supports("f16c");
+    if (f == "bmi") return __builtin_cpu_supports("bmi");
+    if (f == "bmi2") return __builtin_cpu_supports("bmi2");
+    if (f == "avx512f") return __builtin_cpu_supports("avx512f");
+    if (f == "avx512bw") return __builtin_cpu_supports("avx512bw");
+    if (f == "avx512dq") return __builtin_cpu_supports("avx512dq");
+    if (f == "avx512vl") return __builtin_cpu_supports("avx512vl");
+#endif
+    known = false;
+    return false;
+}
+
+/// A directory only this process uses, removed with everything in it.
+class ScratchDir {
+public:
+    ScratchDir() {
+        const char *tmp = std::getenv("TMPDIR");
+        std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/pyclosure-pt2-XXXXXX";
+        if (!::mkdtemp(pattern.data()))
+            throw Error(NNC_ERR_IO, "cannot create a directory to unpack the package in (" + pattern + ")");
+        path_ = pattern;
+    }
+    ~ScratchDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    ScratchDir(const ScratchDir &) = delete;
+    ScratchDir &operator=(const ScratchDir &) = delete;
+    const std::string &path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+struct Package {
+    std::map<std::string, std::string> metadata;  // AOTI_* keys and pyclosure_contract
+};
+
+/// Read the package's metadata and unpack every record under `dir`.
+Package unpack(const std::string &path, const std::string &bytes, const std::string &dir) {
+    Package p;
+    std::istringstream in(bytes);
+    caffe2::serialize::PyTorchStreamReader reader(&in);
+    for (const std::string &name : reader.getAllRecords()) {
+        auto [data, size] = reader.getRecord(name);
+        const char *begin = static_cast<const char *>(data.get());
+        if (name.rfind("data/aotinductor/", 0) == 0 && name.size() > 14 &&
+            name.compare(name.size() - 14, 14, "_metadata.json") == 0) {
+            const json::Value doc = json::parse(std::string(begin, size));
+            if (!doc.is(json::Value::Kind::Object))
+                throw Error(NNC_ERR_FORMAT, "'" + path + "': package metadata " + name + " is not a JSON object");
+            for (const auto &[key, value] : doc.object)
+                if (value.is(json::Value::Kind::String)) p.metadata[key] = value.string;
+        }
+        const fs::path target = fs::path(dir) / "model" / name;
+        fs::create_directories(target.parent_path());
+        std::ofstream out(target, std::ios::binary);
+        out.write(begin, static_cast<std::streamsize>(size));
+        if (!out) throw Error(NNC_ERR_IO, "cannot unpack '" + path + "' into " + dir + " (disk full?)");
+    }
+    return p;
+}
+
+/// Refuse a package this host cannot run, before its library is loaded.
+void check_runnable(const std::string &path, const Package &p, const c10::Device &device) {
+    auto get = [&](const std::string &k) { auto it = p.metadata.find(k); return it == p.metadata.end() ? "" : it->second; };
+    const std::string start = "'" + path + "' ";
+    if (get("pyclosure_contract").empty())
+        throw Error(NNC_ERR_FORMAT, start + "is an AOTInductor package without a pyclosure contract. A package checks "
+                                            "none of its inputs, so the bridge runs only packages it can check every "
+                                            "call against: export it with pyclosure.export(..., format='pt2')");
+    const std::string built_for = get("AOTI_DEVICE_KEY");
+    const std::string wanted = device.is_cuda() ? "cuda" : "cpu";
+    if (!built_for.empty() && built_for != wanted)
+        throw Error(NNC_ERR_FORMAT, start + "was compiled for device '" + built_for + "' and cannot run on '" +
+                                            device.str() + "': export it again for that device");
+    const json::Value contract = json::parse(get("pyclosure_contract"));
+    const json::Value *engine = contract.find("engine");
+    const json::Value *machine = engine ? engine->find("machine") : nullptr;
+    std::string arch = machine && machine->is(json::Value::Kind::String) ? machine->string : get("AOTI_MACHINE");
+    if (!arch.empty() && arch != kMachine)
+        throw Error(NNC_ERR_FORMAT, start + "was compiled for " + arch + " CPUs; this is " + kMachine);
+    const json::Value *features = engine ? engine->find("cpu_features") : nullptr;
+    if (!features || !features->is(json::Value::Kind::Array)) return;
+    std::string missing;
+    for (const json::Value &f : features->array) {
+        bool known = false;
+        if (!f.is(json::Value::Kind::String) || cpu_has(f.string, known)) continue;
+        missing += (missing.empty() ? "" : ", ") + f.string + (known ? "" : " (unknown to this bridge)");
+    }
+    if (!missing.empty()) {
+        const json::Value *isa = engine->find("cpu_isa");
+        throw Error(NNC_ERR_FORMAT, start + "was compiled for " +
+                                            (isa && isa->is(json::Value::Kind::String) ? isa->string : "another CPU") +
+                                            " and needs CPU features this CPU lacks: " + missing +
+                                            "; export it again with a lower cpu_isa (e.g. x86-64-v2)");
+    }
+}
+
+size_t default_runners() {
+    const unsigned n = std::thread::hardware_concurrency();
+    return n == 0 ? 1 : std::min<size_t>(n, 16);
+}
+
+class AotiEngine final : public Engine {
+public:
+    AotiEngine(const std::string &path, const std::string &bytes, const c10::Device &device) {
+        Package p;
+        try {
+            p = unpack(path, bytes, dir_.path());
+        } catch (const Error &) {
+            throw;
+        } catch (const std::exception &e) {
+            throw Error(NNC_ERR_FORMAT, "'" + path + "' is not a readable AOTInductor package (truncated or "
+                                                     "corrupt): " + torch_message(e));
+        }
+        check_runnable(path, p, device);
+        contract_ = p.metadata["pyclosure_contract"];
+        try {
+            // Several runners so that concurrent callers (OpenMP threads) run
+            // in parallel instead of waiting for one another.
+            loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+                dir_.path(), "model", false, default_runners(), device.is_cuda() ? device.index() : -1);
+        } catch (const std::exception &e) {
+            throw Error(NNC_ERR_FORMAT, "'" + path + "': the AOTInductor package could not be loaded: " +
+                                            torch_message(e));
+        }
+    }
+    ~AotiEngine() override { loader_.reset(); }  // before dir_ is removed
+
+    const char *name() const override { return "aotinductor"; }
+    const std::string &contract_json() const override { return contract_; }
+    bool needs_contiguous() const override { return true; }  // the package reads raw buffers
+    bool runs_empty_batch() const override { return false; }  // compiled for batch >= 1
+
+    std::vector<at::Tensor> run(std::vector<at::Tensor> inputs) override {
+        return loader_->boxed_run(std::move(inputs));
+    }
+
+private:
+    ScratchDir dir_;  // declared first: removed last
+    std::string contract_;
+    std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> open_aoti(const std::string &path, const std::string &bytes, const c10::Device &device) {
+    return std::make_unique<AotiEngine>(path, bytes, device);
+}
+
+}  // namespace nnc
