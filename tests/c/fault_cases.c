@@ -120,6 +120,17 @@ static int c_corrupt_contract_json(void) { return load_fault("corrupt_contract.p
 static int c_unknown_contract_schema(void) { return load_fault("unknown_schema.pt", "cpu"); }
 static int c_malformed_device(void) { return load_fault("plain_affine64.pt", "gpu:0"); }
 static int c_cuda_without_cuda(void) { return load_fault("plain_affine64.pt", "cuda:0"); }
+static int load_with_fault(const char *file, const char *options) {
+    nnc_model m = NULL;
+    note(nnc_model_load_with(&m, path(file), "cpu", options));
+    if (m != NULL) {
+        nnc_model_free(&m);
+        return broken("the handle is not NULL after a failed load");
+    }
+    return status_seen;
+}
+static int c_untrusted_file(void) { return load_with_fault("affine64.pt", "trusted_sha256=0000000000000000000000000000000000000000000000000000000000000000"); }
+static int c_bad_trusted_digest(void) { return load_with_fault("affine64.pt", "trusted_sha256=abc"); }
 static int c_null_path(void) { return load_fault(NULL, "cpu"); }
 static int c_null_handle_slot(void) { return note(nnc_model_load(NULL, path("plain_affine64.pt"), "cpu")); }
 
@@ -374,7 +385,7 @@ static const struct {
 #define CASE(name) {#name, c_##name}
     CASE(missing_file), CASE(directory), CASE(empty_file), CASE(truncated), CASE(not_torchscript),
     CASE(state_dict), CASE(corrupt_contract_json), CASE(unknown_contract_schema), CASE(malformed_device),
-    CASE(cuda_without_cuda), CASE(null_path), CASE(null_handle_slot), CASE(path_too_long),
+    CASE(cuda_without_cuda), CASE(untrusted_file), CASE(bad_trusted_digest), CASE(null_path), CASE(null_handle_slot), CASE(path_too_long),
     CASE(unloaded_handle), CASE(freed_handle), CASE(double_free), CASE(free_through_stale_copy),
     CASE(stale_handle_after_reuse), CASE(foreign_handle), CASE(wrong_number_of_inputs), CASE(wrong_number_of_outputs),
     CASE(negative_number_of_inputs), CASE(null_inputs_array), CASE(wrong_rank), CASE(rank_9_array),

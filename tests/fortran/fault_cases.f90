@@ -14,7 +14,8 @@ program fault_cases
   implicit none
   character(len=*), parameter :: all_cases(*) = [character(len=32) :: &
       "missing_file", "directory", "empty_file", "truncated", "not_torchscript", "corrupt_contract_json", &
-      "malformed_device", "cuda_without_cuda", "unloaded_handle", "freed_handle", "double_free", &
+      "malformed_device", "cuda_without_cuda", "untrusted_file", "bad_trusted_digest", &
+      "unloaded_handle", "freed_handle", "double_free", &
       "free_through_stale_copy", "wrong_number_of_inputs", "wrong_number_of_outputs", "wrong_rank", &
       "rank_6_fortran_array", "wrong_shape", "output_batch_mismatch", "batch_mismatch", "wrong_dtype", &
       "zero_size_batch", "model_raises", "model_returns_wrong_shape", "model_returns_wrong_dtype", &
@@ -74,6 +75,10 @@ contains
       call nn_load(m, path("empty.pt"), stat=ierr, errmsg=msg)
     case ("truncated")
       call nn_load(m, path("truncated.pt"), stat=ierr, errmsg=msg)
+    case ("untrusted_file")
+      call nn_load(m, path("affine64.pt"), trusted_sha256=repeat("0", 64), stat=ierr, errmsg=msg)
+    case ("bad_trusted_digest")
+      call nn_load(m, path("affine64.pt"), trusted_sha256="abc", stat=ierr, errmsg=msg)
     case ("not_torchscript")
       call nn_load(m, path("not_torchscript.pt"), stat=ierr, errmsg=msg)
     case ("corrupt_contract_json")

@@ -128,6 +128,8 @@ def python_fault(case, d):
         "empty_file": lambda: Model(d / "empty.pt"),
         "truncated": lambda: Model(d / "truncated.pt"),
         "not_torchscript": lambda: Model(d / "not_torchscript.pt"),
+        "untrusted_file": lambda: Model(d / "affine64.pt", trusted_sha256="0" * 64),
+        "bad_trusted_digest": lambda: Model(d / "affine64.pt", trusted_sha256="abc"),
         "state_dict": lambda: Model(d / "state_dict.pt"),
         "corrupt_contract_json": lambda: Model(d / "corrupt_contract.pt"),
         "unknown_contract_schema": lambda: Model(d / "unknown_schema.pt"),
@@ -179,6 +181,7 @@ def python_fault(case, d):
 # Faults that leave no model loaded: failed loads and policies, closed models,
 # the thread count. Their next call runs on a model loaded before the fault.
 LEAVES_NO_MODEL = {"missing_file", "directory", "empty_file", "truncated", "not_torchscript", "state_dict",
+                   "untrusted_file", "bad_trusted_digest",
                    "corrupt_contract_json", "unknown_contract_schema", "malformed_device", "cuda_without_cuda",
                    "unloaded_handle", "double_free", "zero_threads", "ood_policy_without_score",
                    "unknown_policy_option"}
