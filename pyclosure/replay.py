@@ -3,8 +3,13 @@
 A host model run with recording on (``nn_record_start``, or the environment
 variable ``NN_CLOSURE_RECORD``) leaves ``record_<call>.npz`` files. :func:`replay`
 reruns every record through the C bridge (cffi: the path Fortran used) and
-through torch in Python and compares each output with the record bit for bit
-(:mod:`pyclosure._verdict`); it then checks the host's side of the record:
+through torch in Python (``torch.jit.load`` for TorchScript, Python's
+AOTInductor loader for a ``.pt2`` package) and compares each output with the
+record bit for bit (:mod:`pyclosure._verdict`). An optional reference model
+(the eager module exported as TorchScript, say) is run too and its difference
+from the record is reported as information, never as a failure: a package's
+kernels are not eager torch's (inductor's tanh differs in the last bits).
+It then checks the host's side of the record:
 the inputs were the host's state, the host applied the model's flux, that flux
 is in the total flux of the update, and the update conserves
 (:mod:`pyclosure._host`, :mod:`pyclosure.budget`).
@@ -108,32 +113,54 @@ def _role(meta, arrays, role):
 class _Runner:
     """The model loaded once per path (bridge and torch), threads set per record."""
 
-    def __init__(self, model_path, device, use_torch):
+    def __init__(self, model_path, device, use_torch, reference=None):
         from .bridge import Model, version
 
         self.bridge = Model(model_path, device=device)
+        self.engine = self.bridge.engine
         self.bridge_libtorch = version()[1]
-        self.torch_module = None
-        if use_torch:
+        self.torch_module = self.reference = None
+        if use_torch or reference is not None:
             import torch
 
             self.torch = torch
-            self.torch_module = torch.jit.load(str(model_path), map_location=device)
-            self.torch_module.eval()
+        if use_torch:
+            self.torch_module = self._load(model_path, device)
+        if reference is not None:
+            self.reference = self._load(reference, device)
         self.device = self.bridge.device
         self.sha256 = _sha256(model_path)
+
+    def _load(self, path, device):
+        if str(path).endswith(".pt2"):
+            from ._aoti import load_package
+
+            return load_package(path)
+        module = self.torch.jit.load(str(path), map_location=device)
+        return module.eval()
 
     def run_bridge(self, inputs, outputs):
         outs = [np.empty_like(o) for _, o in outputs]
         self.bridge.forward(*[np.ascontiguousarray(a) for _, a in inputs], out=outs)
         return outs
 
-    def run_torch(self, inputs):
+    def run_torch(self, inputs, module=None):
         torch = self.torch
         with torch.inference_mode():
-            r = self.torch_module(*[torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for _, a in inputs])
+            r = (module or self.torch_module)(
+                *[torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for _, a in inputs])
         r = r if isinstance(r, (tuple, list)) else (r,)
         return [t.detach().cpu().numpy() for t in r]
+
+    def reference_diff(self, inputs, outputs):
+        """The reference model's largest difference from the recorded outputs (information)."""
+        try:
+            results = self.run_torch(inputs, self.reference)
+        except RuntimeError as exc:
+            return {"message": f"the reference model failed: {exc}"}
+        diffs = [compare(n, r, o) for (n, o), r in zip(outputs, results, strict=False)]
+        return {"equal": all(d["equal"] for d in diffs),
+                "max_rel_diff": max((d.get("rel_diff", 0.0) for d in diffs), default=0.0)}
 
 
 def _check_path(label, outputs, results, reasons, rtol):
@@ -153,6 +180,9 @@ def _run_paths(meta, runner, inputs, outputs, torch_version, rtol, n_threads):
         base.append(f"recorded on {meta['device']}, replayed on {runner.device}")
     if meta["threads"] != n_threads:
         base.append(f"recorded with {meta['threads']} thread(s), replayed with {n_threads}")
+    recorded_engine = meta.get("engine", "torchscript")  # records before engines existed: TorchScript
+    if recorded_engine != runner.engine:
+        base.append(f"recorded with the {recorded_engine} engine, replayed with {runner.engine}")
     paths, results = {}, {}
     reasons = base + ([f"recorded with libtorch {meta['libtorch']}, bridge runs {runner.bridge_libtorch}"]
                       if meta["libtorch"] != runner.bridge_libtorch else [])
@@ -197,7 +227,10 @@ def replay_record(path, runner, *, threads=None, torch_version=None, contract=No
 
     set_num_threads(n_threads)
     entry["replay_threads"] = n_threads
+    entry["recorded_engine"] = meta.get("engine", "torchscript")
     entry["paths"], entry["engines_agree"] = _run_paths(meta, runner, inputs, outputs, torch_version, rtol, n_threads)
+    if runner.reference is not None:
+        entry["reference"] = runner.reference_diff(inputs, outputs)
     status, message = outputs_verdict(call, entry["paths"], entry["engines_agree"])
     entry["outputs"] = status
     host = dict(host)
@@ -228,7 +261,7 @@ def _sha256(path):
 
 
 def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budgets=True, cell_update="exact",
-           rtol=None, allow_other_model=False):
+           rtol=None, allow_other_model=False, reference=None):
     """Replay every record under ``directory`` through ``model``; returns the report dict.
 
     Parameters
@@ -239,6 +272,10 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
         (None: :data:`pyclosure._verdict.DEFAULT_RTOL` per dtype)
     allow_other_model : replay against a model file whose SHA-256 is not the
         recorded one (otherwise every such record fails as ``other_model``)
+    reference : optional path of another export of the same weights (for a
+        ``.pt2``, its TorchScript export: eager torch's arithmetic); each
+        record's ``reference`` entry gives its largest relative difference
+        from the recorded outputs, as information (it never fails a replay)
 
     ``report["summary"]["ok"]`` is the pass/fail; ``report["summary"]["verdict"]``
     is ``OK``, ``ACCEPTED_OTHER_MODEL`` (passed, against another model file,
@@ -247,7 +284,7 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
     complete, partial = find_records(directory)
     model = os.fspath(model)
     contract = read_contract(model)
-    runner = _Runner(model, device, use_torch)
+    runner = _Runner(model, device, use_torch, reference)
     torch_version = None
     if use_torch:
         import torch
@@ -276,6 +313,7 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
         "directory": str(directory),
         "model": {"path": model, "sha256": runner.sha256, "matches_recorded": matches,
                   "other_model_allowed": bool(allow_other_model)},
+        "engine": runner.engine, "reference": None if reference is None else os.fspath(reference),
         "device": runner.device, "threads": "as recorded" if threads is None else int(threads),
         "cell_update": cell_update, "rtol": "per dtype" if rtol is None else float(rtol),
         "summary": _summary(records, complete, directory, matches),
@@ -317,6 +355,10 @@ def format_report(report, limit=20):
                  f"mismatch {s['mismatch']}, budget violations {s['budget_violation']}, other model "
                  f"{s['other_model']}, corrupt {s['corrupt']}, partial {s['partial']}; "
                  f"budgets closed {s['budgets_closed']}/{s['budgets_checked']}")
+    refs = [r["reference"]["max_rel_diff"] for r in report["records"] if "max_rel_diff" in (r.get("reference") or {})]
+    if refs:
+        lines.append(f"reference {report['reference']}: largest relative difference from the records {max(refs):.1e} "
+                     "(information: another engine's arithmetic)")
     m = report["model"]
     if not m["matches_recorded"]:
         lines.append(f"model: {m['path']} (SHA-256 {m['sha256'][:16]}...) is NOT the model the records were made "
