@@ -31,7 +31,11 @@ _CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 
 def cache_dir(path=None):
-    """The inductor compile cache: ``path``, else ``$PYCLOSURE_CACHE_DIR``, else ``~/.cache/pyclosure/inductor``."""
+    """The inductor compile cache: ``path``, else ``$PYCLOSURE_CACHE_DIR``, else ``~/.cache/pyclosure/inductor``.
+
+    The home default keeps compiled code of earlier exports across reboots
+    (inductor's own default is under the temp folder), so re-exports are faster.
+    """
     chosen = path or os.environ.get("PYCLOSURE_CACHE_DIR") or "~/.cache/pyclosure/inductor"
     return os.path.abspath(os.path.expanduser(os.fspath(chosen)))
 
@@ -93,10 +97,10 @@ def _native_simdlen():
 
 
 def _widen(x, axes):
-    """x with each listed axis of extent 0 or 1 grown to 2 (export specialises extents 0 and 1)."""
+    """x with each listed axis of extent 1 grown to 2 (export would specialise the dim to 1)."""
     for axis in axes:
-        if x.shape[axis] < 2:
-            x = x.index_select(axis, torch.arange(2) % max(x.shape[axis], 1))
+        if x.shape[axis] == 1:
+            x = x.index_select(axis, torch.zeros(2, dtype=torch.long))
     return x
 
 
@@ -143,8 +147,15 @@ def ranges(program):
 
 
 @contextlib.contextmanager
-def _inductor_cache(path):
-    """TORCHINDUCTOR_CACHE_DIR set to path for the block only (inductor reads it per use, and sets it)."""
+def inductor_cache(path=None):
+    """TORCHINDUCTOR_CACHE_DIR set to :func:`cache_dir` ``(path)`` for the block only.
+
+    Inductor reads the variable at each use, so this moves its compile output;
+    it also sets the variable when it finds it unset (even ``torch.export``
+    does), which is why the export runs inside this block too.
+    """
+    path = cache_dir(path)
+    os.makedirs(path, exist_ok=True)
     before = os.environ.get(_CACHE_ENV)
     os.environ[_CACHE_ENV] = path
     try:
@@ -156,28 +167,29 @@ def _inductor_cache(path):
             os.environ[_CACHE_ENV] = before
 
 
-def compile_package(program, path, contract_text, configs, cache=None):
+def compile_package(program, path, contract_text, configs):
     """AOTInductor-compile ``program`` into the package ``path``; return the seconds it took.
 
     The package is built under a temporary folder next to ``path`` (so its
     archive folder is named after ``path``) and moved into place at the end:
     ``path`` is never half written, and nothing is left behind on failure.
     Precompiled headers are off: inductor keeps them in a folder of its own
-    (fixed at import), and all compile output should go to ``cache``.
+    (fixed at import), and all compile output should go to the cache folder
+    of :func:`inductor_cache`, which the caller sets.
     """
+    from torch._inductor import aoti_compile_and_package
+
     path = os.path.abspath(os.fspath(path))
     settings = {**configs, "aot_inductor.metadata": {"pyclosure_contract": contract_text},
                 "cpp.dynamic_threads": True, "aot_inductor.precompile_headers": False,
                 "cpp_cache_precompile_headers": False}
-    cache = cache_dir(cache)
-    os.makedirs(cache, exist_ok=True)
     folder = tempfile.mkdtemp(prefix=".export-", dir=os.path.dirname(path))
     start = time.perf_counter()
     try:
         built = os.path.join(folder, os.path.basename(path))
-        with _inductor_cache(cache), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
-            torch._inductor.aoti_compile_and_package(program, package_path=built, inductor_configs=settings)
+            aoti_compile_and_package(program, package_path=built, inductor_configs=settings)
         os.replace(built, path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -224,7 +224,7 @@ def _torchscript(module, path, signature, described, method):
     return contract, seconds
 
 
-def _package(module, path, signature, described, cpu_isa, cache_dir):
+def _package(module, path, signature, described, cpu_isa):
     """Write the AOTInductor package; return (contract, export seconds, compile seconds)."""
     meta, inputs, input_names, variable = signature
     program, traced, export_s = _pt2.export_program(module, inputs, input_names, variable)
@@ -243,7 +243,7 @@ def _package(module, path, signature, described, cpu_isa, cache_dir):
         entry["ranges"] = dims
     text = json.dumps(contract, indent=1, sort_keys=True)
     try:
-        compile_s = _pt2.compile_package(program, path, text, configs, cache_dir)
+        compile_s = _pt2.compile_package(program, path, text, configs)
     except Exception as exc:
         raise RuntimeError(f"AOTInductor could not compile {type(module).__name__}: {exc}") from exc
     return contract, export_s, compile_s
@@ -323,7 +323,8 @@ def export(module, path, example_inputs, *, format=None, input_names=None, outpu
     described = {"output_names": output_names, "units": units, "meaning": meaning, "training_data": training_data,
                  "extra": extra}
     if format == "pt2":
-        contract, export_s, compile_s = _package(module, path, signature, described, cpu_isa, cache_dir)
+        with _pt2.inductor_cache(cache_dir):
+            contract, export_s, compile_s = _package(module, path, signature, described, cpu_isa)
         seconds = {"export_s": export_s, "compile_s": compile_s}
     else:
         contract, export_s = _torchscript(module, path, signature, described, method or "script")
