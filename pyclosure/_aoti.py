@@ -91,5 +91,7 @@ def load_package(path):
     if contract.get("format") != "pt2":
         raise ModelFormatError(f"'{path}': the contract says format {contract.get('format')!r}, not 'pt2'")
     _check_machine(path, contract)
-    runner = torch._inductor.aoti_load_package(path)
+    from torch._inductor import aoti_load_package
+
+    runner = aoti_load_package(path)
     return Package(path, contract, metadata, runner)

@@ -139,8 +139,8 @@ def _engine_line(contract):
         return f"format: {contract.get('format', 'torchscript')}"
     features = " ".join(engine.get("cpu_features") or []) or "none listed"
     return (f"format: pt2, an AOTInductor package: native {engine.get('device')} code for "
-            f"{engine.get('machine')} {engine.get('cpu_isa')} (needs {features}; simdlen {engine.get('simdlen')}), "
-            f"torch {engine.get('torch_version')}")
+            f"{engine.get('machine')} {engine.get('cpu_isa')} (needs {features}; "
+            f"simdlen {engine.get('simdlen')}), torch {engine.get('torch_version')}")
 
 
 def describe(contract):
