@@ -37,7 +37,7 @@ def _info(args):
         from .bridge import Model, version
 
         model = Model(args.model)
-        print(f"loaded through the C bridge {version()[0]} (libtorch {version()[1]}) on {model.device}")
+        print(f"loaded through the C bridge {version()[0]} (libtorch {version()[1]}): {model.engine} engine on {model.device}")
     return 0
 
 
