@@ -14,6 +14,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 import numpy as np
 import pytest
@@ -175,3 +176,21 @@ def test_trusted_list_refuses_a_package_before_its_library_is_loaded(pt2_dir, bu
     assert "is not on the trusted list" in _run_host(exe, bad, trusted=other).stderr
     assert "the AOTInductor package could not be loaded" in _run_host(exe, bad, trusted=_sha256(bad)).stderr
 
+
+def test_package_with_a_record_outside_its_folder_is_refused_and_writes_nothing(pt2_dir, tmp_path, monkeypatch):
+    # A zip member named <archive>/../../../escaped.txt: unpacked as named, it would
+    # land beside $TMPDIR, outside the package's private folder (a "zip slip").
+    package = pt2_dir / "plain_affine64.pt2"
+    evil = tmp_path / "evil.pt2"
+    with zipfile.ZipFile(package) as old, zipfile.ZipFile(evil, "w") as new:
+        for info in old.infolist():
+            new.writestr(info, old.read(info))
+        archive = old.namelist()[0].split("/")[0]
+        new.writestr(f"{archive}/../../../escaped.txt", b"written outside the package's folder\n")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    with pytest.raises(errors.ModelFormatError, match=r"record '\.\./\.\./\.\./escaped\.txt'"):
+        Model(evil)
+    assert not (tmp_path / "escaped.txt").exists()
+    assert list(scratch.iterdir()) == []
