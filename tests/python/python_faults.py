@@ -218,8 +218,8 @@ LEAVES_NO_MODEL = {"missing_file", "directory", "empty_file", "truncated", "not_
                    "corrupt_contract_json", "unknown_contract_schema", "malformed_device", "cuda_without_cuda",
                    "unloaded_handle", "double_free", "zero_threads", "ood_policy_without_score",
                    "unknown_policy_option", "pt2_untrusted", "pt2_export_archive", "pt2_torchscript_named",
-                   "pt2_truncated", "pt2_without_contract", "pt2_missing_cpu_feature", "pt2_unknown_cpu_feature",
-                   "pt2_built_for_cuda"}
+                   "pt2_truncated", "pt2_without_contract", "pt2_missing_cpu_feature",
+                   "pt2_unknown_cpu_feature", "pt2_built_for_cuda"}
 
 
 def python_next_call_works(d, model, pt2=False):

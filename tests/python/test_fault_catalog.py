@@ -174,18 +174,20 @@ CATALOG = [
           "NNC_OK", ""),
     Fault("pt2_strided_input", "CFP", "a strided input (Fortran `x(:, 1:n:2)`, numpy `[::2]`, C strides): "
           "known values", "NNC_OK", ""),
-    Fault("pt2_zero_size_batch", "CFP", "zero columns: never reaches the package, writes nothing", "NNC_OK", ""),
+    Fault("pt2_zero_size_batch", "CFP", "zero columns: never reaches the package, writes nothing", "NNC_OK",
+          ""),
     Fault("pt2_untrusted", "CFP", "a package not on the trusted list", "NNC_ERR_UNTRUSTED",
           "is not on the trusted list"),
     Fault("pt2_export_archive", "CFP", "a `torch.export.save` archive named .pt2 (no compiled code)",
           "NNC_ERR_FORMAT", "it is a torch.export archive"),
     Fault("pt2_torchscript_named", "CFP", "a TorchScript file named .pt2", "NNC_ERR_FORMAT",
           "it is a TorchScript file with a .pt2 name"),
-    Fault("pt2_truncated", "CFP", "the first half of a package", "NNC_ERR_FORMAT", "it is truncated or corrupt"),
+    Fault("pt2_truncated", "CFP", "the first half of a package", "NNC_ERR_FORMAT",
+          "it is truncated or corrupt"),
     Fault("pt2_without_contract", "CFP", "a package without a pyclosure contract", "NNC_ERR_FORMAT",
           "is an AOTInductor package without a pyclosure contract"),
-    Fault("pt2_missing_cpu_feature", "CFP", "a package that needs avx512f on a CPU without it", "NNC_ERR_FORMAT",
-          "needs CPU features this CPU lacks: avx512f"),
+    Fault("pt2_missing_cpu_feature", "CFP", "a package that needs avx512f on a CPU without it",
+          "NNC_ERR_FORMAT", "needs CPU features this CPU lacks: avx512f"),
     Fault("pt2_unknown_cpu_feature", "CFP", "a package that needs a CPU feature no CPU has", "NNC_ERR_FORMAT",
           "needs CPU features this CPU lacks: warp_drive (unknown to this bridge)"),
     Fault("pt2_built_for_cuda", "CFP", "a package built for cuda (`AOTI_DEVICE_KEY`), loaded on cpu",
@@ -204,8 +206,9 @@ def _save(module, path, contract_text):
         torch.jit.script(module).save(str(path), _extra_files={"pyclosure_contract.json": contract_text})
 
 
-PT2_FILES = ("plain_affine64.pt2", "cells64.pt2", "export_archive.pt2", "torchscript_named.pt2", "truncated.pt2",
-             "no_contract.pt2", "needs_avx512f.pt2", "needs_made_up_feature.pt2", "built_for_cuda.pt2")
+PT2_FILES = ("plain_affine64.pt2", "cells64.pt2", "export_archive.pt2", "torchscript_named.pt2",
+             "truncated.pt2", "no_contract.pt2", "needs_avx512f.pt2", "needs_made_up_feature.pt2",
+             "built_for_cuda.pt2")
 
 
 def cpu_has(flag):
@@ -328,8 +331,8 @@ NEEDS_VALGRIND = pytest.mark.skipif(shutil.which("valgrind") is None,
 # valgrind): a package refused after it was unpacked (the other refusals leave
 # by the same path or before unpacking) and a strided input copied for a package.
 PT2_UNDER_VALGRIND = {"pt2_without_contract", "pt2_strided_input"}
-NOT_UNDER_VALGRIND = {"stale_handle_after_reuse"} | {f.id for f in CATALOG
-                                                    if f.id.startswith("pt2_") and f.id not in PT2_UNDER_VALGRIND}
+NOT_UNDER_VALGRIND = {"stale_handle_after_reuse"} | {
+    f.id for f in CATALOG if f.id.startswith("pt2_") and f.id not in PT2_UNDER_VALGRIND}
 
 
 @pytest.mark.slow

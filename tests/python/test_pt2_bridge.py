@@ -61,8 +61,8 @@ def _assert_as_python_loader(pt2_dir, name, files):
 
 def test_fortran_host_gets_python_aoti_loaders_outputs_bit_for_bit(pt2_dir, build_fortran, tmp_path):
     exe = build_fortran(TESTS / "fortran" / "pt2_host.f90", name="pt2_host", extra=["-std=f2018"])
-    proc = subprocess.run([str(exe), str(pt2_dir), str(tmp_path)], capture_output=True, text=True, timeout=300,
-                          check=False)
+    proc = subprocess.run([str(exe), str(pt2_dir), str(tmp_path)], capture_output=True, text=True,
+                          timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "pt2_host: done" in proc.stdout
     for name in PACKAGES:
@@ -75,8 +75,8 @@ def test_fortran_host_gets_python_aoti_loaders_outputs_bit_for_bit(pt2_dir, buil
 def test_c_host_gets_python_aoti_loaders_outputs_bit_for_bit(pt2_dir, build_c, tmp_path, name):
     exe = build_c(TESTS / "c" / "pt2_run.c", name="pt2_run", extra=["-lm"])
     prefix = tmp_path / name.removesuffix(".pt2")
-    proc = subprocess.run([str(exe), str(pt2_dir / name), str(prefix), *map(str, BATCHES)], capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = subprocess.run([str(exe), str(pt2_dir / name), str(prefix), *map(str, BATCHES)],
+                          capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[0] == "engine aotinductor" and "pt2_run: done" in proc.stdout
     _assert_as_python_loader(pt2_dir, name, {n: pathlib.Path(f"{prefix}_{n}.bin") for n in BATCHES})
@@ -142,7 +142,8 @@ def _run_host(exe, package, trusted=None):
                           check=False)
 
 
-def test_unedited_fortran_host_refuses_a_package_not_on_the_trusted_list_in_its_environment(pt2_dir, build_fortran):
+def test_unedited_fortran_host_refuses_a_package_not_on_the_trusted_list_in_its_environment(pt2_dir,
+                                                                                          build_fortran):
     exe = _host(build_fortran)
     package = pt2_dir / "plain_affine64.pt2"
     ran = _run_host(exe, package)
@@ -177,7 +178,8 @@ def test_trusted_list_refuses_a_package_before_its_library_is_loaded(pt2_dir, bu
     assert "the AOTInductor package could not be loaded" in _run_host(exe, bad, trusted=_sha256(bad)).stderr
 
 
-def test_package_with_a_record_outside_its_folder_is_refused_and_writes_nothing(pt2_dir, tmp_path, monkeypatch):
+def test_package_with_a_record_outside_its_folder_is_refused_and_writes_nothing(pt2_dir, tmp_path,
+                                                                                 monkeypatch):
     # A zip member named <archive>/../../../escaped.txt: unpacked as named, it would
     # land beside $TMPDIR, outside the package's private folder (a "zip slip").
     package = pt2_dir / "plain_affine64.pt2"
