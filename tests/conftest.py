@@ -58,6 +58,15 @@ class TwoInTwoOut(torch.nn.Module):
         return flux, s
 
 
+class CellsToFaces(torch.nn.Module):
+    """A local stencil over a variable number of cells: q (ncell,) -> faces (ncell + 1,), the mean of
+    the two neighbouring cells inside and 0 at the two ends (exact for dyadic q)."""
+
+    def forward(self, q):
+        pad = torch.zeros(q.shape[0], 1, dtype=q.dtype)
+        return torch.cat([pad, 0.5 * (q[:, 1:] + q[:, :-1]), pad], dim=1)
+
+
 def mlp(nin=16, nhidden=64, nout=4, seed=0):
     """A float64 MLP with seeded weights: enough arithmetic for thread and MPI tests."""
     with torch.random.fork_rng():  # leaves the global generator as it was
@@ -100,6 +109,35 @@ def model_dir(tmp_path_factory):
     return d
 
 
+def with_metadata(change):
+    """For rewrite_zip: apply ``change(record)`` to both of the package's metadata records."""
+
+    def rewrite(name, data):
+        if not name.endswith("_metadata.json"):
+            return data
+        record = json.loads(data)
+        change(record)
+        return json.dumps(record).encode()
+
+    return rewrite
+
+
+def needing_cpu_features(*features):
+    """For rewrite_zip: a contract whose engine also needs ``features``."""
+
+    def change(record):
+        contract = json.loads(record["pyclosure_contract"])
+        contract["engine"]["cpu_features"] = contract["engine"]["cpu_features"] + list(features)
+        record["pyclosure_contract"] = json.dumps(contract)
+
+    return with_metadata(change)
+
+
+def garbage_library(name, data):
+    """For rewrite_zip: the package's wrapper library replaced by bytes no loader accepts."""
+    return b"not a shared library\n" * 64 if name.endswith(".so") else data
+
+
 def rewrite_zip(src, dst, change):
     """Copy zip ``src`` to ``dst``, member by member through ``change(name, data)`` (bytes, or None to drop)."""
     with zipfile.ZipFile(src) as old, zipfile.ZipFile(dst, "w") as new:
@@ -121,8 +159,11 @@ def without_contract(name, data):
 
 @pytest.fixture(scope="session")
 def pt2_dir(tmp_path_factory, model_dir):
-    """AOTInductor packages, compiled once per test session (three compiles, about a minute),
+    """AOTInductor packages, compiled once per test session (five compiles, about two minutes),
     and bad .pt2 files derived from them without compiling.
+
+    plain_affine64.pt2 is model_dir's plain_affine64.pt (y = W x + b, known by hand);
+    cells64.pt2 is CellsToFaces, whose cell dim is variable (range [2, null]).
 
     ``cache/`` holds the inductor cache of these compiles; ``exported.json`` the contracts
     export returned, its timings, the package sizes and the environment's
@@ -137,6 +178,9 @@ def pt2_dir(tmp_path_factory, model_dir):
         "mlp64.pt2": (mlp(), torch.zeros(8, 16, dtype=f64), {}),
         "two_in_two_out.pt2": (TwoInTwoOut(), (torch.zeros(4, 3, dtype=f64), torch.zeros(4, 2, dtype=f64)),
                                {"output_names": ["flux", "s"]}),
+        "plain_affine64.pt2": (Affine(3, 2, f64, plain=True), torch.zeros(4, 3, dtype=f64), {}),
+        "cells64.pt2": (CellsToFaces(), torch.zeros(4, 8, dtype=f64),
+                        {"input_names": ["q"], "output_names": ["faces"], "variable_dims": {"q": [0]}}),
     }
     env_before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     record = {"token": token, "env_before": env_before, "packages": {}}
@@ -154,6 +198,11 @@ def pt2_dir(tmp_path_factory, model_dir):
     program = torch.export.export(Affine(3, 2, f64), (torch.zeros(4, 3, dtype=f64),))
     torch.export.save(program, str(d / "export_archive.pt2"))
     rewrite_zip(d / "mlp32.pt2", d / "no_contract.pt2", without_contract)
+    rewrite_zip(d / "plain_affine64.pt2", d / "needs_avx512f.pt2", needing_cpu_features("avx512f"))
+    rewrite_zip(d / "plain_affine64.pt2", d / "needs_made_up_feature.pt2", needing_cpu_features("warp_drive"))
+    rewrite_zip(d / "plain_affine64.pt2", d / "built_for_cuda.pt2",
+                with_metadata(lambda record: record.update(AOTI_DEVICE_KEY="cuda")))
+    rewrite_zip(d / "plain_affine64.pt2", d / "garbage_library.pt2", garbage_library)
     return d
 
 

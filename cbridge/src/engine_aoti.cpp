@@ -81,12 +81,28 @@ struct Package {
     std::map<std::string, std::string> metadata;  // AOTI_* keys and pyclosure_contract
 };
 
-/// Read the package's metadata and unpack every record under `dir`.
+/// Whether a record name stays inside the folder it is unpacked into: relative, no "..".
+bool stays_inside(const std::string &name) {
+    const fs::path p(name);
+    if (name.empty() || p.is_absolute()) return false;
+    for (const fs::path &part : p)
+        if (part == "..") return false;
+    return true;
+}
+
+/// Read the package's metadata and unpack every record under `dir`. Every
+/// record name is checked before anything is written: one that would land
+/// outside `dir` refuses the package.
 Package unpack(const std::string &path, const std::string &bytes, const std::string &dir) {
     Package p;
     std::istringstream in(bytes);
     caffe2::serialize::PyTorchStreamReader reader(&in);
-    for (const std::string &name : reader.getAllRecords()) {
+    const std::vector<std::string> names = reader.getAllRecords();
+    for (const std::string &name : names)
+        if (!stays_inside(name))
+            throw Error(NNC_ERR_FORMAT, "'" + path + "' is not a valid AOTInductor package: its record '" + name +
+                                            "' points outside the package (an absolute path or '..')");
+    for (const std::string &name : names) {
         auto [data, size] = reader.getRecord(name);
         const char *begin = static_cast<const char *>(data.get());
         if (name.rfind("data/aotinductor/", 0) == 0 && name.size() > 14 &&

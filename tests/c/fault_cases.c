@@ -7,7 +7,10 @@
  * valid forward call on a good model (the one that got the fault, for faults of
  * arguments) and a fresh load right after the fault still worked, with known
  * values, and a misbehaving model gave them too when called as it allows
- * ("next-call-FAILED" otherwise). A case that finds the bridge
+ * ("next-call-FAILED" otherwise). The same holds for the AOTInductor package
+ * plain_affine64.pt2 (the same model): it gets the pt2_ faults of arguments, is
+ * called after every case, and a pt2_ case also loads and runs a fresh copy.
+ * A case that finds the bridge
  * doing something other than returning a status (a handle left set after a
  * failed load, wrong numbers) reports status -1 and says what. */
 #include <stdio.h>
@@ -17,6 +20,8 @@
 
 static char dir[1024];
 static nnc_model good = NULL; /* plain_affine64.pt: y = W x + b, known by hand */
+static nnc_model good2 = NULL; /* plain_affine64.pt2: the same model, compiled by AOTInductor */
+static int pt2_case;          /* the case is a pt2_ one: the next call also loads a fresh package */
 static int status_seen;
 static int same_model_ok = 1; /* a case on a model of its own: its next valid call worked */
 static char message_seen[8192];
@@ -63,15 +68,23 @@ static int right_numbers(double (*in)[3], double (*out)[2], int n) {
     return 1;
 }
 
-/* A valid forward call on the good model gives the right numbers, and a good
- * file still loads and frees. */
-static int next_call_works(void) {
+static int gives_right_numbers(nnc_model m) {
     double yy[5][2];
     nnc_array in = array(x, NNC_FLOAT64, 2, xs), out = array(yy, NNC_FLOAT64, 2, ys);
-    if (nnc_model_forward(good, 1, &in, 1, &out) != NNC_OK || !right_numbers(x, yy, 5)) return 0;
+    return nnc_model_forward(m, 1, &in, 1, &out) == NNC_OK && right_numbers(x, yy, 5);
+}
+
+/* A valid forward call on the good models gives the right numbers, and a good
+ * file still loads and frees (for a pt2_ case, a good package too, and runs). */
+static int next_call_works(void) {
+    if (!gives_right_numbers(good) || !gives_right_numbers(good2)) return 0;
     nnc_model m = NULL;
     if (nnc_model_load(&m, path("plain_affine64.pt"), "cpu") != NNC_OK) return 0;
-    return nnc_model_free(&m) == NNC_OK && m == NULL;
+    if (nnc_model_free(&m) != NNC_OK || m != NULL) return 0;
+    if (!pt2_case) return 1;
+    if (nnc_model_load(&m, path("plain_affine64.pt2"), "cpu") != NNC_OK) return 0;
+    int ok = gives_right_numbers(m);
+    return nnc_model_free(&m) == NNC_OK && m == NULL && ok;
 }
 
 static int load_fault(const char *file, const char *device) {
@@ -312,6 +325,99 @@ static int c_overlapping_output(void) {
     return forward_good(1, &in, 1, &out);
 }
 
+/* The pt2_ faults: the same checks on an AOTInductor package, which checks none
+ * of its inputs itself. */
+static int forward_pt2(int nin, const nnc_array *in, int nout, const nnc_array *out) {
+    return note(nnc_model_forward(good2, nin, in, nout, out));
+}
+
+static int c_pt2_wrong_dtype(void) {
+    float xf[5][3] = {{0}}, yf[5][2];
+    nnc_array in = array(xf, NNC_FLOAT32, 2, xs), out = array(yf, NNC_FLOAT32, 2, ys);
+    return forward_pt2(1, &in, 1, &out);
+}
+
+static int c_pt2_wrong_rank(void) {
+    int64_t s[3] = {5, 3, 1};
+    nnc_array in = array(x, NNC_FLOAT64, 3, s), out = array(y, NNC_FLOAT64, 2, ys);
+    return forward_pt2(1, &in, 1, &out);
+}
+
+static int c_pt2_wrong_shape(void) {
+    int64_t s[2] = {3, 5};
+    nnc_array in = array(x, NNC_FLOAT64, 2, s), out = array(y, NNC_FLOAT64, 2, ys);
+    return forward_pt2(1, &in, 1, &out);
+}
+
+/* cells64.pt2: q (ncell >= 2) -> faces (ncell + 1): 0, the means of neighbours, 0. */
+static int faces_right(const double *q, const double *faces, int ncol, int ncell) {
+    for (int j = 0; j < ncol; ++j)
+        for (int f = 0; f <= ncell; ++f) {
+            double e = f == 0 || f == ncell ? 0.0 : 0.5 * (q[j * ncell + f] + q[j * ncell + f - 1]);
+            if (faces[j * (ncell + 1) + f] != e) return 0;
+        }
+    return 1;
+}
+
+static int c_pt2_grid_outside_range(void) {
+    nnc_model m = NULL;
+    if (nnc_model_load(&m, path("cells64.pt2"), "cpu") != NNC_OK) return broken("cannot load cells64.pt2");
+    double q[5][4], faces[5][5];
+    for (int k = 0; k < 20; ++k) (&q[0][0])[k] = 0.25 * k;
+    int64_t q1[2] = {5, 1}, f1[2] = {5, 2}, q4[2] = {5, 4}, f4[2] = {5, 5};
+    nnc_array in = array(q, NNC_FLOAT64, 2, q1), out = array(faces, NNC_FLOAT64, 2, f1);
+    note(nnc_model_forward(m, 1, &in, 1, &out));
+    in = array(q, NNC_FLOAT64, 2, q4);
+    out = array(faces, NNC_FLOAT64, 2, f4);
+    same_model_ok = nnc_model_forward(m, 1, &in, 1, &out) == NNC_OK && faces_right(&q[0][0], &faces[0][0], 5, 4);
+    nnc_model_free(&m);
+    return status_seen;
+}
+
+static int c_pt2_fortran_order(void) {
+    double xf[15], yf[10], back[5][3], yc[5][2];
+    for (int j = 0; j < 5; ++j)
+        for (int i = 0; i < 3; ++i) back[j][i] = xf[i + 3 * j] = 0.25 * (2 * i + 7 * j) - 1.0;
+    int64_t s[2] = {3, 5}, o[2] = {2, 5};
+    nnc_array in = array(xf, NNC_FLOAT64, 2, s), out = array(yf, NNC_FLOAT64, 2, o);
+    in.order = out.order = NNC_ORDER_F;
+    if (forward_pt2(1, &in, 1, &out) != NNC_OK) return status_seen;
+    for (int j = 0; j < 5; ++j)
+        for (int k = 0; k < 2; ++k) yc[j][k] = yf[k + 2 * j];
+    return right_numbers(back, yc, 5) ? NNC_OK : broken("wrong numbers from a Fortran-ordered call");
+}
+
+/* Every other column of a (10, 3) buffer, and every other entry of a row of 6:
+ * strides {6, 2} in elements. */
+static int c_pt2_strided_input(void) {
+    double wide[10][6], picked[5][3];
+    for (int k = 0; k < 60; ++k) (&wide[0][0])[k] = 0.25 * k - 3.0;
+    for (int j = 0; j < 5; ++j)
+        for (int i = 0; i < 3; ++i) picked[j][i] = wide[2 * j][2 * i];
+    int64_t st[2] = {12, 2};
+    nnc_array in = array(wide, NNC_FLOAT64, 2, xs), out = array(y, NNC_FLOAT64, 2, ys);
+    in.strides = st;
+    if (forward_pt2(1, &in, 1, &out) != NNC_OK) return status_seen;
+    return right_numbers(picked, y, 5) ? NNC_OK : broken("wrong numbers from a strided input");
+}
+
+static int c_pt2_zero_size_batch(void) {
+    double sentinel[2] = {99.0, 99.0};
+    int64_t s0[2] = {0, 3}, o0[2] = {0, 2};
+    nnc_array in = array(x, NNC_FLOAT64, 2, s0), out = array(sentinel, NNC_FLOAT64, 2, o0);
+    if (forward_pt2(1, &in, 1, &out) != NNC_OK) return status_seen;
+    return sentinel[0] == 99.0 && sentinel[1] == 99.0 ? NNC_OK : broken("wrote into a zero-column output");
+}
+
+static int c_pt2_untrusted(void) { return load_with_fault("plain_affine64.pt2", "trusted_sha256=0000000000000000000000000000000000000000000000000000000000000000"); }
+static int c_pt2_export_archive(void) { return load_fault("export_archive.pt2", "cpu"); }
+static int c_pt2_torchscript_named(void) { return load_fault("torchscript_named.pt2", "cpu"); }
+static int c_pt2_truncated(void) { return load_fault("truncated.pt2", "cpu"); }
+static int c_pt2_without_contract(void) { return load_fault("no_contract.pt2", "cpu"); }
+static int c_pt2_missing_cpu_feature(void) { return load_fault("needs_avx512f.pt2", "cpu"); }
+static int c_pt2_unknown_cpu_feature(void) { return load_fault("needs_made_up_feature.pt2", "cpu"); }
+static int c_pt2_built_for_cuda(void) { return load_fault("built_for_cuda.pt2", "cpu"); }
+
 static int c_model_raises(void) { return model_fault("raises.pt", -1.0); }
 static int c_model_returns_wrong_shape(void) { return model_fault("returns_wide.pt", 1.0); }
 static int c_model_returns_wrong_dtype(void) { return model_fault("returns_float32.pt", 1.0); }
@@ -397,6 +503,10 @@ static const struct {
     CASE(plain_model_wrong_nargs), CASE(zero_threads), CASE(null_thread_count), CASE(null_version),
     CASE(last_error_copy_buflen_0), CASE(last_error_copy_null_buf), CASE(io_index_out_of_range),
     CASE(io_without_contract), CASE(device_buflen_0), CASE(contract_buffer_too_small),
+    CASE(pt2_wrong_dtype), CASE(pt2_wrong_rank), CASE(pt2_wrong_shape), CASE(pt2_grid_outside_range),
+    CASE(pt2_fortran_order), CASE(pt2_strided_input), CASE(pt2_zero_size_batch), CASE(pt2_untrusted),
+    CASE(pt2_export_archive), CASE(pt2_torchscript_named), CASE(pt2_truncated), CASE(pt2_without_contract),
+    CASE(pt2_missing_cpu_feature), CASE(pt2_unknown_cpu_feature), CASE(pt2_built_for_cuda),
 #undef CASE
 };
 
@@ -404,6 +514,7 @@ static void run_case(int k) {
     status_seen = -1;
     message_seen[0] = '\0';
     same_model_ok = 1;
+    pt2_case = strncmp(cases[k].id, "pt2_", 4) == 0;
     cases[k].run();
     int ok = same_model_ok && next_call_works();
     for (char *c = message_seen; *c; ++c)
@@ -424,12 +535,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cannot load the good model: %s\n", nnc_last_error());
         return 2;
     }
+    if (nnc_model_load(&good2, path("plain_affine64.pt2"), "cpu") != NNC_OK) {
+        fprintf(stderr, "cannot load the good package: %s\n", nnc_last_error());
+        return 2;
+    }
     const int n = (int)(sizeof cases / sizeof cases[0]);
     for (int k = 0; k < n; ++k) {
         int wanted = argc == 2;
         for (int a = 2; a < argc; ++a) wanted |= strcmp(argv[a], cases[k].id) == 0;
         if (wanted) run_case(k);
     }
+    nnc_model_free(&good2);
     nnc_model_free(&good);
     return 0;
 }

@@ -100,6 +100,12 @@ int main(int argc, char **argv) {
     check(nnc_model_contract(good, NULL, 0, &needed) == NNC_OK && needed > 10, "contract size query");
     char dev[32];
     check(nnc_model_device(good, dev, sizeof dev) == NNC_OK && strcmp(dev, "cpu") == 0, "device is cpu");
+    char engine[32];
+    check(nnc_model_engine(good, engine, sizeof engine) == NNC_OK && strcmp(engine, "torchscript") == 0,
+          "engine of a .pt file is torchscript");
+    expect_status(nnc_model_engine(good, engine, 0), NNC_ERR_ARGUMENT, "engine into a buffer of length 0", good);
+    expect_status(nnc_model_engine(NULL, engine, sizeof engine), NNC_ERR_HANDLE, "engine of an unloaded handle",
+                  good);
 
     /* Fortran order: x(3, 5) is torch (5, 3), y(2, 5) is torch (5, 2) */
     double xf[15], yf[10];

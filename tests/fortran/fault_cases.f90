@@ -7,7 +7,9 @@
 !> valid nn_forward on a good model (the one that got the fault, for faults of
 !> arguments) gave W x + b, a fresh nn_load right after the fault worked, and a
 !> misbehaving model gave x(1:2, :) when called as it allows ("next-call-FAILED"
-!> otherwise).
+!> otherwise). The same holds for the AOTInductor package plain_affine64.pt2 (the
+!> same model): it gets the pt2_ faults of arguments, is called after every case,
+!> and a pt2_ case also loads and runs a fresh copy.
 program fault_cases
   use, intrinsic :: iso_fortran_env, only: real32, real64
   use nn_closure
@@ -20,10 +22,14 @@ program fault_cases
       "rank_6_fortran_array", "wrong_shape", "output_batch_mismatch", "batch_mismatch", "wrong_dtype", &
       "zero_size_batch", "model_raises", "model_returns_wrong_shape", "model_returns_wrong_dtype", &
       "model_returns_wrong_count", "plain_model_torch_shape_error", "plain_model_wrong_nargs", &
-      "zero_threads", "device_of_unloaded_model", "short_errmsg", "load_over_loaded_model"]
+      "zero_threads", "device_of_unloaded_model", "short_errmsg", "load_over_loaded_model", &
+      "pt2_wrong_dtype", "pt2_wrong_rank", "pt2_wrong_shape", "pt2_grid_outside_range", "pt2_fortran_order", &
+      "pt2_strided_input", "pt2_zero_size_batch", "pt2_untrusted", "pt2_export_archive", &
+      "pt2_torchscript_named", "pt2_truncated", "pt2_without_contract", "pt2_missing_cpu_feature", &
+      "pt2_unknown_cpu_feature", "pt2_built_for_cuda"]
   character(len=1024) :: fdir, msg
   character(len=64) :: arg
-  type(nn_model) :: good
+  type(nn_model) :: good, good2   ! plain_affine64.pt and the same model as plain_affine64.pt2
   integer :: ierr, k, a
   logical :: same_model_ok
   real(real64), target :: x(3, 5), y(2, 5)
@@ -34,6 +40,8 @@ program fault_cases
   end do
   call nn_load(good, path("plain_affine64.pt"), stat=ierr, errmsg=msg)
   if (ierr /= NN_OK) error stop "fault_cases: cannot load the good model"
+  call nn_load(good2, path("plain_affine64.pt2"), stat=ierr, errmsg=msg)
+  if (ierr /= NN_OK) error stop "fault_cases: cannot load the good package"
   if (command_argument_count() < 2) then
     do k = 1, size(all_cases)
       call run_case(trim(all_cases(k)))
@@ -44,6 +52,7 @@ program fault_cases
       call run_case(trim(arg))
     end do
   end if
+  call nn_free(good2)
   call nn_free(good)
 
 contains
@@ -58,14 +67,14 @@ contains
     character(len=*), intent(in) :: name
     type(nn_model) :: m, copy
     real(real64), target :: x3(3, 5, 1), x6(3, 5, 1, 1, 1, 1), xbad(5, 5), ybad(2, 4), x0(3, 0), y0(2, 0)
-    real(real64), target :: u(3, 4), t(2, 5), flux(3, 4), s(1, 4)
+    real(real64), target :: u(3, 4), t(2, 5), flux(3, 4), s(1, 4), xwide(3, 10), yy(2, 5), q1(1, 5), f1(2, 5)
     real(real32), target :: x32(3, 5), y32(2, 5)
     character(len=8) :: short
     character(len=:), allocatable :: dev
     integer :: old_status
     ierr = -1
     msg = "case not run"
-    x3 = 0.5d0; x6 = 0.5d0; xbad = 0.5d0; u = 0.5d0; t = 0.5d0; x32 = 0.5
+    x3 = 0.5d0; x6 = 0.5d0; xbad = 0.5d0; u = 0.5d0; t = 0.5d0; x32 = 0.5; q1 = 0.5d0
     select case (name)
     case ("missing_file")
       call nn_load(m, path("missing.pt"), stat=ierr, errmsg=msg)
@@ -158,6 +167,41 @@ contains
           msg = "the old handle still works after nn_load replaced it"
         end if
       end if
+    case ("pt2_wrong_dtype")
+      call nn_forward(good2, x32, y32, stat=ierr, errmsg=msg)
+    case ("pt2_wrong_rank")
+      call nn_forward(good2, x3, y, stat=ierr, errmsg=msg)
+    case ("pt2_wrong_shape")
+      call nn_forward(good2, xbad, y, stat=ierr, errmsg=msg)
+    case ("pt2_grid_outside_range")   ! one cell; the package was compiled for 2 or more
+      call nn_load(m, path("cells64.pt2"))
+      call nn_forward(m, q1, f1, stat=ierr, errmsg=msg)
+    case ("pt2_fortran_order")        ! what every Fortran call is: checked against W x + b
+      call nn_forward(good2, x, yy, stat=ierr, errmsg=msg)
+      if (ierr == NN_OK .and. .not. affine_right(x, yy)) call wrong_numbers()
+    case ("pt2_strided_input")        ! every other column of a wider array, a section
+      xwide = 0
+      xwide(:, 1:10:2) = x
+      call nn_forward(good2, xwide(:, 1:10:2), yy, stat=ierr, errmsg=msg)
+      if (ierr == NN_OK .and. .not. affine_right(x, yy)) call wrong_numbers()
+    case ("pt2_zero_size_batch")
+      call nn_forward(good2, x0, y0, stat=ierr, errmsg=msg)
+    case ("pt2_untrusted")
+      call nn_load(m, path("plain_affine64.pt2"), trusted_sha256=repeat("0", 64), stat=ierr, errmsg=msg)
+    case ("pt2_export_archive")
+      call nn_load(m, path("export_archive.pt2"), stat=ierr, errmsg=msg)
+    case ("pt2_torchscript_named")
+      call nn_load(m, path("torchscript_named.pt2"), stat=ierr, errmsg=msg)
+    case ("pt2_truncated")
+      call nn_load(m, path("truncated.pt2"), stat=ierr, errmsg=msg)
+    case ("pt2_without_contract")
+      call nn_load(m, path("no_contract.pt2"), stat=ierr, errmsg=msg)
+    case ("pt2_missing_cpu_feature")
+      call nn_load(m, path("needs_avx512f.pt2"), stat=ierr, errmsg=msg)
+    case ("pt2_unknown_cpu_feature")
+      call nn_load(m, path("needs_made_up_feature.pt2"), stat=ierr, errmsg=msg)
+    case ("pt2_built_for_cuda")
+      call nn_load(m, path("built_for_cuda.pt2"), stat=ierr, errmsg=msg)
     case default
       msg = "unknown case"
     end select
@@ -166,9 +210,40 @@ contains
     if (name == "model_raises") same_model_ok = gives_first_two(m, x)
     if (name == "model_returns_wrong_shape" .or. name == "model_returns_wrong_dtype" .or. &
         name == "model_returns_wrong_count") same_model_ok = gives_first_two(m, -x)
+    if (name == "pt2_grid_outside_range") same_model_ok = gives_faces(m)
     call nn_free(m)
     call report(name)
   end subroutine run_case
+
+  subroutine wrong_numbers()
+    ierr = -1
+    msg = "NN_OK with wrong numbers"
+  end subroutine wrong_numbers
+
+  !> y = W x + b exactly, W = [[1,2,3],[4,5,6]]/8, b = [-0.5, -0.25] (plain_affine64).
+  logical function affine_right(xin, yout)
+    real(real64), intent(in) :: xin(:, :), yout(:, :)
+    integer :: j
+    affine_right = .true.
+    do j = 1, size(xin, 2)
+      affine_right = affine_right .and. yout(1, j) == (xin(1, j) + 2 * xin(2, j) + 3 * xin(3, j)) / 8d0 - 0.5d0
+      affine_right = affine_right .and. yout(2, j) == (4 * xin(1, j) + 5 * xin(2, j) + 6 * xin(3, j)) / 8d0 - 0.25d0
+    end do
+  end function affine_right
+
+  !> cells64.pt2 on 4 cells: faces 0, the means of neighbouring cells, 0.
+  logical function gives_faces(m)
+    type(nn_model), intent(in) :: m
+    real(real64) :: q(4, 5), faces(5, 5)
+    integer :: s, j
+    do j = 1, 5
+      q(:, j) = [1d0, 2d0, 3d0, 5d0] * 0.25d0 * j
+    end do
+    faces = -99d0
+    call nn_forward(m, q, faces, stat=s)
+    gives_faces = s == NN_OK .and. all(faces(1, :) == 0) .and. all(faces(5, :) == 0) .and. &
+        all(faces(2:4, :) == 0.5d0 * (q(1:3, :) + q(2:4, :)))
+  end function gives_faces
 
   !> A valid call on a misbehaving model with an input it accepts: y = x(1:2, :) exactly.
   logical function gives_first_two(m, xin)
@@ -189,14 +264,20 @@ contains
     type(nn_model) :: fresh
     logical :: ok
     call nn_forward(good, x, yy, stat=s2)
-    ok = s2 == NN_OK
-    do j = 1, 5   ! W = [[1,2,3],[4,5,6]]/8, b = [-0.5, -0.25]
-      ok = ok .and. yy(1, j) == (x(1, j) + 2 * x(2, j) + 3 * x(3, j)) / 8d0 - 0.5d0
-      ok = ok .and. yy(2, j) == (4 * x(1, j) + 5 * x(2, j) + 6 * x(3, j)) / 8d0 - 0.25d0
-    end do
+    ok = s2 == NN_OK .and. affine_right(x, yy)
+    yy = -99d0
+    call nn_forward(good2, x, yy, stat=s2)
+    ok = ok .and. s2 == NN_OK .and. affine_right(x, yy)
     call nn_load(fresh, path("plain_affine64.pt"), stat=s3)
     ok = ok .and. s3 == NN_OK .and. nn_loaded(fresh) .and. same_model_ok
     call nn_free(fresh)
+    if (index(name, "pt2_") == 1) then   ! a fresh package loads and runs too
+      call nn_load(fresh, path("plain_affine64.pt2"), stat=s3)
+      yy = -99d0
+      if (s3 == NN_OK) call nn_forward(fresh, x, yy, stat=s3)
+      ok = ok .and. s3 == NN_OK .and. affine_right(x, yy)
+      call nn_free(fresh)
+    end if
     do j = 1, len_trim(msg)
       if (msg(j:j) == achar(10) .or. msg(j:j) == achar(13)) msg(j:j) = " "
     end do

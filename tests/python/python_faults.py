@@ -59,7 +59,12 @@ def _torch(path, *arrays):
 def _gives_known_values(model):
     """A valid call on ``model`` (the one that got the fault) gives the numbers it must."""
     name = pathlib.Path(model.path).name
-    if name == "plain_affine64.pt":
+    if name == "cells64.pt2":  # 4 cells -> 5 faces: 0, the means of neighbouring cells, 0
+        q = X_NEXT[:, :2].repeat(2, axis=1)
+        faces = np.zeros((5, 5))
+        faces[:, 1:4] = 0.5 * (q[:, 1:] + q[:, :-1])
+        return np.array_equal(model(q), faces)
+    if name in ("plain_affine64.pt", "plain_affine64.pt2"):
         fb = {"fallback": [np.full((5, 2), 99.0)]} if "nonfinite=fallback" in model.policy else {}
         return np.array_equal(model(X_NEXT, **fb), X_NEXT @ W.T + B)
     if name == "raises.pt":
@@ -116,6 +121,19 @@ def python_fault(case, d):
         row = np.zeros(2)
         good(x, out=[np.lib.stride_tricks.as_strided(row, shape=(5, 2), strides=(0, 8))])
 
+    def good2():  # plain_affine64.pt2, the same model as an AOTInductor package: loaded by pt2 cases only
+        return model("plain_affine64.pt2")
+
+    def pt2_known_values(x_in):
+        got = good2()(x_in)
+        if not np.array_equal(got, np.ascontiguousarray(x_in) @ W.T + B):
+            raise AssertionError("NNC_OK with wrong numbers")
+
+    def pt2_zero_batch():
+        out = np.full((0, 2), 99.0)
+        good2()(np.empty((0, 3)), out=[out])
+        assert out.shape == (0, 2)
+
     def record_twice():
         m = model("plain_affine64.pt", nonfinite="error")  # a model of its own, left recording
         m.record_start(d / "record_twice" / "a")
@@ -166,6 +184,21 @@ def python_fault(case, d):
         "record_into_a_file": lambda: good.record_start(d / "empty.pt" / "records"),
         "record_bad_array_name": lambda: good.record_array("a/b", x),
         "record_twice": record_twice,
+        "pt2_wrong_dtype": lambda: good2()(x.astype(np.float32), out=[y.astype(np.float32)]),
+        "pt2_wrong_rank": lambda: good2()(x[:, :, None]),
+        "pt2_wrong_shape": lambda: good2()(np.zeros((5, 5))),
+        "pt2_grid_outside_range": lambda: model("cells64.pt2")(np.full((5, 1), 0.5)),
+        "pt2_fortran_order": lambda: pt2_known_values(np.asfortranarray(X_NEXT)),
+        "pt2_strided_input": lambda: pt2_known_values(np.repeat(X_NEXT, 2, axis=0)[::2]),
+        "pt2_zero_size_batch": pt2_zero_batch,
+        "pt2_untrusted": lambda: Model(d / "plain_affine64.pt2", trusted_sha256="0" * 64),
+        "pt2_export_archive": lambda: Model(d / "export_archive.pt2"),
+        "pt2_torchscript_named": lambda: Model(d / "torchscript_named.pt2"),
+        "pt2_truncated": lambda: Model(d / "truncated.pt2"),
+        "pt2_without_contract": lambda: Model(d / "no_contract.pt2"),
+        "pt2_missing_cpu_feature": lambda: Model(d / "needs_avx512f.pt2"),
+        "pt2_unknown_cpu_feature": lambda: Model(d / "needs_made_up_feature.pt2"),
+        "pt2_built_for_cuda": lambda: Model(d / "built_for_cuda.pt2"),
     }
     try:
         actions[case]()
@@ -184,11 +217,18 @@ LEAVES_NO_MODEL = {"missing_file", "directory", "empty_file", "truncated", "not_
                    "untrusted_file", "bad_trusted_digest",
                    "corrupt_contract_json", "unknown_contract_schema", "malformed_device", "cuda_without_cuda",
                    "unloaded_handle", "double_free", "zero_threads", "ood_policy_without_score",
-                   "unknown_policy_option"}
+                   "unknown_policy_option", "pt2_untrusted", "pt2_export_archive", "pt2_torchscript_named",
+                   "pt2_truncated", "pt2_without_contract", "pt2_missing_cpu_feature",
+                   "pt2_unknown_cpu_feature", "pt2_built_for_cuda"}
 
 
-def python_next_call_works(d, model):
+def python_next_call_works(d, model, pt2=False):
     """The model that got the fault (or, when none is left loaded, one loaded
-    before it) gives known values, and a fresh load does too."""
+    before it) gives known values, and a fresh load does too (of a package as
+    well, for a pt2 case)."""
     with Model(d / "plain_affine64.pt") as fresh:
-        return _gives_known_values(model) and _gives_known_values(fresh)
+        ok = _gives_known_values(model) and _gives_known_values(fresh)
+    if ok and pt2:
+        with Model(d / "plain_affine64.pt2") as fresh:
+            ok = _gives_known_values(fresh)
+    return ok

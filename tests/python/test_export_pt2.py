@@ -1,6 +1,6 @@
 """pyclosure.export(format="pt2"): AOTInductor packages, their contract, reading them without loading them.
 
-The packages are compiled once per session by the ``pt2_dir`` fixture (three
+The packages are compiled once per session by the ``pt2_dir`` fixture (five
 compiles); the other tests here compile nothing.
 """
 

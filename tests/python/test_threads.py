@@ -25,10 +25,10 @@ def omp_exe(build_fortran):
     return build_fortran(FORTRAN / "omp_columns.f90", name="omp_columns", extra=["-fopenmp", "-std=f2018"])
 
 
-def _run_omp(exe, model_dir, host_threads, torch_threads, ncol=4000, nblock=16, rounds=8):
+def _run_omp(exe, model_dir, host_threads, torch_threads, ncol=4000, nblock=16, rounds=8, name="mlp64.pt"):
     # Passive waiting: more threads than cores must not spin against each other.
     env = {**os.environ, "OMP_NUM_THREADS": str(host_threads), "OMP_WAIT_POLICY": "passive"}
-    cmd = [str(exe), str(model_dir / "mlp64.pt"), str(NFEAT), str(NOUT), str(ncol), str(nblock), str(rounds),
+    cmd = [str(exe), str(model_dir / name), str(NFEAT), str(NOUT), str(ncol), str(nblock), str(rounds),
            str(host_threads), str(torch_threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
@@ -47,6 +47,21 @@ def test_openmp_threads_on_column_blocks_equal_serial_run_bit_for_bit(omp_exe, m
     assert int(v["omp_team_size"]) == host_threads  # the blocks really ran in parallel
     assert int(v["mismatched_rounds"]) == 0
     assert int(v["other_blocks_failed"]) == 0
+
+
+@pytest.mark.slow  # waits for pt2_dir's compiles
+@pytest.mark.parametrize("torch_threads", [0, 1])
+def test_openmp_threads_on_one_pt2_package_equal_serial_run_bit_for_bit(omp_exe, pt2_dir, torch_threads):
+    # The same as above for conftest's mlp64 compiled by AOTInductor: the package's
+    # runners serve concurrent callers, and a thread's bad block (a wrong shape,
+    # refused by the bridge since the package checks nothing) fails alone.
+    proc, v = _run_omp(omp_exe, pt2_dir, 2, torch_threads, name="mlp64.pt2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "omp_columns: identical" in proc.stdout
+    assert int(v["omp_team_size"]) == 2
+    assert int(v["mismatched_rounds"]) == 0
+    assert int(v["other_blocks_failed"]) == 0
+    assert v["error_block_wrong_status"] == "0" and v["error_block_wrong_message"] == "0"
 
 
 def test_openmp_thread_with_bad_input_gets_its_own_status_and_message(omp_exe, model_dir):
@@ -88,8 +103,8 @@ def _blocks(n, nblock):
     return list(itertools.pairwise(edges))
 
 
-def test_python_threads_share_one_model_bit_for_bit(model_dir, restore_threads):
-    model = Model(model_dir / "mlp64.pt")
+def _python_threads_share_one_model_bit_for_bit(path):
+    model = Model(path)
     x = np.random.default_rng(5).standard_normal((3000, NFEAT))
     blocks = _blocks(len(x), 24)
     ref = np.empty((len(x), NOUT))
@@ -110,6 +125,15 @@ def test_python_threads_share_one_model_bit_for_bit(model_dir, restore_threads):
             for w in workers:
                 w.join()
             assert np.array_equal(out.view(np.int64), ref.view(np.int64)), f"torch threads {torch_threads}"
+
+
+def test_python_threads_share_one_model_bit_for_bit(model_dir, restore_threads):
+    _python_threads_share_one_model_bit_for_bit(model_dir / "mlp64.pt")
+
+
+@pytest.mark.slow  # waits for pt2_dir's compiles
+def test_python_threads_share_one_pt2_package_bit_for_bit(pt2_dir, restore_threads):
+    _python_threads_share_one_model_bit_for_bit(pt2_dir / "mlp64.pt2")
 
 
 def test_python_threads_get_their_own_errors(model_dir):
