@@ -2,7 +2,8 @@
 // aoti_compile_and_package). A package is native code and checks none of its
 // inputs, so this engine refuses a package without a pyclosure contract (the
 // model checks every call against it), one built for another CPU or device,
-// and hands the package only dense C-order tensors. It unpacks the package
+// and hands the package only dense C-order tensors. It reads the package's
+// metadata and refuses it before writing anything; then it unpacks the package
 // into a private directory it removes on free and on a failed load.
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <caffe2/serialize/inline_container.h>
@@ -90,36 +91,47 @@ bool stays_inside(const std::string &name) {
     return true;
 }
 
-/// Read the package's metadata and unpack every record under `dir`. Every
-/// record name is checked before anything is written: one that would land
-/// outside `dir` refuses the package.
-Package unpack(const std::string &path, const std::string &bytes, const std::string &dir) {
-    Package p;
-    std::istringstream in(bytes);
-    caffe2::serialize::PyTorchStreamReader reader(&in);
-    const std::vector<std::string> names = reader.getAllRecords();
+/// The package's records, their names checked: one that would land outside
+/// the folder it is unpacked into refuses the package.
+std::vector<std::string> record_names(const std::string &path, caffe2::serialize::PyTorchStreamReader &reader) {
+    std::vector<std::string> names = reader.getAllRecords();
     for (const std::string &name : names)
         if (!stays_inside(name))
             throw Error(NNC_ERR_FORMAT, "'" + path + "' is not a valid AOTInductor package: its record '" + name +
                                             "' points outside the package (an absolute path or '..')");
-    for (const std::string &name : names) {
+    return names;
+}
+
+bool is_metadata(const std::string &name) {
+    return name.rfind("data/aotinductor/", 0) == 0 && name.size() > 14 &&
+           name.compare(name.size() - 14, 14, "_metadata.json") == 0;
+}
+
+/// Read the package's metadata (AOTI_* keys and pyclosure_contract) without writing anything.
+Package read_metadata(const std::string &path, caffe2::serialize::PyTorchStreamReader &reader) {
+    Package p;
+    for (const std::string &name : record_names(path, reader)) {
+        if (!is_metadata(name)) continue;
         auto [data, size] = reader.getRecord(name);
-        const char *begin = static_cast<const char *>(data.get());
-        if (name.rfind("data/aotinductor/", 0) == 0 && name.size() > 14 &&
-            name.compare(name.size() - 14, 14, "_metadata.json") == 0) {
-            const json::Value doc = json::parse(std::string(begin, size));
-            if (!doc.is(json::Value::Kind::Object))
-                throw Error(NNC_ERR_FORMAT, "'" + path + "': package metadata " + name + " is not a JSON object");
-            for (const auto &[key, value] : doc.object)
-                if (value.is(json::Value::Kind::String)) p.metadata[key] = value.string;
-        }
+        const json::Value doc = json::parse(std::string(static_cast<const char *>(data.get()), size));
+        if (!doc.is(json::Value::Kind::Object))
+            throw Error(NNC_ERR_FORMAT, "'" + path + "': package metadata " + name + " is not a JSON object");
+        for (const auto &[key, value] : doc.object)
+            if (value.is(json::Value::Kind::String)) p.metadata[key] = value.string;
+    }
+    return p;
+}
+
+/// Unpack every record under `dir`/model.
+void unpack(const std::string &path, caffe2::serialize::PyTorchStreamReader &reader, const std::string &dir) {
+    for (const std::string &name : record_names(path, reader)) {
+        auto [data, size] = reader.getRecord(name);
         const fs::path target = fs::path(dir) / "model" / name;
         fs::create_directories(target.parent_path());
         std::ofstream out(target, std::ios::binary);
-        out.write(begin, static_cast<std::streamsize>(size));
+        out.write(static_cast<const char *>(data.get()), static_cast<std::streamsize>(size));
         if (!out) throw Error(NNC_ERR_IO, "cannot unpack '" + path + "' into " + dir + " (disk full?)");
     }
-    return p;
 }
 
 /// Refuse a package this host cannot run, before its library is loaded.
@@ -166,22 +178,37 @@ size_t default_runners() {
 class AotiEngine final : public Engine {
 public:
     AotiEngine(const std::string &path, const std::string &bytes, const c10::Device &device) {
+        // Check everything the metadata can tell before writing a byte to disk.
+        auto corrupt = [&](const std::exception &e) {
+            return Error(NNC_ERR_FORMAT, "'" + path + "' is not a readable AOTInductor package (truncated or "
+                                                      "corrupt): " + torch_message(e));
+        };
+        std::istringstream in(bytes);
+        std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
         Package p;
         try {
-            p = unpack(path, bytes, dir_.path());
+            reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(&in);
+            p = read_metadata(path, *reader);
         } catch (const Error &) {
             throw;
         } catch (const std::exception &e) {
-            throw Error(NNC_ERR_FORMAT, "'" + path + "' is not a readable AOTInductor package (truncated or "
-                                                     "corrupt): " + torch_message(e));
+            throw corrupt(e);
         }
         check_runnable(path, p, device);
         contract_ = p.metadata["pyclosure_contract"];
+        dir_ = std::make_unique<ScratchDir>();
+        try {
+            unpack(path, *reader, dir_->path());
+        } catch (const Error &) {
+            throw;
+        } catch (const std::exception &e) {
+            throw corrupt(e);
+        }
         try {
             // Several runners so that concurrent callers (OpenMP threads) run
             // in parallel instead of waiting for one another.
             loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
-                dir_.path(), "model", false, default_runners(), device.is_cuda() ? device.index() : -1);
+                dir_->path(), "model", false, default_runners(), device.is_cuda() ? device.index() : -1);
         } catch (const std::exception &e) {
             throw Error(NNC_ERR_FORMAT, "'" + path + "': the AOTInductor package could not be loaded: " +
                                             torch_message(e));
@@ -199,7 +226,7 @@ public:
     }
 
 private:
-    ScratchDir dir_;  // declared first: removed last
+    std::unique_ptr<ScratchDir> dir_;  // declared first: removed last
     std::string contract_;
     std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_;
 };
