@@ -19,12 +19,19 @@ def _config(args):
 
 
 def _info(args):
-    from .contract import describe, read_contract
+    from .contract import describe, is_package, read_contract, read_package_metadata
 
-    contract = read_contract(args.model)
-    if contract is None:
+    contract = read_contract(args.model)  # a .pt2 package is read as a zip: its library is not loaded
+    if is_package(args.model):
+        aoti = read_package_metadata(args.model)
+        print(f"{args.model}: an AOTInductor package (native code, not loaded to read this): built for "
+              f"{aoti.get('AOTI_MACHINE', '?')} {aoti.get('AOTI_DEVICE_KEY', '?')}, "
+              f"vector ISA {aoti.get('AOTI_CPU_ISA') or 'none'}")
+        if contract is None:
+            print("no pyclosure contract (calls are checked by torch only)")
+    elif contract is None:
         print(f"{args.model}: a plain TorchScript file with no pyclosure contract (calls are checked by torch only)")
-    else:
+    if contract is not None:
         print(describe(contract))
     if args.bridge:
         from .bridge import Model, version

@@ -1,37 +1,113 @@
 """The input/output contract a pyclosure model file carries.
 
 ``pyclosure.export`` embeds it as the TorchScript extra file
-``pyclosure_contract.json``; the C bridge reads it at load time and checks
-every call against it. Shapes are per sample, in torch order, without the
-leading batch dimension. A dimension is an int (fixed; ``-1`` for any extent)
+``pyclosure_contract.json``, or in an AOTInductor package (``.pt2``) as the
+metadata key ``pyclosure_contract``; the C bridge reads it at load time and
+checks every call against it. Both are zip archives, read here without torch
+(and a package without loading its library). Shapes are per sample, in torch
+order, without the leading batch dimension. A dimension is an int (fixed; ``-1`` for any extent)
 or, for outputs only, ``{"input": NAME, "dim": D, "offset": K}``: the extent of
 input NAME's per-sample dim D plus K (N cells give N + 1 faces).
 """
 
 import json
 import zipfile
+import zlib
 
 SCHEMA = "pyclosure.contract/1"
 EXTRA_FILE = "pyclosure_contract.json"
+PACKAGE_KEY = "pyclosure_contract"
+_AOTI_MODEL = "/data/aotinductor/model/"
 
 
-def read_contract(path):
-    """Return the contract dict embedded in a model file, or None for a plain TorchScript file.
-
-    Reads the zip archive directly (no torch needed). Raises
-    ``pyclosure.errors.ModelFormatError`` if the file is not a TorchScript archive.
-    """
+def _members(path):
+    """The archive's member names; FileAccessError / ModelFormatError when it cannot be read."""
     from .errors import FileAccessError, ModelFormatError
 
     try:
         with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if n.endswith("/extra/" + EXTRA_FILE)]
-            if not names:
-                return None
-            return json.loads(archive.read(names[0]).decode("utf-8"))
+            return archive.namelist()
     except FileNotFoundError as exc:
         raise FileAccessError(f"cannot open model file '{path}': {exc.strerror}") from exc
-    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except zipfile.BadZipFile as exc:
+        if str(path).endswith(".pt2"):
+            raise ModelFormatError(f"'{path}' is not a readable AOTInductor package (truncated or corrupt?): "
+                                   f"{exc}") from exc
+        raise ModelFormatError(f"'{path}' is not a TorchScript archive with a readable contract: {exc}") from exc
+
+
+def _metadata_member(path, names):
+    """The package's model metadata member; ModelFormatError for a zip that is not an AOTInductor package."""
+    from .errors import ModelFormatError
+
+    found = sorted(n for n in names if _AOTI_MODEL in n and n.endswith("_metadata.json"))
+    if found:
+        return next((n for n in found if n.endswith(".wrapper_metadata.json")), found[0])
+    if any(n.endswith("/archive_format") for n in names) and not any("/data/aotinductor/" in n for n in names):
+        raise ModelFormatError(f"'{path}' is a torch.export archive, not an AOTInductor package; compile it with "
+                               "pyclosure.export(..., format='pt2')")
+    if any(n.endswith("/data.pkl") for n in names):
+        raise ModelFormatError(f"'{path}' is a TorchScript file named .pt2; name it .pt, or export an AOTInductor "
+                               "package with pyclosure.export(..., format='pt2')")
+    raise ModelFormatError(f"'{path}' is not an AOTInductor package: no {_AOTI_MODEL.strip('/')}/*_metadata.json")
+
+
+def is_package(path):
+    """True when ``path`` is an AOTInductor package (by content: a zip with AOTInductor model members)."""
+    from .errors import ClosureError
+
+    try:
+        return any(_AOTI_MODEL in n for n in _members(path))
+    except ClosureError:
+        return False
+
+
+def read_package_metadata(path):
+    """The AOTInductor metadata of a ``.pt2`` package (``AOTI_DEVICE_KEY``, ``AOTI_CPU_ISA``, ...).
+
+    Read from the zip; the package's library is not loaded. Values are strings
+    as AOTInductor stores them (the contract is the JSON text under
+    ``pyclosure_contract``). Raises ``pyclosure.errors.ModelFormatError`` for
+    anything that is not a readable AOTInductor package.
+    """
+    from .errors import ModelFormatError
+
+    member = _metadata_member(path, _members(path))
+    try:
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read(member).decode("utf-8"))
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:  # ValueError: bad JSON
+        raise ModelFormatError(f"'{path}' is not a readable AOTInductor package (truncated or corrupt?): "
+                               f"{exc}") from exc
+    if not isinstance(metadata, dict):
+        raise ModelFormatError(f"'{path}': {member} holds no metadata record")
+    return metadata
+
+
+def read_contract(path):
+    """Return the contract dict embedded in a model file, or None for a file without one.
+
+    Reads the zip archive directly (no torch needed): a TorchScript file's
+    extra file, or an AOTInductor package's metadata (its library is not
+    loaded). Raises ``pyclosure.errors.ModelFormatError`` if the file is
+    neither, with a message that says what it is when that is known.
+    """
+    from .errors import ModelFormatError
+
+    names = _members(path)
+    if str(path).endswith(".pt2") or any(_AOTI_MODEL in n for n in names):
+        text = read_package_metadata(path).get(PACKAGE_KEY)
+        try:
+            return None if text is None else json.loads(text)
+        except ValueError as exc:
+            raise ModelFormatError(f"'{path}': the package's pyclosure contract is not valid JSON: {exc}") from exc
+    extra = [n for n in names if n.endswith("/extra/" + EXTRA_FILE)]
+    if not extra:
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(extra[0]).decode("utf-8"))
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
         raise ModelFormatError(f"'{path}' is not a TorchScript archive with a readable contract: {exc}") from exc
 
 
@@ -53,6 +129,20 @@ def output_shape(contract, index, input_shapes):
     return tuple(shape)
 
 
+def _extent_range(r):
+    return "fixed" if r is None else f"{r[0]}..{'' if r[1] is None else r[1]}"
+
+
+def _engine_line(contract):
+    engine = contract.get("engine")
+    if contract.get("format") != "pt2" or not engine:
+        return f"format: {contract.get('format', 'torchscript')}"
+    features = " ".join(engine.get("cpu_features") or []) or "none listed"
+    return (f"format: pt2, an AOTInductor package: native {engine.get('device')} code for "
+            f"{engine.get('machine')} {engine.get('cpu_isa')} (needs {features}; "
+            f"simdlen {engine.get('simdlen')}), torch {engine.get('torch_version')}")
+
+
 def describe(contract):
     """A few human-readable lines about a contract (used by ``pyclosure info``)."""
 
@@ -68,7 +158,9 @@ def describe(contract):
 
     header = (f"pyclosure contract {contract.get('schema')}, written by pyclosure "
               f"{contract.get('pyclosure_version')} with torch {contract.get('torch_version')}")
-    lines = [header]
+    lines = [header, _engine_line(contract)]
+    if contract.get("batch_range"):
+        lines.append(f"batch sizes: {_extent_range(contract['batch_range'])}")
     for kind in ("inputs", "outputs"):
         lines.append(f"{kind}:")
         for io in contract[kind]:
@@ -76,6 +168,9 @@ def describe(contract):
             meaning = io.get("meaning")
             if meaning:
                 extra += "  " + json.dumps(meaning, sort_keys=True)
+            free = [f"dim {d}: {_extent_range(r)}" for d, r in enumerate(io.get("ranges") or []) if r is not None]
+            if free:
+                extra += "  sizes " + ", ".join(free)
             lines.append(f"  {io['name']:<16} {io.get('dtype', '?'):<8} torch {dims(io['shape'])}{extra}")
     for key in ("weights_sha256", "training_data", "lipschitz_bound", "ood"):
         if contract.get(key) is not None:

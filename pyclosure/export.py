@@ -1,7 +1,8 @@
-"""Export a trained torch module as a TorchScript file that carries its contract.
+"""Export a trained torch module as a model file that carries its contract.
 
-Every format-specific line of the Python side lives here (TorchScript now;
-``torch.export`` packages would be a second writer next to it).
+Two formats: TorchScript (``.pt``, the default for now) and AOTInductor
+packages (``.pt2``, built by ``torch.export`` and AOTInductor in ``_pt2``).
+The contract is built here, the same way for both.
 """
 
 import datetime
@@ -10,11 +11,13 @@ import inspect
 import json
 import os
 import tempfile
+import time
 import warnings
 
 import numpy as np
 import torch
 
+from . import _pt2
 from .contract import EXTRA_FILE, SCHEMA
 
 
@@ -100,43 +103,33 @@ def _dtype(t):
     return str(t.dtype).replace("torch.", "")
 
 
-def export(module, path, example_inputs, *, input_names=None, output_names=None, variable_dims=None,
-           units=None, meaning=None, training_data=None, extra=None, method="script"):
-    """Write ``module`` as TorchScript to ``path`` with its contract embedded; return the contract.
+FORMATS = ("torchscript", "pt2")
 
-    Parameters
-    ----------
-    module : torch.nn.Module
-        The closure. It is put in eval mode. Its ``forward`` takes tensors with
-        the batch dimension first and returns a tensor or a tuple of tensors.
-        A method ``pyclosure_contract()`` returning a dict (keys as the
-        arguments below, plus ``lipschitz_bound`` and ``ood``) supplies
-        defaults; explicit arguments win.
-    path : str or os.PathLike
-        Output file. Written to a temporary file first and renamed, so a
-        failed export never leaves a half-written model behind.
-    example_inputs : Tensor or tuple of Tensor
-        Inputs of the right dtypes and per-sample shapes, shape ``(batch, ...)``.
-    input_names, output_names : list of str, optional
-        Default: the names of ``forward``'s parameters, and ``output0, ...``.
-    variable_dims : dict, optional
-        ``{input_name: [per-sample dims that may change size]}``, e.g. the cell
-        dim of a local closure that runs on any grid.
-    units, meaning : dict, optional
-        ``{name: units string}`` and ``{output_name: {"kind": "flux_at_faces", ...}}``.
-    training_data : array or tuple of arrays, optional
-        Fingerprinted (SHA-256, shapes) into the contract.
-    extra : dict, optional
-        Anything else JSON-serialisable, stored under ``"extra"``.
-    method : {"script", "trace"}
-        ``torch.jit.script`` (default; handles control flow) or ``torch.jit.trace``.
 
-    Returns
-    -------
-    dict
-        The contract as embedded.
-    """
-    module = module.eval()
+def _choose_format(path, format, method, cpu_isa, cache_dir):
+    """The format asked for (or implied by a ``.pt2`` suffix), with its keywords checked."""
+    pt2_name = os.fspath(path).endswith(".pt2")
+    format = format or ("pt2" if pt2_name else "torchscript")
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    if format == "pt2":
+        if cpu_isa is not None and cpu_isa not in _pt2.CPU_ISAS:
+            raise ValueError(f"cpu_isa must be one of {sorted(_pt2.CPU_ISAS)}, got {cpu_isa!r}")
+        if not pt2_name:
+            raise ValueError(f"an AOTInductor package must be named *.pt2, got '{os.fspath(path)}'")
+        if method is not None:
+            raise ValueError("method= applies to format='torchscript' only")
+    else:
+        if pt2_name:
+            raise ValueError(f"'{os.fspath(path)}': a .pt2 name is for AOTInductor packages; "
+                             "use format='pt2' or another name")
+        if cpu_isa is not None or cache_dir is not None:
+            raise ValueError("cpu_isa= and cache_dir= apply to format='pt2' only")
+    return format
+
+
+def _signature(module, example_inputs, input_names, variable_dims):
+    """The module's contract hook, the example inputs, their names and variable dims, checked."""
     hook = getattr(module, "pyclosure_contract", None)
     meta = dict(hook()) if callable(hook) else {}
     inputs = _as_tuple(example_inputs)
@@ -157,31 +150,29 @@ def export(module, path, example_inputs, *, input_names=None, output_names=None,
     unknown = set(variable) - set(input_names)
     if unknown:
         raise ValueError(f"variable_dims names unknown inputs {sorted(unknown)}; inputs are {input_names}")
+    return meta, inputs, input_names, variable
 
-    try:
-        compiled = _compile(module, inputs, method)
-    except Exception as exc:
-        raise RuntimeError(f"torch.jit.{method} could not compile {type(module).__name__}: {exc}") from exc
 
-    def run(args):
-        with torch.no_grad():
-            return _as_tuple(compiled(*args))
-
+def _contract(module, meta, run, inputs, input_names, variable, format, described):
+    """The contract dict; ``run(inputs)`` gives the outputs, ``described`` holds the caller's
+    output_names, units, meaning, training_data and extra."""
     outputs = run(inputs)
-    output_names = list(output_names or meta.get("output_names") or [f"output{i}" for i in range(len(outputs))])
+    output_names = list(described["output_names"] or meta.get("output_names")
+                        or [f"output{i}" for i in range(len(outputs))])
     if len(output_names) != len(outputs):
         raise ValueError(f"{len(output_names)} output names for {len(outputs)} outputs")
     out_dims = _output_dims(run, inputs, input_names, variable)
-    units = {**meta.get("units", {}), **(units or {})}
-    meaning = {**meta.get("meaning", {}), **(meaning or {})}
+    units = {**meta.get("units", {}), **(described["units"] or {})}
+    meaning = {**meta.get("meaning", {}), **(described["meaning"] or {})}
+    training_data = described["training_data"]
 
     from . import __version__
 
-    contract = {
+    return {
         "schema": SCHEMA,
         "pyclosure_version": __version__,
         "torch_version": torch.__version__,
-        "format": "torchscript",
+        "format": format,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "module": type(module).__name__,
         "inputs": [
@@ -198,8 +189,25 @@ def export(module, path, example_inputs, *, input_names=None, output_names=None,
         "training_data": data_fingerprint(training_data) if training_data is not None else None,
         "lipschitz_bound": meta.get("lipschitz_bound"),
         "ood": meta.get("ood"),
-        "extra": {**meta.get("extra", {}), **(extra or {})},
+        "extra": {**meta.get("extra", {}), **(described["extra"] or {})},
     }
+
+
+def _torchscript(module, path, signature, described, method):
+    """Write the TorchScript file; return (contract, seconds to script or trace)."""
+    meta, inputs, input_names, variable = signature
+    start = time.perf_counter()
+    try:
+        compiled = _compile(module, inputs, method)
+    except Exception as exc:
+        raise RuntimeError(f"torch.jit.{method} could not compile {type(module).__name__}: {exc}") from exc
+    seconds = time.perf_counter() - start
+
+    def run(args):
+        with torch.no_grad():
+            return _as_tuple(compiled(*args))
+
+    contract = _contract(module, meta, run, inputs, input_names, variable, "torchscript", described)
     text = json.dumps(contract, indent=1, sort_keys=True)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -213,4 +221,114 @@ def export(module, path, example_inputs, *, input_names=None, output_names=None,
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return contract, seconds
+
+
+def _package(module, path, signature, described, cpu_isa):
+    """Write the AOTInductor package; return (contract, export seconds, compile seconds)."""
+    meta, inputs, input_names, variable = signature
+    program, traced, export_s = _pt2.export_program(module, inputs, input_names, variable)
+    graph = program.module()
+
+    def run(args):
+        with torch.no_grad():
+            return _as_tuple(graph(*args))
+
+    contract = _contract(module, meta, run, traced, input_names, variable, "pt2", described)
+    info, configs = _pt2.engine(cpu_isa)
+    batch_range, per_input = _pt2.ranges(program)
+    contract["engine"] = info
+    contract["batch_range"] = batch_range
+    for entry, dims in zip(contract["inputs"], per_input):
+        entry["ranges"] = dims
+    text = json.dumps(contract, indent=1, sort_keys=True)
+    try:
+        compile_s = _pt2.compile_package(program, path, text, configs)
+    except Exception as exc:
+        raise RuntimeError(f"AOTInductor could not compile {type(module).__name__}: {exc}") from exc
+    return contract, export_s, compile_s
+
+
+def export(module, path, example_inputs, *, format=None, input_names=None, output_names=None, variable_dims=None,
+           units=None, meaning=None, training_data=None, extra=None, method=None, cpu_isa=None, cache_dir=None,
+           timings=None):
+    """Write ``module`` to ``path`` with its contract embedded; return the contract.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The closure. It is put in eval mode. Its ``forward`` takes tensors with
+        the batch dimension first and returns a tensor or a tuple of tensors.
+        A method ``pyclosure_contract()`` returning a dict (keys as the
+        arguments below, plus ``lipschitz_bound`` and ``ood``) supplies
+        defaults; explicit arguments win.
+    path : str or os.PathLike
+        Output file. Written under a temporary name first and renamed, so a
+        failed export never leaves a half-written model behind.
+    example_inputs : Tensor or tuple of Tensor
+        Inputs of the right dtypes and per-sample shapes, shape ``(batch, ...)``.
+    format : {"torchscript", "pt2"}, optional
+        TorchScript (``.pt``) or an AOTInductor package (``.pt2``). Default:
+        "pt2" when ``path`` ends in ``.pt2``, else "torchscript".
+    input_names, output_names : list of str, optional
+        Default: the names of ``forward``'s parameters, and ``output0, ...``.
+    variable_dims : dict, optional
+        ``{input_name: [per-sample dims that may change size]}``, e.g. the cell
+        dim of a local closure that runs on any grid.
+    units, meaning : dict, optional
+        ``{name: units string}`` and ``{output_name: {"kind": "flux_at_faces", ...}}``.
+    training_data : array or tuple of arrays, optional
+        Fingerprinted (SHA-256, shapes) into the contract.
+    extra : dict, optional
+        Anything else JSON-serialisable, stored under ``"extra"``.
+    method : {"script", "trace"}, optional
+        TorchScript only: ``torch.jit.script`` (default; handles control flow)
+        or ``torch.jit.trace``.
+    cpu_isa : {"x86-64-v3", "x86-64-v2", "x86-64-v4", "native"}, optional
+        pt2 only: the x86-64 level the native code is built for. Default
+        "x86-64-v3" (AVX2, FMA: most x86 CPUs since 2015). "x86-64-v2" has no
+        vector kernels (inductor has no 128-bit x86 kernels); "x86-64-v4" needs
+        AVX-512 where it runs and to be vectorised where it is built;
+        "native" builds for this CPU and runs only on CPUs like it. On a
+        machine other than x86_64 it is ignored and the package is built for
+        that machine. The contract's ``engine`` records what the code needs.
+    cache_dir : str or os.PathLike, optional
+        pt2 only: inductor's compile cache. Default ``$PYCLOSURE_CACHE_DIR``,
+        else ``~/.cache/pyclosure/inductor``. It is set (as
+        ``TORCHINDUCTOR_CACHE_DIR``) for the compile only, which is why two
+        threads of one process should not export packages at the same time.
+    timings : dict, optional
+        Filled with ``"export_s"`` (seconds to script, trace or
+        ``torch.export`` the module) and, for pt2, ``"compile_s"`` (seconds
+        to compile and write the package). They are not in the contract: it
+        is embedded before the compile ends.
+
+    Returns
+    -------
+    dict
+        The contract as embedded.
+
+    Notes
+    -----
+    A ``.pt2`` package is native code: a shared library built on the
+    exporting machine, which the loader maps into the process that runs it.
+    Loading one runs whatever its author compiled into it, with the rights of
+    that process, so load only packages you trust (as with any library). Its
+    contract can be read without loading it (``pyclosure info``,
+    ``read_contract``).
+    """
+    format = _choose_format(path, format, method, cpu_isa, cache_dir)
+    module = module.eval()
+    signature = _signature(module, example_inputs, input_names, variable_dims)
+    described = {"output_names": output_names, "units": units, "meaning": meaning, "training_data": training_data,
+                 "extra": extra}
+    if format == "pt2":
+        with _pt2.inductor_cache(cache_dir):
+            contract, export_s, compile_s = _package(module, path, signature, described, cpu_isa)
+        seconds = {"export_s": export_s, "compile_s": compile_s}
+    else:
+        contract, export_s = _torchscript(module, path, signature, described, method or "script")
+        seconds = {"export_s": export_s}
+    if timings is not None:
+        timings.update(seconds)
     return contract

@@ -2,12 +2,16 @@
 test time (no committed .pt files), and helpers that compile C and Fortran
 programs against the installed bridge using only ``pyclosure config``."""
 
+import json
+import os
 import pathlib
 import shlex
 import shutil
 import subprocess
 import sys
+import uuid
 import warnings
+import zipfile
 
 import pytest
 import torch
@@ -19,7 +23,8 @@ HERE = pathlib.Path(__file__).parent
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes more than ten seconds (valgrind); skip with -m 'not slow'")
+    config.addinivalue_line("markers", "slow: takes more than ten seconds (valgrind, AOTInductor compiles); "
+                                       "skip with -m 'not slow'")
 
 
 class Affine(torch.nn.Module):
@@ -61,6 +66,14 @@ def mlp(nin=16, nhidden=64, nout=4, seed=0):
                                    torch.nn.Tanh(), torch.nn.Linear(nhidden, nout)).double()
 
 
+def mlp32(seed=0):
+    """A float32 MLP 30-128-128-31 (tanh) with seeded weights: the size of a column closure."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Linear(30, 128), torch.nn.Tanh(), torch.nn.Linear(128, 128),
+                                   torch.nn.Tanh(), torch.nn.Linear(128, 31))
+
+
 def _export(module, path, example, **kw):
     pyclosure.export(module, path, example, **kw)
     return str(path)
@@ -84,6 +97,63 @@ def model_dir(tmp_path_factory):
     (d / "not_torchscript.pt").write_text("this is not a model\n")
     good = (d / "affine64.pt").read_bytes()
     (d / "truncated.pt").write_bytes(good[: len(good) // 2])
+    return d
+
+
+def rewrite_zip(src, dst, change):
+    """Copy zip ``src`` to ``dst``, member by member through ``change(name, data)`` (bytes, or None to drop)."""
+    with zipfile.ZipFile(src) as old, zipfile.ZipFile(dst, "w") as new:
+        for info in old.infolist():
+            data = change(info.filename, old.read(info))
+            if data is not None:
+                new.writestr(info, data)
+    return dst
+
+
+def without_contract(name, data):
+    """For rewrite_zip: the package's metadata records without the pyclosure contract."""
+    if name.endswith("_metadata.json"):
+        record = json.loads(data)
+        record.pop("pyclosure_contract", None)
+        return json.dumps(record).encode()
+    return data
+
+
+@pytest.fixture(scope="session")
+def pt2_dir(tmp_path_factory, model_dir):
+    """AOTInductor packages, compiled once per test session (three compiles, about a minute),
+    and bad .pt2 files derived from them without compiling.
+
+    ``cache/`` holds the inductor cache of these compiles; ``exported.json`` the contracts
+    export returned, its timings, the package sizes and the environment's
+    TORCHINDUCTOR_CACHE_DIR before and after; every contract's ``extra`` has a
+    session ``token`` to find its compile output by.
+    """
+    d = tmp_path_factory.mktemp("pt2")
+    f64 = torch.float64
+    token = uuid.uuid4().hex
+    cases = {
+        "mlp32.pt2": (mlp32(), torch.zeros(8, 30), {}),
+        "mlp64.pt2": (mlp(), torch.zeros(8, 16, dtype=f64), {}),
+        "two_in_two_out.pt2": (TwoInTwoOut(), (torch.zeros(4, 3, dtype=f64), torch.zeros(4, 2, dtype=f64)),
+                               {"output_names": ["flux", "s"]}),
+    }
+    env_before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    record = {"token": token, "env_before": env_before, "packages": {}}
+    for name, (module, example, kw) in cases.items():
+        timings = {}
+        contract = pyclosure.export(module, d / name, example, cache_dir=d / "cache", timings=timings,
+                                    extra={"token": token}, **kw)
+        record["packages"][name] = {"contract": contract, "timings": timings, "bytes": (d / name).stat().st_size}
+    record["env_after"] = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    (d / "exported.json").write_text(json.dumps(record, indent=1))
+
+    good = (d / "mlp32.pt2").read_bytes()
+    (d / "truncated.pt2").write_bytes(good[: len(good) // 2])
+    shutil.copyfile(model_dir / "affine64.pt", d / "torchscript_named.pt2")
+    program = torch.export.export(Affine(3, 2, f64), (torch.zeros(4, 3, dtype=f64),))
+    torch.export.save(program, str(d / "export_archive.pt2"))
+    rewrite_zip(d / "mlp32.pt2", d / "no_contract.pt2", without_contract)
     return d
 
 
