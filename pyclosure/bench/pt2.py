@@ -1,32 +1,23 @@
 """The benchmark's AOTInductor packages (``.pt2``), compiled once and cached.
 
-Compiling a package takes 30-70 s, so :func:`package` keeps each one in a cache
-folder under a key made of everything the compiled code depends on: the module's
-class and layers, its weights (SHA-256), the example's dtype and shape, torch's
-version and the compile options. A later run with the same key copies the cached
-package instead of compiling.
-
-The package is built as the bridge accepts it: ``torch.export`` with a dynamic
-batch dimension (1 and up), compiled for x86-64-v3 with the pyclosure contract in
-its metadata. With ``pyclosure.export(..., format="pt2")`` available, that is used.
+Each package is written by ``pyclosure.export(..., format="pt2")`` with its defaults
+(x86-64-v3 on x86_64). Compiling takes 30-70 s, so :func:`package` keeps each one in
+a cache folder under a key made of everything the compiled code depends on: the
+module's class and layers, its weights (SHA-256), the example's dtype and per-sample
+shape, torch's version and the CPU level. A later run with the same key copies the
+cached package instead of compiling.
 """
 
 import hashlib
-import inspect
-import json
 import os
 import platform
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .. import _pt2
 from ..export import export, weights_sha256
-
-ISA = "x86-64-v3"
-FEATURES = ["sse4_2", "avx", "avx2", "fma", "f16c", "bmi", "bmi2"]
-INDUCTOR = {"cpp.march": ISA, "cpp.simdlen": 256, "cpp.dynamic_threads": True}
 
 
 def default_cache():
@@ -38,46 +29,20 @@ def default_cache():
 
 
 def unsupported_reason():
-    """Why this machine cannot build or run the benchmark's packages, or None."""
+    """Why this machine cannot run the packages the benchmark builds, or None."""
     if platform.machine() != "x86_64":
-        return f"the benchmark's packages are compiled for x86-64-v3; this machine is {platform.machine()}"
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    missing = [f for f in ("avx2", "fma", "bmi2", "f16c") if f" {f}" not in flags]
+        return None  # packages are built for this machine itself
+    _, needed = _pt2.CPU_ISAS[_pt2.DEFAULT_CPU_ISA]
+    missing = sorted(set(needed) - set(_pt2.host_cpu_features()))
     if missing:
-        return f"this CPU lacks {', '.join(missing)}, which the benchmark's x86-64-v3 packages need"
+        return f"this CPU lacks {', '.join(missing)}, which {_pt2.DEFAULT_CPU_ISA} packages need"
     return None
 
 
-def _native_export():
-    return "format" in inspect.signature(export).parameters
-
-
 def _key(module, example):
-    h = hashlib.sha256()
     parts = [type(module).__name__, repr(module), weights_sha256(module), str(example.dtype),
-             str(tuple(example.shape[1:])), torch.__version__, json.dumps(INDUCTOR, sort_keys=True),
-             ISA, "native" if _native_export() else "snippet"]
-    h.update("|".join(parts).encode())
-    return h.hexdigest()[:24]
-
-
-def _compile(module, path, example):
-    """Write the package for ``module`` to ``path`` (what the bridge accepts)."""
-    if _native_export():
-        export(module, path, example, format="pt2")
-        return
-    from torch._inductor import aoti_compile_and_package
-
-    with tempfile.TemporaryDirectory() as tmp:  # the TorchScript export only gives the contract
-        contract = export(module, f"{tmp}/contract.pt", example, input_names=["x"])
-    contract["format"] = "pt2"
-    contract["batch_range"] = [1, None]
-    contract["inputs"][0]["ranges"] = [None] * len(contract["inputs"][0]["shape"])
-    contract["engine"] = {"name": "aotinductor", "machine": "x86_64", "cpu_isa": ISA, "cpu_features": FEATURES}
-    batch = torch.export.Dim("batch", min=1)
-    ep = torch.export.export(module, (example,), dynamic_shapes=({0: batch},), strict=False)
-    configs = {"aot_inductor.metadata": {"pyclosure_contract": json.dumps(contract)}, **INDUCTOR}
-    aoti_compile_and_package(ep, package_path=str(path), inductor_configs=configs)
+             str(tuple(example.shape[1:])), torch.__version__, platform.machine(), _pt2.DEFAULT_CPU_ISA]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
 def package(module, example, path, cache=None, progress=print):
@@ -88,11 +53,13 @@ def package(module, example, path, cache=None, progress=print):
     module : torch.nn.Module
         The benchmark closure, in eval mode.
     example : torch.Tensor
-        An input ``(batch, nin)`` of the right dtype (batch > 1).
+        An input ``(batch, nin)`` of the right dtype.
     path : str or os.PathLike
         Where the package goes.
     cache : str or os.PathLike, optional
         The cache folder (default :func:`default_cache`); ``""`` compiles without caching.
+    progress : callable
+        Told when a package is compiled.
 
     Returns
     -------
@@ -105,7 +72,7 @@ def package(module, example, path, cache=None, progress=print):
         shutil.copyfile(cached, path)
         return True
     progress(f"  compiling {Path(path).name} with AOTInductor (30-70 s; cached afterwards)")
-    _compile(module, path, example)
+    export(module, path, example, format="pt2")
     if cached is not None:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(f".{os.getpid()}.tmp")

@@ -28,8 +28,10 @@ ROUTES = TORCHSCRIPT | PT2
 def quick(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench")
     out = folder / "bench.json"
-    # One package (mlp32) is compiled per test session, unless the caller names a cache holding it.
-    env = {"PYCLOSURE_BENCH_CACHE": str(folder / "pt2-cache"), **os.environ}
+    # One package (mlp32) is compiled per test session, unless the caller names a cache holding it;
+    # inductor's compile output goes to the temporary folder too, unless the caller names one.
+    env = {"PYCLOSURE_BENCH_CACHE": str(folder / "pt2-cache"), "PYCLOSURE_CACHE_DIR": str(folder / "inductor"),
+           **os.environ}
     proc = subprocess.run(cli("bench", "--quick", "--json", out), capture_output=True, text=True,
                           timeout=900, check=False, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
