@@ -78,8 +78,8 @@ def _measure(settings, folder, progress):
     if "floor" not in routes:
         raise drivers.BenchError("the floor route (bench_floor) is needed: every ratio is taken to it")
     with_pt2 = any(r in routes for r in drivers.PT2_ROUTES)
-    built = [models.build(name, folder, with_pt2 and name in settings.pt2_models, settings.pt2_cache, progress)
-             for name in settings.models]
+    built = [models.build(n, folder, with_pt2 and n in settings.pt2_models, settings.pt2_cache, progress)
+             for n in settings.models]
     out = Measurements()
     for m in built:
         for t in settings.threads:

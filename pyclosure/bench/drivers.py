@@ -34,8 +34,8 @@ LABELS = {
     "python_pt2": "Python aoti_load_package .pt2",
 }
 
-_PROGRAMS = {"floor": "bench_floor", "c": "bench_floor", "fortran": "bench_fortran", "embedded": "bench_embedded",
-             "c_pt2": "bench_floor", "fortran_pt2": "bench_fortran"}
+_PROGRAMS = {"floor": "bench_floor", "c": "bench_floor", "fortran": "bench_fortran",
+             "embedded": "bench_embedded", "c_pt2": "bench_floor", "fortran_pt2": "bench_fortran"}
 
 
 class BenchError(ClosureError):

@@ -49,8 +49,8 @@ def pt2_table(doc):
     if not pairs or not names:
         return []
     head = ["model", "threads", "batch"] + [f"{LABELS[p]} / TorchScript" for p, _ in pairs]
-    lines = ["", "AOTInductor package (.pt2) against TorchScript: each route's time / its time on the .pt file", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    title = "AOTInductor package (.pt2) against TorchScript: each route's time / its time on the .pt file"
+    lines = ["", title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in names:
         for t in doc["settings"]["threads"]:
             for b in doc["settings"]["batches"]:
@@ -66,8 +66,8 @@ def pt2_table(doc):
 def agreement_lines(doc):
     rows = [a for a in doc["agreement"] if a["must_equal"]]
     same = [a for a in rows if a["bitwise_equal"]]
-    lines = [(f"outputs: {len(same)} of {len(rows)} route/config outputs are bit-for-bit equal to their reference's "
-              "(same fixed input, same thread count): the floor's, and for the bridge's .pt2 routes Python "
+    lines = [(f"outputs: {len(same)} of {len(rows)} route/config outputs are bit-for-bit equal to their "
+              "reference's (same fixed input, same thread count): the floor's, and for the bridge's .pt2 routes Python "
               "aoti_load_package's on the same package")]
     for a in rows:
         if not a["bitwise_equal"]:
@@ -76,7 +76,7 @@ def agreement_lines(doc):
     info = [a for a in doc["agreement"] if not a["must_equal"]]
     if info:
         worst = max(info, key=lambda a: a["max_abs_diff"])
-        lines.append(f"  .pt2 package against the TorchScript floor (other kernels, not expected bit for bit): "
+        lines.append("  .pt2 package against the TorchScript floor (other kernels, not expected bit for bit): "
                      f"{sum(a['bitwise_equal'] for a in info)} of {len(info)} equal, max |difference| "
                      f"{worst['max_abs_diff']:.3g} ({worst['model']} batch={worst['batch']})")
     for m in doc["models"]:

@@ -30,8 +30,8 @@ def quick(tmp_path_factory):
     out = folder / "bench.json"
     # One package (mlp32) is compiled per test session, unless the caller names a cache holding it;
     # inductor's compile output goes to the temporary folder too, unless the caller names one.
-    env = {"PYCLOSURE_BENCH_CACHE": str(folder / "pt2-cache"), "PYCLOSURE_CACHE_DIR": str(folder / "inductor"),
-           **os.environ}
+    env = {"PYCLOSURE_BENCH_CACHE": str(folder / "pt2-cache"),
+           "PYCLOSURE_CACHE_DIR": str(folder / "inductor"), **os.environ}
     proc = subprocess.run(cli("bench", "--quick", "--json", out), capture_output=True, text=True,
                           timeout=900, check=False, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
