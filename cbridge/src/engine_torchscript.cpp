@@ -14,8 +14,8 @@ namespace {
 
 const char *const kContractFile = "pyclosure_contract.json";
 
-std::vector<at::Tensor> as_tensors(const c10::IValue &r) {
-    std::vector<at::Tensor> out;
+/// The tensors of a forward result, appended to `out`.
+void as_tensors(const c10::IValue &r, std::vector<at::Tensor> &out) {
     if (r.isTensor()) {
         out.push_back(r.toTensor());
     } else if (r.isTuple()) {
@@ -28,7 +28,6 @@ std::vector<at::Tensor> as_tensors(const c10::IValue &r) {
     } else {
         throw Error(NNC_ERR_RUNTIME, "the model returned " + r.tagKind() + ", expected tensors");
     }
-    return out;
 }
 
 class TorchScriptEngine final : public Engine {
@@ -65,7 +64,9 @@ public:
         std::vector<c10::IValue> args;
         args.reserve(inputs.size() + 1);  // + 1: the method puts the module in front, without reallocating
         for (at::Tensor &t : inputs) args.emplace_back(std::move(t));
-        return as_tensors((*forward_)(std::move(args)));
+        inputs.clear();  // its storage holds the results: no allocation for as many outputs as inputs
+        as_tensors((*forward_)(std::move(args)), inputs);
+        return inputs;
     }
 
 private:
