@@ -114,13 +114,14 @@ def test_bench_counts_allocations_of_every_route(quick):
 
 
 def test_bench_bridge_on_torchscript_allocates_about_what_the_floor_does(quick):
-    # Measured: floor 56, C 57, Fortran 57 per mlp32 call (libtorch 2.13); before the
-    # per-call vectors and strings of the checks went, C 80 and Fortran 86.
+    # Measured: 56 per mlp32 call on each of the floor, C and Fortran (libtorch 2.13);
+    # before the per-call vectors and strings of the checks went, C 80 and Fortran 86.
+    # The slack of 2 leaves room for another libtorch, not for a vector per call.
     _, doc = quick
     allocs = {(r["batch"], r["route"]): r["allocs_per_call"] for r in doc["allocations"]}
     for (batch, route), n in allocs.items():
         if route in ("c", "fortran"):
-            assert n <= allocs[(batch, "floor")] + 3, (batch, route, n, allocs[(batch, "floor")])
+            assert n <= allocs[(batch, "floor")] + 2, (batch, route, n, allocs[(batch, "floor")])
 
 
 def test_bench_prints_the_table_and_the_targets(quick):
