@@ -70,6 +70,10 @@ def _bench(args):
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in chosen.items() if v is not None}
     if args.default_malloc:
         kw["malloc_tunables"] = ""
+    if args.no_pt2:
+        kw["pt2_models"] = ()
+    if args.pt2_cache is not None:
+        kw["pt2_cache"] = args.pt2_cache
     settings = Settings.for_quick(**kw) if args.quick else Settings(**kw)
     run(settings, json_path=args.json, keep=args.keep)
     return 0
@@ -115,7 +119,8 @@ def build_parser():
     p.add_argument("--no-budgets", action="store_true", help="skip the conservation budgets")
     p.set_defaults(func=_replay)
 
-    p = sub.add_parser("bench", help="the coupling benchmark: Fortran, C, C++, Python and embedded-Python calls")
+    p = sub.add_parser("bench", help="the coupling benchmark: Fortran, C, C++, Python and embedded-Python calls, "
+                                     "on TorchScript and AOTInductor")
     p.add_argument("--quick", action="store_true", help="a short subset (CI): batches 1 and 256, one thread")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda:N")
@@ -126,6 +131,10 @@ def build_parser():
     p.add_argument("--keep", metavar="DIR", help="keep the exported models and driver logs in DIR")
     p.add_argument("--default-malloc", action="store_true",
                    help="run the drivers with glibc's adaptive malloc thresholds (default: fixed ones, alike in all)")
+    p.add_argument("--no-pt2", action="store_true", help="skip the AOTInductor (.pt2) routes and their compile")
+    p.add_argument("--pt2-cache", metavar="DIR",
+                   help="folder of compiled .pt2 packages, reused across runs (default: $PYCLOSURE_BENCH_CACHE, "
+                        "else ~/.cache/pyclosure/bench; '' to compile every time)")
     p.set_defaults(func=_bench)
     return parser
 

@@ -90,35 +90,41 @@ IoSpec io_spec(const Value &v, const std::vector<IoSpec> *inputs, const std::str
 int64_t expected_extent(const Dim &d, const nnc_array *inputs) {
     if (d.kind == Dim::Kind::Fixed) return d.extent;
     if (d.kind == Dim::Kind::Any) return -1;
-    std::vector<int64_t> s = torch_sizes(inputs[d.input]);
-    return s[static_cast<size_t>(d.input_dim) + 1] + d.offset;
+    return torch_sizes(inputs[d.input])[static_cast<size_t>(d.input_dim) + 1] + d.offset;
 }
 
 std::string label(const char *kind, const IoSpec &io, int i) {
     return std::string(kind) + " '" + io.name + "' (argument " + std::to_string(i + 1) + ")";
 }
 
-void check_array(const IoSpec &io, const nnc_array &a, const std::string &what, int64_t batch,
+/// Check argument i (an input or output, `kind`) against its spec. Messages,
+/// and the label naming the argument in them, are built only on failure.
+void check_array(const IoSpec &io, const nnc_array &a, const char *kind, int i, int64_t batch,
                  const nnc_array *inputs) {
-    validate(a, what);
-    std::vector<int64_t> want{batch};
+    if (!well_formed(a)) validate(a, label(kind, io, i));
+    Dims want;
+    want.push_back(batch);
     for (const Dim &d : io.dims) want.push_back(inputs ? expected_extent(d, inputs) : d.extent);
-    const std::string expect = format_dims(want, a.order) + (a.order == NNC_ORDER_F ? " in Fortran order" : "");
+    auto what = [&] { return label(kind, io, i); };
+    auto expect = [&] {
+        return format_dims(want.data(), want.size(), a.order) + (a.order == NNC_ORDER_F ? " in Fortran order" : "");
+    };
     if (io.dtype != 0 && a.dtype != io.dtype)
-        throw Error(NNC_ERR_DTYPE, what + ": expected " + dtype_name(io.dtype) + ", got " + dtype_name(a.dtype));
+        throw Error(NNC_ERR_DTYPE, what() + ": expected " + dtype_name(io.dtype) + ", got " + dtype_name(a.dtype));
     if (a.rank != static_cast<int>(want.size()))
-        throw Error(NNC_ERR_RANK, what + ": expected rank " + std::to_string(want.size()) + " with shape " + expect +
-                                      ", got rank " + std::to_string(a.rank) + " with shape " + caller_shape(a));
-    std::vector<int64_t> got = torch_sizes(a);
+        throw Error(NNC_ERR_RANK, what() + ": expected rank " + std::to_string(want.size()) + " with shape " +
+                                      expect() + ", got rank " + std::to_string(a.rank) + " with shape " +
+                                      caller_shape(a));
+    const Dims got = torch_sizes(a);
     for (size_t d = 0; d < want.size(); ++d)
         if (want[d] >= 0 && got[d] != want[d])
-            throw Error(NNC_ERR_SHAPE, what + ": expected shape " + expect + ", got " + caller_shape(a));
+            throw Error(NNC_ERR_SHAPE, what() + ": expected shape " + expect() + ", got " + caller_shape(a));
     for (size_t d = 0; d < io.dims.size(); ++d) {  // extents a compiled package accepts
         const Dim &dim = io.dims[d];
         const int64_t e = got[d + 1];
         if (dim.kind != Dim::Kind::Any || (e >= dim.min && (dim.max < 0 || e <= dim.max))) continue;
         const int caller_dim = a.order == NNC_ORDER_F ? a.rank - 1 - static_cast<int>(d + 1) : static_cast<int>(d + 1);
-        throw Error(NNC_ERR_SHAPE, what + ": extent " + std::to_string(e) + " of dimension " +
+        throw Error(NNC_ERR_SHAPE, what() + ": extent " + std::to_string(e) + " of dimension " +
                                        std::to_string(caller_dim + (a.order == NNC_ORDER_F ? 1 : 0)) +
                                        " is outside the range the model was compiled for, " + std::to_string(dim.min) +
                                        " to " + (dim.max < 0 ? "unbounded" : std::to_string(dim.max)) +
@@ -162,12 +168,13 @@ void check_call(const Contract &c, int num_inputs, const nnc_array *inputs, int 
                                        names(c.outputs) + "), got " + std::to_string(num_outputs));
     int64_t batch = -1;
     for (int i = 0; i < num_inputs; ++i) {
-        const std::string what = label("input", c.inputs[static_cast<size_t>(i)], i);
-        check_array(c.inputs[static_cast<size_t>(i)], inputs[i], what, batch, nullptr);
-        int64_t b = torch_sizes(inputs[i])[0];
+        const IoSpec &io = c.inputs[static_cast<size_t>(i)];
+        check_array(io, inputs[i], "input", i, batch, nullptr);
+        const int64_t b = torch_sizes(inputs[i])[0];
         if (batch >= 0 && b != batch)
-            throw Error(NNC_ERR_SHAPE, what + ": batch size " + std::to_string(b) + " differs from input '" +
-                                           c.inputs[0].name + "' (" + std::to_string(batch) + ")");
+            throw Error(NNC_ERR_SHAPE, label("input", io, i) + ": batch size " + std::to_string(b) +
+                                           " differs from input '" + c.inputs[0].name + "' (" +
+                                           std::to_string(batch) + ")");
         batch = b;
     }
     if (batch > 0 && (batch < c.batch_min || (c.batch_max >= 0 && batch > c.batch_max)))
@@ -175,8 +182,7 @@ void check_call(const Contract &c, int num_inputs, const nnc_array *inputs, int 
                                    "compiled for, " + std::to_string(c.batch_min) + " to " +
                                    (c.batch_max < 0 ? "unbounded" : std::to_string(c.batch_max)));
     for (int i = 0; i < num_outputs; ++i)
-        check_array(c.outputs[static_cast<size_t>(i)], outputs[i], label("output", c.outputs[static_cast<size_t>(i)], i),
-                    batch, inputs);
+        check_array(c.outputs[static_cast<size_t>(i)], outputs[i], "output", i, batch, inputs);
 }
 
 void describe(const IoSpec &io, nnc_io_info *info) {

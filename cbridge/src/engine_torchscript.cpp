@@ -2,6 +2,7 @@
 // ones made for other tools). Deprecated by PyTorch; kept for existing files.
 #include <torch/script.h>
 
+#include <optional>
 #include <sstream>
 
 #include "engine.hpp"
@@ -13,8 +14,8 @@ namespace {
 
 const char *const kContractFile = "pyclosure_contract.json";
 
-std::vector<at::Tensor> as_tensors(const c10::IValue &r) {
-    std::vector<at::Tensor> out;
+/// The tensors of a forward result, appended to `out`.
+void as_tensors(const c10::IValue &r, std::vector<at::Tensor> &out) {
     if (r.isTensor()) {
         out.push_back(r.toTensor());
     } else if (r.isTuple()) {
@@ -27,7 +28,6 @@ std::vector<at::Tensor> as_tensors(const c10::IValue &r) {
     } else {
         throw Error(NNC_ERR_RUNTIME, "the model returned " + r.tagKind() + ", expected tensors");
     }
-    return out;
 }
 
 class TorchScriptEngine final : public Engine {
@@ -44,7 +44,8 @@ public:
         }
         contract_ = extra[kContractFile];
         try {
-            const auto &schema = module_.get_method("forward").function().getSchema();
+            forward_.emplace(module_.get_method("forward"));
+            const auto &schema = forward_->function().getSchema();
             arity_ = static_cast<int>(schema.arguments().size()) - 1;  // minus self
             for (const auto &arg : schema.arguments())
                 if (arg.default_value().has_value()) arity_ = -1;  // optional args: let torch judge
@@ -60,12 +61,17 @@ public:
     bool runs_empty_batch() const override { return true; }
 
     std::vector<at::Tensor> run(std::vector<at::Tensor> inputs) override {
-        std::vector<c10::IValue> args(std::make_move_iterator(inputs.begin()), std::make_move_iterator(inputs.end()));
-        return as_tensors(module_.forward(std::move(args)));
+        std::vector<c10::IValue> args;
+        args.reserve(inputs.size() + 1);  // + 1: the method puts the module in front, without reallocating
+        for (at::Tensor &t : inputs) args.emplace_back(std::move(t));
+        inputs.clear();  // its storage holds the results: no allocation for as many outputs as inputs
+        as_tensors((*forward_)(std::move(args)), inputs);
+        return inputs;
     }
 
 private:
     torch::jit::Module module_;
+    std::optional<torch::jit::Method> forward_;  // looked up once
     std::string contract_;
     int arity_ = -1;
 };

@@ -7,6 +7,14 @@
 
 namespace nnc {
 
+bool well_formed(const nnc_array &a) {
+    if (dtype_size(a.dtype) == 0 || a.rank < 0 || a.rank > NNC_MAX_RANK) return false;
+    if (a.order != NNC_ORDER_C && a.order != NNC_ORDER_F) return false;
+    for (int d = 0; d < a.rank; ++d)
+        if (a.shape[d] < 0) return false;
+    return a.data != nullptr || numel(a) == 0;
+}
+
 void validate(const nnc_array &a, const std::string &what) {
     if (dtype_size(a.dtype) == 0)
         throw Error(NNC_ERR_DTYPE, what + ": unknown dtype code " + std::to_string(a.dtype));
@@ -21,20 +29,25 @@ void validate(const nnc_array &a, const std::string &what) {
     if (a.data == nullptr && numel(a) > 0) throw Error(NNC_ERR_ARGUMENT, what + ": data pointer is NULL");
 }
 
-std::vector<int64_t> torch_sizes(const nnc_array &a) {
-    std::vector<int64_t> s(a.shape, a.shape + a.rank);
-    if (a.order == NNC_ORDER_F) std::reverse(s.begin(), s.end());
-    return s;
+bool Dims::operator==(const Dims &o) const { return std::equal(begin(), end(), o.begin(), o.end()); }
+
+namespace {
+
+/// The caller's n values in torch order: reversed for Fortran order.
+Dims in_torch_order(const int64_t *values, int n, int order) {
+    Dims d;
+    for (int k = 0; k < n; ++k) d.push_back(values[order == NNC_ORDER_F ? n - 1 - k : k]);
+    return d;
 }
 
-std::vector<int64_t> torch_strides(const nnc_array &a) {
-    std::vector<int64_t> st(static_cast<size_t>(a.rank));
-    if (a.strides != nullptr) {
-        st.assign(a.strides, a.strides + a.rank);
-        if (a.order == NNC_ORDER_F) std::reverse(st.begin(), st.end());
-        return st;
-    }
-    std::vector<int64_t> sz = torch_sizes(a);
+}  // namespace
+
+Dims torch_sizes(const nnc_array &a) { return in_torch_order(a.shape, a.rank, a.order); }
+
+Dims torch_strides(const nnc_array &a) {
+    if (a.strides != nullptr) return in_torch_order(a.strides, a.rank, a.order);
+    const Dims sz = torch_sizes(a);
+    Dims st = sz;
     int64_t acc = 1;
     for (int d = a.rank - 1; d >= 0; --d) {
         st[static_cast<size_t>(d)] = acc;
@@ -75,18 +88,19 @@ size_t dtype_size(int dtype) {
     }
 }
 
-std::string format_dims(std::vector<int64_t> dims, int order) {
-    if (order == NNC_ORDER_F) std::reverse(dims.begin(), dims.end());
+std::string format_dims(const int64_t *dims, size_t n, int order) {
     std::string s = "(";
-    for (size_t i = 0; i < dims.size(); ++i) {
+    for (size_t i = 0; i < n; ++i) {
+        const int64_t v = dims[order == NNC_ORDER_F ? n - 1 - i : i];
         if (i) s += ", ";
-        s += dims[i] < 0 ? std::string(":") : std::to_string(dims[i]);
+        s += v < 0 ? std::string(":") : std::to_string(v);
     }
-    return s + (dims.size() == 1 && order == NNC_ORDER_C ? ",)" : ")");
+    return s + (n == 1 && order == NNC_ORDER_C ? ",)" : ")");
 }
 
 std::string caller_shape(const nnc_array &a) {
-    std::string s = format_dims(torch_sizes(a), a.order);
+    const Dims sizes = torch_sizes(a);
+    std::string s = format_dims(sizes.data(), sizes.size(), a.order);
     return a.order == NNC_ORDER_F ? s + " in Fortran order" : s;
 }
 

@@ -71,10 +71,11 @@ struct HostView {
 };
 
 HostView view_of(const nnc_array &a) {
-    auto opts = torch::TensorOptions().dtype(scalar_type(a.dtype)).device(torch::kCPU);
-    std::vector<int64_t> sizes = torch_sizes(a);
-    if (numel(a) == 0) return {torch::empty(sizes, opts), {}};
-    std::vector<int64_t> strides = torch_strides(a);
+    const auto opts = torch::TensorOptions().dtype(scalar_type(a.dtype)).device(torch::kCPU);
+    const Dims sizes = torch_sizes(a);
+    const c10::IntArrayRef size_ref(sizes.data(), sizes.size());
+    if (numel(a) == 0) return {torch::empty(size_ref, opts), {}};
+    Dims strides = torch_strides(a);
     HostView v;
     char *base = static_cast<char *>(a.data);
     for (size_t d = 0; d < sizes.size(); ++d) {
@@ -83,7 +84,7 @@ HostView view_of(const nnc_array &a) {
         strides[d] = -strides[d];
         v.flipped.push_back(static_cast<int64_t>(d));
     }
-    v.tensor = torch::from_blob(base, sizes, strides, opts);
+    v.tensor = torch::from_blob(base, size_ref, c10::IntArrayRef(strides.data(), strides.size()), opts);
     return v;
 }
 
@@ -267,7 +268,7 @@ void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const 
     try {
         if (batch == 0 && !engine.runs_empty_batch()) {  // nothing to compute: empty results of the checked shapes
             for (int i = 0; i < num_outputs; ++i)
-                results.push_back(torch::empty(torch_sizes(outputs[i]),
+                results.push_back(torch::empty(torch_sizes(outputs[i]).vec(),
                                                torch::TensorOptions().dtype(scalar_type(outputs[i].dtype))));
         } else {
             results = engine.run(std::move(args));
@@ -286,12 +287,12 @@ void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const 
         if (r.scalar_type() != scalar_type(o.dtype))
             throw Error(NNC_ERR_DTYPE, out_label(c, i) + ": the model returned " + scalar_name(r.scalar_type()) +
                                            ", the output array is " + dtype_name(o.dtype));
-        std::vector<int64_t> want = torch_sizes(o);
-        if (r.sizes().vec() != want)
+        const Dims want = torch_sizes(o);
+        if (r.sizes() != c10::IntArrayRef(want.data(), want.size()))
             throw Error(NNC_ERR_SHAPE, out_label(c, i) + ": the model returned shape " +
-                                           format_dims(r.sizes().vec(), o.order) + ", the output array has shape " +
-                                           caller_shape(o));
-        const std::vector<int64_t> strides = torch_strides(o);
+                                           format_dims(r.sizes().data(), r.sizes().size(), o.order) +
+                                           ", the output array has shape " + caller_shape(o));
+        const Dims strides = torch_strides(o);
         for (size_t d = 0; d < want.size(); ++d)
             if (strides[d] == 0 && want[d] > 1)
                 throw Error(NNC_ERR_ARGUMENT, out_label(c, i) + ": its strides make elements overlap (stride 0 "

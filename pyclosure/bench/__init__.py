@@ -8,7 +8,10 @@ Routes, each a separate driver process (see :mod:`.drivers`):
 * ``fortran``: Fortran calling ``nn_forward(model, x, y, stat=, errmsg=)``;
 * ``python``: Python calling the TorchScript module with torch;
 * ``embedded``: Fortran calling an embedded Python interpreter (cffi embedding)
-  that runs the module with torch, as forpy or call_py_fort users do.
+  that runs the module with torch, as forpy or call_py_fort users do;
+* ``c_pt2``, ``fortran_pt2``, ``python_pt2``: the C, Fortran and Python routes on
+  the model's AOTInductor package (``.pt2``, :mod:`.pt2`) instead of TorchScript,
+  Python through ``torch._inductor.aoti_load_package``.
 
 Models (:mod:`.models`), measurements (:mod:`.run`), tables and JSON (:mod:`.report`).
 """
@@ -24,7 +27,7 @@ import torch
 
 from .. import __version__
 from ..errors import DeviceUnavailableError
-from . import drivers, models, report
+from . import drivers, models, pt2, report
 from .run import Measurements, Settings, count_allocations, measure_group
 
 __all__ = ["Settings", "check_device", "run"]
@@ -57,12 +60,26 @@ def _cpu_name():
     return platform.processor() or platform.machine()
 
 
+def _pt2_skip_reason(settings):
+    """Why no model gets a .pt2 package in this run, or None."""
+    if settings.device != "cpu":
+        return "the benchmark's packages are compiled for the CPU"
+    if not set(settings.pt2_models) & set(settings.models):
+        return "no model chosen for it (pt2_models)"
+    return pt2.unsupported_reason()
+
+
 def _measure(settings, folder, progress):
     skipped = {r: drivers.missing_reason(r) for r in settings.routes if drivers.missing_reason(r)}
+    no_pt2 = _pt2_skip_reason(settings)
+    if no_pt2:
+        skipped.update({r: no_pt2 for r in drivers.PT2_ROUTES if r in settings.routes and r not in skipped})
     routes = [r for r in settings.routes if r not in skipped]
     if "floor" not in routes:
         raise drivers.BenchError("the floor route (bench_floor) is needed: every ratio is taken to it")
-    built = [models.build(name, folder) for name in settings.models]
+    with_pt2 = any(r in routes for r in drivers.PT2_ROUTES)
+    built = [models.build(n, folder, with_pt2 and n in settings.pt2_models, settings.pt2_cache, progress)
+             for n in settings.models]
     out = Measurements()
     for m in built:
         for t in settings.threads:
@@ -104,7 +121,9 @@ def run(settings, json_path=None, keep=None, progress=print):
         "route_labels": {r: drivers.LABELS[r] for r in routes},
         "skipped_routes": skipped,
         "bind_once_form": None,
-        "models": [{k: v for k, v in vars(m).items() if k != "path"} for m in built],
+        "models": [{k: v for k, v in vars(m).items() if k not in ("path", "pt2_path")}
+                   | {"pt2": bool(m.pt2_path)}
+                   for m in built],
         "results": out.results,
         "agreement": out.agreement,
         "allocations": out.allocations,

@@ -16,7 +16,12 @@ from pathlib import Path
 
 from ..errors import ClosureError
 
-ROUTES = ("floor", "c", "fortran", "python", "embedded")
+ROUTES = ("floor", "c", "fortran", "python", "embedded", "c_pt2", "fortran_pt2", "python_pt2")
+# The routes that run the model's AOTInductor package (.pt2) instead of its TorchScript file.
+PT2_ROUTES = ("c_pt2", "fortran_pt2", "python_pt2")
+# Whose output each route must give bit for bit: the bridge's .pt2 routes must give
+# what Python's torch._inductor.aoti_load_package gives; the others the floor's.
+REFERENCE = {"c_pt2": "python_pt2", "fortran_pt2": "python_pt2"}
 
 LABELS = {
     "floor": "C++ libtorch (floor)",
@@ -24,9 +29,13 @@ LABELS = {
     "fortran": "Fortran nn_forward",
     "python": "Python torch",
     "embedded": "Fortran to embedded Python",
+    "c_pt2": "C nnc_model_forward .pt2",
+    "fortran_pt2": "Fortran nn_forward .pt2",
+    "python_pt2": "Python aoti_load_package .pt2",
 }
 
-_PROGRAMS = {"floor": "bench_floor", "c": "bench_floor", "fortran": "bench_fortran", "embedded": "bench_embedded"}
+_PROGRAMS = {"floor": "bench_floor", "c": "bench_floor", "fortran": "bench_fortran",
+             "embedded": "bench_embedded", "c_pt2": "bench_floor", "fortran_pt2": "bench_fortran"}
 
 
 class BenchError(ClosureError):
@@ -39,7 +48,7 @@ def package_dir():
 
 def command(route):
     """The driver command of ``route`` (without its arguments), or None if it is not built."""
-    if route == "python":
+    if route in ("python", "python_pt2"):
         return [sys.executable, "-m", "pyclosure.bench.torch_route"]
     program = package_dir() / "bin" / _PROGRAMS[route]
     return [str(program)] if program.exists() else None
@@ -108,7 +117,8 @@ class Driver:
         cmd = command(route)
         if cmd is None:
             raise BenchError(f"route {route}: {missing_reason(route)}")
-        args = [route, model.path, model.dtype, model.nin, model.nout, threads, device, folder]
+        path = model.pt2_path if route in PT2_ROUTES else model.path
+        args = [route, path, model.dtype, model.nin, model.nout, threads, device, folder]
         self.log_path = Path(folder) / f"{route}{'-alloc' if preload else ''}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen([*cmd, *map(str, args)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -6,6 +6,9 @@
   :class:`pyclosure.models.PeriodicFluxClosure` (stencil 6, hidden 32, depth 2,
   tanh) in float64 on 128 cells: ``u (batch, 128) -> flux (batch, 128)``.
 
+Each model is exported as TorchScript (``.pt``) and, for the AOTInductor routes,
+as a ``.pt2`` package (:mod:`.pt2`, compiled once and cached).
+
 Weights are seeded random (their values do not change the cost). Flops count the
 multiply-adds of the linear and convolution layers (2 per multiply-add) and ignore
 activations, padding and normalisation.
@@ -17,6 +20,7 @@ import torch
 
 from ..export import export
 from ..models import PeriodicFluxClosure, mlp
+from . import pt2
 
 NAMES = ("mlp32", "mlp64", "burgers")
 
@@ -32,6 +36,9 @@ class BenchModel:
     nout: int
     flops_per_sample: int
     description: str
+    pt2_path: str = None      # its AOTInductor package, None when not built
+    pt2_cached: bool = False  # the package came from the cache
+    pt2_error: str = None     # why the package could not be built
 
 
 def _module(name):
@@ -64,13 +71,25 @@ def flops_per_sample(module, example):
     return 2 * sum(macs) // example.shape[0]
 
 
-def build(name, folder):
-    """Export benchmark model ``name`` into ``folder``; return its :class:`BenchModel`."""
+def build(name, folder, with_pt2=False, cache=None, progress=print):
+    """Export benchmark model ``name`` into ``folder``; return its :class:`BenchModel`.
+
+    ``with_pt2`` also puts its AOTInductor package there (from ``cache``, see
+    :func:`.pt2.package`); if that fails, the model has no package and says why.
+    """
     module, nin, dtype, description = _module(name)
     module.eval()
     example = torch.zeros(4, nin, dtype=dtype)
     y = module(example)
     path = f"{folder}/{name}.pt"
     export(module, path, example)
+    pt2_path, cached, error = None, False, None
+    if with_pt2:
+        try:
+            cached = pt2.package(module, example, f"{folder}/{name}.pt2", cache, progress)
+            pt2_path = f"{folder}/{name}.pt2"
+        except Exception as exc:  # noqa: BLE001 (torch.export and inductor raise many kinds)
+            error = f"{type(exc).__name__}: {str(exc).strip()[:400]}"
+            progress(f"  {name}: no AOTInductor package ({error})")
     return BenchModel(name, path, str(dtype).replace("torch.", ""), nin, y.shape[1],
-                      flops_per_sample(module, example), description)
+                      flops_per_sample(module, example), description, pt2_path, cached, error)

@@ -1,9 +1,13 @@
 """Tables, target checks and the JSON document of a benchmark run."""
 
-from .drivers import LABELS
+from .drivers import LABELS, PT2_ROUTES
 
 # Fortran nn_forward against the C++ floor: the bridge's overhead targets.
-RATIO_TARGETS = ((1, 1.15), (256, 1.05))  # (batch >= this, or == 1: ratio at most)
+RATIO_TARGETS = ((1, 1.10), (256, 1.05))  # (batch >= this, or == 1: ratio at most)
+# Fortran nn_forward on the .pt2 package against it on TorchScript, mlp32 at one thread.
+PT2_TARGETS = ((1, 0.8), (256, 1.0))  # (batch, ratio at most)
+# Each .pt2 route, and the TorchScript route it is compared with.
+PT2_PAIRS = (("c_pt2", "c"), ("fortran_pt2", "fortran"), ("python_pt2", "python"))
 
 
 def _lookup(results):
@@ -31,20 +35,53 @@ def tables(doc):
                 cells = [str(t), str(b), f"{f['median_ns'] / 1e3:.1f}", f"{f['gflops']:.2f}"]
                 if gpu:
                     cells.append(f"{f.get('copy_median_ns', float('nan')) / 1e3:.1f}")
-                cells += [f"{by[(m['name'], t, b, r)]['ratio_to_floor']:.3f}" for r in routes]
+                got = [by.get((m["name"], t, b, r)) for r in routes]
+                cells += ["-" if g is None else f"{g['ratio_to_floor']:.3f}" for g in got]
                 lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + pt2_table(doc))
+
+
+def pt2_table(doc):
+    """Markdown: each .pt2 route's time / the same route's on TorchScript, per model with a package."""
+    by = _lookup(doc["results"])
+    pairs = [(p, t) for p, t in PT2_PAIRS if p in doc["routes"] and t in doc["routes"]]
+    names = [m["name"] for m in doc["models"] if m.get("pt2")]
+    if not pairs or not names:
+        return []
+    head = ["model", "threads", "batch"] + [f"{LABELS[p]} / TorchScript" for p, _ in pairs]
+    title = "AOTInductor package (.pt2) against TorchScript: each route's time / its time on the .pt file"
+    lines = ["", title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in names:
+        for t in doc["settings"]["threads"]:
+            for b in doc["settings"]["batches"]:
+                if (name, t, b, "floor") not in by:
+                    continue
+                cells = [name, str(t), str(b)]
+                cells += [f"{by[(name, t, b, p)]['median_ns'] / by[(name, t, b, q)]['median_ns']:.3f}"
+                          for p, q in pairs]
+                lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def agreement_lines(doc):
-    rows = doc["agreement"]
+    rows = [a for a in doc["agreement"] if a["must_equal"]]
     same = [a for a in rows if a["bitwise_equal"]]
-    lines = [(f"outputs: {len(same)} of {len(rows)} route/config outputs are bit-for-bit equal to the floor's "
-              "(same fixed input, same thread count)")]
+    lines = [(f"outputs: {len(same)} of {len(rows)} route/config outputs are bit-for-bit equal to their "
+              "reference's (same fixed input, same thread count): the floor's, and for the bridge's .pt2 routes Python "
+              "aoti_load_package's on the same package")]
     for a in rows:
         if not a["bitwise_equal"]:
             lines.append(f"  differs: {a['route']} {a['model']} threads={a['threads']} batch={a['batch']}: "
-                         f"max |difference| {a['max_abs_diff']:.3g}")
+                         f"max |difference| {a['max_abs_diff']:.3g} from {a['reference']}")
+    info = [a for a in doc["agreement"] if not a["must_equal"]]
+    if info:
+        worst = max(info, key=lambda a: a["max_abs_diff"])
+        lines.append("  .pt2 package against the TorchScript floor (other kernels, not expected bit for bit): "
+                     f"{sum(a['bitwise_equal'] for a in info)} of {len(info)} equal, max |difference| "
+                     f"{worst['max_abs_diff']:.3g} ({worst['model']} batch={worst['batch']})")
+    for m in doc["models"]:
+        if m.get("pt2_error"):
+            lines.append(f"  {m['name']}: no .pt2 routes, its package did not build: {m['pt2_error']}")
     return lines
 
 
@@ -62,6 +99,19 @@ def allocation_lines(doc):
                      f"{'n/a' if nb is None else f'{nb:10.0f}'} bytes, heap growth {r['heap_growth_bytes']} bytes "
                      f"over {r['calls']} calls")
     return lines
+
+
+def _pt2_targets(by):
+    out = []
+    for batch, limit in PT2_TARGETS:
+        p, t = by.get(("mlp32", 1, batch, "fortran_pt2")), by.get(("mlp32", 1, batch, "fortran"))
+        ratio = p["median_ns"] / t["median_ns"] if p and t else None
+        out.append({"target": f"Fortran nn_forward on .pt2 / on TorchScript <= {limit} at batch {batch} "
+                              "(mlp32, 1 thread)",
+                    "met": None if ratio is None else ratio <= limit,
+                    "worst": None if ratio is None else {"model": "mlp32", "threads": 1, "batch": batch,
+                                                         "ratio": ratio}})
+    return out
 
 
 def targets(doc):
@@ -90,12 +140,13 @@ def targets(doc):
     allocs = {(a["model"], a["batch"], a["route"]): a["allocs_per_call"] for a in doc["allocations"]}
     extra = [(k[0], k[1], v - allocs[(k[0], k[1], "floor")]) for k, v in allocs.items()
              if k[2] == "fortran" and v is not None and allocs.get((k[0], k[1], "floor")) is not None]
-    growth = [a["heap_growth_bytes"] for a in doc["allocations"] if a["route"] in ("fortran", "c")]
+    bridge = ("fortran", "c", "fortran_pt2", "c_pt2")
+    growth = [a["heap_growth_bytes"] for a in doc["allocations"] if a["route"] in bridge]
     out.append({"target": "nn_forward allocates no host memory per call beyond what libtorch does (the floor)",
                 "met": None if not extra else all(e <= 0 for _, _, e in extra),
                 "extra_allocs_per_call": [{"model": m, "batch": b, "extra": e} for m, b, e in extra],
                 "bridge_heap_growth_bytes": growth})
-    return out
+    return out + _pt2_targets(by)
 
 
 def target_lines(doc):

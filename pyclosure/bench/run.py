@@ -1,8 +1,9 @@
 """The measurements: interleaved timing rounds, output agreement, allocation counts.
 
 For each model and thread count one driver per route is started. For each batch
-size the routes first dump their output for the same fixed input (compared with the
-floor's, byte for byte); then ``rounds`` rounds follow, and in each round every
+size the routes first dump their output for the same fixed input (compared byte for
+byte with the floor's, or for the bridge's ``.pt2`` routes with Python's
+``aoti_load_package``'s); then ``rounds`` rounds follow, and in each round every
 route runs one block of calls (warm-up, then ``calls`` timed calls), in an order
 that rotates from round to round, so that drift of a shared machine hits every
 route alike. A route's time is the median of all its timed calls.
@@ -35,13 +36,15 @@ class Settings:
     alloc_models: tuple = ("mlp32", "mlp64", "burgers")
     alloc_batches: tuple = (1, 16)
     alloc_calls: int = 500
+    pt2_models: tuple = ("mlp32", "mlp64", "burgers")  # also exported as .pt2 for the AOTInductor routes
+    pt2_cache: str = None         # folder of compiled packages (None: pt2.default_cache(); "": no cache)
     quick: bool = False
 
     @classmethod
     def for_quick(cls, **kw):
         base = {"models": ("mlp32", "burgers"), "batches": (1, 256), "threads": (1,), "rounds": 3,
                 "block_seconds": 0.03, "config_seconds": 4.0, "max_calls": 300, "alloc_models": ("mlp32",),
-                "alloc_calls": 100, "quick": True}
+                "alloc_calls": 100, "pt2_models": ("mlp32",), "quick": True}
         return cls(**{**base, **kw})
 
     def asdict(self):
@@ -76,17 +79,30 @@ def _plan(floor, batch, nroutes, settings):
     return Plan(min(settings.rounds, max(3, fit)), warmup, calls)
 
 
+def model_routes(model, routes):
+    """The routes that run ``model``: the .pt2 ones only when it has a package."""
+    return [r for r in routes if model.pt2_path or r not in drivers.PT2_ROUTES]
+
+
 def _compare(model, folder, routes, batch):
-    """Each route's dumped output against the floor's (deleted afterwards)."""
+    """Each route's dumped output against its reference's (deleted afterwards).
+
+    A route must give its reference's output bit for bit when both run the same
+    file (``must_equal``); the .pt2 package against the TorchScript floor runs
+    other kernels, and is given for information.
+    """
     paths = {r: Path(folder) / f"{r}-{batch}.bin" for r in routes}
-    ref = np.fromfile(paths["floor"], dtype=model.dtype)
+    out = {r: np.fromfile(p, dtype=model.dtype) for r, p in paths.items()}
     rows = []
     for r in routes:
-        got = np.fromfile(paths[r], dtype=model.dtype)
+        ref_route = drivers.REFERENCE.get(r, "floor")
+        ref_route = ref_route if ref_route in out else "floor"
+        got, ref = out[r], out[ref_route]
         equal = got.shape == ref.shape and got.tobytes() == ref.tobytes()
         diff = float(np.max(np.abs(got - ref))) if got.shape == ref.shape and got.size else float("inf")
-        rows.append({"route": r, "batch": batch, "bitwise_equal": equal, "max_abs_diff": 0.0 if equal else diff,
-                     "values": int(ref.size)})
+        rows.append({"route": r, "batch": batch, "reference": ref_route, "bitwise_equal": equal,
+                     "must_equal": (r in drivers.PT2_ROUTES) == (ref_route in drivers.PT2_ROUTES),
+                     "max_abs_diff": 0.0 if equal else diff, "values": int(ref.size)})
     for p in paths.values():
         p.unlink()
     return rows
@@ -120,6 +136,7 @@ def _summary(model, threads, batch, route, t, copy, plan):
 
 def measure_group(model, threads, settings, folder, routes, out, progress=print):
     """All batch sizes of one model at one thread count: timings and agreement."""
+    routes = model_routes(model, routes)
     active = drivers.start(routes, model, threads, settings.device, folder, tunables=settings.malloc_tunables)
     try:
         for batch in settings.batches:
@@ -155,7 +172,7 @@ def count_allocations(model, settings, folder, routes, out, progress=print):
     if lib is None:
         progress("  allocation counter not built: skipping the allocation check")
         return
-    active = drivers.start(routes, model, 1, settings.device, folder, preload=lib,
+    active = drivers.start(model_routes(model, routes), model, 1, settings.device, folder, preload=lib,
                            tunables=settings.malloc_tunables)
     try:
         for batch in settings.alloc_batches:

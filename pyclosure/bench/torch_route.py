@@ -2,7 +2,9 @@
 
 :class:`TorchRoute` calls the TorchScript module with torch on preallocated
 tensors (``torch.jit.load``, ``inference_mode``, the result copied into the
-output). The embedded-Python route runs the same class inside a Fortran program.
+output); given a ``.pt2`` package it calls ``torch._inductor.aoti_load_package``'s
+model the same way. The embedded-Python route runs the same class inside a
+Fortran program.
 
 ``python -m pyclosure.bench.torch_route ROUTE MODEL DTYPE NIN NOUT THREADS DEVICE DUMPDIR``
 is the Python driver: it answers the commands of the C++ and Fortran drivers
@@ -32,7 +34,7 @@ class TorchRoute:
     Parameters
     ----------
     path : str
-        The model file.
+        The model file: TorchScript, or an AOTInductor package (``.pt2``).
     dtype : {"float32", "float64"}
         Element type of inputs and outputs.
     nin, nout : int
@@ -50,7 +52,13 @@ class TorchRoute:
         self.np_dtype = np.dtype(dtype)
         self.itemsize = self.np_dtype.itemsize
         self.device = torch.device(device)
-        self.module = torch.jit.load(path, map_location=self.device).eval()
+        if str(path).endswith(".pt2"):
+            from torch._inductor import aoti_load_package
+
+            cuda = self.device.type == "cuda" and self.device.index is not None
+            self.module = aoti_load_package(str(path), device_index=self.device.index if cuda else -1)
+        else:
+            self.module = torch.jit.load(path, map_location=self.device).eval()
         self.copy_ns = -1
 
     def __call__(self, x, y):
