@@ -92,79 +92,85 @@ static void act_f64(int act, double *v, int64_t n) {
     nnn_kernels_scalar.act_f64(act, v + i, n - i);
 }
 
-/* nr rows (a constant after inlining) x 16 outputs. */
-INLINE void block_f32(const float *w, const float *b, int64_t n_in, int act, const float *x,
-                      int64_t ldx, float *y, int64_t ldy, const int nr) {
-    __m256 lo[6], hi[6];
-    for (int r = 0; r < nr; ++r) {
-        lo[r] = _mm256_loadu_ps(b);
-        hi[r] = _mm256_loadu_ps(b + 8);
-    }
-    for (int64_t i = 0; i < n_in; ++i) {
-        const __m256 w0 = _mm256_loadu_ps(w + 16 * i), w1 = _mm256_loadu_ps(w + 16 * i + 8);
-        for (int r = 0; r < nr; ++r) {
-            const __m256 xv = _mm256_broadcast_ss(x + r * ldx + i);
-            lo[r] = _mm256_fmadd_ps(w0, xv, lo[r]);
-            hi[r] = _mm256_fmadd_ps(w1, xv, hi[r]);
-        }
-    }
-    for (int r = 0; r < nr; ++r) {
-        _mm256_storeu_ps(y + r * ldy, act_f32x8(act, lo[r]));
-        _mm256_storeu_ps(y + r * ldy + 8, act_f32x8(act, hi[r]));
-    }
-}
+/* Register blocks: n rows (1 to 6) x 16 float or 8 double outputs, one named accumulator
+ * pair per row (with arrays of vectors GCC keeps them on the stack), stored as they are;
+ * the caller applies the activation in place. */
+#define R1(M) M(0)
+#define R2(M) R1(M) M(1)
+#define R3(M) R2(M) M(2)
+#define R4(M) R3(M) M(3)
+#define R5(M) R4(M) M(4)
+#define R6(M) R5(M) M(5)
 
-INLINE void block_f64(const double *w, const double *b, int64_t n_in, int act, const double *x,
-                      int64_t ldx, double *y, int64_t ldy, const int nr) {
-    __m256d lo[6], hi[6];
-    for (int r = 0; r < nr; ++r) {
-        lo[r] = _mm256_loadu_pd(b);
-        hi[r] = _mm256_loadu_pd(b + 4);
+#define F32_PTR(r) const float *x##r = x + (r) * ldx;
+#define F32_INIT(r) __m256 lo##r = _mm256_loadu_ps(b), hi##r = _mm256_loadu_ps(b + 8);
+#define F32_FMA(r) { const __m256 v = _mm256_broadcast_ss(x##r + i); \
+    lo##r = _mm256_fmadd_ps(w0, v, lo##r); hi##r = _mm256_fmadd_ps(w1, v, hi##r); }
+#define F32_STORE(r) _mm256_storeu_ps(y + (r) * ldy, lo##r); _mm256_storeu_ps(y + (r) * ldy + 8, hi##r);
+#define F32_BLOCK(n, ROWS)                                                                        \
+    static void block##n##_f32(const float *w, const float *b, int64_t n_in, const float *x,      \
+                               int64_t ldx, float *y, int64_t ldy) {                              \
+        ROWS(F32_PTR) ROWS(F32_INIT)                                                              \
+        for (int64_t i = 0; i < n_in; ++i) {                                                      \
+            const __m256 w0 = _mm256_loadu_ps(w + 16 * i), w1 = _mm256_loadu_ps(w + 16 * i + 8); \
+            ROWS(F32_FMA)                                                                         \
+        }                                                                                         \
+        ROWS(F32_STORE)                                                                           \
     }
-    for (int64_t i = 0; i < n_in; ++i) {
-        const __m256d w0 = _mm256_loadu_pd(w + 8 * i), w1 = _mm256_loadu_pd(w + 8 * i + 4);
-        for (int r = 0; r < nr; ++r) {
-            const __m256d xv = _mm256_broadcast_sd(x + r * ldx + i);
-            lo[r] = _mm256_fmadd_pd(w0, xv, lo[r]);
-            hi[r] = _mm256_fmadd_pd(w1, xv, hi[r]);
-        }
-    }
-    for (int r = 0; r < nr; ++r) {
-        _mm256_storeu_pd(y + r * ldy, act_f64x4(act, lo[r]));
-        _mm256_storeu_pd(y + r * ldy + 4, act_f64x4(act, hi[r]));
-    }
-}
+F32_BLOCK(1, R1) F32_BLOCK(2, R2) F32_BLOCK(3, R3) F32_BLOCK(4, R4) F32_BLOCK(5, R5) F32_BLOCK(6, R6)
 
-#define ROW_BLOCKS(block, w, b, n_in, act, x, ldx, y, ldy, rows)                          \
-    for (int64_t r0 = 0; r0 < (rows); r0 += 6) {                                         \
-        const int64_t left = (rows) - r0;                                                \
-        const void *xa = (x) + r0 * (ldx);                                               \
-        switch (left >= 6 ? 6 : (int)left) {                                             \
-        case 6: block(w, b, n_in, act, xa, ldx, (y) + r0 * (ldy), ldy, 6); break;        \
-        case 5: block(w, b, n_in, act, xa, ldx, (y) + r0 * (ldy), ldy, 5); break;        \
-        case 4: block(w, b, n_in, act, xa, ldx, (y) + r0 * (ldy), ldy, 4); break;        \
-        case 3: block(w, b, n_in, act, xa, ldx, (y) + r0 * (ldy), ldy, 3); break;        \
-        case 2: block(w, b, n_in, act, xa, ldx, (y) + r0 * (ldy), ldy, 2); break;        \
-        default: block(w, b, n_in, act, xa, ldx, (y) + r0 * (ldy), ldy, 1); break;       \
-        }                                                                                \
+#define F64_PTR(r) const double *x##r = x + (r) * ldx;
+#define F64_INIT(r) __m256d lo##r = _mm256_loadu_pd(b), hi##r = _mm256_loadu_pd(b + 4);
+#define F64_FMA(r) { const __m256d v = _mm256_broadcast_sd(x##r + i); \
+    lo##r = _mm256_fmadd_pd(w0, v, lo##r); hi##r = _mm256_fmadd_pd(w1, v, hi##r); }
+#define F64_STORE(r) _mm256_storeu_pd(y + (r) * ldy, lo##r); _mm256_storeu_pd(y + (r) * ldy + 4, hi##r);
+#define F64_BLOCK(n, ROWS)                                                                         \
+    static void block##n##_f64(const double *w, const double *b, int64_t n_in, const double *x,    \
+                               int64_t ldx, double *y, int64_t ldy) {                              \
+        ROWS(F64_PTR) ROWS(F64_INIT)                                                               \
+        for (int64_t i = 0; i < n_in; ++i) {                                                       \
+            const __m256d w0 = _mm256_loadu_pd(w + 8 * i), w1 = _mm256_loadu_pd(w + 8 * i + 4);    \
+            ROWS(F64_FMA)                                                                          \
+        }                                                                                          \
+        ROWS(F64_STORE)                                                                            \
     }
+F64_BLOCK(1, R1) F64_BLOCK(2, R2) F64_BLOCK(3, R3) F64_BLOCK(4, R4) F64_BLOCK(5, R5) F64_BLOCK(6, R6)
 
+typedef void (*block_f32_fn)(const float *, const float *, int64_t, const float *, int64_t, float *, int64_t);
+typedef void (*block_f64_fn)(const double *, const double *, int64_t, const double *, int64_t, double *,
+                             int64_t);
+static const block_f32_fn BLOCKS_F32[7] = {0, block1_f32, block2_f32, block3_f32, block4_f32, block5_f32,
+                                           block6_f32};
+static const block_f64_fn BLOCKS_F64[7] = {0, block1_f64, block2_f64, block3_f64, block4_f64, block5_f64,
+                                           block6_f64};
+
+/* Output blocks outside, row blocks inside (a block's packed weights stay in L1). */
 static void dense_f32(const float *w, const float *b, int64_t n_in, int64_t n_pad, int act,
                       const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows) {
-    for (int64_t o = 0; o < n_pad; o += 16) {
-        const float *wb = w + o * n_in, *bb = b + o;
-        float *yb = y + o;
-        ROW_BLOCKS(block_f32, wb, bb, n_in, act, x, ldx, yb, ldy, rows)
-    }
+    for (int64_t o = 0; o < n_pad; o += 16)
+        for (int64_t r = 0; r < rows; r += 6) {
+            const int64_t n = rows - r < 6 ? rows - r : 6;
+            BLOCKS_F32[n](w + o * n_in, b + o, n_in, x + r * ldx, ldx, y + r * ldy + o, ldy);
+            for (int64_t k = r; act != NNN_ACT_IDENTITY && k < r + n; ++k) {
+                float *v = y + k * ldy + o;
+                _mm256_storeu_ps(v, act_f32x8(act, _mm256_loadu_ps(v)));
+                _mm256_storeu_ps(v + 8, act_f32x8(act, _mm256_loadu_ps(v + 8)));
+            }
+        }
 }
 
 static void dense_f64(const double *w, const double *b, int64_t n_in, int64_t n_pad, int act,
                       const double *x, int64_t ldx, double *y, int64_t ldy, int64_t rows) {
-    for (int64_t o = 0; o < n_pad; o += 8) {
-        const double *wb = w + o * n_in, *bb = b + o;
-        double *yb = y + o;
-        ROW_BLOCKS(block_f64, wb, bb, n_in, act, x, ldx, yb, ldy, rows)
-    }
+    for (int64_t o = 0; o < n_pad; o += 8)
+        for (int64_t r = 0; r < rows; r += 6) {
+            const int64_t n = rows - r < 6 ? rows - r : 6;
+            BLOCKS_F64[n](w + o * n_in, b + o, n_in, x + r * ldx, ldx, y + r * ldy + o, ldy);
+            for (int64_t k = r; act != NNN_ACT_IDENTITY && k < r + n; ++k) {
+                double *v = y + k * ldy + o;
+                _mm256_storeu_pd(v, act_f64x4(act, _mm256_loadu_pd(v)));
+                _mm256_storeu_pd(v + 4, act_f64x4(act, _mm256_loadu_pd(v + 4)));
+            }
+        }
 }
 
 const nnn_kernels nnn_kernels_avx2 = {NNN_ISA_AVX2, dense_f32, dense_f64, act_f32, act_f64};
