@@ -118,10 +118,11 @@ def measure(names=models.NAMES, batches=BATCHES, rounds=7, block_seconds=0.05, f
                        "max_rel_diff": diff}
                 rows.append(row)
                 progress(f"{name:8s} batch {batch:5d}: native/floor {row['ratio']:.3f} "
-                         f"[{row['ratio_min']:.3f}, {row['ratio_max']:.3f}]  native {med['native'] / 1e3:9.2f} us "
-                         f"floor {med['floor'] / 1e3:9.2f} us  {gflops:6.2f} GFLOP/s = "
-                         f"{100 * row['fma_fraction']:4.1f}% FMA peak, weights at {100 * row['l2_fraction']:5.1f}% "
-                         f"of L2 read; max |diff| {diff:.2g} of max |y|")
+                         f"[{row['ratio_min']:.3f}, {row['ratio_max']:.3f}]  "
+                         f"native {med['native'] / 1e3:9.2f} us floor {med['floor'] / 1e3:9.2f} us  "
+                         f"{gflops:6.2f} GFLOP/s = {100 * row['fma_fraction']:4.1f}% FMA peak, "
+                         f"weights at {100 * row['l2_fraction']:5.1f}% of L2 read; "
+                         f"max |diff| {diff:.2g} of max |y|")
         finally:
             floor.close()
             native.close()
