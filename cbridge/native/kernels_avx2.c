@@ -144,33 +144,77 @@ static const block_f32_fn BLOCKS_F32[7] = {0, block1_f32, block2_f32, block3_f32
 static const block_f64_fn BLOCKS_F64[7] = {0, block1_f64, block2_f64, block3_f64, block4_f64, block5_f64,
                                            block6_f64};
 
-/* Output blocks outside, row blocks inside (a block's packed weights stay in L1). */
+/* Wide blocks for the last one or two rows: one row x up to 4 output blocks, or two rows x up to
+ * 2, so that 8 accumulators hide the fma latency (a 1 x 16 block would wait on it). The
+ * weights of output block j start at w + j * NB * n_in. */
+#define W32_INIT(j) __m256 lo##j = _mm256_loadu_ps(b + 16 * (j)), hi##j = _mm256_loadu_ps(b + 16 * (j) + 8);
+#define W32_FMA(j) lo##j = _mm256_fmadd_ps(_mm256_loadu_ps(w + (j) * 16 * n_in + 16 * i), v, lo##j); \
+    hi##j = _mm256_fmadd_ps(_mm256_loadu_ps(w + (j) * 16 * n_in + 16 * i + 8), v, hi##j);
+#define W32_STORE(j) _mm256_storeu_ps(y + 16 * (j), lo##j); _mm256_storeu_ps(y + 16 * (j) + 8, hi##j);
+#define W64_INIT(j) __m256d lo##j = _mm256_loadu_pd(b + 8 * (j)), hi##j = _mm256_loadu_pd(b + 8 * (j) + 4);
+#define W64_FMA(j) lo##j = _mm256_fmadd_pd(_mm256_loadu_pd(w + (j) * 8 * n_in + 8 * i), v, lo##j); \
+    hi##j = _mm256_fmadd_pd(_mm256_loadu_pd(w + (j) * 8 * n_in + 8 * i + 4), v, hi##j);
+#define W64_STORE(j) _mm256_storeu_pd(y + 8 * (j), lo##j); _mm256_storeu_pd(y + 8 * (j) + 4, hi##j);
+#define WIDE(n, T, VT, BC, P, BLOCKS)                                                              \
+    static void wide##n##_##P(const T *w, const T *b, int64_t n_in, const T *x, T *y) {           \
+        BLOCKS(P##_INIT)                                                                           \
+        for (int64_t i = 0; i < n_in; ++i) {                                                       \
+            const VT v = BC(x + i);                                                                \
+            BLOCKS(P##_FMA)                                                                        \
+        }                                                                                          \
+        BLOCKS(P##_STORE)                                                                          \
+    }
+WIDE(1, float, __m256, _mm256_broadcast_ss, W32, R1) WIDE(2, float, __m256, _mm256_broadcast_ss, W32, R2)
+WIDE(3, float, __m256, _mm256_broadcast_ss, W32, R3) WIDE(4, float, __m256, _mm256_broadcast_ss, W32, R4)
+WIDE(1, double, __m256d, _mm256_broadcast_sd, W64, R1) WIDE(2, double, __m256d, _mm256_broadcast_sd, W64, R2)
+WIDE(3, double, __m256d, _mm256_broadcast_sd, W64, R3) WIDE(4, double, __m256d, _mm256_broadcast_sd, W64, R4)
+static void (*const WIDE_W32[5])(const float *, const float *, int64_t, const float *, float *) = {
+    0, wide1_W32, wide2_W32, wide3_W32, wide4_W32};
+static void (*const WIDE_W64[5])(const double *, const double *, int64_t, const double *, double *) = {
+    0, wide1_W64, wide2_W64, wide3_W64, wide4_W64};
+
+/* Rows in blocks of 6 (at least 3), output blocks outside so a block's packed weights stay in
+ * L1; a remainder of 1 or 2 rows row by row with wide blocks. The activation runs in place. */
 static void dense_f32(const float *w, const float *b, int64_t n_in, int64_t n_pad, int act,
                       const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows) {
+    const int64_t main = rows % 6 && rows % 6 < 3 ? rows - rows % 6 : rows;
     for (int64_t o = 0; o < n_pad; o += 16)
-        for (int64_t r = 0; r < rows; r += 6) {
-            const int64_t n = rows - r < 6 ? rows - r : 6;
+        for (int64_t r = 0; r < main; r += 6) {
+            const int64_t n = main - r < 6 ? main - r : 6;
             BLOCKS_F32[n](w + o * n_in, b + o, n_in, x + r * ldx, ldx, y + r * ldy + o, ldy);
-            for (int64_t k = r; act != NNN_ACT_IDENTITY && k < r + n; ++k) {
-                float *v = y + k * ldy + o;
-                _mm256_storeu_ps(v, act_f32x8(act, _mm256_loadu_ps(v)));
-                _mm256_storeu_ps(v + 8, act_f32x8(act, _mm256_loadu_ps(v + 8)));
-            }
         }
+    for (int64_t r = main; r < rows; ++r)
+        for (int64_t o = 0; o < n_pad; o += 64) {
+            const int64_t nb = (n_pad - o) / 16 < 4 ? (n_pad - o) / 16 : 4;
+            WIDE_W32[nb](w + o * n_in, b + o, n_in, x + r * ldx, y + r * ldy + o);
+        }
+    if (act != NNN_ACT_IDENTITY)
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t o = 0; o < n_pad; o += 8) {
+                float *v = y + r * ldy + o;
+                _mm256_storeu_ps(v, act_f32x8(act, _mm256_loadu_ps(v)));
+            }
 }
 
 static void dense_f64(const double *w, const double *b, int64_t n_in, int64_t n_pad, int act,
                       const double *x, int64_t ldx, double *y, int64_t ldy, int64_t rows) {
+    const int64_t main = rows % 6 && rows % 6 < 3 ? rows - rows % 6 : rows;
     for (int64_t o = 0; o < n_pad; o += 8)
-        for (int64_t r = 0; r < rows; r += 6) {
-            const int64_t n = rows - r < 6 ? rows - r : 6;
+        for (int64_t r = 0; r < main; r += 6) {
+            const int64_t n = main - r < 6 ? main - r : 6;
             BLOCKS_F64[n](w + o * n_in, b + o, n_in, x + r * ldx, ldx, y + r * ldy + o, ldy);
-            for (int64_t k = r; act != NNN_ACT_IDENTITY && k < r + n; ++k) {
-                double *v = y + k * ldy + o;
-                _mm256_storeu_pd(v, act_f64x4(act, _mm256_loadu_pd(v)));
-                _mm256_storeu_pd(v + 4, act_f64x4(act, _mm256_loadu_pd(v + 4)));
-            }
         }
+    for (int64_t r = main; r < rows; ++r)
+        for (int64_t o = 0; o < n_pad; o += 32) {
+            const int64_t nb = (n_pad - o) / 8 < 4 ? (n_pad - o) / 8 : 4;
+            WIDE_W64[nb](w + o * n_in, b + o, n_in, x + r * ldx, y + r * ldy + o);
+        }
+    if (act != NNN_ACT_IDENTITY)
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t o = 0; o < n_pad; o += 4) {
+                double *v = y + r * ldy + o;
+                _mm256_storeu_pd(v, act_f64x4(act, _mm256_loadu_pd(v)));
+            }
 }
 
 const nnn_kernels nnn_kernels_avx2 = {NNN_ISA_AVX2, dense_f32, dense_f64, act_f32, act_f64};
