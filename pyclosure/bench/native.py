@@ -19,6 +19,7 @@ the ratios compare wall times, measured alike in both drivers.
 
 import argparse
 import json
+import platform
 import statistics
 import subprocess
 import tempfile
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from . import drivers, models
+from .. import _pt2
 from .._native import export_native
 
 BATCHES = (1, 4, 16, 64, 256, 4096)
@@ -47,6 +49,26 @@ class NativeDriver(drivers.Driver):
         args = ["native", model.path, model.dtype, model.nin, model.nout, threads, "cpu", folder]
         self.proc = subprocess.Popen([str(program), *map(str, args)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1)
+
+
+def machine_limits(model, folder):
+    """The core's FMA peak and L2 read bandwidth, measured by ``bench_native`` on one thread.
+
+    ``model`` is a :class:`~pyclosure.bench.models.BenchModel` whose ``native_path`` the
+    driver loads (it needs a program to start). Returns a dict (``peak_gflops_f32``,
+    ``peak_gflops_f64``, ``stream_gbs``, ``bytes``), or None where ``bench_native`` is not
+    built or the CPU lacks AVX2 and FMA (which the measurement uses).
+    """
+    if not (drivers.package_dir() / "bin" / "bench_native").exists():
+        return None
+    if platform.machine() != "x86_64" or not {"avx2", "fma"} <= set(_pt2.host_cpu_features()):
+        return None
+    native = NativeDriver(models.BenchModel(**{**model.__dict__, "path": model.native_path}), 1, folder)
+    try:
+        native.ready()
+        return {**native.ask("peak", 0, 0, 100_000_000), **native.ask("stream", 262_144, 0, 20_000)}
+    finally:
+        native.close()
 
 
 def _native_model(bench_model, folder):
