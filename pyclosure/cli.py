@@ -37,7 +37,9 @@ def _info(args):
         from .bridge import Model, version
 
         model = Model(args.model)
-        print(f"loaded through the C bridge {version()[0]} (libtorch {version()[1]}): {model.engine} engine on {model.device}")
+        engine = (f"{model.engine} engine" if model.engine != "native"
+                  else "native engine (the native kernels, no libtorch in its calls)")
+        print(f"loaded through the C bridge {version()[0]} (libtorch {version()[1]}): {engine} on {model.device}")
     return 0
 
 
