@@ -135,8 +135,11 @@ class Driver:
         args = [route, path, model.dtype, model.nin, model.nout, threads, device, folder]
         self.log_path = Path(folder) / f"{route}{'-alloc' if preload else ''}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in close())
+        # The Python driver runs from the folder holding this pyclosure, so that "-m" imports this one
+        # (with its compiled parts), not a source tree in the current directory.
+        cwd = package_dir().parent if cmd[0] == sys.executable else None
         self.proc = subprocess.Popen([*cmd, *map(str, args)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, text=True, bufsize=1,
+                                     stderr=self._log, text=True, bufsize=1, cwd=cwd,
                                      env=_environment(route, threads, preload, tunables))
 
     def _read(self):
