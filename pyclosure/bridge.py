@@ -81,7 +81,8 @@ class Model:
     Parameters
     ----------
     path : str or os.PathLike
-        A TorchScript file, with or without an embedded pyclosure contract.
+        A TorchScript file (with or without an embedded pyclosure contract), an
+        AOTInductor package (``.pt2``) or a native program (``.nnp``).
     device : str
         "cpu" (default), "cuda", "cuda:N" or "auto".
     nonfinite : str
@@ -134,7 +135,7 @@ class Model:
 
     @property
     def engine(self):
-        """The engine that runs the model: "torchscript" or "aotinductor"."""
+        """The engine that runs the model: "torchscript", "aotinductor" or "native"."""
         buf = ffi.new("char[]", 32)
         _check(lib.nnc_model_engine(self.handle, buf, 32))
         return ffi.string(buf).decode()

@@ -37,7 +37,9 @@ def _info(args):
         from .bridge import Model, version
 
         model = Model(args.model)
-        print(f"loaded through the C bridge {version()[0]} (libtorch {version()[1]}): {model.engine} engine on {model.device}")
+        engine = (f"{model.engine} engine" if model.engine != "native"
+                  else "native engine (the native kernels, no libtorch in its calls)")
+        print(f"loaded through the C bridge {version()[0]} (libtorch {version()[1]}): {engine} on {model.device}")
     return 0
 
 
@@ -72,6 +74,8 @@ def _bench(args):
         kw["malloc_tunables"] = ""
     if args.no_pt2:
         kw["pt2_models"] = ()
+    if args.no_native:
+        kw["native_models"] = ()
     if args.pt2_cache is not None:
         kw["pt2_cache"] = args.pt2_cache
     settings = Settings.for_quick(**kw) if args.quick else Settings(**kw)
@@ -120,18 +124,19 @@ def build_parser():
     p.set_defaults(func=_replay)
 
     p = sub.add_parser("bench", help="the coupling benchmark: Fortran, C, C++, Python and embedded-Python calls, "
-                                     "on TorchScript and AOTInductor")
+                                     "on TorchScript, AOTInductor and the native engine")
     p.add_argument("--quick", action="store_true", help="a short subset (CI): batches 1 and 256, one thread")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda:N")
     p.add_argument("--models", nargs="+", choices=["mlp32", "mlp64", "burgers"], help="default: all three")
-    p.add_argument("--batches", nargs="+", type=int, metavar="N", help="columns per call (default 1 16 256 4096 32768)")
+    p.add_argument("--batches", nargs="+", type=int, metavar="N", help="columns per call (default 1 4 16 64 256 4096 32768)")
     p.add_argument("--threads", nargs="+", type=int, metavar="N", help="thread counts (default 1 2)")
     p.add_argument("--rounds", type=int, help="interleaved rounds per configuration (default 9)")
     p.add_argument("--keep", metavar="DIR", help="keep the exported models and driver logs in DIR")
     p.add_argument("--default-malloc", action="store_true",
                    help="run the drivers with glibc's adaptive malloc thresholds (default: fixed ones, alike in all)")
     p.add_argument("--no-pt2", action="store_true", help="skip the AOTInductor (.pt2) routes and their compile")
+    p.add_argument("--no-native", action="store_true", help="skip the native-engine (.nnp) routes")
     p.add_argument("--pt2-cache", metavar="DIR",
                    help="folder of compiled .pt2 packages, reused across runs (default: $PYCLOSURE_BENCH_CACHE, "
                         "else ~/.cache/pyclosure/bench; '' to compile every time)")

@@ -1,8 +1,8 @@
 """The input/output contract a pyclosure model file carries.
 
 ``pyclosure.export`` embeds it as the TorchScript extra file
-``pyclosure_contract.json``, or in an AOTInductor package (``.pt2``) as the
-metadata key ``pyclosure_contract``; the C bridge reads it at load time and
+``pyclosure_contract.json``, in an AOTInductor package (``.pt2``) as the
+metadata key ``pyclosure_contract``, or in a native program's header (``.nnp``); the C bridge reads it at load time and
 checks every call against it. Both are zip archives, read here without torch
 (and a package without loading its library). Shapes are per sample, in torch
 order, without the leading batch dimension. A dimension is an int (fixed; ``-1`` for any extent)
@@ -11,6 +11,7 @@ input NAME's per-sample dim D plus K (N cells give N + 1 faces).
 """
 
 import json
+import struct
 import zipfile
 import zlib
 
@@ -18,6 +19,44 @@ SCHEMA = "pyclosure.contract/1"
 EXTRA_FILE = "pyclosure_contract.json"
 PACKAGE_KEY = "pyclosure_contract"
 _AOTI_MODEL = "/data/aotinductor/model/"
+NATIVE_MAGIC = b"PYCLNATV"
+
+
+def is_native(path):
+    """True when ``path`` is a native program (by content: it starts with the native magic)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(NATIVE_MAGIC)) == NATIVE_MAGIC
+    except OSError:
+        return False
+
+
+def _native_contract(path):
+    """The contract of a native program, read from its header (nothing is loaded or run)."""
+    from .errors import FileAccessError, ModelFormatError
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(128)
+            if head[:8] != NATIVE_MAGIC:
+                raise ModelFormatError(f"'{path}' is not a native program: it does not start with "
+                                       f"{NATIVE_MAGIC.decode()}; export one with "
+                                       "pyclosure.export(module, 'closure.nnp', example)")
+            if len(head) < 128:
+                raise ModelFormatError(f"'{path}' is not a valid native program: truncated ({len(head)} bytes)")
+            offset, length = struct.unpack_from("<QQ", head, 72)
+            if offset != 128 or length > (1 << 26):
+                raise ModelFormatError(f"'{path}' is not a valid native program: contract at {offset}, "
+                                       f"{length} bytes")
+            text = f.read(length)
+    except FileNotFoundError as exc:
+        raise FileAccessError(f"cannot open model file '{path}': {exc.strerror}") from exc
+    if len(text) != length:
+        raise ModelFormatError(f"'{path}' is not a valid native program: truncated in its contract")
+    try:
+        return json.loads(text.decode("utf-8"))
+    except ValueError as exc:
+        raise ModelFormatError(f"'{path}': the native program's contract is not valid JSON: {exc}") from exc
 
 
 def _members(path):
@@ -94,6 +133,8 @@ def read_contract(path):
     """
     from .errors import ModelFormatError
 
+    if str(path).endswith(".nnp") or is_native(path):
+        return _native_contract(path)
     names = _members(path)
     if str(path).endswith(".pt2") or any(_AOTI_MODEL in n for n in names):
         text = read_package_metadata(path).get(PACKAGE_KEY)
@@ -135,6 +176,9 @@ def _extent_range(r):
 
 def _engine_line(contract):
     engine = contract.get("engine")
+    if contract.get("format") == "native" and engine:
+        return (f"format: native, a program of {len(engine.get('ops') or [])} ops for the native C kernels "
+                f"(arithmetic contract {engine.get('arith')}; CPU only)")
     if contract.get("format") != "pt2" or not engine:
         return f"format: {contract.get('format', 'torchscript')}"
     features = " ".join(engine.get("cpu_features") or []) or "none listed"

@@ -1,8 +1,9 @@
 """Export a trained torch module as a model file that carries its contract.
 
-Two formats: TorchScript (``.pt``, the default for now) and AOTInductor
-packages (``.pt2``, built by ``torch.export`` and AOTInductor in ``_pt2``).
-The contract is built here, the same way for both.
+Three formats: TorchScript (``.pt``, the default for now), AOTInductor
+packages (``.pt2``, built by ``torch.export`` and AOTInductor in ``_pt2``) and
+native programs (``.nnp``, run by the bridge's own C kernels, written by
+``_native``). The contract is built here, the same way for all.
 """
 
 import datetime
@@ -103,15 +104,25 @@ def _dtype(t):
     return str(t.dtype).replace("torch.", "")
 
 
-FORMATS = ("torchscript", "pt2")
+FORMATS = ("torchscript", "pt2", "native")
 
 
 def _choose_format(path, format, method, cpu_isa, cache_dir):
-    """The format asked for (or implied by a ``.pt2`` suffix), with its keywords checked."""
+    """The format asked for (or implied by a ``.pt2`` or ``.nnp`` suffix), with its keywords checked."""
     pt2_name = os.fspath(path).endswith(".pt2")
-    format = format or ("pt2" if pt2_name else "torchscript")
+    nnp_name = os.fspath(path).endswith(".nnp")
+    format = format or ("pt2" if pt2_name else "native" if nnp_name else "torchscript")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    if format == "native":
+        if not nnp_name:
+            raise ValueError(f"a native program must be named *.nnp, got '{os.fspath(path)}'")
+        if method is not None or cpu_isa is not None or cache_dir is not None:
+            raise ValueError("method=, cpu_isa= and cache_dir= do not apply to format='native'")
+        return format
+    if nnp_name:
+        raise ValueError(f"'{os.fspath(path)}': a .nnp name is for native programs; use format='native' or "
+                         "another name")
     if format == "pt2":
         if cpu_isa is not None and cpu_isa not in _pt2.CPU_ISAS:
             raise ValueError(f"cpu_isa must be one of {sorted(_pt2.CPU_ISAS)}, got {cpu_isa!r}")
@@ -267,9 +278,13 @@ def export(module, path, example_inputs, *, format=None, input_names=None, outpu
         failed export never leaves a half-written model behind.
     example_inputs : Tensor or tuple of Tensor
         Inputs of the right dtypes and per-sample shapes, shape ``(batch, ...)``.
-    format : {"torchscript", "pt2"}, optional
-        TorchScript (``.pt``) or an AOTInductor package (``.pt2``). Default:
-        "pt2" when ``path`` ends in ``.pt2``, else "torchscript".
+    format : {"torchscript", "pt2", "native"}, optional
+        TorchScript (``.pt``), an AOTInductor package (``.pt2``) or a native
+        program (``.nnp``: MLPs of dense layers, normalisers, tanh/relu, and
+        PeriodicFluxClosure, run by the bridge's own C kernels on the CPU, the
+        same bits at any batch size and thread count; an ineligible module is
+        refused naming the module or op). Default: from the suffix, "pt2" for
+        ``.pt2``, "native" for ``.nnp``, else "torchscript".
     input_names, output_names : list of str, optional
         Default: the names of ``forward``'s parameters, and ``output0, ...``.
     variable_dims : dict, optional
@@ -322,7 +337,14 @@ def export(module, path, example_inputs, *, format=None, input_names=None, outpu
     signature = _signature(module, example_inputs, input_names, variable_dims)
     described = {"output_names": output_names, "units": units, "meaning": meaning, "training_data": training_data,
                  "extra": extra}
-    if format == "pt2":
+    if format == "native":
+        from ._native import export_native
+
+        start = time.perf_counter()
+        contract = export_native(module, path, signature[1], input_names=signature[2],
+                                 variable_dims={k: v for k, v in signature[3].items()} or None, **described)
+        seconds = {"export_s": time.perf_counter() - start}
+    elif format == "pt2":
         with _pt2.inductor_cache(cache_dir):
             contract, export_s, compile_s = _package(module, path, signature, described, cpu_isa)
         seconds = {"export_s": export_s, "compile_s": compile_s}

@@ -4,8 +4,11 @@ A host model run with recording on (``nn_record_start``, or the environment
 variable ``NN_CLOSURE_RECORD``) leaves ``record_<call>.npz`` files. :func:`replay`
 reruns every record through the C bridge (cffi: the path Fortran used) and
 through torch in Python (``torch.jit.load`` for TorchScript, Python's
-AOTInductor loader for a ``.pt2`` package) and compares each output with the
-record bit for bit (:mod:`pyclosure._verdict`). An optional reference model
+AOTInductor loader for a ``.pt2`` package; for a native program, ``.nnp``, the
+cffi twin :mod:`pyclosure._native_twin`, the same C kernels without the bridge
+or torch) and compares each output with the record bit for bit
+(:mod:`pyclosure._verdict`). A native program gives the same bits at any thread
+count and libtorch build, so for one those differences do not loosen the check. An optional reference model
 (the eager module exported as TorchScript, say) is run too and its difference
 from the record is reported as information, never as a failure: a package's
 kernels are not eager torch's (inductor's tanh differs in the last bits).
@@ -52,7 +55,7 @@ import numpy as np
 from ._host import check_given, check_update
 from ._verdict import compare, outputs_verdict, tag_tolerance
 from .contract import read_contract
-from .errors import ClosureError
+from .errors import ArgumentError, ClosureError
 
 RECORD_SCHEMA = "pyclosure.record/1"
 STATUSES = ("equal", "within_tolerance", "mismatch", "budget_violation", "other_model", "corrupt", "partial")
@@ -110,8 +113,22 @@ def _role(meta, arrays, role):
     return [(info["name"], arrays[m]) for m, info in meta["arrays"].items() if info["role"] == role]
 
 
+class _Twin:
+    """A native program run by the cffi twin: numpy inputs in, a list of numpy outputs out."""
+
+    def __init__(self, path):
+        from ._native_twin import Program
+
+        self.program = Program(path)
+
+    def __call__(self, inputs):
+        if len(inputs) != 1:
+            raise ArgumentError(f"a native program takes one input, the record has {len(inputs)}")
+        return [self.program(np.ascontiguousarray(inputs[0][1]))]
+
+
 class _Runner:
-    """The model loaded once per path (bridge and torch), threads set per record."""
+    """The model loaded once per path (bridge and torch, or the cffi twin), threads set per record."""
 
     def __init__(self, model_path, device, use_torch, reference=None):
         from .bridge import Model, version
@@ -120,7 +137,7 @@ class _Runner:
         self.engine = self.bridge.engine
         self.bridge_libtorch = version()[1]
         self.torch_module = self.reference = None
-        if use_torch or reference is not None:
+        if (use_torch and not _is_native(model_path)) or reference is not None:
             import torch
 
             self.torch = torch
@@ -132,6 +149,8 @@ class _Runner:
         self.sha256 = _sha256(model_path)
 
     def _load(self, path, device):
+        if _is_native(path):
+            return _Twin(path)
         if str(path).endswith(".pt2"):
             from ._aoti import load_package
 
@@ -145,9 +164,12 @@ class _Runner:
         return outs
 
     def run_torch(self, inputs, module=None):
+        module = module or self.torch_module
+        if isinstance(module, _Twin):
+            return module(inputs)
         torch = self.torch
         with torch.inference_mode():
-            r = (module or self.torch_module)(
+            r = module(
                 *[torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for _, a in inputs])
         r = r if isinstance(r, (tuple, list)) else (r,)
         return [t.detach().cpu().numpy() for t in r]
@@ -156,11 +178,15 @@ class _Runner:
         """The reference model's largest difference from the recorded outputs (information)."""
         try:
             results = self.run_torch(inputs, self.reference)
-        except RuntimeError as exc:
+        except (RuntimeError, ClosureError) as exc:
             return {"message": f"the reference model failed: {exc}"}
         diffs = [compare(n, r, o) for (n, o), r in zip(outputs, results, strict=False)]
         return {"equal": all(d["equal"] for d in diffs),
                 "max_rel_diff": max((d.get("rel_diff", 0.0) for d in diffs), default=0.0)}
+
+
+def _is_native(path):
+    return str(path).endswith(".nnp")
 
 
 def _check_path(label, outputs, results, reasons, rtol):
@@ -175,17 +201,19 @@ def _check_path(label, outputs, results, reasons, rtol):
 
 def _run_paths(meta, runner, inputs, outputs, torch_version, rtol, n_threads):
     """Run the record through the bridge (and torch); per-path comparisons and the engines' agreement."""
+    # The native engine's bits do not depend on the thread count or on libtorch (no torch in its call).
+    native = runner.engine == "native"
     base = []
     if meta["device"] != runner.device:
         base.append(f"recorded on {meta['device']}, replayed on {runner.device}")
-    if meta["threads"] != n_threads:
+    if meta["threads"] != n_threads and not native:
         base.append(f"recorded with {meta['threads']} thread(s), replayed with {n_threads}")
     recorded_engine = meta.get("engine", "torchscript")  # records before engines existed: TorchScript
     if recorded_engine != runner.engine:
         base.append(f"recorded with the {recorded_engine} engine, replayed with {runner.engine}")
     paths, results = {}, {}
     reasons = base + ([f"recorded with libtorch {meta['libtorch']}, bridge runs {runner.bridge_libtorch}"]
-                      if meta["libtorch"] != runner.bridge_libtorch else [])
+                      if meta["libtorch"] != runner.bridge_libtorch and not native else [])
     try:
         results["bridge"] = runner.run_bridge(inputs, outputs)
         paths["bridge"] = _check_path("the bridge", outputs, results["bridge"], reasons, rtol)
@@ -195,13 +223,14 @@ def _run_paths(meta, runner, inputs, outputs, torch_version, rtol, n_threads):
     if runner.torch_module is not None:
         tv = (torch_version or "").split("+")[0]
         reasons = base + ([f"recorded with libtorch {meta['libtorch']}, Python runs torch {tv}"]
-                          if tv and meta["libtorch"] != tv else [])
+                          if tv and meta["libtorch"] != tv and not native else [])
+        label = "the cffi twin" if native else "torch"
         try:
             results["torch"] = runner.run_torch(inputs)
-            paths["torch"] = _check_path("torch", outputs, results["torch"], reasons, rtol)
-        except RuntimeError as exc:
+            paths["torch"] = _check_path(label, outputs, results["torch"], reasons, rtol)
+        except (RuntimeError, ClosureError) as exc:
             paths["torch"] = {"equal": False, "comparable": True, "reasons": [], "arrays": [],
-                              "message": f"torch failed: {exc}"}
+                              "message": f"{label} failed: {exc}"}
     engines = None
     if len(results) == 2 and len(results["bridge"]) == len(results["torch"]):
         diffs = [compare(n, b, t) for (n, _), b, t in zip(outputs, results["bridge"], results["torch"], strict=False)]
@@ -286,7 +315,7 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
     contract = read_contract(model)
     runner = _Runner(model, device, use_torch, reference)
     torch_version = None
-    if use_torch:
+    if use_torch and not _is_native(model):
         import torch
 
         torch_version = torch.__version__

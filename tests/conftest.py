@@ -157,6 +157,62 @@ def without_contract(name, data):
     return data
 
 
+def periodic64(seed=4):
+    """A float64 PeriodicFluxClosure (one channel, stencil 6, hidden 32) with seeded weights and
+    normalisers: x (batch, N) -> flux (batch, N) on any grid."""
+    from pyclosure.models import PeriodicFluxClosure
+    from pyclosure.normalize import Normalizer
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return PeriodicFluxClosure(1, 6, 32, 2, "tanh", dx=0.5,
+                                   input_normalizer=Normalizer(torch.tensor([[0.3]]), torch.tensor([[1.7]])),
+                                   output_normalizer=Normalizer(torch.tensor([0.2]), torch.tensor([3.0]))
+                                   ).double().eval()
+
+
+def _redigest(data):
+    """A native program's bytes with the digest recomputed (after an edit of the header)."""
+    import hashlib
+
+    return data[:-32] + hashlib.sha256(data[:-32]).digest()
+
+
+@pytest.fixture(scope="session")
+def native_dir(tmp_path_factory, model_dir):
+    """Native programs (.nnp, milliseconds each) and bad ones derived from them.
+
+    plain_affine64.nnp is model_dir's plain_affine64.pt as one dense layer (y = W x + b,
+    known by hand); mlp32/mlp64 are conftest's MLPs; periodic64 a PeriodicFluxClosure."""
+    import struct
+
+    from pyclosure._native import _OP
+
+    d = tmp_path_factory.mktemp("native")
+    f64 = torch.float64
+    affine = torch.nn.Linear(3, 2).double()
+    with torch.no_grad():
+        affine.weight.copy_(torch.arange(1, 7, dtype=f64).reshape(2, 3) / 8.0)
+        affine.bias.copy_(torch.arange(2, dtype=f64) / 4.0 - 0.5)
+    _export(torch.nn.Sequential(affine).eval(), d / "plain_affine64.nnp", torch.zeros(4, 3, dtype=f64),
+            input_names=["x"])
+    _export(mlp32().eval(), d / "mlp32.nnp", torch.zeros(4, 30))
+    _export(mlp().eval(), d / "mlp64.nnp", torch.zeros(4, 16, dtype=f64))
+    _export(periodic64(), d / "periodic64.nnp", torch.zeros(4, 16, dtype=f64))
+    good = (d / "plain_affine64.nnp").read_bytes()
+    (d / "truncated.nnp").write_bytes(good[: len(good) // 2])
+    length = struct.unpack_from("<Q", good, 80)[0]  # the contract's length, 8 more: sections overlap
+    (d / "bad_sizes.nnp").write_bytes(_redigest(good[:80] + struct.pack("<Q", length + 8) + good[88:]))
+    arith = b"pyclosure.native.arith/9".ljust(48, b"\0")
+    (d / "wrong_arith.nnp").write_bytes(_redigest(good[:16] + arith + good[64:]))
+    table = struct.unpack_from("<Q", good, 88)[0]  # the dense op: 3 -> 2^30 outputs
+    op = list(_OP.unpack_from(good, table))
+    op[1:3] = [3, 1 << 30]
+    (d / "absurd_dims.nnp").write_bytes(_redigest(good[:table] + _OP.pack(*op) + good[table + _OP.size:]))
+    shutil.copyfile(model_dir / "plain_affine64.pt", d / "torchscript_named.nnp")
+    return d
+
+
 @pytest.fixture(scope="session")
 def pt2_dir(tmp_path_factory, model_dir):
     """AOTInductor packages, compiled once per test session (five compiles, about two minutes),

@@ -79,6 +79,16 @@ bool has_prefix(const std::vector<std::string> &records, const std::string &pref
 
 }  // namespace
 
+void Engine::run_raw(int64_t, int, const Dims *, const void *const *, int, const Dims *, void *const *, int) {
+    throw Error(NNC_ERR_RUNTIME, std::string("the ") + name() + " engine runs tensors, not raw buffers");
+}
+
+bool is_native_file(const std::string &path) {
+    std::ifstream f(path, std::ios::binary);
+    char head[sizeof kNativeMagic - 1] = {};
+    return f.read(head, sizeof head) && std::memcmp(head, kNativeMagic, sizeof head) == 0;
+}
+
 std::string torch_message(const std::exception &e) {
     const auto *ce = dynamic_cast<const c10::Error *>(&e);
     std::string m = ce ? ce->what_without_backtrace() : e.what();
@@ -90,6 +100,16 @@ std::string torch_message(const std::exception &e) {
 std::unique_ptr<Engine> open_engine(const std::string &path, const c10::Device &device, const LoadOptions &options) {
     const std::string bytes = read_file(path);
     check_trusted(path, bytes, options);
+    const size_t magic = sizeof kNativeMagic - 1;
+    if (bytes.size() >= magic && bytes.compare(0, magic, kNativeMagic) == 0) return open_native(path, bytes, device);
+    if (ends_with(path, ".nnp"))
+        throw Error(NNC_ERR_FORMAT, "'" + path + "' is not a native program: it does not start with the native "
+                                    "magic " + kNativeMagic + " (" +
+                                    (bytes.compare(0, 4, "PK\x03\x04") == 0 ? "it is a zip archive, a TorchScript "
+                                                                               "file or an AOTInductor package; name it "
+                                                                               ".pt or .pt2"
+                                                                             : "unknown content") +
+                                    "); export one with pyclosure.export(module, 'closure.nnp', example)");
     std::string why;
     const std::vector<std::string> records = records_of(bytes, why);
     if (has_prefix(records, "data/aotinductor/")) return open_aoti(path, bytes, device);

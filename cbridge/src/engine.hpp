@@ -1,10 +1,11 @@
 // engine.hpp: what a model format must provide behind a handle. The contract,
 // layout, guardrails, statistics and recording live above this seam, in
 // model.cpp, and are the same for every engine. One file per engine:
-// engine_torchscript.cpp (TorchScript .pt), engine_aoti.cpp (AOTInductor .pt2);
-// engine.cpp reads the file once, checks it is trusted, and picks the engine.
+// engine_torchscript.cpp (TorchScript .pt), engine_aoti.cpp (AOTInductor .pt2),
+// engine_native.cpp (native programs .nnp, no torch on the call path); engine.cpp reads the file once, checks it is trusted, and picks the engine.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,12 +13,14 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include "layout.hpp"
+
 namespace nnc {
 
 class Engine {
 public:
     virtual ~Engine() = default;
-    /// "torchscript" or "aotinductor" (as nnc_model_engine reports it).
+    /// "torchscript", "aotinductor" or "native" (as nnc_model_engine reports it).
     virtual const char *name() const = 0;
     /// The embedded pyclosure contract (JSON), "" when the file carries none.
     virtual const std::string &contract_json() const = 0;
@@ -29,7 +32,18 @@ public:
     /// True when a call with zero columns may reach the engine.
     virtual bool runs_empty_batch() const = 0;
     /// Run prepared tensors (already on the model's device); throws on failure.
+    /// Raw engines need not implement it.
     virtual std::vector<at::Tensor> run(std::vector<at::Tensor> inputs) = 0;
+
+    /// True for an engine that runs raw host buffers (run_raw) and no tensors: the
+    /// model then keeps torch off the call path.
+    virtual bool raw() const { return false; }
+    /// Raw engines: run `batch` columns. in[i] is input i, dense in C (torch) order,
+    /// of torch-order sizes in_sizes[i]; out[i] is output i, dense in C order, of
+    /// sizes out_sizes[i] (the engine checks both against its program). Splits the columns over `threads` threads
+    /// (same bits for any count). No allocation in steady state; throws nnc::Error.
+    virtual void run_raw(int64_t batch, int num_inputs, const Dims *in_sizes, const void *const *in,
+                         int num_outputs, const Dims *out_sizes, void *const *out, int threads);
 };
 
 /// Load options that concern the file itself, not the guardrails.
@@ -46,6 +60,12 @@ std::unique_ptr<Engine> open_engine(const std::string &path, const c10::Device &
 /// The per-format openers engine.cpp dispatches to (`bytes` is the whole file).
 std::unique_ptr<Engine> open_torchscript(const std::string &path, const std::string &bytes, const c10::Device &device);
 std::unique_ptr<Engine> open_aoti(const std::string &path, const std::string &bytes, const c10::Device &device);
+std::unique_ptr<Engine> open_native(const std::string &path, const std::string &bytes, const c10::Device &device);
+
+/// The first bytes of a native program file (cbridge/native/README.md).
+constexpr char kNativeMagic[] = "PYCLNATV";
+/// True when the file at `path` starts with kNativeMagic (false when it cannot be read).
+bool is_native_file(const std::string &path);
 
 /// A torch exception's message without the C++ backtrace, at most 4000 characters.
 std::string torch_message(const std::exception &e);

@@ -2,6 +2,7 @@
 #include "layout.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "errors.hpp"
 
@@ -60,6 +61,62 @@ int64_t numel(const nnc_array &a) {
     int64_t n = 1;
     for (int d = 0; d < a.rank && d < NNC_MAX_RANK; ++d) n *= a.shape[d];
     return n;
+}
+
+bool dense_c(const nnc_array &a) {
+    if (a.strides == nullptr) return true;
+    const Dims sz = torch_sizes(a), st = torch_strides(a);
+    int64_t want = 1;
+    for (size_t d = sz.size(); d-- > 0;) {
+        if (sz[d] > 1 && st[d] != want) return false;
+        want *= sz[d];
+    }
+    return true;
+}
+
+namespace {
+
+/// Walk rows [begin, end) of `a` in C order, calling f(element address, flat index).
+template <class F>
+void each_element(const nnc_array &a, int64_t begin, int64_t end, F f) {
+    const Dims sz = torch_sizes(a), st = torch_strides(a);
+    const size_t rank = sz.size();
+    const int64_t item = static_cast<int64_t>(dtype_size(a.dtype));
+    if (rank == 0) {
+        if (begin < end) f(static_cast<char *>(a.data), 0);
+        return;
+    }
+    int64_t inner = 1;
+    for (size_t d = 1; d < rank; ++d) inner *= sz[d];
+    if (inner == 0) return;
+    std::array<int64_t, NNC_MAX_RANK> idx{};
+    int64_t flat = 0;
+    for (int64_t r = begin; r < end; ++r) {
+        idx.fill(0);
+        for (int64_t k = 0; k < inner; ++k, ++flat) {
+            int64_t off = r * st[0];
+            for (size_t d = 1; d < rank; ++d) off += idx[d] * st[d];
+            f(static_cast<char *>(a.data) + off * item, flat);
+            for (size_t d = rank; d-- > 1;) {  // next index in C order
+                if (++idx[d] < sz[d]) break;
+                idx[d] = 0;
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void gather_rows(const nnc_array &a, int64_t begin, int64_t end, void *dst) {
+    const size_t item = dtype_size(a.dtype);
+    char *out = static_cast<char *>(dst);
+    each_element(a, begin, end, [&](const char *p, int64_t k) { std::memcpy(out + k * item, p, item); });
+}
+
+void scatter_rows(const void *src, const nnc_array &a, int64_t begin, int64_t end) {
+    const size_t item = dtype_size(a.dtype);
+    const char *in = static_cast<const char *>(src);
+    each_element(a, begin, end, [&](char *p, int64_t k) { std::memcpy(p, in + k * item, item); });
 }
 
 std::string dtype_name(int dtype) {

@@ -62,6 +62,15 @@ int dtype_from_name(const std::string &name);
 /// Bytes per element, 0 when unknown.
 size_t dtype_size(int dtype);
 
+/// True when `a`'s memory is the dense C-order array of its torch sizes (what a
+/// raw engine reads in place); extents of 0 or 1 may have any stride.
+bool dense_c(const nnc_array &a);
+/// Copy rows [begin, end) (along torch dim 0) of `a`, any strides, into `dst`,
+/// dense in C order. No allocation.
+void gather_rows(const nnc_array &a, int64_t begin, int64_t end, void *dst);
+/// Copy dense C-order rows from `src` (row `begin` first) into rows [begin, end) of `a`.
+void scatter_rows(const void *src, const nnc_array &a, int64_t begin, int64_t end);
+
 /// "(4, 10)" in the caller's order, with the order named for Fortran.
 std::string caller_shape(const nnc_array &a);
 /// Format n torch-order dims in the given caller order; negative dims print ":".

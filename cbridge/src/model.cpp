@@ -17,6 +17,7 @@
 
 #include "engine.hpp"
 #include "errors.hpp"
+#include "model_impl.hpp"
 #include "layout.hpp"
 #include "record.hpp"
 #include "json.hpp"
@@ -27,19 +28,6 @@
 #endif
 
 namespace nnc {
-
-struct Model::Impl {
-    std::unique_ptr<Engine> engine;
-    torch::Device device{torch::kCPU};
-    std::unique_ptr<Contract> contract;
-    std::string path;
-    std::atomic<int64_t> calls{0};       // forward calls that succeeded
-    std::unique_ptr<Recorder> recorder;  // while recording
-    Policy policy;
-    int ood_output = -1;                 // index of the OOD score output (ood policy on)
-    double ood_threshold = 0.0;
-    Stats stats;
-};
 
 namespace {
 
@@ -117,11 +105,6 @@ NpyArray record_of(const std::string &name, const torch::Tensor &t) {
     return a;
 }
 
-std::string io_name(const Contract *c, bool output, int i) {
-    if (c) return (output ? c->outputs : c->inputs)[static_cast<size_t>(i)].name;
-    return std::to_string(i);
-}
-
 void check_record_name(const std::string &name) {
     if (name.empty() || name.size() >= NNC_NAME_LEN ||
         name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") !=
@@ -136,11 +119,6 @@ int local_rank() {
         if (const char *v = std::getenv(var)) return std::atoi(v);
     }
     return 0;
-}
-
-std::string out_label(const Contract *c, int i) {
-    std::string name = c ? "'" + c->outputs[static_cast<size_t>(i)].name + "' " : "";
-    return "output " + name + "(argument " + std::to_string(i + 1) + ")";
 }
 
 }  // namespace
@@ -171,7 +149,15 @@ std::string resolve_device(const std::string &device) {
 
 Model::Model(const std::string &path, const std::string &device, const Policy &policy)
     : impl_(std::make_unique<Impl>()) {
-    const std::string dev = resolve_device(device);
+    // A native program runs on the CPU only: "auto" means the CPU, and any GPU
+    // is refused with that reason whether or not this host has one.
+    const bool native = is_native_file(path);
+    if (native && device != "" && device != "cpu" && device != "auto") {
+        resolve_device(device == "cuda" || device.rfind("cuda:", 0) == 0 ? "cpu" : device);  // a malformed string
+        throw Error(NNC_ERR_NO_DEVICE, "'" + path + "' is a native program, which runs on the CPU only; load it with "
+                                       "device 'cpu' (asked for '" + device + "')");
+    }
+    const std::string dev = native ? "cpu" : resolve_device(device);
     impl_->path = path;
     impl_->policy = policy;
     impl_->device = torch::Device(dev);
@@ -247,6 +233,10 @@ void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const 
     const Policy &pol = impl_->policy;
     const int64_t batch = num_inputs > 0 && inputs[0].rank > 0 ? torch_sizes(inputs[0])[0] : 1;
     check_guard_arrays(c, num_outputs, outputs, num_fallback, fallback, flags, batch);
+    if (impl_->engine->raw()) {
+        run_raw(num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags, batch, t0);
+        return;
+    }
     Recorder *rec = impl_->recorder.get();
     if (rec) rec->flush();  // the previous call's record, with its host arrays
     const bool recorded = rec && rec->sample();

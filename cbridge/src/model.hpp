@@ -38,7 +38,7 @@ public:
 
     const Contract *contract() const;  ///< nullptr for a plain TorchScript file
     std::string device() const;
-    std::string engine() const;  ///< "torchscript" or "aotinductor"
+    std::string engine() const;  ///< "torchscript", "aotinductor" or "native"
 
     /// Recording for replay (see record.hpp). Not to be called while another
     /// thread runs forward on the same model.
@@ -52,6 +52,10 @@ public:
 private:
     void run(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs, int num_fallback,
              const nnc_array *fallback, const nnc_array *flags, std::chrono::steady_clock::time_point t0);
+    /// The torch-free path of raw engines (model_raw.cpp), after the call checks.
+    void run_raw(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs,
+                 int num_fallback, const nnc_array *fallback, const nnc_array *flags, int64_t batch,
+                 std::chrono::steady_clock::time_point t0);
     void check_guard_arrays(const Contract *c, int num_outputs, const nnc_array *outputs, int num_fallback,
                             const nnc_array *fallback, const nnc_array *flags, int64_t batch) const;
     void check_finite(const at::Tensor &t, const nnc_array &a, const Contract *c, bool output, int i, int64_t batch,

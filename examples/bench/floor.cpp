@@ -5,8 +5,9 @@
 // InferenceMode and copies the result into the preallocated output. That is
 // the least work any bridge over libtorch must do, so it is the floor the
 // other routes are measured against. Route "c" calls the C bridge
-// (nnc_model_forward) with its descriptors filled once per batch size; route
-// "c_pt2" does the same on the model's AOTInductor package (.pt2).
+// (nnc_model_forward) with its descriptors filled once per batch size; routes
+// "c_pt2" and "c_native" do the same on the model's AOTInductor package (.pt2)
+// and on its native program (.nnp).
 //
 // Usage: bench_floor ROUTE MODEL DTYPE NIN NOUT THREADS DEVICE DUMPDIR
 // then one command per line on stdin, each answered by one JSON line:
@@ -219,7 +220,7 @@ void serve(Driver &d, const Settings &s) {
 
 int main(int argc, char **argv) {
     if (argc != 9) {
-        std::cerr << "usage: bench_floor floor|c|c_pt2 MODEL float32|float64 NIN NOUT THREADS DEVICE DUMPDIR\n";
+        std::cerr << "usage: bench_floor floor|c|c_pt2|c_native MODEL float32|float64 NIN NOUT THREADS DEVICE DUMPDIR\n";
         return 2;
     }
     Settings s{argv[1], argv[2], argv[3], argv[7], argv[8], std::stoll(argv[4]), std::stoll(argv[5]),
@@ -227,8 +228,8 @@ int main(int argc, char **argv) {
     try {
         std::unique_ptr<Driver> d;
         if (s.route == "floor") d = std::make_unique<Floor>(s);
-        else if (s.route == "c" || s.route == "c_pt2") d = std::make_unique<Bridge>(s);
-        else throw std::runtime_error("unknown route '" + s.route + "' (floor, c or c_pt2)");
+        else if (s.route == "c" || s.route == "c_pt2" || s.route == "c_native") d = std::make_unique<Bridge>(s);
+        else throw std::runtime_error("unknown route '" + s.route + "' (floor, c, c_pt2 or c_native)");
         std::cout << "{\"ready\":1,\"route\":\"" << s.route << "\",\"threads\":" << at::get_num_threads() << "}"
                   << std::endl;
         serve(*d, s);

@@ -11,7 +11,13 @@ Routes, each a separate driver process (see :mod:`.drivers`):
   that runs the module with torch, as forpy or call_py_fort users do;
 * ``c_pt2``, ``fortran_pt2``, ``python_pt2``: the C, Fortran and Python routes on
   the model's AOTInductor package (``.pt2``, :mod:`.pt2`) instead of TorchScript,
-  Python through ``torch._inductor.aoti_load_package``.
+  Python through ``torch._inductor.aoti_load_package``;
+* ``c_native``, ``fortran_native``, ``python_native``: the C and Fortran routes, and
+  Python through :class:`pyclosure.bridge.Model`, on the model's native program
+  (``.nnp``, the bridge's native engine, no libtorch in the call), each checked bit for
+  bit against the cffi twin (:mod:`pyclosure._native_twin`) on the same program; the
+  report also gives their FLOP rate over the core's FMA peak and their weights' read
+  rate over its L2 stream, measured in the same run (:func:`.native.machine_limits`).
 
 Models (:mod:`.models`), measurements (:mod:`.run`), tables and JSON (:mod:`.report`).
 """
@@ -27,7 +33,7 @@ import torch
 
 from .. import __version__
 from ..errors import DeviceUnavailableError
-from . import drivers, models, pt2, report
+from . import drivers, models, native, pt2, report
 from .run import Measurements, Settings, count_allocations, measure_group
 
 __all__ = ["Settings", "check_device", "run"]
@@ -69,18 +75,38 @@ def _pt2_skip_reason(settings):
     return pt2.unsupported_reason()
 
 
-def _measure(settings, folder, progress):
+def _native_skip_reason(settings):
+    """Why no model gets a native program in this run, or None."""
+    if settings.device != "cpu":
+        return "the native engine runs on the CPU only"
+    if not set(settings.native_models) & set(settings.models):
+        return "no model chosen for it (native_models)"
+    return None
+
+
+def _skipped(settings):
     skipped = {r: drivers.missing_reason(r) for r in settings.routes if drivers.missing_reason(r)}
-    no_pt2 = _pt2_skip_reason(settings)
-    if no_pt2:
-        skipped.update({r: no_pt2 for r in drivers.PT2_ROUTES if r in settings.routes and r not in skipped})
+    for kind, why in ((drivers.PT2_ROUTES, _pt2_skip_reason(settings)),
+                      (drivers.NATIVE_ROUTES, _native_skip_reason(settings))):
+        if why:
+            skipped.update({r: why for r in kind if r in settings.routes and r not in skipped})
+    return skipped
+
+
+def _measure(settings, folder, progress):
+    skipped = _skipped(settings)
     routes = [r for r in settings.routes if r not in skipped]
     if "floor" not in routes:
         raise drivers.BenchError("the floor route (bench_floor) is needed: every ratio is taken to it")
     with_pt2 = any(r in routes for r in drivers.PT2_ROUTES)
-    built = [models.build(n, folder, with_pt2 and n in settings.pt2_models, settings.pt2_cache, progress)
+    with_native = any(r in routes for r in drivers.NATIVE_ROUTES)
+    built = [models.build(n, folder, with_pt2 and n in settings.pt2_models, settings.pt2_cache, progress,
+                          with_native and n in settings.native_models)
              for n in settings.models]
     out = Measurements()
+    first = next((m for m in built if m.native_path), None)
+    if first is not None:
+        out.limits = native.machine_limits(first, folder)
     for m in built:
         for t in settings.threads:
             sub = Path(folder) / f"{m.name}-{t}t"
@@ -121,9 +147,10 @@ def run(settings, json_path=None, keep=None, progress=print):
         "route_labels": {r: drivers.LABELS[r] for r in routes},
         "skipped_routes": skipped,
         "bind_once_form": None,
-        "models": [{k: v for k, v in vars(m).items() if k not in ("path", "pt2_path")}
-                   | {"pt2": bool(m.pt2_path)}
+        "models": [{k: v for k, v in vars(m).items() if k not in ("path", "pt2_path", "native_path")}
+                   | {"pt2": bool(m.pt2_path), "native": bool(m.native_path)}
                    for m in built],
+        "limits": out.limits,
         "results": out.results,
         "agreement": out.agreement,
         "allocations": out.allocations,

@@ -16,12 +16,20 @@ from pathlib import Path
 
 from ..errors import ClosureError
 
-ROUTES = ("floor", "c", "fortran", "python", "embedded", "c_pt2", "fortran_pt2", "python_pt2")
+ROUTES = ("floor", "c", "fortran", "python", "embedded", "c_pt2", "fortran_pt2", "python_pt2",
+          "c_native", "fortran_native", "python_native")
 # The routes that run the model's AOTInductor package (.pt2) instead of its TorchScript file.
 PT2_ROUTES = ("c_pt2", "fortran_pt2", "python_pt2")
+# The routes that run the model's native program (.nnp) through the bridge.
+NATIVE_ROUTES = ("c_native", "fortran_native", "python_native")
+# Not a driver: the native program run in this process by the cffi twin
+# (pyclosure._native_twin, the same C kernels without the bridge).
+TWIN = "twin"
 # Whose output each route must give bit for bit: the bridge's .pt2 routes must give
-# what Python's torch._inductor.aoti_load_package gives; the others the floor's.
-REFERENCE = {"c_pt2": "python_pt2", "fortran_pt2": "python_pt2"}
+# what Python's torch._inductor.aoti_load_package gives; the native routes what the
+# cffi twin gives; the others the floor's.
+REFERENCE = {"c_pt2": "python_pt2", "fortran_pt2": "python_pt2",
+             **{r: TWIN for r in NATIVE_ROUTES}}
 
 LABELS = {
     "floor": "C++ libtorch (floor)",
@@ -32,10 +40,15 @@ LABELS = {
     "c_pt2": "C nnc_model_forward .pt2",
     "fortran_pt2": "Fortran nn_forward .pt2",
     "python_pt2": "Python aoti_load_package .pt2",
+    "c_native": "C nnc_model_forward .nnp",
+    "fortran_native": "Fortran nn_forward .nnp",
+    "python_native": "Python bridge.Model .nnp",
+    TWIN: "cffi twin .nnp",
 }
 
 _PROGRAMS = {"floor": "bench_floor", "c": "bench_floor", "fortran": "bench_fortran",
-             "embedded": "bench_embedded", "c_pt2": "bench_floor", "fortran_pt2": "bench_fortran"}
+             "embedded": "bench_embedded", "c_pt2": "bench_floor", "fortran_pt2": "bench_fortran",
+             "c_native": "bench_floor", "fortran_native": "bench_fortran"}
 
 
 class BenchError(ClosureError):
@@ -48,7 +61,7 @@ def package_dir():
 
 def command(route):
     """The driver command of ``route`` (without its arguments), or None if it is not built."""
-    if route in ("python", "python_pt2"):
+    if route in ("python", "python_pt2", "python_native"):
         return [sys.executable, "-m", "pyclosure.bench.torch_route"]
     program = package_dir() / "bin" / _PROGRAMS[route]
     return [str(program)] if program.exists() else None
@@ -117,12 +130,16 @@ class Driver:
         cmd = command(route)
         if cmd is None:
             raise BenchError(f"route {route}: {missing_reason(route)}")
-        path = model.pt2_path if route in PT2_ROUTES else model.path
+        path = (model.pt2_path if route in PT2_ROUTES else model.native_path if route in NATIVE_ROUTES
+                else model.path)
         args = [route, path, model.dtype, model.nin, model.nout, threads, device, folder]
         self.log_path = Path(folder) / f"{route}{'-alloc' if preload else ''}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in close())
+        # The Python driver runs from the folder holding this pyclosure, so that "-m" imports this one
+        # (with its compiled parts), not a source tree in the current directory.
+        cwd = package_dir().parent if cmd[0] == sys.executable else None
         self.proc = subprocess.Popen([*cmd, *map(str, args)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, text=True, bufsize=1,
+                                     stderr=self._log, text=True, bufsize=1, cwd=cwd,
                                      env=_environment(route, threads, preload, tunables))
 
     def _read(self):

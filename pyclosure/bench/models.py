@@ -6,8 +6,9 @@
   :class:`pyclosure.models.PeriodicFluxClosure` (stencil 6, hidden 32, depth 2,
   tanh) in float64 on 128 cells: ``u (batch, 128) -> flux (batch, 128)``.
 
-Each model is exported as TorchScript (``.pt``) and, for the AOTInductor routes,
-as a ``.pt2`` package (:mod:`.pt2`, compiled once and cached).
+Each model is exported as TorchScript (``.pt``), for the AOTInductor routes as a
+``.pt2`` package (:mod:`.pt2`, compiled once and cached) and, for the native routes,
+as a native program (``.nnp``, written in well under a second).
 
 Weights are seeded random (their values do not change the cost). Flops count the
 multiply-adds of the linear and convolution layers (2 per multiply-add) and ignore
@@ -15,6 +16,7 @@ activations, padding and normalisation.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -39,6 +41,9 @@ class BenchModel:
     pt2_path: str = None      # its AOTInductor package, None when not built
     pt2_cached: bool = False  # the package came from the cache
     pt2_error: str = None     # why the package could not be built
+    native_path: str = None   # its native program, None when not written
+    native_error: str = None  # why the module has no native program
+    weight_bytes: int = 0     # bytes of its parameters (what one call must read at least)
 
 
 def _module(name):
@@ -71,11 +76,23 @@ def flops_per_sample(module, example):
     return 2 * sum(macs) // example.shape[0]
 
 
-def build(name, folder, with_pt2=False, cache=None, progress=print):
+def _native(module, example, path, progress):
+    """Write the native program of ``module`` at ``path``; (path, None) or (None, why not)."""
+    try:
+        export(module, path, example)
+        return path, None
+    except Exception as exc:  # noqa: BLE001 (an ineligible module raises NotNativeError; the check others)
+        error = f"{type(exc).__name__}: {str(exc).strip()[:400]}"
+        progress(f"  {Path(path).stem}: no native program ({error})")
+        return None, error
+
+
+def build(name, folder, with_pt2=False, cache=None, progress=print, with_native=False):
     """Export benchmark model ``name`` into ``folder``; return its :class:`BenchModel`.
 
     ``with_pt2`` also puts its AOTInductor package there (from ``cache``, see
     :func:`.pt2.package`); if that fails, the model has no package and says why.
+    ``with_native`` also writes its native program (``.nnp``), or says why it has none.
     """
     module, nin, dtype, description = _module(name)
     module.eval()
@@ -91,5 +108,9 @@ def build(name, folder, with_pt2=False, cache=None, progress=print):
         except Exception as exc:  # noqa: BLE001 (torch.export and inductor raise many kinds)
             error = f"{type(exc).__name__}: {str(exc).strip()[:400]}"
             progress(f"  {name}: no AOTInductor package ({error})")
+    native_path, native_error = (_native(module, example, f"{folder}/{name}.nnp", progress) if with_native
+                                 else (None, None))
+    weight_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
     return BenchModel(name, path, str(dtype).replace("torch.", ""), nin, y.shape[1],
-                      flops_per_sample(module, example), description, pt2_path, cached, error)
+                      flops_per_sample(module, example), description, pt2_path, cached, error,
+                      native_path, native_error, weight_bytes)

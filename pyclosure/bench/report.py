@@ -1,6 +1,6 @@
 """Tables, target checks and the JSON document of a benchmark run."""
 
-from .drivers import LABELS, PT2_ROUTES
+from .drivers import LABELS, PT2_ROUTES, TWIN
 
 # Fortran nn_forward against the C++ floor: the bridge's overhead targets.
 RATIO_TARGETS = ((1, 1.10), (256, 1.05))  # (batch >= this, or == 1: ratio at most)
@@ -8,6 +8,8 @@ RATIO_TARGETS = ((1, 1.10), (256, 1.05))  # (batch >= this, or == 1: ratio at mo
 PT2_TARGETS = ((1, 0.8), (256, 1.0))  # (batch, ratio at most)
 # Each .pt2 route, and the TorchScript route it is compared with.
 PT2_PAIRS = (("c_pt2", "c"), ("fortran_pt2", "fortran"), ("python_pt2", "python"))
+# Each native route, and the TorchScript route it is compared with.
+NATIVE_PAIRS = (("c_native", "c"), ("fortran_native", "fortran"), ("python_native", "python"))
 
 
 def _lookup(results):
@@ -38,7 +40,7 @@ def tables(doc):
                 got = [by.get((m["name"], t, b, r)) for r in routes]
                 cells += ["-" if g is None else f"{g['ratio_to_floor']:.3f}" for g in got]
                 lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines + pt2_table(doc))
+    return "\n".join(lines + pt2_table(doc) + native_table(doc))
 
 
 def pt2_table(doc):
@@ -63,25 +65,61 @@ def pt2_table(doc):
     return lines
 
 
+def native_table(doc):
+    """Markdown: each native route's time / the floor's and / the same route's on TorchScript,
+    and the C route's fractions of the core's FMA peak and L2 read stream."""
+    by = _lookup(doc["results"])
+    pairs = [(n, t) for n, t in NATIVE_PAIRS if n in doc["routes"] and t in doc["routes"]]
+    names = [m["name"] for m in doc["models"] if m.get("native")]
+    if not pairs or not names:
+        return []
+    limits = doc.get("limits")
+    head = ["model", "threads", "batch"] + [f"{LABELS[n]} / floor" for n, _ in pairs]
+    head += [f"{LABELS[n]} / TorchScript" for n, _ in pairs]
+    head += ["C .nnp % FMA peak", "C .nnp weights % L2 read"] if limits else []
+    title = ("Native engine (.nnp) through the bridge: each route's time / the floor's, and / its time on the .pt "
+             "file" + (f"; machine: FMA peak {limits['peak_gflops_f32']:.1f} GFLOP/s float32, "
+                       f"{limits['peak_gflops_f64']:.1f} float64, L2 read {limits['stream_gbs']:.1f} GB/s "
+                       "(one core, CPU time); the fractions use wall time" if limits else ""))
+    lines = ["", title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in names:
+        for t in doc["settings"]["threads"]:
+            for b in doc["settings"]["batches"]:
+                if (name, t, b, "floor") not in by:
+                    continue
+                cells = [name, str(t), str(b)] + [f"{by[(name, t, b, n)]['ratio_to_floor']:.3f}" for n, _ in pairs]
+                cells += [f"{by[(name, t, b, n)]['median_ns'] / by[(name, t, b, q)]['median_ns']:.3f}"
+                          for n, q in pairs]
+                c = by.get((name, t, b, "c_native"), {})
+                if limits:
+                    cells += [f"{100 * c['fma_fraction']:.1f}" if "fma_fraction" in c else "-",
+                              f"{100 * c['l2_fraction']:.1f}" if "l2_fraction" in c else "-"]
+                lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def agreement_lines(doc):
     rows = [a for a in doc["agreement"] if a["must_equal"]]
     same = [a for a in rows if a["bitwise_equal"]]
     lines = [(f"outputs: {len(same)} of {len(rows)} route/config outputs are bit-for-bit equal to their "
-              "reference's (same fixed input, same thread count): the floor's, and for the bridge's .pt2 routes Python "
-              "aoti_load_package's on the same package")]
+              "reference's (same fixed input, same thread count): the floor's, for the bridge's .pt2 routes Python "
+              "aoti_load_package's on the same package, for the native routes the cffi twin's on the same program")]
     for a in rows:
         if not a["bitwise_equal"]:
             lines.append(f"  differs: {a['route']} {a['model']} threads={a['threads']} batch={a['batch']}: "
                          f"max |difference| {a['max_abs_diff']:.3g} from {a['reference']}")
-    info = [a for a in doc["agreement"] if not a["must_equal"]]
-    if info:
-        worst = max(info, key=lambda a: a["max_abs_diff"])
-        lines.append("  .pt2 package against the TorchScript floor (other kernels, not expected bit for bit): "
-                     f"{sum(a['bitwise_equal'] for a in info)} of {len(info)} equal, max |difference| "
-                     f"{worst['max_abs_diff']:.3g} ({worst['model']} batch={worst['batch']})")
+    for route, what in (("python_pt2", ".pt2 package"), (TWIN, "native program")):
+        info = [a for a in doc["agreement"] if not a["must_equal"] and a["route"] == route]
+        if info:
+            worst = max(info, key=lambda a: a["max_abs_diff"])
+            lines.append(f"  {what} against the TorchScript floor (other kernels, not expected bit for bit): "
+                         f"{sum(a['bitwise_equal'] for a in info)} of {len(info)} equal, max |difference| "
+                         f"{worst['max_abs_diff']:.3g} ({worst['model']} batch={worst['batch']})")
     for m in doc["models"]:
         if m.get("pt2_error"):
             lines.append(f"  {m['name']}: no .pt2 routes, its package did not build: {m['pt2_error']}")
+        if m.get("native_error"):
+            lines.append(f"  {m['name']}: no native routes, it has no native program: {m['native_error']}")
     return lines
 
 
@@ -140,13 +178,22 @@ def targets(doc):
     allocs = {(a["model"], a["batch"], a["route"]): a["allocs_per_call"] for a in doc["allocations"]}
     extra = [(k[0], k[1], v - allocs[(k[0], k[1], "floor")]) for k, v in allocs.items()
              if k[2] == "fortran" and v is not None and allocs.get((k[0], k[1], "floor")) is not None]
-    bridge = ("fortran", "c", "fortran_pt2", "c_pt2")
+    bridge = ("fortran", "c", "fortran_pt2", "c_pt2", "fortran_native", "c_native")
     growth = [a["heap_growth_bytes"] for a in doc["allocations"] if a["route"] in bridge]
     out.append({"target": "nn_forward allocates no host memory per call beyond what libtorch does (the floor)",
                 "met": None if not extra else all(e <= 0 for _, _, e in extra),
                 "extra_allocs_per_call": [{"model": m, "batch": b, "extra": e} for m, b, e in extra],
                 "bridge_heap_growth_bytes": growth})
-    return out + _pt2_targets(by)
+    return out + _pt2_targets(by) + [_native_alloc_target(doc)]
+
+
+def _native_alloc_target(doc):
+    rows = [a for a in doc["allocations"] if a["route"] in ("c_native", "fortran_native")
+            and a["allocs_per_call"] is not None]
+    return {"target": "nn_forward on a native program (.nnp) allocates nothing per call (C and Fortran)",
+            "met": None if not rows else all(a["allocs_per_call"] == 0 for a in rows),
+            "native_allocs_per_call": [{"model": a["model"], "batch": a["batch"], "route": a["route"],
+                                        "allocs": a["allocs_per_call"]} for a in rows]}
 
 
 def target_lines(doc):
@@ -161,6 +208,9 @@ def target_lines(doc):
             detail = " (slower at " + ", ".join(
                 f"{x['model']} threads={x['threads']} batch={x['batch']} by {100 * x['by']:.1f} %"
                 + (", within the calls' spread" if x["within_spread"] else "") for x in t["slower_at"]) + ")"
+        elif t.get("native_allocs_per_call"):
+            most = max(t["native_allocs_per_call"], key=lambda x: x["allocs"])
+            detail = f" (most: {most['allocs']:.1f} per call, {most['model']} {most['route']} batch={most['batch']})"
         elif t.get("extra_allocs_per_call"):
             e = ", ".join(f"{x['extra']:+.1f}" for x in t["extra_allocs_per_call"])
             detail = f" (extra allocations per call vs floor: {e})"

@@ -2,8 +2,9 @@
 
 For each model and thread count one driver per route is started. For each batch
 size the routes first dump their output for the same fixed input (compared byte for
-byte with the floor's, or for the bridge's ``.pt2`` routes with Python's
-``aoti_load_package``'s); then ``rounds`` rounds follow, and in each round every
+byte with the floor's, for the bridge's ``.pt2`` routes with Python's
+``aoti_load_package``'s, for the native routes with the cffi twin's on the same
+program); then ``rounds`` rounds follow, and in each round every
 route runs one block of calls (warm-up, then ``calls`` timed calls), in an order
 that rotates from round to round, so that drift of a shared machine hits every
 route alike. A route's time is the median of all its timed calls.
@@ -24,7 +25,7 @@ class Settings:
     """What one ``pyclosure bench`` run measures, and how long it tries."""
 
     models: tuple = ("mlp32", "mlp64", "burgers")
-    batches: tuple = (1, 16, 256, 4096, 32768)
+    batches: tuple = (1, 4, 16, 64, 256, 4096, 32768)
     threads: tuple = (1, 2)
     routes: tuple = drivers.ROUTES
     device: str = "cpu"
@@ -38,13 +39,15 @@ class Settings:
     alloc_calls: int = 500
     pt2_models: tuple = ("mlp32", "mlp64", "burgers")  # also exported as .pt2 for the AOTInductor routes
     pt2_cache: str = None         # folder of compiled packages (None: pt2.default_cache(); "": no cache)
+    native_models: tuple = ("mlp32", "mlp64", "burgers")  # also written as .nnp for the native routes
     quick: bool = False
 
     @classmethod
     def for_quick(cls, **kw):
         base = {"models": ("mlp32", "burgers"), "batches": (1, 256), "threads": (1,), "rounds": 3,
                 "block_seconds": 0.03, "config_seconds": 4.0, "max_calls": 300, "alloc_models": ("mlp32",),
-                "alloc_calls": 100, "pt2_models": ("mlp32",), "quick": True}
+                "alloc_calls": 100, "pt2_models": ("mlp32",), "native_models": ("mlp32", "burgers"),
+                "quick": True}
         return cls(**{**base, **kw})
 
     def asdict(self):
@@ -58,6 +61,7 @@ class Measurements:
     results: list = field(default_factory=list)
     agreement: list = field(default_factory=list)
     allocations: list = field(default_factory=list)
+    limits: dict = None  # the core's FMA peak and L2 read bandwidth (native.machine_limits), if measured
 
 
 @dataclass
@@ -80,32 +84,52 @@ def _plan(floor, batch, nroutes, settings):
 
 
 def model_routes(model, routes):
-    """The routes that run ``model``: the .pt2 ones only when it has a package."""
-    return [r for r in routes if model.pt2_path or r not in drivers.PT2_ROUTES]
+    """The routes that run ``model``: the .pt2 ones only when it has a package, the
+    native ones only when it has a native program."""
+    return [r for r in routes if (model.pt2_path or r not in drivers.PT2_ROUTES)
+            and (model.native_path or r not in drivers.NATIVE_ROUTES)]
+
+
+def _twin_output(model, batch):
+    """The cffi twin's output for the drivers' fixed input (the native kernels, no bridge)."""
+    from .._native_twin import Program
+    from .torch_route import fixed_input
+
+    return Program(model.native_path)(fixed_input(batch, model.nin, model.dtype)).ravel()
 
 
 def _compare(model, folder, routes, batch):
     """Each route's dumped output against its reference's (deleted afterwards).
 
     A route must give its reference's output bit for bit when both run the same
-    file (``must_equal``); the .pt2 package against the TorchScript floor runs
-    other kernels, and is given for information.
+    file (``must_equal``); the .pt2 package and the native program against the
+    TorchScript floor run other kernels, and are given for information (rows
+    ``python_pt2`` and ``twin``).
     """
     paths = {r: Path(folder) / f"{r}-{batch}.bin" for r in routes}
     out = {r: np.fromfile(p, dtype=model.dtype) for r, p in paths.items()}
+    if any(r in drivers.NATIVE_ROUTES for r in routes):
+        out[drivers.TWIN] = _twin_output(model, batch)
     rows = []
-    for r in routes:
+    for r in routes + ([drivers.TWIN] if drivers.TWIN in out else []):
         ref_route = drivers.REFERENCE.get(r, "floor")
         ref_route = ref_route if ref_route in out else "floor"
         got, ref = out[r], out[ref_route]
         equal = got.shape == ref.shape and got.tobytes() == ref.tobytes()
         diff = float(np.max(np.abs(got - ref))) if got.shape == ref.shape and got.size else float("inf")
         rows.append({"route": r, "batch": batch, "reference": ref_route, "bitwise_equal": equal,
-                     "must_equal": (r in drivers.PT2_ROUTES) == (ref_route in drivers.PT2_ROUTES),
+                     "must_equal": _same_file(r, ref_route),
                      "max_abs_diff": 0.0 if equal else diff, "values": int(ref.size)})
     for p in paths.values():
         p.unlink()
     return rows
+
+
+def _same_file(route, ref_route):
+    """Whether ``route`` and ``ref_route`` run the same model file (and so must agree bit for bit)."""
+    def kind(r):
+        return "pt2" if r in drivers.PT2_ROUTES else "nnp" if r in drivers.NATIVE_ROUTES + (drivers.TWIN,) else "pt"
+    return kind(route) == kind(ref_route)
 
 
 def _time_batch(active, batch, plan):
@@ -134,6 +158,14 @@ def _summary(model, threads, batch, route, t, copy, plan):
     return row
 
 
+def _physical_fractions(row, model, limits):
+    """A native route's FLOP rate over the core's FMA peak, and its weights' read rate over
+    the L2 stream, both from the median wall time (so on a busy machine an underestimate)."""
+    peak = limits["peak_gflops_f32" if model.dtype == "float32" else "peak_gflops_f64"]
+    row["fma_fraction"] = row["gflops"] / peak
+    row["l2_fraction"] = model.weight_bytes / row["median_ns"] / limits["stream_gbs"]
+
+
 def measure_group(model, threads, settings, folder, routes, out, progress=print):
     """All batch sizes of one model at one thread count: timings and agreement."""
     routes = model_routes(model, routes)
@@ -154,6 +186,8 @@ def measure_group(model, threads, settings, folder, routes, out, progress=print)
                 row["ratio_to_floor"] = row["median_ns"] / floor["median_ns"]
                 row["p10_ratio_to_floor"] = row["p10_ns"] / floor["p10_ns"]  # less sensitive to other work
                 row["load_average"] = round(load, 2)
+                if out.limits and row["route"] in drivers.NATIVE_ROUTES:
+                    _physical_fractions(row, model, out.limits)
             out.results += rows
             progress(f"  {model.name} threads={threads} batch={batch}: " + ", ".join(
                 f"{r['route']} {r['median_ns'] / 1e3:.1f} us" for r in rows))

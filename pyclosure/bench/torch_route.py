@@ -4,7 +4,8 @@
 tensors (``torch.jit.load``, ``inference_mode``, the result copied into the
 output); given a ``.pt2`` package it calls ``torch._inductor.aoti_load_package``'s
 model the same way. The embedded-Python route runs the same class inside a
-Fortran program.
+Fortran program. :class:`BridgeRoute` calls a native program (``.nnp``) through
+:class:`pyclosure.bridge.Model` (cffi, the C bridge Fortran calls).
 
 ``python -m pyclosure.bench.torch_route ROUTE MODEL DTYPE NIN NOUT THREADS DEVICE DUMPDIR``
 is the Python driver: it answers the commands of the C++ and Fortran drivers
@@ -102,6 +103,29 @@ def _heap_in_use():
     return m.uordblks + m.hblkhd
 
 
+class BridgeRoute:
+    """A model file called through the C bridge from Python (``pyclosure.bridge.Model``).
+
+    Same parameters as :class:`TorchRoute`; the bridge's thread count is set for the
+    process. Its arrays are numpy views of the driver's tensors, made once per tensor.
+    """
+
+    def __init__(self, path, dtype, nin, nout, threads, device):
+        from .. import bridge
+
+        bridge.set_num_threads(int(threads))
+        self.nin, self.nout = int(nin), int(nout)
+        self.model = bridge.Model(path, device)
+        self.copy_ns = -1
+        self._views = (None, None, None, None)
+
+    def __call__(self, x, y):
+        """y[...] = model(x) for host tensors x (batch, nin), y (batch, nout)."""
+        if self._views[0] is not x or self._views[1] is not y:
+            self._views = (x, y, x.numpy(), [y.numpy()])
+        self.model.forward(self._views[2], out=self._views[3])
+
+
 def _time(route, x, y, warmup, calls):
     for _ in range(warmup):
         route(x, y)
@@ -131,7 +155,8 @@ def _alloc(route, x, y, warmup, calls):
 
 def main(argv):
     name, path, dtype, nin, nout, threads, device, dumpdir = argv
-    route = TorchRoute(path, dtype, int(nin), int(nout), int(threads), device)
+    kind = BridgeRoute if path.endswith(".nnp") else TorchRoute
+    route = kind(path, dtype, int(nin), int(nout), int(threads), device)
     print(json.dumps({"ready": 1, "route": name, "threads": torch.get_num_threads()}), flush=True)
     x = y = None
     for line in sys.stdin:

@@ -22,6 +22,7 @@ static char dir[1024];
 static nnc_model good = NULL; /* plain_affine64.pt: y = W x + b, known by hand */
 static nnc_model good2 = NULL; /* plain_affine64.pt2: the same model, compiled by AOTInductor */
 static int pt2_case;          /* the case is a pt2_ one: the next call also loads a fresh package */
+static int native_case;       /* the case is a native_ one: the next call also loads a fresh program */
 static int status_seen;
 static int same_model_ok = 1; /* a case on a model of its own: its next valid call worked */
 static char message_seen[8192];
@@ -81,8 +82,8 @@ static int next_call_works(void) {
     nnc_model m = NULL;
     if (nnc_model_load(&m, path("plain_affine64.pt"), "cpu") != NNC_OK) return 0;
     if (nnc_model_free(&m) != NNC_OK || m != NULL) return 0;
-    if (!pt2_case) return 1;
-    if (nnc_model_load(&m, path("plain_affine64.pt2"), "cpu") != NNC_OK) return 0;
+    if (!pt2_case && !native_case) return 1;
+    if (nnc_model_load(&m, path(pt2_case ? "plain_affine64.pt2" : "plain_affine64.nnp"), "cpu") != NNC_OK) return 0;
     int ok = gives_right_numbers(m);
     return nnc_model_free(&m) == NNC_OK && m == NULL && ok;
 }
@@ -409,6 +410,48 @@ static int c_pt2_zero_size_batch(void) {
     return sentinel[0] == 99.0 && sentinel[1] == 99.0 ? NNC_OK : broken("wrote into a zero-column output");
 }
 
+/* The native_ faults: plain_affine64.nnp, the same model as a native program. */
+static int forward_native(const nnc_array *in, const nnc_array *out) {
+    nnc_model m = NULL;
+    if (nnc_model_load(&m, path("plain_affine64.nnp"), "cpu") != NNC_OK) return broken("cannot load plain_affine64.nnp");
+    note(nnc_model_forward(m, 1, in, 1, out));
+    nnc_model_free(&m);
+    return status_seen;
+}
+
+static int c_native_truncated(void) { return load_fault("truncated.nnp", "cpu"); }
+static int c_native_bad_sizes(void) { return load_fault("bad_sizes.nnp", "cpu"); }
+static int c_native_absurd_dims(void) { return load_fault("absurd_dims.nnp", "cpu"); }
+static int c_native_wrong_arith(void) { return load_fault("wrong_arith.nnp", "cpu"); }
+static int c_native_not_native(void) { return load_fault("torchscript_named.nnp", "cpu"); }
+static int c_native_cuda(void) { return load_fault("plain_affine64.nnp", "cuda"); }
+
+static int c_native_wrong_dtype(void) {
+    float xf[5][3] = {{0}}, yf[5][2];
+    nnc_array in = array(xf, NNC_FLOAT32, 2, xs), out = array(yf, NNC_FLOAT32, 2, ys);
+    return forward_native(&in, &out);
+}
+
+static int c_native_wrong_shape(void) {
+    double xw[5][5] = {{0}};
+    int64_t s[2] = {5, 5};
+    nnc_array in = array(xw, NNC_FLOAT64, 2, s), out = array(y, NNC_FLOAT64, 2, ys);
+    return forward_native(&in, &out);
+}
+
+/* As c_pt2_strided_input: strides {12, 2} in elements, copied by the bridge. */
+static int c_native_strided_input(void) {
+    double wide[10][6], picked[5][3];
+    for (int k = 0; k < 60; ++k) (&wide[0][0])[k] = 0.25 * k - 3.0;
+    for (int j = 0; j < 5; ++j)
+        for (int i = 0; i < 3; ++i) picked[j][i] = wide[2 * j][2 * i];
+    int64_t st[2] = {12, 2};
+    nnc_array in = array(wide, NNC_FLOAT64, 2, xs), out = array(y, NNC_FLOAT64, 2, ys);
+    in.strides = st;
+    if (forward_native(&in, &out) != NNC_OK) return status_seen;
+    return right_numbers(picked, y, 5) ? NNC_OK : broken("wrong numbers from a strided input");
+}
+
 static int c_pt2_untrusted(void) { return load_with_fault("plain_affine64.pt2", "trusted_sha256=0000000000000000000000000000000000000000000000000000000000000000"); }
 static int c_pt2_export_archive(void) { return load_fault("export_archive.pt2", "cpu"); }
 static int c_pt2_torchscript_named(void) { return load_fault("torchscript_named.pt2", "cpu"); }
@@ -507,6 +550,9 @@ static const struct {
     CASE(pt2_fortran_order), CASE(pt2_strided_input), CASE(pt2_zero_size_batch), CASE(pt2_untrusted),
     CASE(pt2_export_archive), CASE(pt2_torchscript_named), CASE(pt2_truncated), CASE(pt2_without_contract),
     CASE(pt2_missing_cpu_feature), CASE(pt2_unknown_cpu_feature), CASE(pt2_built_for_cuda),
+    CASE(native_truncated), CASE(native_bad_sizes), CASE(native_absurd_dims), CASE(native_wrong_arith),
+    CASE(native_not_native), CASE(native_wrong_dtype), CASE(native_wrong_shape), CASE(native_strided_input),
+    CASE(native_cuda),
 #undef CASE
 };
 
@@ -515,6 +561,7 @@ static void run_case(int k) {
     message_seen[0] = '\0';
     same_model_ok = 1;
     pt2_case = strncmp(cases[k].id, "pt2_", 4) == 0;
+    native_case = strncmp(cases[k].id, "native_", 7) == 0;
     cases[k].run();
     int ok = same_model_ok && next_call_works();
     for (char *c = message_seen; *c; ++c)

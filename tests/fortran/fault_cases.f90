@@ -26,7 +26,9 @@ program fault_cases
       "pt2_wrong_dtype", "pt2_wrong_rank", "pt2_wrong_shape", "pt2_grid_outside_range", "pt2_fortran_order", &
       "pt2_strided_input", "pt2_zero_size_batch", "pt2_untrusted", "pt2_export_archive", &
       "pt2_torchscript_named", "pt2_truncated", "pt2_without_contract", "pt2_missing_cpu_feature", &
-      "pt2_unknown_cpu_feature", "pt2_built_for_cuda"]
+      "pt2_unknown_cpu_feature", "pt2_built_for_cuda", "native_truncated", "native_bad_sizes", &
+      "native_absurd_dims", "native_wrong_arith", "native_not_native", "native_wrong_dtype", &
+      "native_wrong_shape", "native_strided_input", "native_cuda"]
   character(len=1024) :: fdir, msg
   character(len=64) :: arg
   type(nn_model) :: good, good2   ! plain_affine64.pt and the same model as plain_affine64.pt2
@@ -202,6 +204,31 @@ contains
       call nn_load(m, path("needs_made_up_feature.pt2"), stat=ierr, errmsg=msg)
     case ("pt2_built_for_cuda")
       call nn_load(m, path("built_for_cuda.pt2"), stat=ierr, errmsg=msg)
+    case ("native_truncated")
+      call nn_load(m, path("truncated.nnp"), stat=ierr, errmsg=msg)
+    case ("native_bad_sizes")
+      call nn_load(m, path("bad_sizes.nnp"), stat=ierr, errmsg=msg)
+    case ("native_absurd_dims")
+      call nn_load(m, path("absurd_dims.nnp"), stat=ierr, errmsg=msg)
+    case ("native_wrong_arith")
+      call nn_load(m, path("wrong_arith.nnp"), stat=ierr, errmsg=msg)
+    case ("native_not_native")
+      call nn_load(m, path("torchscript_named.nnp"), stat=ierr, errmsg=msg)
+    case ("native_wrong_dtype")
+      call nn_load(m, path("plain_affine64.nnp"))
+      call nn_forward(m, x32, y32, stat=ierr, errmsg=msg)
+    case ("native_wrong_shape")
+      call nn_load(m, path("plain_affine64.nnp"))
+      call nn_forward(m, xbad, y, stat=ierr, errmsg=msg)
+    case ("native_strided_input")     ! every other column of a wider array, a section: copied
+      call nn_load(m, path("plain_affine64.nnp"))
+      xwide = 0
+      xwide(:, 1:10:2) = x
+      yy = -99d0
+      call nn_forward(m, xwide(:, 1:10:2), yy, stat=ierr, errmsg=msg)
+      if (ierr == NN_OK .and. .not. affine_right(x, yy)) call wrong_numbers()
+    case ("native_cuda")
+      call nn_load(m, path("plain_affine64.nnp"), device="cuda", stat=ierr, errmsg=msg)
     case default
       msg = "unknown case"
     end select
@@ -271,8 +298,9 @@ contains
     call nn_load(fresh, path("plain_affine64.pt"), stat=s3)
     ok = ok .and. s3 == NN_OK .and. nn_loaded(fresh) .and. same_model_ok
     call nn_free(fresh)
-    if (index(name, "pt2_") == 1) then   ! a fresh package loads and runs too
-      call nn_load(fresh, path("plain_affine64.pt2"), stat=s3)
+    if (index(name, "pt2_") == 1 .or. index(name, "native_") == 1) then   ! a fresh package/program runs too
+      call nn_load(fresh, path(merge("plain_affine64.pt2", "plain_affine64.nnp", index(name, "pt2_") == 1)), &
+                   stat=s3)
       yy = -99d0
       if (s3 == NN_OK) call nn_forward(fresh, x, yy, stat=s3)
       ok = ok .and. s3 == NN_OK .and. affine_right(x, yy)

@@ -64,7 +64,7 @@ def _gives_known_values(model):
         faces = np.zeros((5, 5))
         faces[:, 1:4] = 0.5 * (q[:, 1:] + q[:, :-1])
         return np.array_equal(model(q), faces)
-    if name in ("plain_affine64.pt", "plain_affine64.pt2"):
+    if name in ("plain_affine64.pt", "plain_affine64.pt2", "plain_affine64.nnp"):
         fb = {"fallback": [np.full((5, 2), 99.0)]} if "nonfinite=fallback" in model.policy else {}
         return np.array_equal(model(X_NEXT, **fb), X_NEXT @ W.T + B)
     if name == "raises.pt":
@@ -127,6 +127,13 @@ def python_fault(case, d):
     def pt2_known_values(x_in):
         got = good2()(x_in)
         if not np.array_equal(got, np.ascontiguousarray(x_in) @ W.T + B):
+            raise AssertionError("NNC_OK with wrong numbers")
+
+    def native():  # plain_affine64.nnp, the same model as a native program: loaded by native cases only
+        return model("plain_affine64.nnp")
+
+    def native_known_values(x_in):
+        if not np.array_equal(native()(x_in), np.ascontiguousarray(x_in) @ W.T + B):
             raise AssertionError("NNC_OK with wrong numbers")
 
     def pt2_zero_batch():
@@ -199,6 +206,15 @@ def python_fault(case, d):
         "pt2_missing_cpu_feature": lambda: Model(d / "needs_avx512f.pt2"),
         "pt2_unknown_cpu_feature": lambda: Model(d / "needs_made_up_feature.pt2"),
         "pt2_built_for_cuda": lambda: Model(d / "built_for_cuda.pt2"),
+        "native_truncated": lambda: Model(d / "truncated.nnp"),
+        "native_bad_sizes": lambda: Model(d / "bad_sizes.nnp"),
+        "native_absurd_dims": lambda: Model(d / "absurd_dims.nnp"),
+        "native_wrong_arith": lambda: Model(d / "wrong_arith.nnp"),
+        "native_not_native": lambda: Model(d / "torchscript_named.nnp"),
+        "native_wrong_dtype": lambda: native()(x.astype(np.float32), out=[y.astype(np.float32)]),
+        "native_wrong_shape": lambda: native()(np.zeros((5, 5))),
+        "native_strided_input": lambda: native_known_values(np.repeat(X_NEXT, 2, axis=0)[::2]),
+        "native_cuda": lambda: Model(d / "plain_affine64.nnp", device="cuda"),
     }
     try:
         actions[case]()
@@ -219,16 +235,18 @@ LEAVES_NO_MODEL = {"missing_file", "directory", "empty_file", "truncated", "not_
                    "unloaded_handle", "double_free", "zero_threads", "ood_policy_without_score",
                    "unknown_policy_option", "pt2_untrusted", "pt2_export_archive", "pt2_torchscript_named",
                    "pt2_truncated", "pt2_without_contract", "pt2_missing_cpu_feature",
-                   "pt2_unknown_cpu_feature", "pt2_built_for_cuda"}
+                   "pt2_unknown_cpu_feature", "pt2_built_for_cuda", "native_truncated", "native_bad_sizes",
+                   "native_absurd_dims", "native_wrong_arith", "native_not_native", "native_cuda"}
 
 
-def python_next_call_works(d, model, pt2=False):
+def python_next_call_works(d, model, pt2=False, native=False):
     """The model that got the fault (or, when none is left loaded, one loaded
     before it) gives known values, and a fresh load does too (of a package as
-    well, for a pt2 case)."""
+    well, for a pt2 case; of a native program, for a native case)."""
     with Model(d / "plain_affine64.pt") as fresh:
         ok = _gives_known_values(model) and _gives_known_values(fresh)
-    if ok and pt2:
-        with Model(d / "plain_affine64.pt2") as fresh:
-            ok = _gives_known_values(fresh)
+    for wanted, name in ((pt2, "plain_affine64.pt2"), (native, "plain_affine64.nnp")):
+        if ok and wanted:
+            with Model(d / name) as fresh:
+                ok = _gives_known_values(fresh)
     return ok

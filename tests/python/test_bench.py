@@ -4,7 +4,8 @@ The quick run (two models, batches 1 and 256, one thread, every route, about 10-
 on 2 cores, plus one AOTInductor compile of mlp32, 30-70 s, unless
 ``PYCLOSURE_BENCH_CACHE`` holds it) must produce a complete JSON document, every route
 must give its reference's output bit for bit (the floor's; for the bridge's .pt2
-routes Python's ``aoti_load_package``'s), and the allocation counter must have counted.
+routes Python's ``aoti_load_package``'s; for the native routes the cffi twin's), and
+the allocation counter must have counted (the native routes from C and Fortran: 0).
 No timing is asserted: the numbers depend on the machine and on what else runs on it.
 """
 
@@ -21,7 +22,8 @@ from pyclosure.bench import pt2
 TORCHSCRIPT = {"floor", "c", "fortran", "python", "embedded"}
 ALL_PT2 = {"c_pt2", "fortran_pt2", "python_pt2"}
 PT2 = ALL_PT2 if pt2.unsupported_reason() is None else set()  # packages are built for x86-64-v3
-ROUTES = TORCHSCRIPT | PT2
+NATIVE = {"c_native", "fortran_native", "python_native"}  # both quick models have a native program
+ROUTES = TORCHSCRIPT | PT2 | NATIVE
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def quick(tmp_path_factory):
 def _routes(doc, model):
     """The routes a model ran: the .pt2 ones only for models with a package (quick: mlp32)."""
     has_pt2 = next(m for m in doc["models"] if m["name"] == model)["pt2"]
-    return ROUTES if has_pt2 else TORCHSCRIPT
+    return ROUTES if has_pt2 else TORCHSCRIPT | NATIVE
 
 
 def _configs(doc):
@@ -83,13 +85,18 @@ def test_bench_medians_are_positive_and_ratios_computed(quick):
             assert r["ratio_to_floor"] == 1.0
 
 
+def _reference(route):
+    return {"c_pt2": "python_pt2", "fortran_pt2": "python_pt2"}.get(route, "twin" if route in NATIVE else "floor")
+
+
 def test_bench_every_route_gives_its_references_output_bit_for_bit(quick):
     _, doc = quick
     got = {(a["model"], a["threads"], a["batch"], a["route"]) for a in doc["agreement"]}
-    assert got == {(m, t, b, r) for (m, t, b) in _configs(doc) for r in _routes(doc, m)}
+    # "twin": the cffi twin on the native program, compared with the floor for information
+    assert got == {(m, t, b, r) for (m, t, b) in _configs(doc) for r in _routes(doc, m) | {"twin"}}
     for a in doc["agreement"]:
-        assert a["reference"] == ("python_pt2" if a["route"] in ("c_pt2", "fortran_pt2") else "floor"), a
-        assert a["must_equal"] == (a["route"] != "python_pt2"), a
+        assert a["reference"] == _reference(a["route"]), a
+        assert a["must_equal"] == (a["route"] not in ("python_pt2", "twin")), a
         if a["must_equal"]:
             assert a["bitwise_equal"], a
         assert a["values"] > 0
@@ -104,13 +111,44 @@ def test_bench_pt2_package_is_close_to_the_torchscript_floor(quick):
         assert a["max_abs_diff"] < 1e-5, a
 
 
+def test_bench_native_bridge_routes_equal_the_cffi_twin(quick):
+    # The bridge's native engine and the twin run the same C kernels on the same program.
+    _, doc = quick
+    rows = [a for a in doc["agreement"] if a["route"] in NATIVE]
+    assert {(a["model"], a["batch"]) for a in rows} == {(m, b) for m in ("mlp32", "burgers") for b in (1, 256)}
+    assert all(a["bitwise_equal"] and a["must_equal"] for a in rows), rows
+
+
+def test_bench_native_program_is_close_to_the_torchscript_floor(quick):
+    # Other kernels (the native ones: a polynomial tanh, another summation order), so not bit for
+    # bit; cbridge/native/README.md bounds the difference in ulps of each layer, far below these.
+    _, doc = quick
+    rows = [a for a in doc["agreement"] if a["route"] == "twin"]
+    assert len(rows) == 4
+    for a in rows:
+        assert a["max_abs_diff"] < (1e-5 if a["model"] == "mlp32" else 1e-12), a
+
+
 def test_bench_counts_allocations_of_every_route(quick):
     _, doc = quick
     rows = doc["allocations"]
     assert {r["route"] for r in rows} == ROUTES
     for r in rows:
+        if r["route"] in ("c_native", "fortran_native"):
+            continue  # nothing to count: see the next test
         assert r["allocs_per_call"] is not None and r["allocs_per_call"] > 0, r
         assert r["bytes_per_call"] > 0
+
+
+def test_bench_native_routes_allocate_nothing_per_call(quick):
+    # The native engine's call path from C and Fortran: buffers made at load, none per call.
+    _, doc = quick
+    rows = [r for r in doc["allocations"] if r["route"] in ("c_native", "fortran_native")]
+    assert {(r["route"], r["batch"]) for r in rows} == {(route, b) for route in ("c_native", "fortran_native")
+                                                          for b in (1, 16)}
+    for r in rows:
+        assert r["allocs_per_call"] == 0 and r["bytes_per_call"] == 0, r
+    assert next(t for t in doc["targets"] if "native program" in t["target"])["met"] is True
 
 
 def test_bench_bridge_on_torchscript_allocates_about_what_the_floor_does(quick):
@@ -128,10 +166,26 @@ def test_bench_prints_the_table_and_the_targets(quick):
     proc, doc = quick
     assert "| threads | batch | floor us | floor GFLOP/s |" in proc.stdout
     assert "targets:" in proc.stdout
-    assert len(doc["targets"]) == 6
+    assert len(doc["targets"]) == 7
     assert all(t["met"] is not None for t in doc["targets"][: 6 if PT2 else 4])
+    assert doc["targets"][6]["met"] is not None
     if PT2:
         assert "AOTInductor package (.pt2) against TorchScript" in proc.stdout
+    assert "Native engine (.nnp) through the bridge" in proc.stdout
+
+
+def test_bench_reports_the_native_routes_against_the_machine_limits(quick):
+    # Ratios to the floor and to TorchScript per batch, and the fractions of the core's FMA peak
+    # and L2 stream (measured in the same run where bench_native runs: x86-64 with AVX2 and FMA).
+    _, doc = quick
+    assert {m["name"]: m["native"] for m in doc["models"]} == {"mlp32": True, "burgers": True}
+    rows = [r for r in doc["results"] if r["route"] in NATIVE]
+    assert len(rows) == 3 * 2 * 2
+    if doc["limits"] is None:
+        pytest.skip("no machine limits here (bench_native not built, or no AVX2 and FMA)")
+    assert doc["limits"]["peak_gflops_f32"] > 0 and doc["limits"]["stream_gbs"] > 0
+    for r in rows:
+        assert 0 < r["fma_fraction"] and 0 < r["l2_fraction"], r
 
 
 def test_bench_refuses_a_gpu_it_does_not_have():
@@ -150,7 +204,7 @@ def test_bench_heap_does_not_grow_with_the_calls_of_the_bridge_routes(quick):
     # in a quick run on a busy machine), never anything that grows with the calls. A leak
     # of one small block (8 bytes or more) per call would exceed the limit.
     _, doc = quick
-    bridge = {"c", "fortran"} | (PT2 - {"python_pt2"})
+    bridge = {"c", "fortran", "c_native", "fortran_native"} | (PT2 - {"python_pt2"})
     rows = [r for r in doc["allocations"] if r["route"] in bridge]
     assert {(r["route"], r["batch"]) for r in rows} == {(route, b) for route in bridge for b in (1, 16)}
     for r in rows:

@@ -192,6 +192,26 @@ CATALOG = [
           "needs CPU features this CPU lacks: warp_drive (unknown to this bridge)"),
     Fault("pt2_built_for_cuda", "CFP", "a package built for cuda (`AOTI_DEVICE_KEY`), loaded on cpu",
           "NNC_ERR_FORMAT", "was compiled for device 'cuda' and cannot run on 'cpu'"),
+    # Native programs (.nnp): read by the C loader, which checks every field before it reads a weight.
+    # Faults of arguments are done on plain_affine64.nnp, the same model as plain_affine64.pt.
+    Fault("native_truncated", "CFP", "the first half of a native program", "NNC_ERR_FORMAT",
+          "is not a valid native program: the header says"),
+    Fault("native_bad_sizes", "CFP", "a native program whose contract length (8 more) does not add up with its "
+          "sections", "NNC_ERR_FORMAT", "section offsets do not add up to the file size"),
+    Fault("native_absurd_dims", "CFP", "a native program with a dense layer of 2^30 outputs", "NNC_ERR_FORMAT",
+          "op 0: bad dense sizes 3 x 1073741824"),
+    Fault("native_wrong_arith", "CFP", "a native program for another arithmetic contract "
+          "(`pyclosure.native.arith/9`)", "NNC_ERR_FORMAT", "arithmetic contract 'pyclosure.native.arith/9'; this library implements"),
+    Fault("native_not_native", "CFP", "a TorchScript file named .nnp", "NNC_ERR_FORMAT",
+          "is not a native program: it does not start with the native magic"),
+    Fault("native_wrong_dtype", "CFP", "float32 arrays for a float64 native program", "NNC_ERR_DTYPE",
+          "expected float64, got float32"),
+    Fault("native_wrong_shape", "CFP", "5 features where the native program takes 3", "NNC_ERR_SHAPE",
+          "input 'x' (argument 1): expected shape"),
+    Fault("native_strided_input", "CFP", "a strided input (Fortran `x(:, 1:n:2)`, numpy `[::2]`, C strides) "
+          "into a native program: copied, known values", "NNC_OK", ""),
+    Fault("native_cuda", "CFP", "device `cuda` for a native program (with or without a GPU)", "NNC_ERR_NO_DEVICE",
+          "is a native program, which runs on the CPU only"),
 ]
 
 BY_ID = {f.id: f for f in CATALOG}
@@ -216,8 +236,12 @@ def cpu_has(flag):
         return any(line.startswith("flags") and flag in line.split(":", 1)[1].split() for line in f)
 
 
+NATIVE_FILES = ("plain_affine64.nnp", "truncated.nnp", "bad_sizes.nnp", "absurd_dims.nnp", "wrong_arith.nnp",
+                "torchscript_named.nnp")
+
+
 @pytest.fixture(scope="module")
-def fault_dir(model_dir, pt2_dir, tmp_path_factory):
+def fault_dir(model_dir, pt2_dir, native_dir, tmp_path_factory):
     """The fixture models and packages plus broken and misbehaving files, in one folder."""
     d = tmp_path_factory.mktemp("faults")
     for name in ("plain_affine64.pt", "affine64.pt", "no_contract.pt", "two_in_two_out.pt", "truncated.pt",
@@ -225,6 +249,8 @@ def fault_dir(model_dir, pt2_dir, tmp_path_factory):
         shutil.copy(model_dir / name, d / name)
     for name in PT2_FILES:
         shutil.copy(pt2_dir / name, d / name)
+    for name in NATIVE_FILES:
+        shutil.copy(native_dir / name, d / name)
     (d / "directory.pt").mkdir()
     (d / "empty.pt").write_bytes(b"")
     torch.save({"w": torch.ones(2)}, d / "state_dict.pt")
@@ -292,7 +318,8 @@ def test_fault_gives_its_status_and_message_and_the_next_call_works(fault, lang,
     if lang == "P":
         good = Model(fault_dir / "plain_affine64.pt")
         status, message, model = python_fault(fault.id, fault_dir)
-        recovered = python_next_call_works(fault_dir, model or good, pt2=fault.id.startswith("pt2_"))
+        recovered = python_next_call_works(fault_dir, model or good, pt2=fault.id.startswith("pt2_"),
+                                           native=fault.id.startswith("native_"))
     else:
         rows = request.getfixturevalue("c_rows" if lang == "C" else "fortran_rows")
         assert fault.id in rows, f"the {LANGS[lang]} driver has no case {fault.id}"

@@ -1,0 +1,46 @@
+// model_impl.hpp: a Model's state, shared by model.cpp (the tensor path) and
+// model_raw.cpp (the torch-free path of raw engines).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <c10/core/Device.h>
+
+#include "contract.hpp"
+#include "engine.hpp"
+#include "model.hpp"
+#include "policy.hpp"
+#include "record.hpp"
+#include "stats.hpp"
+
+namespace nnc {
+
+struct Model::Impl {
+    std::unique_ptr<Engine> engine;
+    c10::Device device{c10::kCPU};
+    std::unique_ptr<Contract> contract;
+    std::string path;
+    std::atomic<int64_t> calls{0};       // forward calls that succeeded
+    std::unique_ptr<Recorder> recorder;  // while recording
+    Policy policy;
+    int ood_output = -1;                 // index of the OOD score output (ood policy on)
+    double ood_threshold = 0.0;
+    Stats stats;
+};
+
+/// An input's or output's name in records: the contract's, else its index.
+inline std::string io_name(const Contract *c, bool output, int i) {
+    if (c) return (output ? c->outputs : c->inputs)[static_cast<size_t>(i)].name;
+    return std::to_string(i);
+}
+
+/// "output 'flux' (argument 1)" for messages.
+inline std::string out_label(const Contract *c, int i) {
+    std::string name = c ? "'" + c->outputs[static_cast<size_t>(i)].name + "' " : "";
+    return "output " + name + "(argument " + std::to_string(i + 1) + ")";
+}
+
+}  // namespace nnc

@@ -1,0 +1,97 @@
+"""The native kernels compiled other ways give the installed twin's bits, and the loader
+survives a short fuzzing run under AddressSanitizer and UBSan.
+
+Builds (cbridge/native sources, -ffp-contract=off as always): -O0; -O2 for plain x86-64
+(SSE2, so the scalar reference's fma is libm's software fma); -O3 -march=native. Each runs
+the scalar kernels and, where the CPU has them, the AVX2 ones (that file is always compiled
+with -mavx2 -mfma). The fuzzer (tests/c/native_fuzz.c) mutates programs written by
+export_native for a few seconds; any out-of-bounds read or undefined behaviour fails it.
+"""
+
+import json
+import pathlib
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from pyclosure._native import export_native
+from pyclosure._native_twin import Program
+from pyclosure.models import PeriodicFluxClosure, mlp
+from pyclosure.normalize import Normalizer
+
+ROOT = pathlib.Path(__file__).parents[2]
+NATIVE = ROOT / "cbridge" / "native"
+SOURCES = ["load.c", "run.c", "kernels_scalar.c", "sha256.c"]
+BUILDS = {"O0": ["-O0"], "sse2": ["-O2", "-march=x86-64"], "native": ["-O3", "-march=native"]}
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+
+
+def _compile(out, name, main, flags, extra=()):
+    objects = []
+    for src in SOURCES + ["kernels_avx2.c", str(main)]:
+        path = NATIVE / src if not src.startswith("/") else pathlib.Path(src)
+        obj = out / f"{name}-{path.stem}.o"
+        isa = ["-mavx2", "-mfma"] if src == "kernels_avx2.c" else []
+        subprocess.run(["cc", "-std=c11", "-ffp-contract=off", *flags, *isa, *extra, f"-I{NATIVE}", "-c",
+                        str(path), "-o", str(obj)], check=True, capture_output=True)
+        objects.append(str(obj))
+    exe = out / name
+    subprocess.run(["cc", *extra, *objects, "-lm", "-o", str(exe)], check=True, capture_output=True)
+    return exe
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory):
+    """Four programs (MLP and periodic, float32 and float64) with inputs."""
+    out = tmp_path_factory.mktemp("native_builds")
+    torch.manual_seed(7)
+    cases = {}
+    for dtype in (torch.float32, torch.float64):
+        name = str(dtype).split(".")[-1]
+        m = torch.nn.Sequential(Normalizer(torch.randn(30), torch.rand(30) + 0.5), *mlp(30, 31, 128, 2))
+        cases[f"mlp-{name}"] = (m.to(dtype).eval(), torch.randn(97, 30, dtype=dtype) * 3, 0)
+        norm = Normalizer(torch.randn(2, 1), torch.rand(2, 1) + 1)
+        p = PeriodicFluxClosure(2, 6, 32, 2, input_normalizer=norm)
+        cases[f"periodic-{name}"] = (p.to(dtype).eval(), torch.randn(13, 2, 41, dtype=dtype), 41)
+    result = {}
+    for key, (module, x, ncells) in cases.items():
+        path = out / f"{key}.nnp"
+        export_native(module, path, x[:4])
+        x.numpy().tofile(out / f"{key}.x")
+        result[key] = (path, x.numpy(), ncells)
+    return out, result
+
+
+@pytest.mark.parametrize("build", sorted(BUILDS))
+def test_other_builds_give_the_twins_bits(programs, build):
+    out, cases = programs
+    exe = _compile(out, f"run-{build}", ROOT / "tests" / "c" / "native_run.c", BUILDS[build])
+    for key, (path, x, ncells) in cases.items():
+        want = Program(path)(x)
+        for isa in (1, 2):
+            y = out / f"{key}-{build}-{isa}.y"
+            args = [path, isa, ncells, len(x), out / f"{key}.x", y]
+            proc = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
+            if proc.returncode and "not on this CPU" in proc.stderr:
+                continue
+            assert proc.returncode == 0, proc.stderr
+            got = np.fromfile(y, dtype=x.dtype).reshape(want.shape)
+            assert np.array_equal(got, want), (key, build, isa)
+
+
+def test_loader_fuzzing_under_sanitizers_finds_nothing(programs):
+    out, cases = programs
+    flags = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    try:
+        exe = _compile(out, "fuzz", ROOT / "tests" / "c" / "native_fuzz.c", flags, extra=flags[2:])
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"no sanitizer build here: {exc.stderr.decode()[-200:]}")
+    seeds = [str(p) for p, _, _ in cases.values()]
+    proc = subprocess.run([str(exe), "3", *seeds], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    counts = json.loads(proc.stdout)
+    assert counts["refused"] > 0 and counts["accepted"] > 0 and counts["ran"] == counts["accepted"]
