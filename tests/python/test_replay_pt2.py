@@ -121,3 +121,40 @@ def test_package_records_against_the_torchscript_file_are_another_model_and_engi
             assert r["status"] == "equal", r
     assert s["within_tolerance"] + s["equal"] == CALLS
 
+
+def test_package_that_cannot_take_the_recorded_inputs_is_a_mismatch_not_a_crash(recorded):
+    # Python's AOTInductor loader checks the contract and raises pyclosure's own errors
+    # (here ArgumentCountError: two inputs recorded, mlp64 takes one), as the bridge does.
+    _, _, rec = recorded["two_in_two_out.pt2"]
+    package, _, _ = recorded["mlp64.pt2"]
+    report = replay(rec, package, allow_other_model=True)
+    assert not report["summary"]["ok"] and report["summary"]["mismatch"] == CALLS
+    for r in report["records"]:
+        assert "the bridge failed" in r["paths"]["bridge"]["message"]
+        message = r["paths"]["torch"]["message"]
+        assert message.startswith("torch failed: 2 inputs given, the contract has 1"), message
+
+
+def test_reference_that_cannot_take_the_recorded_inputs_is_reported_not_a_crash(recorded):
+    package, _, rec = recorded["two_in_two_out.pt2"]
+    other, _, _ = recorded["mlp64.pt2"]
+    report = replay(rec, package, reference=other)
+    assert report["summary"]["ok"] and report["summary"]["equal"] == CALLS
+    for r in report["records"]:
+        assert r["reference"]["message"].startswith("the reference model failed: 2 inputs given")
+
+
+def test_reference_with_fewer_outputs_than_recorded_is_reported(recorded, tmp_path):
+    import torch
+
+    class FluxOnly(torch.nn.Module):
+        def forward(self, u, t):
+            return torch.sin(u) * t.sum(dim=1, keepdim=True)
+
+    one = tmp_path / "flux_only.pt"
+    torch.jit.save(torch.jit.script(FluxOnly()), str(one))
+    package, _, rec = recorded["two_in_two_out.pt2"]
+    report = replay(rec, package, reference=one)
+    assert report["summary"]["ok"]
+    for r in report["records"]:
+        assert r["reference"] == {"message": "the reference model returned 1 outputs, the record has 2"}
