@@ -120,6 +120,10 @@ def test_package_records_against_the_torchscript_file_are_another_model_and_engi
         else:
             assert r["status"] == "equal", r
     assert s["within_tolerance"] + s["equal"] == CALLS
+    if name == "mlp64.pt2":
+        # inductor's tanh is not eager torch's: measured 2.8e-16 relative, in every record of this MLP
+        # (two_in_two_out's sin and sums came out bit for bit equal here; either is allowed above)
+        assert s["within_tolerance"] == CALLS, s
 
 
 def test_package_that_cannot_take_the_recorded_inputs_is_a_mismatch_not_a_crash(recorded):
