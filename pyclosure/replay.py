@@ -178,9 +178,12 @@ class _Runner:
         """The reference model's largest difference from the recorded outputs (information)."""
         try:
             results = self.run_torch(inputs, self.reference)
-        except (RuntimeError, ClosureError) as exc:
+        except (RuntimeError, ClosureError) as exc:  # a package's loader raises pyclosure's own errors
             return {"message": f"the reference model failed: {exc}"}
-        diffs = [compare(n, r, o) for (n, o), r in zip(outputs, results, strict=False)]
+        if len(results) != len(outputs):
+            return {"message": f"the reference model returned {len(results)} outputs, "
+                               f"the record has {len(outputs)}"}
+        diffs = [compare(n, r, o) for (n, o), r in zip(outputs, results, strict=True)]
         return {"equal": all(d["equal"] for d in diffs),
                 "max_rel_diff": max((d.get("rel_diff", 0.0) for d in diffs), default=0.0)}
 
@@ -228,7 +231,7 @@ def _run_paths(meta, runner, inputs, outputs, torch_version, rtol, n_threads):
         try:
             results["torch"] = runner.run_torch(inputs)
             paths["torch"] = _check_path(label, outputs, results["torch"], reasons, rtol)
-        except (RuntimeError, ClosureError) as exc:
+        except (RuntimeError, ClosureError) as exc:  # a package's loader raises pyclosure's own errors
             paths["torch"] = {"equal": False, "comparable": True, "reasons": [], "arrays": [],
                               "message": f"{label} failed: {exc}"}
     engines = None

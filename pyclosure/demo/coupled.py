@@ -65,7 +65,7 @@ def run_fortran(folder, cfg, u0, nsteps, every, model=None, threads=1, record_ev
     nsteps, every : int
         Steps to run and snapshot interval (in steps).
     model : Path, optional
-        The TorchScript closure for ``closure = 'nn'``.
+        The exported closure for ``closure = 'nn'`` (``.pt2`` package or TorchScript ``.pt``).
     threads : int
         ``OMP_NUM_THREADS`` for libtorch inside the program.
     record_every : int, optional
@@ -82,7 +82,7 @@ def run_fortran(folder, cfg, u0, nsteps, every, model=None, threads=1, record_ev
     np.asarray(u0, dtype="<f8").tofile(folder / "initial.bin")
     params = {"n": cfg.n, "length": cfg.length, "nu": cfg.nu, "dt": cfg.dt,
               "nsteps": nsteps, "every": every, "closure": cfg.closure, "cs": cfg.cs,
-              "scheme": cfg.scheme, "model": str(model or "closure.pt"), "device": "cpu",
+              "scheme": cfg.scheme, "model": str(model or "closure.pt2"), "device": "cpu",
               "seed": cfg.seed, "force_amp": cfg.force_amp, "kmin": cfg.kmin,
               "kmax": cfg.kmax, "force_tau": cfg.force_tau, "output": "traj.bin",
               "initial": "initial.bin"}
@@ -102,13 +102,18 @@ def run_fortran(folder, cfg, u0, nsteps, every, model=None, threads=1, record_ev
             "log": log, "returncode": proc.returncode}
 
 
-def jit_closure(path):
-    """The exported closure loaded with ``torch.jit.load``, as ``u (n,) -> tau (n,)``."""
-    module = torch.jit.load(str(path))
-    module.eval()
+def package_closure(path):
+    """The exported AOTInductor package loaded by Python's loader, as ``u (n,) -> tau (n,)``.
+
+    The same package and the same compiled kernels the Fortran run calls through the
+    bridge (:func:`pyclosure._aoti.load_package` is bit for bit with the bridge's loader).
+    """
+    from .._aoti import load_package
+
+    package = load_package(path)
 
     def closure(u):
-        return module(u.reshape(1, -1)).reshape(-1)
+        return package(u.reshape(1, -1))[0].reshape(-1)
     return closure
 
 

@@ -1,8 +1,9 @@
 """End-to-end test of ``pyclosure demo --quick`` (the installed CLI, in a subprocess).
 
-It runs the whole demo once (DNS through the f90wrap core, training, export,
-coupled Fortran runs through ``nn_closure``, checks, report; about 15-30 s on
-2 cores) and checks the claims it writes into ``report.json``. Skips when the
+It runs the whole demo once (DNS through the f90wrap core, training, export to
+an AOTInductor package, coupled Fortran runs through ``nn_closure``, checks,
+report; about 2.5 min on 2 shared cores, mostly training, of which the package's
+AOTInductor compile is 20-40 s) and checks the claims it writes into ``report.json``. Skips when the
 Burgers example (f90wrap core and ``burgers_les``) is not built.
 """
 
@@ -39,7 +40,7 @@ def test_demo_exits_zero_and_prints_the_table(demo):
 
 def test_demo_writes_everything_into_out(demo):
     _, _, out = demo
-    for name in ("data.npz", "closure.pt", "report.md", "report.json", "report.png",
+    for name in ("data.npz", "closure.pt2", "closure.pt", "report.md", "report.json", "report.png",
                  "runs/nn_long/burgers.nml", "runs/nn_long/traj.bin"):
         assert (out / name).exists(), name
 
@@ -123,14 +124,45 @@ def test_report_figure_is_not_blank(demo):
     assert float(np.std(img)) > 0.0
 
 
+def test_coupled_runs_and_twin_run_the_exported_package(demo):
+    # The Fortran runs name the package in their namelists; the twin loads the same file.
+    from pyclosure.contract import read_contract
+
+    _, report, out = demo
+    e = report["export"]
+    assert e["package"] == "closure.pt2" and e["reference"] == "closure.pt"
+    assert e["export_s"] > 0 and e["compile_s"] > 0 and e["reference_export_s"] > 0
+    assert e["engine"]["name"] == "aotinductor" and e["cells"][0] <= 128
+    assert "closure.pt2'" in (out / "runs" / "nn_long" / "burgers.nml").read_text()
+    package, reference = read_contract(out / "closure.pt2"), read_contract(out / "closure.pt")
+    assert package["format"] == "pt2" and reference["format"] == "torchscript"
+    assert package["weights_sha256"] == reference["weights_sha256"] == e["weights_sha256"]
+    md = (out / "report.md").read_text()
+    assert f"torch.export {e['export_s']:.1f} s, compile {e['compile_s']:.1f} s" in md
+
+
 def test_demo_recorded_nn_run_replays_bit_for_bit_with_budgets(demo):
     _, report, out = demo
     r = report["records"]
     assert r["records"] > 10 and r["equal"] == r["records"] and r["mismatch"] == 0
+    assert r["engine"] == "aotinductor" and r["recorded_engines"] == ["aotinductor"]
     assert r["budgets_checked"] == r["budgets_closed"] == r["records"]
     assert 0 <= r["worst_domain_residual_over_bound"] < 1
     assert report["claims"]["replay"]["held"]
     assert (out / r["report"]).exists()
+    replayed = json.loads((out / r["report"]).read_text())
+    assert replayed["model"]["path"].endswith("closure.pt2") and replayed["reference"].endswith("closure.pt")
+
+
+def test_demo_reports_the_torchscript_reference_as_information(demo):
+    # Eager torch (closure.pt) on the recorded inputs: equal to the package's outputs or apart by
+    # rounding (inductor's tanh is not eager torch's); reported, never a claim.
+    _, report, out = demo
+    ref = report["records"]["reference"]
+    assert ref["model"] == "closure.pt" and ref["records_run"] == report["records"]["records"]
+    assert 0.0 <= ref["max_rel_diff"] < 1e-12
+    assert "reference" not in report["claims"]
+    assert "information, not a check: `closure.pt`" in (out / "report.md").read_text()
 
 
 def test_demo_without_its_extra_stops_at_once_naming_what_to_install(tmp_path):
