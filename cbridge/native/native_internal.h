@@ -71,5 +71,7 @@ struct nnn_program {
 void nnn_message(char *msg, size_t size, const char *fmt, ...);
 const nnn_kernels *nnn_kernels_for(int isa);
 void nnn_sha256(const void *data, size_t size, unsigned char out[32]);
+/* One 64-byte block into the state h (shared with the bridge's streaming hasher). */
+void nnn_sha256_block(uint32_t h[8], const unsigned char *p);
 
 #endif

@@ -1,4 +1,6 @@
-/* sha256.c: SHA-256 (FIPS 180-4) of a memory buffer, for the file digest. */
+/* sha256.c: SHA-256 (FIPS 180-4): the block function, and the digest of a memory buffer.
+ * The one implementation in the project: the bridge's streaming hasher (checksum.cpp)
+ * calls nnn_sha256_block too. */
 #include <string.h>
 
 #include "native_internal.h"
@@ -15,7 +17,7 @@ static const uint32_t K[64] = {
 
 static uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
-static void compress(uint32_t h[8], const unsigned char *p) {
+void nnn_sha256_block(uint32_t h[8], const unsigned char *p) {
     uint32_t w[64];
     for (int i = 0; i < 16; ++i)
         w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
@@ -38,14 +40,14 @@ void nnn_sha256(const void *data, size_t size, unsigned char out[32]) {
                      0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     const unsigned char *p = data;
     size_t n = size;
-    for (; n >= 64; n -= 64, p += 64) compress(h, p);
+    for (; n >= 64; n -= 64, p += 64) nnn_sha256_block(h, p);
     unsigned char tail[128] = {0};
     memcpy(tail, p, n);
     tail[n] = 0x80;
     size_t blocks = n + 9 > 64 ? 2 : 1;
     uint64_t bits = (uint64_t)size * 8;
     for (int i = 0; i < 8; ++i) tail[blocks * 64 - 1 - i] = (unsigned char)(bits >> (8 * i));
-    for (size_t i = 0; i < blocks; ++i) compress(h, tail + 64 * i);
+    for (size_t i = 0; i < blocks; ++i) nnn_sha256_block(h, tail + 64 * i);
     for (int i = 0; i < 8; ++i) {
         out[4 * i] = (unsigned char)(h[i] >> 24);
         out[4 * i + 1] = (unsigned char)(h[i] >> 16);

@@ -171,8 +171,13 @@ def check_shift_equivariance(name, bridge, scale):
     flux = _outputs(bridge(*args))[0]
     for shift in (1, 5):
         moved = _outputs(bridge(np.roll(args[0], shift, axis=1), *args[1:]))[0]
-        # Each face applies the same arithmetic to the same stencil values: bit for bit.
-        assert np.array_equal(moved, np.roll(flux, shift, axis=1)), (name, scale, shift)
+        # Each face applies the same function to the same stencil values. Not bit for bit
+        # through torch: its conv kernels sum in an order that depends on the position in
+        # the row on some CPUs (AVX2 here: 1 ulp at scattered faces). So: within 64 ulps of
+        # the row's largest flux, where a closure that is not local fails by far.
+        want = np.roll(flux, shift, axis=1)
+        bound = 64 * np.finfo(flux.dtype).eps * np.abs(flux).max(axis=1, keepdims=True)
+        assert np.all(np.abs(moved - want) <= bound), (name, scale, shift, float(np.abs(moved - want).max()))
 
 
 def check_down_gradient(name, bridge, scale):

@@ -120,7 +120,11 @@ def test_scripted_periodic_closure_is_local_shift_equivariant_and_feeds_a_closed
         with torch.no_grad():
             flux = loaded(x)
             assert torch.equal(flux, module(x))
-            assert torch.equal(loaded(torch.roll(x, 7, -1)), torch.roll(flux, 7, -1))
+            # The face flux moves with the state; within 64 ulps of the row's largest flux, as
+            # torch's conv sums in a position-dependent order on some CPUs (1 ulp seen on AVX2).
+            moved, want = loaded(torch.roll(x, 7, -1)), torch.roll(flux, 7, -1)
+            bound = 64 * torch.finfo(dtype).eps * flux.abs().amax(-1, keepdim=True)
+            assert bool(((moved - want).abs() <= bound).all())
             bumped = x.clone()
             bumped[:, 20] = 2 * bumped[:, 20] + 1
             changed = (loaded(bumped) != flux).any(0).nonzero().flatten().tolist()
