@@ -83,7 +83,7 @@ start=$SECONDS
 PATH=$venv:$PATH "$venv/python" -m pip install -q --no-index --no-build-isolation --no-deps \
   -Cbuild-dir=build/gpu . || { echo "check.sh: the build failed"; exit 1; }
 echo "built in $((SECONDS - start)) s"
-readelf -d "$("$venv/python" -c 'from pyclosure import config; print(config.lib_dir())')/libnnclosure.so" | grep NEEDED
+readelf -d "$("$venv/pyclosure" config --lib-dir)/libnnclosure.so" | grep NEEDED  # libtorch.so: brings libtorch_cuda
 
 step "tests"
 # Run from a folder outside the source tree, so that the installed package is imported.
