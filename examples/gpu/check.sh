@@ -4,8 +4,9 @@
 #
 #   examples/gpu/check.sh [--wheels DIR] [--out DIR]
 #
-# 1. A virtual environment .venv-gpu that sees the system's packages (its torch, with
-#    CUDA); the build requirements pyproject.toml names and pytest come from there, or
+# 1. The virtual environment PYTHON lives in, if it does, else a new one (.venv-gpu)
+#    that sees the system's packages (its torch, with CUDA); the build requirements
+#    pyproject.toml names and pytest come from there, or
 #    from the wheels in DIR (made beforehand on a machine with a registry by
 #    `examples/gpu/check.sh --fetch DIR`); nothing is downloaded here.
 # 2. pyclosure built without build isolation, so the bridge links this torch.
@@ -62,9 +63,14 @@ for tool in cc c++ gfortran; do
   command -v $tool >/dev/null || { echo "check.sh: $tool is needed to build pyclosure and is missing"; exit 1; }
 done
 
-step "environment (.venv-gpu, system site packages)"
-[ -x .venv-gpu/bin/python ] || "$python" -m venv --system-site-packages .venv-gpu
-venv=$root/.venv-gpu/bin
+if "$python" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then  # torch lives in a venv: use it
+  step "environment (the virtual environment of $python)"
+  venv=$("$python" -c 'import os, sys; print(os.path.join(sys.prefix, "bin"))')
+else
+  step "environment (.venv-gpu, system site packages)"
+  [ -x .venv-gpu/bin/python ] || "$python" -m venv --system-site-packages .venv-gpu
+  venv=$root/.venv-gpu/bin
+fi
 mapfile -t reqs < <(requires)
 missing=()
 for r in "${reqs[@]}"; do  # a distribution of that name is installed (the system's count)
