@@ -234,3 +234,19 @@ def test_a_column_window_needs_two_cells():
     assert program.num_inputs == 2 and program.sizes(5) == (5, 6)
     with pytest.raises(Exception, match="needs at least 1"):
         program.sizes(1)
+
+
+def test_replay_of_a_column_program_with_its_surface_input_is_bit_for_bit(tmp_path):
+    from replaying import replay_cli
+
+    _case("column_down_gradient", torch.float64, tmp_path)
+    path = tmp_path / "column_down_gradient.nnp"
+    model = Model(path)
+    model.record_start(tmp_path / "rec")
+    for batch in (1, 5, 64):
+        model(*(a.numpy() for a in _inputs(2, True, batch, 17, torch.float64, seed=batch)))
+    model.record_stop()
+    proc, report = replay_cli(tmp_path / "rec", path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["engine"] == "native" and report["summary"]["records"] == report["summary"]["equal"] == 3
+    assert all(r["paths"]["bridge"]["equal"] and r["paths"]["torch"]["equal"] for r in report["records"])
