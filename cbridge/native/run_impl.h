@@ -77,7 +77,8 @@ static void FN(scatter)(const nnn_program *p, const T *b, const T *x, int64_t nc
     }
 }
 
-/* The frame of columns begin..end-1: the surface value first, a zero lid last. */
+/* The frame of columns begin..end-1: the surface value (input 1, NULL when the surface is
+ * zero) first, a zero lid last. */
 static void FN(frame)(const nnn_program *p, const T *surface, int64_t width, T *y, int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
         T first = p->frame == 1 + NNN_SURFACE_INPUT ? surface[c] : 0, last = 0;
@@ -129,7 +130,7 @@ static void FN(run)(const nnn_program *p, T *a, T *b, int64_t ncells, const T *c
             FN(gather)(p, x[0], ncells, g, nr, a);
             FN(scatter)(p, FN(steps)(p, a, b, nr), x[0], ncells, g, nr, y);
         }
-        if (p->frame) FN(frame)(p, x[1], p->n_out * R + 2, y, begin, end);
+        if (p->frame) FN(frame)(p, p->ninputs > 1 ? x[1] : NULL, p->n_out * R + 2, y, begin, end);
         return;
     }
     const int front = p->frame != 0;
@@ -144,7 +145,7 @@ static void FN(run)(const nnn_program *p, T *a, T *b, int64_t ncells, const T *c
             if (p->tail_act != NNN_ACT_IDENTITY) nnn_kernels_scalar.CAT(act, SFX)(p->tail_act, yc, p->n_out);
         }
     }
-    if (p->frame) FN(frame)(p, x[1], width, y, begin, end);
+    if (p->frame) FN(frame)(p, p->ninputs > 1 ? x[1] : NULL, width, y, begin, end);
 }
 
 #undef FN

@@ -30,13 +30,17 @@ static void try_run(const nnn_program *p) {
         if (elem == 4) ((float *)x)[k] = (float)(rand() % 2001 - 1000) / 100.0f;
         else ((double *)x)[k] = (double)(rand() % 2001 - 1000) / 100.0;
     }
-    const void *inputs[2] = {x, x + (size_t)(batch * n_in) * elem};
+    const int ninputs = nnn_num_inputs(p);  /* an array of exactly that many pointers */
+    const void **inputs = malloc((size_t)ninputs * sizeof *inputs);
+    inputs[0] = x;
+    if (ninputs > 1) inputs[1] = x + (size_t)(batch * n_in) * elem;
     int isas[2] = {NNN_ISA_SCALAR, NNN_ISA_AUTO};
     for (int i = 0; i < 2; ++i) {
         nnn_set_isa((nnn_program *)p, isas[i], NULL, 0);
-        nnn_run_inputs(p, work, ncells, nnn_num_inputs(p), inputs, y, 0, batch, NULL, 0);
+        nnn_run_inputs(p, work, ncells, ninputs, inputs, y, 0, batch, NULL, 0);
     }
     ran++;
+    free(inputs);
     free(x);
     free(y);
     free(work);

@@ -19,7 +19,13 @@ import torch
 
 from pyclosure._native import export_native
 from pyclosure._native_twin import Program
-from pyclosure.models import ColumnDownGradientClosure, PeriodicFluxClosure, mlp
+from pyclosure.models import (
+    ColumnDownGradientClosure,
+    InsulatedColumnFluxClosure,
+    NonNegative,
+    PeriodicFluxClosure,
+    mlp,
+)
 from pyclosure.normalize import Normalizer
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -46,8 +52,8 @@ def _compile(out, name, main, flags, extra=()):
 
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory):
-    """Programs (MLP, periodic, column down-gradient with its surface input, float32 and float64)
-    with inputs."""
+    """Programs (MLP, periodic, column down-gradient with its surface input, a non-negative
+    insulated column, float32 and float64) with inputs."""
     out = tmp_path_factory.mktemp("native_builds")
     torch.manual_seed(7)
     cases = {}
@@ -59,8 +65,9 @@ def programs(tmp_path_factory):
         p = PeriodicFluxClosure(2, 6, 32, 2, input_normalizer=norm)
         cases[f"periodic-{name}"] = (p.to(dtype).eval(), torch.randn(13, 2, 41, dtype=dtype), 41)
         c = ColumnDownGradientClosure(2, 4, 16, padding="zeros", input_normalizer=norm)
-        cases[f"column-{name}"] = (c, (torch.randn(11, 2, 23, dtype=dtype),
-                                                            torch.randn(11, dtype=dtype)), 23)
+        cases[f"column-{name}"] = (c, (torch.randn(11, 2, 23, dtype=dtype), torch.randn(11, dtype=dtype)), 23)
+        insulated = NonNegative(InsulatedColumnFluxClosure(None, 1, 4, 16), "relu")
+        cases[f"insulated-{name}"] = (insulated, torch.randn(7, 19, dtype=dtype), 19)
     result = {}
     for key, (module, x, ncells) in cases.items():
         path = out / f"{key}.nnp"
