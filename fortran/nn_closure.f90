@@ -96,13 +96,15 @@ contains
   !> trusted_sha256: SHA-256 digests (hex, joined by ':') of the only files
   !> to load (a .pt2 package is native code); PYCLOSURE_TRUSTED_SHA256 in
   !> the environment does the same for hosts that cannot be edited.
-  subroutine nn_load(model, path, device, stat, errmsg, nonfinite, ood, ood_threshold, trusted_sha256)
+  !> engine = "native", "torchscript" or "aoti": the only engine to accept;
+  !> a file for another engine fails with NN_ERR_FORMAT, nothing loaded.
+  subroutine nn_load(model, path, device, stat, errmsg, nonfinite, ood, ood_threshold, trusted_sha256, engine)
     type(nn_model), intent(inout) :: model
     character(len=*), intent(in) :: path
     character(len=*), intent(in), optional :: device
     integer, intent(out), optional :: stat
     character(len=*), intent(out), optional :: errmsg
-    character(len=*), intent(in), optional :: nonfinite, ood, trusted_sha256
+    character(len=*), intent(in), optional :: nonfinite, ood, trusted_sha256, engine
     real(real64), intent(in), optional :: ood_threshold
     integer(c_int) :: status
     character(len=:), allocatable :: options, dev
@@ -114,6 +116,7 @@ contains
     if (present(nonfinite)) options = options // "nonfinite=" // trim(nonfinite) // ","
     if (present(ood)) options = options // "ood=" // trim(ood) // ","
     if (present(trusted_sha256)) options = options // "trusted_sha256=" // trim(trusted_sha256) // ","
+    if (present(engine)) options = options // "engine=" // trim(engine) // ","
     if (present(ood_threshold)) then
       write (num, '(es24.17)') ood_threshold
       options = options // "ood_threshold=" // trim(adjustl(num))

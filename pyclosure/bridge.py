@@ -118,9 +118,14 @@ class Model:
         Load the file only if its SHA-256 is one of these (hex digests); the
         environment variable PYCLOSURE_TRUSTED_SHA256 adds to the list. A
         ``.pt2`` package is native code: pin what you trust.
+    engine : {"native", "torchscript", "aoti"}, optional
+        The engine the caller requires: a file for another engine raises
+        ``ModelFormatError`` before any of it is loaded. Default: the engine
+        the file calls for.
     """
 
-    def __init__(self, path, device="cpu", *, nonfinite="error", ood="off", ood_threshold=None, trusted_sha256=None):
+    def __init__(self, path, device="cpu", *, nonfinite="error", ood="off", ood_threshold=None, trusted_sha256=None,
+                 engine=None):
         self.path = os.fspath(path)
         box = ffi.new("nnc_model *")
         options = f"nonfinite={nonfinite},ood={ood}"
@@ -129,6 +134,8 @@ class Model:
         if trusted_sha256 is not None:
             digests = [trusted_sha256] if isinstance(trusted_sha256, str) else list(trusted_sha256)
             options += ",trusted_sha256=" + ":".join(digests)
+        if engine is not None:
+            options += f",engine={engine}"
         _check(lib.nnc_model_load_with(box, os.fsencode(self.path), device.encode(), options.encode()))
         self._owner = box  # owns the memory of the handle slot
         self._box = ffi.gc(box, lib.nnc_model_free)

@@ -167,6 +167,10 @@ int nnc_model_load(nnc_model *model, const char *path, const char *device);
  *   trusted_sha256=HEX  trust only files with this SHA-256 (repeat the
  *       option, or join digests with ':', to trust several); added to
  *       PYCLOSURE_TRUSTED_SHA256 when both are set.
+ *   engine=native|torchscript|aoti  the engine the host requires: a file
+ *       for another engine (a TorchScript .pt, an AOTInductor .pt2, a
+ *       native .nnp program) is refused with NNC_ERR_FORMAT before any of
+ *       it is loaded. Default: the engine the file calls for.
  * With a fallback policy every call must pass fallback arrays
  * (nnc_model_forward_fallback). Errors as nnc_model_load, plus
  * NNC_ERR_ARGUMENT for a bad option.

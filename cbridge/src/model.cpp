@@ -156,6 +156,7 @@ Model::Model(const std::string &path, const std::string &device, const Policy &p
     impl_->device_reason = dev.reason;
     LoadOptions options;
     options.trusted_sha256 = policy.trusted_sha256;
+    options.engine = policy.engine;
     impl_->engine = open_engine(path, impl_->device, options);
     const std::string &json = impl_->engine->contract_json();
     if (!json.empty()) impl_->contract = std::make_unique<Contract>(parse_contract(json));
