@@ -61,15 +61,26 @@ class _Source:
     n: int              # length of the chunked sample dimension
 
 
-def _open(path: Path):
+def _engine(path: Path) -> str | None:
+    """h5netcdf for NetCDF-4 (HDF5) files: h5py keeps 1 MiB of decompressed chunks per variable
+    where netCDF4's default cache can grow to hold a whole file. xarray's choice otherwise."""
+    try:
+        with open(path, "rb") as f:
+            return "h5netcdf" if f.read(8) == b"\x89HDF\r\n\x1a\n" else None
+    except OSError:
+        return None
+
+
+def _open(path: Path, engine: str | None):
     import xarray as xr
 
+    zarr = path.is_dir() or path.suffix == ".zarr"
     try:
-        if path.is_dir() or path.suffix == ".zarr":
+        if zarr:
             return xr.open_zarr(path, chunks={})
-        return xr.open_dataset(path, chunks={})
+        return xr.open_dataset(path, chunks={}, engine=engine or _engine(path))
     except Exception as exc:
-        kind = "Zarr store" if path.is_dir() or path.suffix == ".zarr" else "NetCDF file"
+        kind = "Zarr store" if zarr else "NetCDF file"
         raise ValueError(f"{path}: not a {kind} that xarray can read ({type(exc).__name__}: {exc})") from exc
 
 
@@ -102,11 +113,14 @@ class StreamDataset(IterableDataset):
     seed : int
         The shuffling seed.
     dtype : torch.dtype
+    engine : str, optional
+        xarray's NetCDF engine. Default: ``h5netcdf`` for NetCDF-4 files (its chunk cache stays
+        small), xarray's choice for classic NetCDF.
     """
 
     def __init__(self, sources, inputs, target: str, *, sample_dims=("time",), coarsen=None,
                  chunk: int | None = None, lanes: int | None = None, seed: int = 0,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, engine: str | None = None):
         super().__init__()
         paths = [sources] if isinstance(sources, str | Path) else list(sources)
         if not paths:
@@ -115,7 +129,7 @@ class StreamDataset(IterableDataset):
         self.sample_dims = (sample_dims,) if isinstance(sample_dims, str) else tuple(sample_dims)
         if coarsen and self.sample_dims[0] in coarsen:
             raise ValueError(f"cannot coarse-grain the chunked sample dim {self.sample_dims[0]!r}")
-        self.lanes, self.seed, self.dtype = lanes, seed, dtype
+        self.lanes, self.seed, self.dtype, self.engine = lanes, seed, dtype, engine
         self._sources = []
         for p in paths:
             self._sources.append(self._source(Path(p), coarsen or {}))
@@ -125,7 +139,7 @@ class StreamDataset(IterableDataset):
 
     # -- opening and checking -------------------------------------------------------------
     def _source(self, path: Path, coarsen: dict) -> _Source:
-        ds = _open(path)
+        ds = _open(path, self.engine)
         missing = [n for n in self.names if n not in ds.variables]
         if missing:
             raise KeyError(f"{path} lacks variable{'s' * (len(missing) > 1)} {missing}; "
