@@ -72,7 +72,11 @@ def _engine(path: Path) -> str | None:
 
 
 def _open(path: Path, engine: str | None):
-    import xarray as xr
+    try:
+        import xarray as xr
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("streaming NetCDF or Zarr data needs the data extra: "
+                          "pip install 'pyclosure[data]' (xarray, netCDF4, h5netcdf, h5py, zarr, dask)") from exc
 
     zarr = path.is_dir() or path.suffix == ".zarr"
     try:
@@ -222,16 +226,20 @@ class StreamDataset(IterableDataset):
     # -- reading ----------------------------------------------------------------------------
     def read_chunk(self, c: int) -> list:
         """Chunk ``c`` as numpy arrays, samples first, checked finite."""
+        import dask
+
         i, a, b = self.chunks[c]
         src = self._sources[i]
         part = src.ds.isel({self.sample_dims[0]: slice(a, b)})
+        lazy = [part[n].transpose(*self.sample_dims, *[d for d in part[n].dims if d not in self.sample_dims]).data
+                for n in self.names]
+        # One dask computation for all variables, in this thread: dask's thread pool does not
+        # survive the fork of DataLoader workers, and per-call overhead dominates small chunks.
+        arrays = dask.compute(*lazy, scheduler="synchronous", optimize_graph=False)
         stack = self._chunk_len(c) // (b - a)
         out = []
-        for n in self.names:
-            v = part[n]
-            v = v.transpose(*self.sample_dims, *[d for d in v.dims if d not in self.sample_dims])
-            # dask's thread pool does not survive the fork of DataLoader workers: read in this thread
-            arr = np.asarray(v.data.compute(scheduler="synchronous") if hasattr(v.data, "dask") else v.values)
+        for n, arr in zip(self.names, arrays):
+            arr = np.asarray(arr)
             arr = arr.reshape(-1, *arr.shape[len(self.sample_dims):])
             finite = np.isfinite(arr).reshape(len(arr), -1).all(axis=1)
             if not finite.all():

@@ -25,7 +25,8 @@ MODELS = ("memory", "stream", "a_posteriori")
 
 
 def run(args, tmp_path, **kw):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600,
                           env=env, cwd=tmp_path, **kw)
 
