@@ -33,7 +33,7 @@ def main(data_path, out):
     rank, world = distributed.placement()
     mine = Path(out) / f"rank{rank}"
     mine.mkdir(parents=True, exist_ok=True)
-    kw = dict(epochs=4, lr=1e-2, patience=50, progress=True)
+    kw = {"epochs": 4, "lr": 1e-2, "patience": 50, "progress": True}
     data = StreamDataset(data_path, ["u"], "flux", lanes=2, dtype=torch.float64)
     u, flux = (torch.cat([torch.as_tensor(data.read_chunk(c)[i]) for c in range(len(data.chunks))]).double()
                for i in (0, 1))

@@ -6,12 +6,12 @@ import torch
 
 pytest.importorskip("xarray")
 
-from streamdata import UNITS, fields, write_netcdf, write_zarr  # noqa: E402
+from streamdata import UNITS, fields, write_netcdf, write_zarr
 
-from pyclosure import export, read_contract  # noqa: E402
-from pyclosure.data import coarsen  # noqa: E402
-from pyclosure.stream import StreamDataset, coarse_grain  # noqa: E402
-from pyclosure.train import fit  # noqa: E402
+from pyclosure import export, read_contract
+from pyclosure.data import coarsen
+from pyclosure.stream import StreamDataset, coarse_grain
+from pyclosure.train import fit
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +112,13 @@ def test_cf_units_reach_the_exported_contract(files, tmp_path):
     assert c["inputs"][0]["units"] == "m s-1" and c["outputs"][0]["units"] == "m2 s-2"
 
 
+def test_moments_over_chunks_equal_numpy_over_everything(files):
+    mean, std = StreamDataset(files["nc"], ["u"], "flux").moments("flux")
+    whole = files["ds"]["flux"].values.astype(np.float64)
+    assert mean == pytest.approx(whole.mean(), rel=1e-12, abs=1e-12)
+    assert std == pytest.approx(whole.std(ddof=1), rel=1e-12)
+
+
 # -- bad inputs name the file and the variable ---------------------------------------------
 def test_missing_variable_names_the_file(files):
     with pytest.raises(KeyError, match=r"b\.nc lacks variable \['tau'\]"):
@@ -167,7 +174,7 @@ def test_resume_continues_to_the_uninterrupted_result(files, tmp_path, streamed)
             return (StreamDataset(files["nc"], ["u"], "flux"),)
         return torch.as_tensor(files["ds"]["u"].values), torch.as_tensor(files["ds"]["flux"].values)
 
-    kw = dict(batch_size=12, lr=1e-2, patience=50, progress=False)
+    kw = {"batch_size": 12, "lr": 1e-2, "patience": 50, "progress": False}
     whole = mlp()
     fit(whole, *data(), epochs=6, checkpoint_path=tmp_path / "whole.pt", **kw)
     part = mlp()
