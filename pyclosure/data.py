@@ -4,7 +4,8 @@ Coarse-graining of a fine field ``u`` (last axis: ``n_fine`` periodic cells) by 
 ``factor`` gives the coarse state ``coarsen(u, factor)`` (block averages) and the subgrid
 flux of Burgers-type advection ``tau = 0.5 * (filter(u*u) - filter(u)**2)`` at coarse faces
 (see :func:`subgrid_flux`). :class:`ArrayDataset` reads ``.npz`` (numpy) and NetCDF
-(through xarray, optional) into a torch ``Dataset``.
+(through xarray, optional) whole into a torch ``Dataset``; data larger than memory streams
+through :class:`pyclosure.stream.StreamDataset`.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def _load_netcdf(path: Path) -> dict:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
             f"reading NetCDF file {path} needs xarray and a NetCDF engine; "
-            "install them with `pip install xarray netCDF4`, or convert the data to .npz"
+            "install them with `pip install pyclosure[data]` (xarray, netCDF4, ...), or convert the data to .npz"
         ) from exc
     with xr.open_dataset(path) as ds:
         return {k: ds[k].values for k in ds.data_vars}

@@ -3,7 +3,9 @@
 Both loops are seeded and deterministic on CPU, split train/validation, stop early when
 the validation loss stops improving, restore the best weights, show an optional tqdm bar,
 and can save the best ``state_dict`` (``torch.save``; reload with
-``torch.load(path, weights_only=True)``) and the loss history as JSON.
+``torch.load(path, weights_only=True)``) and the loss history as JSON, and resume.
+Under ``torchrun`` they train with DistributedDataParallel (:mod:`pyclosure.distributed`);
+``fit`` also streams NetCDF/Zarr data that does not fit in memory (:mod:`pyclosure.stream`).
 
 While training, subnormal floats are flushed to zero (``torch.set_flush_denormal``; reset
 to the default ``False`` afterwards): near convergence they slow CPU training tenfold.
@@ -21,6 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+
+from . import distributed as _dist
+from .stream import StreamDataset
 
 __all__ = ["History", "fit", "fit_a_posteriori", "load_checkpoint", "unroll"]
 
@@ -73,42 +78,127 @@ def _loss_on(module, loss_fn, xs, y, idx, batch_size) -> float:
     return total / len(idx)
 
 
-def _train(module: nn.Module, saved: nn.Module, xs: tuple, y: Tensor, loss_fn, epochs: int,
-           batch_size: int, lr: float, val_fraction: float, patience: int, seed: int,
-           progress: bool, checkpoint_path, history_path, desc: str) -> History:
+class _Tensors:
+    """In-memory samples: the random split, and each epoch's shuffled batches (this rank's share)."""
+
+    def __init__(self, xs, y, val_fraction, batch_size, seed):
+        self.xs, self.y, self.batch_size = xs, y, batch_size
+        self.gen = torch.Generator().manual_seed(seed)
+        self.train_idx, self.val_idx = _split(len(y), val_fraction, self.gen)
+
+    def train_batches(self, epoch):
+        order = self.train_idx[torch.randperm(len(self.train_idx), generator=self.gen)]
+        world = _dist.placement()[1]
+        for start in range(0, len(order), self.batch_size):
+            b, weight = _dist.shard(order[start:start + self.batch_size])
+            if len(b):  # under DDP a last batch smaller than the world size is dropped
+                yield tuple(x[b] for x in self.xs), self.y[b], weight
+            elif world > 1:
+                return
+
+    def val_loss(self, module, loss_fn):
+        return _loss_on(module, loss_fn, self.xs, self.y, self.val_idx, self.batch_size)
+
+    def has_val(self):
+        return len(self.val_idx) > 0
+
+    def rng_state(self):
+        return self.gen.get_state()
+
+    def set_rng_state(self, state):
+        self.gen.set_state(state)
+
+
+class _Streamed:
+    """A :class:`~pyclosure.stream.StreamDataset`, split by chunks into training and validation."""
+
+    def __init__(self, data, val_fraction, batch_size, num_workers):
+        self.train, self.val = data.split(val_fraction) if val_fraction > 0 else (data, None)
+        self.batch_size, self.num_workers = batch_size, num_workers
+
+    def train_batches(self, epoch):
+        for xs, y in self.train.batches(epoch, self.batch_size, self.num_workers):
+            yield xs, y, 1.0
+
+    def val_loss(self, module, loss_fn):
+        return self.val.loss(module, loss_fn, self.batch_size) if self.val else float("nan")
+
+    def has_val(self):
+        return self.val is not None
+
+    def rng_state(self):
+        return torch.zeros(0, dtype=torch.uint8)  # the order is a function of (seed, epoch)
+
+    def set_rng_state(self, state):
+        pass
+
+
+def _train(module: nn.Module, saved: nn.Module, data, loss_fn, epochs: int, lr: float,
+           patience: int, seed: int, progress: bool, checkpoint_path, history_path, desc: str,
+           resume: bool) -> History:
     # Subnormal gradients near convergence slow CPU training ~10x; flush them meanwhile.
     torch.set_flush_denormal(True)
     try:
-        return _loop(module, saved, xs, y, loss_fn, epochs, batch_size, lr, val_fraction,
-                     patience, seed, progress, checkpoint_path, history_path, desc)
+        return _loop(module, saved, data, loss_fn, epochs, lr, patience, seed, progress,
+                     checkpoint_path, history_path, desc, resume)
     finally:
         torch.set_flush_denormal(False)
 
 
-def _loop(module, saved, xs, y, loss_fn, epochs, batch_size, lr, val_fraction, patience,
-          seed, progress, checkpoint_path, history_path, desc) -> History:
+def _resume_path(checkpoint_path) -> Path:
+    p = Path(checkpoint_path)
+    return p.with_name(p.stem + ".resume.pt")
+
+
+def _save_resume(path, saved, opt, data, hist, best_state, since_best, epoch) -> None:
+    """Everything the next epoch needs, written by rank 0 under a temporary name, then renamed."""
+    if not _dist.is_main():
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"epoch": epoch, "model": saved.state_dict(), "optimizer": opt.state_dict(),
+                "history": asdict(hist), "best_state": best_state, "since_best": since_best,
+                "data_rng": data.rng_state(), "torch_rng": torch.get_rng_state()}, str(tmp))
+    tmp.replace(path)
+
+
+def _load_resume(path, saved, opt, data):
+    state = torch.load(str(path), weights_only=True)
+    saved.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    data.set_rng_state(state["data_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    return state["epoch"] + 1, History(**state["history"]), state["best_state"], state["since_best"]
+
+
+def _loop(module, saved, data, loss_fn, epochs, lr, patience, seed, progress, checkpoint_path,
+          history_path, desc, resume) -> History:
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    train_idx, val_idx = _split(len(y), val_fraction, gen)
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=lr)
-    hist, best_state, since_best = History(), copy.deepcopy(saved.state_dict()), 0
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    first, hist, best_state, since_best = 0, History(), copy.deepcopy(saved.state_dict()), 0
+    resume_file = _resume_path(checkpoint_path) if checkpoint_path is not None else None
+    if resume and resume_file is None:
+        raise ValueError("resume=True needs checkpoint_path (the resume state lives beside it)")
+    if resume and resume_file.exists():
+        first, hist, best_state, since_best = _load_resume(resume_file, saved, opt, data)
+    run = _dist.wrap(module)
+    bar = tqdm(range(first, epochs), desc=desc, disable=not (progress and _dist.is_main()), leave=False)
     for epoch in bar:
+        if hist.stopped_early:
+            break
         module.train()
-        order = train_idx[torch.randperm(len(train_idx), generator=gen)]
-        running = 0.0
-        for start in range(0, len(order), batch_size):
-            b = order[start:start + batch_size]
+        running, count = 0.0, 0
+        for xb, yb, weight in data.train_batches(epoch):
             opt.zero_grad()
-            loss = loss_fn(module(*(x[b] for x in xs)), y[b])
-            loss.backward()
+            loss = loss_fn(run(*xb), yb)
+            (loss * weight if weight != 1.0 else loss).backward()
             opt.step()
-            running += float(loss.detach()) * len(b)
+            running += float(loss.detach()) * len(yb)
+            count += len(yb)
         module.eval()
-        hist.train.append(running / len(order))
-        val = _loss_on(module, loss_fn, xs, y, val_idx, batch_size)
+        hist.train.append(_dist.mean(running, count))
+        val = data.val_loss(module, loss_fn)
         hist.val.append(val)
-        score = val if len(val_idx) else hist.train[-1]
+        score = val if data.has_val() else hist.train[-1]
         if score < hist.best_val:
             hist.best_val, hist.best_epoch, since_best = score, epoch, 0
             best_state = copy.deepcopy(saved.state_dict())
@@ -117,27 +207,41 @@ def _loop(module, saved, xs, y, loss_fn, epochs, batch_size, lr, val_fraction, p
         bar.set_postfix(train=f"{hist.train[-1]:.3g}", val=f"{val:.3g}")
         if since_best > patience:
             hist.stopped_early = True
-            break
+        if resume_file is not None:
+            _save_resume(resume_file, saved, opt, data, hist, best_state, since_best, epoch)
     saved.load_state_dict(best_state)
-    if checkpoint_path is not None:
+    if checkpoint_path is not None and _dist.is_main():
         torch.save(saved.state_dict(), str(checkpoint_path))
     hpath = _history_path(checkpoint_path, history_path)
-    if hpath is not None:
+    if hpath is not None and _dist.is_main():
         hist.save(hpath)
     return hist
 
 
-def fit(model: nn.Module, inputs, targets: Tensor, *,
+def _source(inputs, targets, val_fraction, batch_size, seed, num_workers):
+    if isinstance(inputs, StreamDataset):
+        if targets is not None:
+            raise ValueError("a StreamDataset carries its target: call fit(model, data) without targets")
+        return _Streamed(inputs, val_fraction, batch_size, num_workers)
+    if targets is None:
+        raise ValueError("fit needs targets, unless inputs is a pyclosure.stream.StreamDataset")
+    return _Tensors(_as_tuple(inputs), targets, val_fraction, batch_size, seed)
+
+
+def fit(model: nn.Module, inputs, targets: Tensor | None = None, *,
         loss_fn: Callable = _mse, epochs: int = 200, batch_size: int = 64,
         lr: float = 1e-3, val_fraction: float = 0.2, patience: int = 20, seed: int = 0,
-        progress: bool = True, checkpoint_path=None, history_path=None) -> History:
+        progress: bool = True, checkpoint_path=None, history_path=None, resume: bool = False,
+        distributed: bool | None = None, num_workers: int = 0) -> History:
     """A priori training: fit ``model(*inputs)`` to ``targets``.
 
     Parameters
     ----------
     model : nn.Module
-    inputs : Tensor or tuple of Tensor, each with samples first
-    targets : Tensor, samples first
+    inputs : Tensor, tuple of Tensor (each with samples first), or StreamDataset
+        A :class:`pyclosure.stream.StreamDataset` streams NetCDF/Zarr data chunk by chunk and
+        carries its own target; its validation share is its last chunks.
+    targets : Tensor, samples first (None for a StreamDataset)
     loss_fn : callable(prediction, target) -> scalar Tensor
         Mean squared error by default; use :func:`pyclosure.uncertainty.gaussian_nll`
         for a model returning ``(mean, std)``.
@@ -151,16 +255,29 @@ def fit(model: nn.Module, inputs, targets: Tensor, *,
         Show a tqdm bar.
     checkpoint_path : path, optional
         Best ``state_dict`` saved here; history beside it as ``<stem>.history.json``
-        unless ``history_path`` is given.
+        unless ``history_path`` is given. Each epoch also writes ``<stem>.resume.pt``
+        (weights, optimiser, history, random state) for ``resume``.
+    resume : bool
+        Continue from ``<stem>.resume.pt`` if it exists (else start afresh): the result is
+        the one an uninterrupted run gives.
+    distributed : bool or None
+        Train across processes with DDP (see :mod:`pyclosure.distributed`). None: when
+        launched by ``torchrun`` or a process group exists. Each rank takes its share of
+        every global batch of ``batch_size`` samples; only rank 0 writes files and shows the
+        bar. ``loss_fn`` must be a mean over samples for the ranks' average to be the global
+        batch's loss.
+    num_workers : int
+        DataLoader processes reading a StreamDataset (per rank).
 
     Returns
     -------
     History
         The model is left with its best-validation weights.
     """
-    return _train(model, model, _as_tuple(inputs), targets, loss_fn, epochs, batch_size, lr,
-                  val_fraction, patience, seed, progress, checkpoint_path, history_path,
-                  "a priori")
+    _dist.setup(distributed)
+    data = _source(inputs, targets, val_fraction, batch_size, seed, num_workers)
+    return _train(model, model, data, loss_fn, epochs, lr, patience, seed, progress,
+                  checkpoint_path, history_path, "a priori", resume)
 
 
 def unroll(step: Callable, closure: nn.Module, u0: Tensor, k: int) -> Tensor:
@@ -185,7 +302,8 @@ def fit_a_posteriori(closure: nn.Module, step: Callable, trajectories: Tensor, *
                      loss_fn: Callable = _mse, epochs: int = 50, batch_size: int = 16,
                      lr: float = 1e-3, val_fraction: float = 0.2, patience: int = 10,
                      seed: int = 0, progress: bool = True, checkpoint_path=None,
-                     history_path=None) -> History:
+                     history_path=None, resume: bool = False,
+                     distributed: bool | None = None) -> History:
     """A posteriori training: backpropagate through ``k`` steps of a differentiable solver.
 
     Parameters
@@ -199,6 +317,7 @@ def fit_a_posteriori(closure: nn.Module, step: Callable, trajectories: Tensor, *
         (its first state the initial condition, the rest the targets).
     k : int
         Unroll length.
+    resume, distributed : as for :func:`fit`.
 
     Returns
     -------
@@ -208,9 +327,10 @@ def fit_a_posteriori(closure: nn.Module, step: Callable, trajectories: Tensor, *
     windows = trajectories.unfold(1, k + 1, 1)  # (n_traj, T - k, ..., k + 1)
     windows = windows.movedim(-1, 2).reshape(-1, k + 1, *trajectories.shape[2:])
     wrapped = _Unrolled(closure, step, k)
-    return _train(wrapped, closure, (windows[:, 0],), windows[:, 1:], loss_fn, epochs,
-                  batch_size, lr, val_fraction, patience, seed, progress, checkpoint_path,
-                  history_path, "a posteriori")
+    _dist.setup(distributed)
+    data = _Tensors((windows[:, 0],), windows[:, 1:], val_fraction, batch_size, seed)
+    return _train(wrapped, closure, data, loss_fn, epochs, lr, patience, seed, progress,
+                  checkpoint_path, history_path, "a posteriori", resume)
 
 
 def load_checkpoint(model: nn.Module, path) -> nn.Module:

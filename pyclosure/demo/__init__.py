@@ -4,9 +4,10 @@ Steps (everything is written into ``out``):
 
 1. DNS (N = 4096) through the f90wrap core, coarse-grained to N = 128:
    training pairs, a held-out test trajectory and held-out forecast segments
-   (``data.npz``);
+   (``data.npz``); the training pairs also as NetCDF with CF metadata (``train.nc``);
 2. a priori training of a float64 flux-form stencil closure on both targets
-   ``tau`` and ``tau_fv``; each is scored with the torch twin (same held-out
+   ``tau`` and ``tau_fv``, streamed from ``train.nc`` (:mod:`pyclosure.stream`; validated
+   on its last time chunks); each is scored with the torch twin (same held-out
    segments and long run as the coupled runs) and the better one is fine-tuned
    a posteriori through the differentiable twin; the better of the two is kept;
 3. export to ``closure.pt2`` (an AOTInductor package with its contract, the
@@ -36,7 +37,8 @@ from .settings import ENGINES, Settings
 __all__ = ["run", "missing_extras"]
 
 #: What the demo needs beyond pyclosure's own dependencies (the ``demo`` extra): module -> package.
-EXTRAS = {"matplotlib": "matplotlib", "f90wrap": "f90wrap==0.3.0"}
+EXTRAS = {"matplotlib": "matplotlib", "f90wrap": "f90wrap==0.3.0", "xarray": "xarray", "h5netcdf": "h5netcdf",
+          "h5py": "h5py", "dask": "dask"}
 
 
 def missing_extras():
@@ -93,6 +95,7 @@ def run(out="pyclosure-demo", quick=False, engine="pt2"):
                       spinup=s.spinup, t_train=s.t_train, train_every=s.every,
                       t_test=s.t_test, test_every=s.every, nseg=s.nseg,
                       seg_horizon=s.horizon)
+    data.write_netcdf(out / "train.nc", d)
     seconds["data"] = time.perf_counter() - t0
     print(f"      train {d['u'].shape}, test {d['test_u'].shape}, segments "
           f"{d['seg_u'].shape} ({seconds['data']:.1f} s)")
@@ -102,7 +105,7 @@ def run(out="pyclosure-demo", quick=False, engine="pt2"):
     dx = s.length / s.n_les
     targets, models = {}, {}
     for tgt in ("tau", "tau_fv"):
-        model, hist = learn.a_priori(d["u"], d[tgt], dx, s.epochs)
+        model, hist = learn.a_priori(out / "train.nc", tgt, dx, s.epochs)
         score = checks.twin_scores(model, d, s)
         targets[tgt] = {"r2": learn.flux_r2(model, d["test_u"], d["test_" + tgt]),
                         "epochs": len(hist.train), **score}

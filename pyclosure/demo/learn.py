@@ -11,17 +11,18 @@ import torch
 
 from ..models import PeriodicFluxClosure
 from ..normalize import Normalizer
+from ..stream import StreamDataset
 from ..train import fit, fit_a_posteriori
 from . import twin
 
 
 def make_closure(u, tau, dx, stencil=6, hidden=32, depth=2, seed=0):
-    """A float64 stencil closure with normalisers fitted on ``u`` and ``tau``.
+    """A float64 stencil closure with global normalisers for ``u`` and ``tau``.
 
     Parameters
     ----------
-    u, tau : ndarray, shape (samples, n)
-        Coarse states and target fluxes (physical units).
+    u, tau : ndarray, shape (samples, n), or (mean, std) pairs
+        Coarse states and target fluxes (physical units), or their moments.
     dx : float
         Coarse cell width (recorded in the contract).
     stencil, hidden, depth : int
@@ -34,20 +35,26 @@ def make_closure(u, tau, dx, stencil=6, hidden=32, depth=2, seed=0):
     PeriodicFluxClosure
     """
     torch.manual_seed(seed)
-    ut = torch.as_tensor(u, dtype=torch.float64)
-    tt = torch.as_tensor(tau, dtype=torch.float64)
     model = PeriodicFluxClosure(1, stencil, hidden, depth, "tanh", dx=dx,
-                                input_normalizer=Normalizer.fit(ut, per="global"),
-                                output_normalizer=Normalizer.fit(tt, per="global"))
+                                input_normalizer=_normalizer(u), output_normalizer=_normalizer(tau))
     return model.double()
 
 
-def a_priori(u, tau, dx, epochs, seed=0, progress=True):
-    """Fit a new closure to ``tau`` from ``u``; return ``(closure, history)``."""
-    model = make_closure(u, tau, dx, seed=seed)
-    hist = fit(model, torch.as_tensor(u), torch.as_tensor(tau), epochs=epochs,
-               batch_size=32, lr=2e-3, patience=15, seed=seed, progress=progress)
+def a_priori(path, target, dx, epochs, seed=0, progress=True):
+    """Fit a new closure to ``target`` from ``u``, streamed from the NetCDF file ``path``
+    (validated on its last time chunks); return ``(closure, history)``."""
+    data = StreamDataset(path, ["u"], target, dtype=torch.float64, seed=seed)
+    model = make_closure(data.moments("u"), data.moments(target), dx, seed=seed)
+    hist = fit(model, data, epochs=epochs, batch_size=32, lr=2e-3, patience=15, seed=seed,
+               progress=progress)
     return model, hist
+
+
+def _normalizer(data):
+    if isinstance(data, tuple):
+        mean, std = (torch.tensor([v], dtype=torch.float64) for v in data)
+        return Normalizer(mean, std)
+    return Normalizer.fit(torch.as_tensor(data, dtype=torch.float64), per="global")
 
 
 def flux_r2(model, u, tau):

@@ -76,5 +76,15 @@ def test_dataset_names_missing_variables(tmp_path):
 def test_netcdf_without_xarray_raises_clear_import_error(tmp_path):
     path = tmp_path / "d.nc"
     path.write_bytes(b"CDF\x01")
-    with pytest.raises(ImportError, match="pip install xarray"):
+    with pytest.raises(ImportError, match=r"pip install pyclosure\[data\]"):
         ArrayDataset(path)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xarray") is None, reason="needs the data extra")
+def test_dataset_reads_netcdf_whole(tmp_path):
+    import xarray as xr
+
+    u = np.arange(40.0).reshape(10, 4)
+    xr.Dataset({"u": (("time", "x"), u), "flux": (("time", "x"), 2 * u)}).to_netcdf(tmp_path / "d.nc")
+    inputs, target = ArrayDataset(tmp_path / "d.nc").tensors()
+    assert torch.equal(inputs[0], torch.as_tensor(u, dtype=torch.float32)) and torch.equal(target, 2 * inputs[0])

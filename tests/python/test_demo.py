@@ -40,9 +40,22 @@ def test_demo_exits_zero_and_prints_the_table(demo):
 
 def test_demo_writes_everything_into_out(demo):
     _, _, out = demo
-    for name in ("data.npz", "closure.pt2", "closure.pt", "report.md", "report.json", "report.png",
+    for name in ("data.npz", "train.nc", "closure.pt2", "closure.pt", "report.md", "report.json", "report.png",
                  "runs/nn_long/burgers.nml", "runs/nn_long/traj.bin"):
         assert (out / name).exists(), name
+
+
+def test_demo_training_data_is_cf_netcdf_with_the_npz_pairs(demo):
+    import xarray as xr
+
+    _, _, out = demo
+    with xr.open_dataset(out / "train.nc", engine="h5netcdf") as ds, np.load(out / "data.npz") as d:
+        assert ds.attrs["Conventions"].startswith("CF-")
+        for name in ("u", "tau", "tau_fv"):
+            assert ds[name].dims == ("time", "x") and ds[name].attrs["units"] == "1"
+            assert ds[name].attrs["long_name"]
+            np.testing.assert_array_equal(ds[name].values, d[name])
+        assert ds["u"].encoding["chunksizes"] == (250, d["u"].shape[1])
 
 
 def test_learned_closure_beats_none_and_smagorinsky(demo):
