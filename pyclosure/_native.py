@@ -26,11 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import _native_c
 from .lipschitz import LipschitzConv1d, LipschitzLinear
 from .models import PeriodicFluxClosure
 from .normalize import Normalizer
 
-ARITH = "pyclosure.native.arith/1"
+ARITH = _native_c.ffi.string(_native_c.lib.nnn_arith()).decode()  # the C library's NNN_ARITH
 MAGIC = b"PYCLNATV"
 VERSION = 1
 DTYPES = {torch.float32: 1, torch.float64: 2}

@@ -21,7 +21,7 @@ extern "C" {
 #endif
 
 /* The arithmetic contract this library implements and the file format it reads. */
-#define NNN_ARITH "pyclosure.native.arith/1"
+#define NNN_ARITH "pyclosure.native.arith/2"
 #define NNN_FORMAT_VERSION 1
 
 enum nnn_status {

@@ -207,8 +207,9 @@ BAD_FILES = {
     "cut": (GOOD[:-1], "the header says"),
     "magic": (b"X" + GOOD[1:], "magic"),
     "version": (_patched(8, "<I", 2), "format version 2"),
-    "arith": (_patched(16, "<24s", b"pyclosure.native.arith/2"),
-              "arithmetic contract 'pyclosure.native.arith/2'"),
+    "arith": (_patched(16, "<24s", b"pyclosure.native.arith/1"),  # a file of the earlier contract
+              "arithmetic contract 'pyclosure.native.arith/1'; this library implements "
+              "'pyclosure.native.arith/2': export the closure again with pyclosure"),
     "digest": (GOOD[:200] + bytes([GOOD[200] ^ 1]) + GOOD[201:], "SHA-256"),
     "dtype": (_patched(12, "<I", 3), "element type"),
     "ops": (_patched(96, "<I", 1000), "1000 ops"),

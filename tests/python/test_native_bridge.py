@@ -108,7 +108,7 @@ def test_plain_affine_gives_the_numbers_known_by_hand(native_dir):
 
 def test_export_picks_native_from_the_suffix_and_info_reads_it_without_running(native_dir, tmp_path):
     contract = read_contract(native_dir / "periodic64.nnp")
-    assert contract["format"] == "native" and contract["engine"]["arith"] == "pyclosure.native.arith/1"
+    assert contract["format"] == "native" and contract["engine"]["arith"] == "pyclosure.native.arith/2"
     assert contract["inputs"][0]["shape"] == [-1] and contract["module"] == "PeriodicFluxClosure"
     assert "format: native, a program of" in describe(contract)
     with pytest.raises(TypeError, match="Linear: the native engine runs nn.Sequential MLPs and PeriodicFlux"):
