@@ -10,29 +10,21 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* float32 tanh in binary64 (nnn_tanh_f32), four lanes: e / (-2 - e) with e = expm1(-2 min(a, clamp)) */
-INLINE __m256d tanh32_core_f64x4(__m256d a) {
-    const __m256d round = _mm256_set1_pd(NNN_ROUND_F64), one = _mm256_set1_pd(1.0);
-    __m256d y = _mm256_mul_pd(_mm256_min_pd(a, _mm256_set1_pd(NNN_TANH_CLAMP_F32)), _mm256_set1_pd(-2.0));
-    __m256d kr = _mm256_add_pd(_mm256_mul_pd(y, _mm256_set1_pd(NNN_LOG2E_F64)), round);
-    __m256d r = _mm256_fmadd_pd(_mm256_sub_pd(kr, round), _mm256_set1_pd(-NNN_LN2_HI_F64), y);
-    __m256d q = _mm256_set1_pd(NNN_TANH32_Q[6]);
-    for (int j = 5; j >= 0; --j) q = _mm256_fmadd_pd(q, r, _mm256_set1_pd(NNN_TANH32_Q[j]));
-    q = _mm256_fmadd_pd(_mm256_mul_pd(r, r), q, r);
-    /* kr's low mantissa bits hold 2^51 + k: adding 1023 and shifting by 52 leaves (k + 1023) << 52 */
-    __m256d scale = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(_mm256_castpd_si256(kr), _mm256_set1_epi64x(1023)), 52));
-    __m256d e = _mm256_fmadd_pd(scale, q, _mm256_sub_pd(scale, one));
-    return _mm256_div_pd(e, _mm256_sub_pd(_mm256_set1_pd(-2.0), e));
-}
-
 INLINE __m256 tanh_f32x8(__m256 x) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f), round = _mm256_set1_ps(NNN_ROUND_F32), one = _mm256_set1_ps(1.0f);
     __m256 a = _mm256_andnot_ps(sign, x); /* a NaN lane gives min(NaN, clamp) = clamp, as a < c ? a : c */
-    __m128 lo = _mm256_cvtpd_ps(tanh32_core_f64x4(_mm256_cvtps_pd(_mm256_castps256_ps128(a))));
-    __m128 hi = _mm256_cvtpd_ps(tanh32_core_f64x4(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1))));
-    __m256 r = _mm256_set_m128(hi, lo);
-    r = _mm256_or_ps(_mm256_andnot_ps(sign, r), _mm256_and_ps(sign, x));
-    return _mm256_blendv_ps(r, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    __m256 y = _mm256_mul_ps(_mm256_min_ps(a, _mm256_set1_ps(NNN_TANH_CLAMP_F32)), _mm256_set1_ps(-2.0f));
+    __m256 k = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(y, _mm256_set1_ps(NNN_LOG2E_F32)), round), round);
+    __m256 r = _mm256_fmadd_ps(k, _mm256_set1_ps(-NNN_LN2_HI_F32), y);
+    r = _mm256_fmadd_ps(k, _mm256_set1_ps(-NNN_LN2_LO_F32), r);
+    __m256 q = _mm256_set1_ps(NNN_TANH_F32_Q[4]);
+    for (int j = 3; j >= 0; --j) q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(NNN_TANH_F32_Q[j]));
+    q = _mm256_fmadd_ps(_mm256_mul_ps(r, r), q, r);
+    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23));
+    __m256 e = _mm256_fmadd_ps(scale, q, _mm256_sub_ps(scale, one));
+    __m256 t = _mm256_div_ps(e, _mm256_sub_ps(_mm256_set1_ps(-2.0f), e));
+    t = _mm256_or_ps(_mm256_andnot_ps(sign, t), _mm256_and_ps(sign, x));
+    return _mm256_blendv_ps(t, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
 INLINE __m256d exp_neg_f64x4(__m256d y) {
@@ -102,11 +94,22 @@ static void act_f64(int act, double *v, int64_t n) {
 #define R4(M) R3(M) M(3)
 #define R5(M) R4(M) M(4)
 #define R6(M) R5(M) M(5)
-#define CHAIN_END(i0, n_in) ((n_in) - (i0) < NNN_CHAIN ? (n_in) : (i0) + NNN_CHAIN)
+/* The chains over i < n_in; a whole chain is unrolled (constant offsets, no counter). */
+#define CHAINS(ZERO, STEP, ADD, STORE)                                                            \
+    for (int64_t i0 = 0; i0 < n_in; i0 += NNN_CHAIN) {                                            \
+        if (i0) { ZERO }                                                                          \
+        if (n_in - i0 >= NNN_CHAIN) {                                                             \
+            _Pragma("GCC unroll 16") for (int64_t i = i0; i < i0 + NNN_CHAIN; ++i) { STEP }        \
+        } else {                                                                                  \
+            for (int64_t i = i0; i < n_in; ++i) { STEP }                                          \
+        }                                                                                         \
+        if (i0) { ADD } else { STORE }                                                            \
+    }
 
 #define F32_PTR(r) const float *x##r = x + (r) * ldx;
 #define F32_INIT(r) __m256 lo##r = _mm256_loadu_ps(b), hi##r = _mm256_loadu_ps(b + 8);
 #define F32_ZERO(r) lo##r = _mm256_setzero_ps(); hi##r = _mm256_setzero_ps();
+#define F32_W const __m256 w0 = _mm256_loadu_ps(w + 16 * i); const __m256 w1 = _mm256_loadu_ps(w + 16 * i + 8);
 #define F32_FMA(r) { const __m256 v = _mm256_broadcast_ss(x##r + i); \
     lo##r = _mm256_fmadd_ps(w0, v, lo##r); hi##r = _mm256_fmadd_ps(w1, v, hi##r); }
 #define F32_STORE(r) _mm256_storeu_ps(y + (r) * ldy, lo##r); _mm256_storeu_ps(y + (r) * ldy + 8, hi##r);
@@ -116,20 +119,14 @@ static void act_f64(int act, double *v, int64_t n) {
     static void block##n##_f32(const float *w, const float *b, int64_t n_in, const float *x,      \
                                int64_t ldx, float *y, int64_t ldy) {                              \
         ROWS(F32_PTR) ROWS(F32_INIT)                                                              \
-        for (int64_t i0 = 0; i0 < n_in; i0 += NNN_CHAIN) {                                        \
-            if (i0) { ROWS(F32_ZERO) }                                                            \
-            for (int64_t i = i0; i < CHAIN_END(i0, n_in); ++i) {                                  \
-                const __m256 w0 = _mm256_loadu_ps(w + 16 * i), w1 = _mm256_loadu_ps(w + 16 * i + 8); \
-                ROWS(F32_FMA)                                                                     \
-            }                                                                                     \
-            if (i0) { ROWS(F32_ADD) } else { ROWS(F32_STORE) }                                    \
-        }                                                                                         \
+        CHAINS(ROWS(F32_ZERO), F32_W ROWS(F32_FMA), ROWS(F32_ADD), ROWS(F32_STORE))               \
     }
 F32_BLOCK(1, R1) F32_BLOCK(2, R2) F32_BLOCK(3, R3) F32_BLOCK(4, R4) F32_BLOCK(5, R5) F32_BLOCK(6, R6)
 
 #define F64_PTR(r) const double *x##r = x + (r) * ldx;
 #define F64_INIT(r) __m256d lo##r = _mm256_loadu_pd(b), hi##r = _mm256_loadu_pd(b + 4);
 #define F64_ZERO(r) lo##r = _mm256_setzero_pd(); hi##r = _mm256_setzero_pd();
+#define F64_W const __m256d w0 = _mm256_loadu_pd(w + 8 * i); const __m256d w1 = _mm256_loadu_pd(w + 8 * i + 4);
 #define F64_FMA(r) { const __m256d v = _mm256_broadcast_sd(x##r + i); \
     lo##r = _mm256_fmadd_pd(w0, v, lo##r); hi##r = _mm256_fmadd_pd(w1, v, hi##r); }
 #define F64_STORE(r) _mm256_storeu_pd(y + (r) * ldy, lo##r); _mm256_storeu_pd(y + (r) * ldy + 4, hi##r);
@@ -139,14 +136,7 @@ F32_BLOCK(1, R1) F32_BLOCK(2, R2) F32_BLOCK(3, R3) F32_BLOCK(4, R4) F32_BLOCK(5,
     static void block##n##_f64(const double *w, const double *b, int64_t n_in, const double *x,    \
                                int64_t ldx, double *y, int64_t ldy) {                              \
         ROWS(F64_PTR) ROWS(F64_INIT)                                                               \
-        for (int64_t i0 = 0; i0 < n_in; i0 += NNN_CHAIN) {                                         \
-            if (i0) { ROWS(F64_ZERO) }                                                             \
-            for (int64_t i = i0; i < CHAIN_END(i0, n_in); ++i) {                                   \
-                const __m256d w0 = _mm256_loadu_pd(w + 8 * i), w1 = _mm256_loadu_pd(w + 8 * i + 4); \
-                ROWS(F64_FMA)                                                                      \
-            }                                                                                      \
-            if (i0) { ROWS(F64_ADD) } else { ROWS(F64_STORE) }                                     \
-        }                                                                                          \
+        CHAINS(ROWS(F64_ZERO), F64_W ROWS(F64_FMA), ROWS(F64_ADD), ROWS(F64_STORE))                \
     }
 F64_BLOCK(1, R1) F64_BLOCK(2, R2) F64_BLOCK(3, R3) F64_BLOCK(4, R4) F64_BLOCK(5, R5) F64_BLOCK(6, R6)
 
@@ -178,14 +168,8 @@ static const block_f64_fn BLOCKS_F64[7] = {0, block1_f64, block2_f64, block3_f64
 #define WIDE(n, T, VT, BC, P, BLOCKS)                                                              \
     static void wide##n##_##P(const T *w, const T *b, int64_t n_in, const T *x, T *y) {           \
         BLOCKS(P##_INIT)                                                                           \
-        for (int64_t i0 = 0; i0 < n_in; i0 += NNN_CHAIN) {                                         \
-            if (i0) { BLOCKS(P##_ZERO) }                                                           \
-            for (int64_t i = i0; i < CHAIN_END(i0, n_in); ++i) {                                   \
-                const VT v = BC(x + i);                                                            \
-                BLOCKS(P##_FMA)                                                                    \
-            }                                                                                      \
-            if (i0) { BLOCKS(P##_ADD) } else { BLOCKS(P##_STORE) }                                 \
-        }                                                                                          \
+        CHAINS(BLOCKS(P##_ZERO), const VT v = BC(x + i); BLOCKS(P##_FMA), BLOCKS(P##_ADD),          \
+               BLOCKS(P##_STORE))                                                                  \
     }
 WIDE(1, float, __m256, _mm256_broadcast_ss, W32, R1) WIDE(2, float, __m256, _mm256_broadcast_ss, W32, R2)
 WIDE(3, float, __m256, _mm256_broadcast_ss, W32, R3) WIDE(4, float, __m256, _mm256_broadcast_ss, W32, R4)

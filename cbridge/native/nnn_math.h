@@ -24,17 +24,20 @@ static const double NNN_EXP_F64[14] = {0x1p+0, 0x1p+0, 0x1p-1, 0x1.5555555555555
     0x1.5555555555555p-5, 0x1.1111111111111p-7, 0x1.6c16c16c16c17p-10, 0x1.a01a01a01a01ap-13,
     0x1.a01a01a01a01ap-16, 0x1.71de3a556c734p-19, 0x1.27e4fb7789f5cp-22, 0x1.ae64567f544e4p-26,
     0x1.1eed8eff8d898p-29, 0x1.6124613a86d09p-33};
-/* float32 tanh (in binary64): expm1(r) = r + r^2 Q(r) for |r| <= ln2 / 2, Q of degree 6 fitted
- * for the least maximum relative error of expm1 (2^-39.7 with these binary64 coefficients). */
-static const double NNN_TANH32_Q[7] = {0x1.000000002a08ap-1, 0x1.5555557e57ec6p-3,
-    0x1.555554d348bfap-5, 0x1.1110a1941b665p-7, 0x1.6c177cea52744p-10, 0x1.a1867f55e444fp-13,
-    0x1.a0083f9338250p-16};
+/* float32 tanh: expm1(r) = r + r^2 Q(r) for |r| <= ln2 / 2, Q of degree 4 fitted for the least
+ * maximum relative error of expm1 (2^-25.7 with these binary32 coefficients). */
+static const float NNN_TANH_F32_Q[5] = {0x1.fffffep-2f, 0x1.55549p-3f, 0x1.5556acp-5f, 0x1.123aecp-7f,
+    0x1.6be874p-10f};
+#define NNN_LN2_HI_F32 0x1.62e430p-1f  /* k * this is exact for |k| < 2^8 */
+#define NNN_LN2_LO_F32 -0x1.05c610p-29f
+#define NNN_LOG2E_F32 0x1.715476p+0f
+#define NNN_ROUND_F32 0x1.8p23f  /* (v + this) - this rounds |v| < 2^22 to an integer */
 #define NNN_LN2_HI_F64 0x1.62e42fefa39efp-1
 #define NNN_LN2_LO_F64 0x1.abc9e3b39803fp-56
 #define NNN_LOG2E_F64 0x1.71547652b82fep+0
 #define NNN_ROUND_F64 0x1.8p52   /* (v + this) - this rounds |v| < 2^51 to an integer */
 #define NNN_TANH_SMALL_F64 0.4
-#define NNN_TANH_CLAMP_F32 10.0  /* tanh rounds to 1 beyond 9.01 (float), 19.06 (double) */
+#define NNN_TANH_CLAMP_F32 10.0f /* tanh rounds to 1 beyond 9.01 (float), 19.06 (double) */
 #define NNN_TANH_CLAMP_F64 20.0
 
 /* exp(y) for y in [-2 clamp, 0]: y = k ln2 + r, exp(r) by Horner, times 2^k. */
@@ -50,22 +53,23 @@ static inline double nnn_exp_neg_f64(double y) {
     return p * scale;
 }
 
-/* float32 tanh, evaluated in binary64 and rounded once (a = |x| and y are exact):
- * y = -2 min(a, clamp) = k ln2 + r, e = expm1(y) = 2^k (r + r^2 Q(r)) + (2^k - 1),
- * tanh(a) = e / (-2 - e); the sign of x; NaN returns x itself. */
+/* float32 tanh, one formula: a = |x|, y = -2 min(a, clamp) = k ln2 + r (r in two fma steps),
+ * e = expm1(y) = 2^k (r + r^2 Q(r)) + (2^k - 1), tanh(a) = e / (-2 - e); the sign of x;
+ * NaN returns x itself. */
 static inline float nnn_tanh_f32(float x) {
-    double a = fabs((double)x);
-    double y = (a < NNN_TANH_CLAMP_F32 ? a : NNN_TANH_CLAMP_F32) * -2.0;
-    double k = (y * NNN_LOG2E_F64 + NNN_ROUND_F64) - NNN_ROUND_F64;
-    double r = fma(k, -NNN_LN2_HI_F64, y);
-    double q = NNN_TANH32_Q[6];
-    for (int j = 5; j >= 0; --j) q = fma(q, r, NNN_TANH32_Q[j]);
-    q = fma(r * r, q, r);
-    uint64_t bits = (uint64_t)((int64_t)k + 1023) << 52;
-    double scale;
+    float a = fabsf(x);
+    float y = (a < NNN_TANH_CLAMP_F32 ? a : NNN_TANH_CLAMP_F32) * -2.0f;
+    float k = (y * NNN_LOG2E_F32 + NNN_ROUND_F32) - NNN_ROUND_F32;
+    float r = fmaf(k, -NNN_LN2_HI_F32, y);
+    r = fmaf(k, -NNN_LN2_LO_F32, r);
+    float q = NNN_TANH_F32_Q[4];
+    for (int j = 3; j >= 0; --j) q = fmaf(q, r, NNN_TANH_F32_Q[j]);
+    q = fmaf(r * r, q, r);
+    uint32_t bits = (uint32_t)((int32_t)k + 127) << 23;
+    float scale;
     memcpy(&scale, &bits, sizeof scale);
-    double e = fma(scale, q, scale - 1.0);
-    float t = (float)(e / (-2.0 - e));
+    float e = fmaf(scale, q, scale - 1.0f);
+    float t = e / (-2.0f - e);
     return x != x ? x : copysignf(t, x);
 }
 

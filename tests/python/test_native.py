@@ -89,14 +89,16 @@ def test_periodic_flux_closure_matches_torch_at_any_cell_count(dtype, channels, 
             _close(got, want, dtype)
 
 
-def test_float32_accuracy_is_torchs_against_float64(tmp_path):
+def test_float32_accuracy_is_no_worse_than_torchs_best_against_float64(tmp_path):
+    """Max |error| on 1e5 inputs against float64: torch's is least one column per call."""
     module = _mlp(torch.float32)
     x = torch.randn(100_000, 30) * 3
     with torch.no_grad():
         exact = _mlp(torch.float64)(x.double()).numpy()  # the same float32 weights, exactly
-        torch_err = np.abs(module(x).double().numpy() - exact).max()
+        batched = np.abs(module(x).double().numpy() - exact).max()
+        one = np.abs(torch.cat([module(x[i:i + 1]) for i in range(len(x))]).double().numpy() - exact).max()
     native_err = np.abs(_program(module, x[:4], tmp_path)(x.numpy()).astype(np.float64) - exact).max()
-    assert native_err <= 1.25 * torch_err, (native_err, torch_err)
+    assert native_err <= min(batched, one), (native_err, batched, one)
 
 
 @pytest.fixture(scope="module", params=["mlp32", "mlp64", "periodic32", "periodic64"])
