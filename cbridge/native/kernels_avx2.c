@@ -94,7 +94,8 @@ static void act_f64(int act, double *v, int64_t n) {
 #define R4(M) R3(M) M(3)
 #define R5(M) R4(M) M(4)
 #define R6(M) R5(M) M(5)
-/* The chains over i < n_in; a whole chain is unrolled (constant offsets, no counter). */
+/* The chains over i < n_in; a whole chain asks to be unrolled (GCC 12 does it for the wide
+ * blocks, keeps the loop in the 6-row ones). */
 #define CHAINS(ZERO, STEP, ADD, STORE)                                                            \
     for (int64_t i0 = 0; i0 < n_in; i0 += NNN_CHAIN) {                                            \
         if (i0) { ZERO }                                                                          \
