@@ -22,17 +22,20 @@ INLINE __m256 exp_neg_f32x8(__m256 y) {
 }
 
 INLINE __m256 tanh_f32x8(__m256 x) {
-    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
-    __m256 a = _mm256_andnot_ps(sign, x), s = _mm256_mul_ps(a, a);
-    __m256 p = _mm256_set1_ps(NNN_TANH_F32[7]);
-    for (int j = 6; j >= 0; --j) p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(NNN_TANH_F32[j]));
-    __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(a, s), p, a);
-    __m256 c = _mm256_min_ps(a, _mm256_set1_ps(NNN_TANH_CLAMP_F32)); /* NaN -> clamp, as a < c ? a : c */
-    __m256 t = exp_neg_f32x8(_mm256_mul_ps(c, _mm256_set1_ps(-2.0f)));
-    __m256 large = _mm256_div_ps(_mm256_sub_ps(one, t), _mm256_add_ps(one, t));
-    __m256 r = _mm256_blendv_ps(large, small, _mm256_cmp_ps(a, _mm256_set1_ps(NNN_TANH_SMALL_F32), _CMP_LT_OQ));
-    r = _mm256_or_ps(_mm256_andnot_ps(sign, r), _mm256_and_ps(sign, x));
-    return _mm256_blendv_ps(r, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    const __m256 sign = _mm256_set1_ps(-0.0f), round = _mm256_set1_ps(NNN_ROUND_F32), one = _mm256_set1_ps(1.0f);
+    __m256 a = _mm256_andnot_ps(sign, x); /* a NaN lane gives min(NaN, clamp) = clamp, as a < c ? a : c */
+    __m256 y = _mm256_mul_ps(_mm256_min_ps(a, _mm256_set1_ps(NNN_TANH_CLAMP_F32)), _mm256_set1_ps(-2.0f));
+    __m256 k = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(y, _mm256_set1_ps(NNN_LOG2E_F32)), round), round);
+    __m256 r = _mm256_fmadd_ps(k, _mm256_set1_ps(-NNN_LN2_HI_F32), y);
+    r = _mm256_fmadd_ps(k, _mm256_set1_ps(-NNN_LN2_LO_F32), r);
+    __m256 q = _mm256_set1_ps(NNN_TANH_F32_Q[4]);
+    for (int j = 3; j >= 0; --j) q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(NNN_TANH_F32_Q[j]));
+    q = _mm256_fmadd_ps(_mm256_mul_ps(r, r), q, r);
+    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23));
+    __m256 e = _mm256_fmadd_ps(scale, q, _mm256_sub_ps(scale, one));
+    __m256 t = _mm256_div_ps(e, _mm256_sub_ps(_mm256_set1_ps(-2.0f), e));
+    t = _mm256_or_ps(_mm256_andnot_ps(sign, t), _mm256_and_ps(sign, x));
+    return _mm256_blendv_ps(t, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
 INLINE __m256d exp_neg_f64x4(__m256d y) {
@@ -126,46 +129,59 @@ static void act_f64(int act, double *v, int64_t n) {
 }
 
 /* Register blocks: n rows (1 to 6) x 16 float or 8 double outputs, one named accumulator
- * pair per row (with arrays of vectors GCC keeps them on the stack), stored as they are;
- * the caller applies the activation in place. */
+ * pair per row (with arrays of vectors GCC keeps them on the stack). The inputs run in
+ * chains of NNN_CHAIN: the first chain starts at the bias and is stored, each later one
+ * starts at zero and is added to the stored sum. */
 #define R1(M) M(0)
 #define R2(M) R1(M) M(1)
 #define R3(M) R2(M) M(2)
 #define R4(M) R3(M) M(3)
 #define R5(M) R4(M) M(4)
 #define R6(M) R5(M) M(5)
+/* The chains over i < n_in; a whole chain asks to be unrolled (GCC 12 does it for the wide
+ * blocks, keeps the loop in the 6-row ones). */
+#define CHAINS(ZERO, STEP, ADD, STORE)                                                            \
+    for (int64_t i0 = 0; i0 < n_in; i0 += NNN_CHAIN) {                                            \
+        if (i0) { ZERO }                                                                          \
+        if (n_in - i0 >= NNN_CHAIN) {                                                             \
+            _Pragma("GCC unroll 16") for (int64_t i = i0; i < i0 + NNN_CHAIN; ++i) { STEP }        \
+        } else {                                                                                  \
+            for (int64_t i = i0; i < n_in; ++i) { STEP }                                          \
+        }                                                                                         \
+        if (i0) { ADD } else { STORE }                                                            \
+    }
 
 #define F32_PTR(r) const float *x##r = x + (r) * ldx;
 #define F32_INIT(r) __m256 lo##r = _mm256_loadu_ps(b), hi##r = _mm256_loadu_ps(b + 8);
+#define F32_ZERO(r) lo##r = _mm256_setzero_ps(); hi##r = _mm256_setzero_ps();
+#define F32_W const __m256 w0 = _mm256_loadu_ps(w + 16 * i); const __m256 w1 = _mm256_loadu_ps(w + 16 * i + 8);
 #define F32_FMA(r) { const __m256 v = _mm256_broadcast_ss(x##r + i); \
     lo##r = _mm256_fmadd_ps(w0, v, lo##r); hi##r = _mm256_fmadd_ps(w1, v, hi##r); }
 #define F32_STORE(r) _mm256_storeu_ps(y + (r) * ldy, lo##r); _mm256_storeu_ps(y + (r) * ldy + 8, hi##r);
+#define F32_ADD(r) _mm256_storeu_ps(y + (r) * ldy, _mm256_add_ps(_mm256_loadu_ps(y + (r) * ldy), lo##r)); \
+    _mm256_storeu_ps(y + (r) * ldy + 8, _mm256_add_ps(_mm256_loadu_ps(y + (r) * ldy + 8), hi##r));
 #define F32_BLOCK(n, ROWS)                                                                        \
     static void block##n##_f32(const float *w, const float *b, int64_t n_in, const float *x,      \
                                int64_t ldx, float *y, int64_t ldy) {                              \
         ROWS(F32_PTR) ROWS(F32_INIT)                                                              \
-        for (int64_t i = 0; i < n_in; ++i) {                                                      \
-            const __m256 w0 = _mm256_loadu_ps(w + 16 * i), w1 = _mm256_loadu_ps(w + 16 * i + 8); \
-            ROWS(F32_FMA)                                                                         \
-        }                                                                                         \
-        ROWS(F32_STORE)                                                                           \
+        CHAINS(ROWS(F32_ZERO), F32_W ROWS(F32_FMA), ROWS(F32_ADD), ROWS(F32_STORE))               \
     }
 F32_BLOCK(1, R1) F32_BLOCK(2, R2) F32_BLOCK(3, R3) F32_BLOCK(4, R4) F32_BLOCK(5, R5) F32_BLOCK(6, R6)
 
 #define F64_PTR(r) const double *x##r = x + (r) * ldx;
 #define F64_INIT(r) __m256d lo##r = _mm256_loadu_pd(b), hi##r = _mm256_loadu_pd(b + 4);
+#define F64_ZERO(r) lo##r = _mm256_setzero_pd(); hi##r = _mm256_setzero_pd();
+#define F64_W const __m256d w0 = _mm256_loadu_pd(w + 8 * i); const __m256d w1 = _mm256_loadu_pd(w + 8 * i + 4);
 #define F64_FMA(r) { const __m256d v = _mm256_broadcast_sd(x##r + i); \
     lo##r = _mm256_fmadd_pd(w0, v, lo##r); hi##r = _mm256_fmadd_pd(w1, v, hi##r); }
 #define F64_STORE(r) _mm256_storeu_pd(y + (r) * ldy, lo##r); _mm256_storeu_pd(y + (r) * ldy + 4, hi##r);
+#define F64_ADD(r) _mm256_storeu_pd(y + (r) * ldy, _mm256_add_pd(_mm256_loadu_pd(y + (r) * ldy), lo##r)); \
+    _mm256_storeu_pd(y + (r) * ldy + 4, _mm256_add_pd(_mm256_loadu_pd(y + (r) * ldy + 4), hi##r));
 #define F64_BLOCK(n, ROWS)                                                                         \
     static void block##n##_f64(const double *w, const double *b, int64_t n_in, const double *x,    \
                                int64_t ldx, double *y, int64_t ldy) {                              \
         ROWS(F64_PTR) ROWS(F64_INIT)                                                               \
-        for (int64_t i = 0; i < n_in; ++i) {                                                       \
-            const __m256d w0 = _mm256_loadu_pd(w + 8 * i), w1 = _mm256_loadu_pd(w + 8 * i + 4);    \
-            ROWS(F64_FMA)                                                                          \
-        }                                                                                          \
-        ROWS(F64_STORE)                                                                            \
+        CHAINS(ROWS(F64_ZERO), F64_W ROWS(F64_FMA), ROWS(F64_ADD), ROWS(F64_STORE))                \
     }
 F64_BLOCK(1, R1) F64_BLOCK(2, R2) F64_BLOCK(3, R3) F64_BLOCK(4, R4) F64_BLOCK(5, R5) F64_BLOCK(6, R6)
 
@@ -177,25 +193,28 @@ static const block_f32_fn BLOCKS_F32[7] = {0, block1_f32, block2_f32, block3_f32
 static const block_f64_fn BLOCKS_F64[7] = {0, block1_f64, block2_f64, block3_f64, block4_f64, block5_f64,
                                            block6_f64};
 
-/* Wide blocks for the last one or two rows: one row x up to 4 output blocks, or two rows x up to
- * 2, so that 8 accumulators hide the fma latency (a 1 x 16 block would wait on it). The
+/* Wide blocks for the last one or two rows: one row x up to 4 output blocks, so that 8
+ * accumulators hide the fma latency (a 1 x 16 block would wait on it); chains as above. The
  * weights of output block j start at w + j * NB * n_in. */
 #define W32_INIT(j) __m256 lo##j = _mm256_loadu_ps(b + 16 * (j)), hi##j = _mm256_loadu_ps(b + 16 * (j) + 8);
+#define W32_ZERO(j) lo##j = _mm256_setzero_ps(); hi##j = _mm256_setzero_ps();
 #define W32_FMA(j) lo##j = _mm256_fmadd_ps(_mm256_loadu_ps(w + (j) * 16 * n_in + 16 * i), v, lo##j); \
     hi##j = _mm256_fmadd_ps(_mm256_loadu_ps(w + (j) * 16 * n_in + 16 * i + 8), v, hi##j);
 #define W32_STORE(j) _mm256_storeu_ps(y + 16 * (j), lo##j); _mm256_storeu_ps(y + 16 * (j) + 8, hi##j);
+#define W32_ADD(j) _mm256_storeu_ps(y + 16 * (j), _mm256_add_ps(_mm256_loadu_ps(y + 16 * (j)), lo##j)); \
+    _mm256_storeu_ps(y + 16 * (j) + 8, _mm256_add_ps(_mm256_loadu_ps(y + 16 * (j) + 8), hi##j));
 #define W64_INIT(j) __m256d lo##j = _mm256_loadu_pd(b + 8 * (j)), hi##j = _mm256_loadu_pd(b + 8 * (j) + 4);
+#define W64_ZERO(j) lo##j = _mm256_setzero_pd(); hi##j = _mm256_setzero_pd();
 #define W64_FMA(j) lo##j = _mm256_fmadd_pd(_mm256_loadu_pd(w + (j) * 8 * n_in + 8 * i), v, lo##j); \
     hi##j = _mm256_fmadd_pd(_mm256_loadu_pd(w + (j) * 8 * n_in + 8 * i + 4), v, hi##j);
 #define W64_STORE(j) _mm256_storeu_pd(y + 8 * (j), lo##j); _mm256_storeu_pd(y + 8 * (j) + 4, hi##j);
+#define W64_ADD(j) _mm256_storeu_pd(y + 8 * (j), _mm256_add_pd(_mm256_loadu_pd(y + 8 * (j)), lo##j)); \
+    _mm256_storeu_pd(y + 8 * (j) + 4, _mm256_add_pd(_mm256_loadu_pd(y + 8 * (j) + 4), hi##j));
 #define WIDE(n, T, VT, BC, P, BLOCKS)                                                              \
     static void wide##n##_##P(const T *w, const T *b, int64_t n_in, const T *x, T *y) {           \
         BLOCKS(P##_INIT)                                                                           \
-        for (int64_t i = 0; i < n_in; ++i) {                                                       \
-            const VT v = BC(x + i);                                                                \
-            BLOCKS(P##_FMA)                                                                        \
-        }                                                                                          \
-        BLOCKS(P##_STORE)                                                                          \
+        CHAINS(BLOCKS(P##_ZERO), const VT v = BC(x + i); BLOCKS(P##_FMA), BLOCKS(P##_ADD),          \
+               BLOCKS(P##_STORE))                                                                  \
     }
 WIDE(1, float, __m256, _mm256_broadcast_ss, W32, R1) WIDE(2, float, __m256, _mm256_broadcast_ss, W32, R2)
 WIDE(3, float, __m256, _mm256_broadcast_ss, W32, R3) WIDE(4, float, __m256, _mm256_broadcast_ss, W32, R4)
@@ -206,8 +225,24 @@ static void (*const WIDE_W32[5])(const float *, const float *, int64_t, const fl
 static void (*const WIDE_W64[5])(const double *, const double *, int64_t, const double *, double *) = {
     0, wide1_W64, wide2_W64, wide3_W64, wide4_W64};
 
+/* The activation in place over a tile just written (still in L1): rows x width values. */
+static void act_tile_f32(int act, float *y, int64_t ldy, int64_t rows, int64_t width) {
+    if (act != NNN_ACT_IDENTITY)
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t o = 0; o < width; o += 8)
+                _mm256_storeu_ps(y + r * ldy + o, act_f32x8(act, _mm256_loadu_ps(y + r * ldy + o)));
+}
+
+static void act_tile_f64(int act, double *y, int64_t ldy, int64_t rows, int64_t width) {
+    if (act != NNN_ACT_IDENTITY)
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t o = 0; o < width; o += 4)
+                _mm256_storeu_pd(y + r * ldy + o, act_f64x4(act, _mm256_loadu_pd(y + r * ldy + o)));
+}
+
 /* Rows in blocks of 6 (at least 3), output blocks outside so a block's packed weights stay in
- * L1; a remainder of 1 or 2 rows row by row with wide blocks. The activation runs in place. */
+ * L1; a remainder of 1 or 2 rows row by row with wide blocks. Each tile's activation runs
+ * right after the tile, so it overlaps the next tile's loads. */
 static void dense_f32(const float *w, const float *b, int64_t n_in, int64_t n_pad, int act,
                       const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows) {
     const int64_t main = rows % 6 && rows % 6 < 3 ? rows - rows % 6 : rows;
@@ -215,18 +250,14 @@ static void dense_f32(const float *w, const float *b, int64_t n_in, int64_t n_pa
         for (int64_t r = 0; r < main; r += 6) {
             const int64_t n = main - r < 6 ? main - r : 6;
             BLOCKS_F32[n](w + o * n_in, b + o, n_in, x + r * ldx, ldx, y + r * ldy + o, ldy);
+            act_tile_f32(act, y + r * ldy + o, ldy, n, 16);
         }
     for (int64_t r = main; r < rows; ++r)
         for (int64_t o = 0; o < n_pad; o += 64) {
             const int64_t nb = (n_pad - o) / 16 < 4 ? (n_pad - o) / 16 : 4;
             WIDE_W32[nb](w + o * n_in, b + o, n_in, x + r * ldx, y + r * ldy + o);
+            act_tile_f32(act, y + r * ldy + o, ldy, 1, 16 * nb);
         }
-    if (act != NNN_ACT_IDENTITY)
-        for (int64_t r = 0; r < rows; ++r)
-            for (int64_t o = 0; o < n_pad; o += 8) {
-                float *v = y + r * ldy + o;
-                _mm256_storeu_ps(v, act_f32x8(act, _mm256_loadu_ps(v)));
-            }
 }
 
 static void dense_f64(const double *w, const double *b, int64_t n_in, int64_t n_pad, int act,
@@ -236,18 +267,14 @@ static void dense_f64(const double *w, const double *b, int64_t n_in, int64_t n_
         for (int64_t r = 0; r < main; r += 6) {
             const int64_t n = main - r < 6 ? main - r : 6;
             BLOCKS_F64[n](w + o * n_in, b + o, n_in, x + r * ldx, ldx, y + r * ldy + o, ldy);
+            act_tile_f64(act, y + r * ldy + o, ldy, n, 8);
         }
     for (int64_t r = main; r < rows; ++r)
         for (int64_t o = 0; o < n_pad; o += 32) {
             const int64_t nb = (n_pad - o) / 8 < 4 ? (n_pad - o) / 8 : 4;
             WIDE_W64[nb](w + o * n_in, b + o, n_in, x + r * ldx, y + r * ldy + o);
+            act_tile_f64(act, y + r * ldy + o, ldy, 1, 8 * nb);
         }
-    if (act != NNN_ACT_IDENTITY)
-        for (int64_t r = 0; r < rows; ++r)
-            for (int64_t o = 0; o < n_pad; o += 4) {
-                double *v = y + r * ldy + o;
-                _mm256_storeu_pd(v, act_f64x4(act, _mm256_loadu_pd(v)));
-            }
 }
 
 const nnn_kernels nnn_kernels_avx2 = {NNN_ISA_AVX2, dense_f32, dense_f64, act_f32, act_f64};

@@ -1,7 +1,8 @@
 /* kernels_scalar.c: the plain C reference kernels, the arithmetic contract written out.
  *
- * Each output is bias first, then one fma per input in ascending input order, then the
- * activation: the chain every SIMD lane repeats. Weights come packed in blocks of NB
+ * Each output: the inputs in chains of NNN_CHAIN in ascending order, one fma per input; the
+ * first chain starts at the bias, each later one at zero and is then added to the sum so
+ * far; then the activation. Every SIMD lane repeats this sequence. Weights come packed in blocks of NB
  * outputs: w[(blk * n_in + i) * NB + l] = W[blk * NB + l][i]. */
 #include "native_internal.h"
 #include "nnn_math.h"
@@ -34,7 +35,11 @@ static void dense_f32(const float *w, const float *b, int64_t n_in, int64_t n_pa
         for (int64_t o = 0; o < n_pad; ++o) {
             const float *wo = w + (o / NB_F32) * n_in * NB_F32 + o % NB_F32;
             float acc = b[o];
-            for (int64_t i = 0; i < n_in; ++i) acc = fmaf(wo[i * NB_F32], xr[i], acc);
+            for (int64_t i0 = 0; i0 < n_in; i0 += NNN_CHAIN) {
+                float chain = i0 ? 0 : b[o];
+                for (int64_t i = i0; i < n_in && i < i0 + NNN_CHAIN; ++i) chain = fmaf(wo[i * NB_F32], xr[i], chain);
+                acc = i0 ? acc + chain : chain;
+            }
             y[r * ldy + o] = acc;
         }
         act_f32(act, y + r * ldy, n_pad);
@@ -48,7 +53,11 @@ static void dense_f64(const double *w, const double *b, int64_t n_in, int64_t n_
         for (int64_t o = 0; o < n_pad; ++o) {
             const double *wo = w + (o / NB_F64) * n_in * NB_F64 + o % NB_F64;
             double acc = b[o];
-            for (int64_t i = 0; i < n_in; ++i) acc = fma(wo[i * NB_F64], xr[i], acc);
+            for (int64_t i0 = 0; i0 < n_in; i0 += NNN_CHAIN) {
+                double chain = i0 ? 0 : b[o];
+                for (int64_t i = i0; i < n_in && i < i0 + NNN_CHAIN; ++i) chain = fma(wo[i * NB_F64], xr[i], chain);
+                acc = i0 ? acc + chain : chain;
+            }
             y[r * ldy + o] = acc;
         }
         act_f64(act, y + r * ldy, n_pad);

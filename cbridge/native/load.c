@@ -56,7 +56,8 @@ static int check_header(file_view *v, const unsigned char *p, size_t size, int *
         FAIL("native format version %u; this library reads version %d", get32(p + 8), NNN_FORMAT_VERSION);
     const char *arith = (const char *)p + 16;
     if (memchr(arith, 0, 48) == NULL || strcmp(arith, NNN_ARITH) != 0)
-        FAIL("arithmetic contract '%.48s'; this library implements '%s'",
+        FAIL("arithmetic contract '%.48s'; this library implements '%s': export the closure again "
+             "with pyclosure (pyclosure.export or `pyclosure export`) to write it",
              memchr(arith, 0, 48) ? arith : "(unterminated)", NNN_ARITH);
     *dtype = (int)get32(p + 12);
     if (*dtype != NNN_F32 && *dtype != NNN_F64) FAIL("unknown element type %d (1 float32, 2 float64)", *dtype);

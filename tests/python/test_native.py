@@ -89,14 +89,16 @@ def test_periodic_flux_closure_matches_torch_at_any_cell_count(dtype, channels, 
             _close(got, want, dtype)
 
 
-def test_float32_accuracy_is_torchs_against_float64(tmp_path):
+def test_float32_accuracy_is_no_worse_than_torchs_best_against_float64(tmp_path):
+    """Max |error| on 1e5 inputs against float64: torch's is least one column per call."""
     module = _mlp(torch.float32)
     x = torch.randn(100_000, 30) * 3
     with torch.no_grad():
         exact = _mlp(torch.float64)(x.double()).numpy()  # the same float32 weights, exactly
-        torch_err = np.abs(module(x).double().numpy() - exact).max()
+        batched = np.abs(module(x).double().numpy() - exact).max()
+        one = np.abs(torch.cat([module(x[i:i + 1]) for i in range(len(x))]).double().numpy() - exact).max()
     native_err = np.abs(_program(module, x[:4], tmp_path)(x.numpy()).astype(np.float64) - exact).max()
-    assert native_err <= 1.25 * torch_err, (native_err, torch_err)
+    assert native_err <= min(batched, one), (native_err, batched, one)
 
 
 @pytest.fixture(scope="module", params=["mlp32", "mlp64", "periodic32", "periodic64"])
@@ -205,8 +207,9 @@ BAD_FILES = {
     "cut": (GOOD[:-1], "the header says"),
     "magic": (b"X" + GOOD[1:], "magic"),
     "version": (_patched(8, "<I", 2), "format version 2"),
-    "arith": (_patched(16, "<24s", b"pyclosure.native.arith/1"),
-              "arithmetic contract 'pyclosure.native.arith/1'"),
+    "arith": (_patched(16, "<24s", b"pyclosure.native.arith/1"),  # a file of the earlier contract
+              "arithmetic contract 'pyclosure.native.arith/1'; this library implements "
+              "'pyclosure.native.arith/2': export the closure again with pyclosure"),
     "digest": (GOOD[:200] + bytes([GOOD[200] ^ 1]) + GOOD[201:], "SHA-256"),
     "dtype": (_patched(12, "<I", 3), "element type"),
     "ops": (_patched(96, "<I", 1000), "1000 ops"),
