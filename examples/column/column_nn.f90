@@ -14,7 +14,7 @@
 !> also gets the update the host made with the fluxes, under the names
 !> `pyclosure replay` checks budgets with: state_before, state_after, flux
 !> (the total the update used), other_flux (its non-radiative part),
-!> applied_flux (the emulator's fluxes the host added), dt and dx.
+!> applied_flux (the emulator's fluxes the host added), dt and dx (nlev, 1).
 module column_nn
    use, intrinsic :: iso_fortran_env, only: real64, int32, error_unit
    use column_rad, only: dp
@@ -74,7 +74,7 @@ contains
       call nn_record_array(model, "other_flux", other)
       call nn_record_array(model, "applied_flux", applied)
       call nn_record_array(model, "dt", dt)
-      call nn_record_array(model, "dx", dx)
+      call nn_record_array(model, "dx", reshape(dx, [size(dx), 1]))  ! (nlev, 1): one per layer, any column
    end subroutine column_nn_record_update
 
    !> Emulated net downward fluxes of a block of n columns. A guarded emulator

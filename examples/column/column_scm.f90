@@ -20,8 +20,9 @@
 !> that got the scheme's fluxes, and how many of those equal them bit for bit.
 !>
 !> With bench_rounds > 0 the program instead times the scheme and the
-!> emulator per block of each nproma in bench_nproma (interleaved rounds,
-!> the median per block) and prints "column_scm: bench nproma=... ..." lines.
+!> emulator per block of each nproma in bench_nproma (interleaved rounds of
+!> bench_passes passes over the ncol columns each, the median per block) and
+!> prints "column_scm: bench nproma=... scheme_s=... nn_s=..." lines.
 program column_scm
    use, intrinsic :: iso_fortran_env, only: int32, int64, output_unit
    use, intrinsic :: ieee_arithmetic, only: ieee_is_finite
@@ -37,9 +38,9 @@ program column_scm
    real(dp) :: dt = 21600.0_dp, chs = 10.0_dp, rh0 = 0.8_dp, ts_min = 285.0_dp, ts_max = 305.0_dp
    character(len=16) :: radiation = "scheme", ood = "off"
    character(len=512) :: model = "column.nnp", output = "column_out.bin", record_dir = ""
-   integer :: record_every = 1, bench_rounds = 0, bench_nproma(8) = 0
+   integer :: record_every = 1, bench_rounds = 0, bench_passes = 8, bench_nproma(8) = 0
    namelist /column/ nlev, ncol, nproma, nband, nsteps, every, threads, dt, chs, rh0, ts_min, ts_max, &
-      radiation, ood, model, output, record_dir, record_every, bench_rounds, bench_nproma
+      radiation, ood, model, output, record_dir, record_every, bench_rounds, bench_passes, bench_nproma
 
    real(dp), allocatable :: p_int(:), dx(:), t(:, :), q(:, :), ts(:)
    real(dp), allocatable :: rad(:, :), fb(:, :), other(:, :), flux(:, :), before(:, :)
@@ -176,24 +177,27 @@ contains
       end do
    end subroutine bench
 
-   !> Seconds to compute the fluxes of all ncol columns in blocks of np.
+   !> Seconds per pass to compute the fluxes of all ncol columns in blocks of
+   !> np (the mean of bench_passes passes).
    real(dp) function time_blocks(emulator, np, f)
       logical, intent(in) :: emulator
       integer, intent(in) :: np
       real(dp), intent(out) :: f(:, :)
       integer(int64) :: c0, c1, rate
-      integer :: jb, je
+      integer :: jb, je, pass
       call system_clock(c0, rate)
-      do jb = 1, ncol, np
-         je = min(jb + np - 1, ncol)
-         if (emulator) then
-            call nn_fluxes(nlev, je - jb + 1, t(:, jb:je), q(:, jb:je), ts(jb:je), f(:, jb:je))
-         else
-            call lw_fluxes(nlev, je - jb + 1, nband, p_int, t(:, jb:je), q(:, jb:je), ts(jb:je), f(:, jb:je))
-         end if
+      do pass = 1, max(bench_passes, 1)
+         do jb = 1, ncol, np
+            je = min(jb + np - 1, ncol)
+            if (emulator) then
+               call nn_fluxes(nlev, je - jb + 1, t(:, jb:je), q(:, jb:je), ts(jb:je), f(:, jb:je))
+            else
+               call lw_fluxes(nlev, je - jb + 1, nband, p_int, t(:, jb:je), q(:, jb:je), ts(jb:je), f(:, jb:je))
+            end if
+         end do
       end do
       call system_clock(c1)
-      time_blocks = real(c1 - c0, dp) / real(rate, dp)
+      time_blocks = real(c1 - c0, dp) / real(rate, dp) / max(bench_passes, 1)
    end function time_blocks
 
    !> Median of a short array (insertion sort of a copy).

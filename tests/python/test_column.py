@@ -169,7 +169,7 @@ def test_column_demo_flagged_columns_fall_back_to_the_scheme_exactly(demo):
     assert warm["fallback_columns"] == warm["host_fallbacks"] == warm["host_fallbacks_exact"] == warm["ood_columns"]
     assert control["ood_columns"] < warm["ood_columns"]
     # falling back keeps the perturbed run closer to the scheme's than the plain emulator
-    assert report["warm"]["guarded_warm"]["rms"] <= report["warm"]["nn_warm"]["rms"]
+    assert report["versus_scheme"]["guarded_warm"]["rms"] <= report["versus_scheme"]["nn_warm"]["rms"]
 
 
 def test_column_demo_reports_errors_against_the_no_error_baseline(demo):
