@@ -58,6 +58,8 @@ def run(out="pyclosure-demo-column", quick=False, pt2=True):
 
     ``pt2=False`` skips the AOTInductor export and its cost row (a compile of 20-70 s).
     Raises ``ClosureError`` at once, before any work, when the ``demo`` extra is missing."""
+    import torch
+
     from ...bridge import set_num_threads
     from ...errors import ClosureError
     from .. import missing_extras
@@ -74,7 +76,8 @@ def run(out="pyclosure-demo-column", quick=False, pt2=True):
     if not pt2:
         s.engines = tuple(e for e in s.engines if e != "pt2")
     seconds = {}
-    set_num_threads(1)
+    set_num_threads(1)   # the bridge in this process (replay)
+    torch.set_num_threads(1)  # training: on shared cores a second thread spins more than it helps
 
     _say(1, f"training data from the Fortran scheme (f90wrap): {len(s.train_rh0)} humidities x "
             f"{s.train_columns} columns x {s.train_steps} steps")

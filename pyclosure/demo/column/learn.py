@@ -60,7 +60,7 @@ def train(x, flux, s, seed=0):
     model, out_norm = make_emulator(x, flux, s.hidden, seed)
     xt = torch.as_tensor(x, dtype=torch.float64)
     zt = out_norm(torch.as_tensor(flux, dtype=torch.float64))
-    hist = fit(model, xt, zt, loss_fn=flux_and_heating_loss(out_norm), epochs=s.epochs, batch_size=256,
+    hist = fit(model, xt, zt, loss_fn=flux_and_heating_loss(out_norm), epochs=s.epochs, batch_size=s.batch_size,
                lr=2e-3, patience=30, seed=seed, progress=False)
     return fold_output(model, out_norm).eval(), hist
 

@@ -123,6 +123,16 @@ def cost_table(results):
     return "\n".join(rows)
 
 
+def slower_than_scheme(cost):
+    """One sentence per engine: the nproma at which it is slower than the scheme, if any."""
+    parts = []
+    for e, c in cost.items():
+        slow = [n for n in c if c[n]["nn"] >= c[n]["scheme"]]
+        parts.append(f"{ENGINE[e]}: " + (f"slower than the scheme at nproma {', '.join(map(str, slow))}" if slow
+                                          else "faster than the scheme at every nproma"))
+    return "; ".join(parts) + "."
+
+
 def write(out, results):
     """Write report.md; return its text."""
     h1, h2, r = results["heating_scheme_states"], results["heating_nn_states"], results["replay"]
@@ -152,7 +162,8 @@ def write(out, results):
               f"{g['warm'].get('fallback_columns')} fell back to the scheme, "
               f"{g['warm'].get('host_fallbacks_exact')} with its fluxes bit for bit.", "",
               "Cost per block of nproma columns (one thread, median of interleaved rounds; speed-up = scheme / "
-              "emulator, below 1 means slower than the scheme):", "", cost_table(results), ""]
+              "emulator, below 1 means slower than the scheme):", "", cost_table(results), "",
+              slower_than_scheme(results["cost"]), ""]
     lines += ["| claim | held | detail |", "|---|---|---|"]
     lines += [f"| {k} | {'yes' if c['held'] else 'NO'} | {c['detail']} |" for k, c in results["claims"].items()]
     text = "\n".join(lines) + "\n"

@@ -18,10 +18,11 @@ class Settings:
     train_rh0: tuple = (0.6, 0.7, 0.8, 0.9)
     train_columns: int = 48      # columns per training run (surface temperatures drawn at random)
     train_steps: int = 1200
-    train_every: int = 10
+    train_every: int = 20
     jitter: float = 1.5          # K: a smooth random perturbation added to a copy of each state
     hidden: int = 128
-    epochs: int = 150
+    epochs: int = 100
+    batch_size: int = 512
     # coupled runs
     ncol: int = 32
     nproma: int = 8
@@ -45,7 +46,7 @@ class Settings:
     def for_quick(cls, pt2=True):
         """A short version (the tests): fewer training states and epochs, shorter runs."""
         return cls(quick=True, train_rh0=(0.7, 0.9), train_columns=24, train_steps=600, train_every=10,
-                   epochs=40, hidden=64, record_every=61,
+                   epochs=60, hidden=64, batch_size=256, record_every=61,
                    engines=("nnp", "pt", "pt2") if pt2 else ("nnp", "pt"))
 
     def asdict(self):
