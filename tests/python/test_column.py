@@ -178,3 +178,16 @@ def test_column_demo_reports_errors_against_the_no_error_baseline(demo):
     assert h["baseline"] == 0.0 and 0 < h["rmse"] < 0.5 * h["rms_heating"]
     text = (out / "report.md").read_text()
     assert "baseline (no emulator error)" in text and "| nproma | scheme (s/block)" in text
+
+
+def test_replay_matches_a_fortran_hosts_applied_flux_in_memory_order():
+    # A Fortran host records applied_flux(nlev+1, ncol) (Fortran order); the model's output is
+    # (ncol, nlev+1): the same memory, so link 2 holds. The same values in C order do not.
+    from pyclosure._host import check_update
+
+    contract = {"outputs": [{"name": "flux", "meaning": {"kind": "flux_at_faces", "boundary": "column"}}]}
+    out = np.arange(12.0).reshape(3, 4)  # (ncol, nlev + 1)
+    checks, failure = check_update(1, [("flux", out)], {"applied_flux": np.asfortranarray(out.T)}, contract)
+    assert checks["applied_flux"]["equal"] and failure is None
+    checks, failure = check_update(1, [("flux", out)], {"applied_flux": np.ascontiguousarray(out.T)}, contract)
+    assert not checks["applied_flux"]["equal"] and "not the model's 'flux'" in failure
