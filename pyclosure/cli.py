@@ -48,6 +48,10 @@ def _demo(args):
         from .demo.column import run as run_column
 
         return run_column(out=args.out or "pyclosure-demo-column", quick=args.quick, pt2=not args.no_pt2)
+    if args.no_pt2:
+        print("pyclosure demo: --no-pt2 applies to --example column only (the Burgers demo runs its .pt2)",
+              file=sys.stderr)
+        return 2
     from .demo import run
 
     return run(out=args.out or "pyclosure-demo", quick=args.quick)

@@ -20,7 +20,8 @@ Steps (everything is written into ``out``):
    AOTInductor loader), and a replay of the recorded nn calls;
 7. ``report.md``, ``report.json``, ``report.png``.
 
-``run`` returns 0 when every claim held, else 1 (and says which did not).
+``run`` returns 0 when every claim held, else 1 (and says which did not). The second
+example, ``pyclosure demo --example column``, is :mod:`pyclosure.demo.column`.
 """
 
 import copy

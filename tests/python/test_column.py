@@ -191,3 +191,8 @@ def test_replay_matches_a_fortran_hosts_applied_flux_in_memory_order():
     assert checks["applied_flux"]["equal"] and failure is None
     checks, failure = check_update(1, [("flux", out)], {"applied_flux": np.ascontiguousarray(out.T)}, contract)
     assert not checks["applied_flux"]["equal"] and "not the model's 'flux'" in failure
+
+
+def test_demo_refuses_no_pt2_for_the_burgers_example():
+    proc = subprocess.run(cli("demo", "--no-pt2"), capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2 and "--no-pt2 applies to --example column only" in proc.stderr
