@@ -43,18 +43,15 @@ def humidity(t, rh0, p_int):
     return q
 
 
-def run(ts, rh0, s, p_int, nsteps, every, t0=None):
-    """A scheme-driven run of columns with surface temperatures ts: states every ``every`` steps.
+def run(ts, rh0, s, p_int, nsteps, every):
+    """A scheme-driven run from the host's first guess, surface temperatures ts: states every ``every`` steps.
 
     Returns ``(t, q)``, each (snapshots, columns, nlev), snapshot 0 the initial state."""
     core, rad = physics().column_core, physics().column_rad
     ncol, nlev = len(ts), s.nlev
     ts = np.ascontiguousarray(ts, dtype=np.float64)
     t = np.zeros((ncol, nlev))
-    if t0 is None:
-        core.initial_state(nlev, ncol, p_int, ts, t.T)
-    else:
-        t[:] = t0
+    core.initial_state(nlev, ncol, p_int, ts, t.T)
     q = humidity(t, rh0, p_int)
     f = np.zeros((ncol, nlev + 1))
     ts_out, qs_out = [t.copy()], [q.copy()]
