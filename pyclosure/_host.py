@@ -20,6 +20,8 @@ the host records its update (``state_before``, ``state_after``, ``flux``,
 ``applied_<output>`` fails, since nothing would then tie the closure to it.
 """
 
+import numpy as np
+
 from ._verdict import compare
 from .budget import closure_in_total, update_budget
 
@@ -35,9 +37,10 @@ def flux_outputs(contract):
 
 
 def _flat_compare(name, got, want, what):
+    """Compare in memory order: a Fortran host's (nfeat, ncol) array is the model's (ncol, nfeat)."""
     if got.size != want.size:
         return {"array": name, "equal": False, "message": f"{what} has {got.size} values, the record {want.size}"}
-    return compare(name, got.reshape(-1), want.reshape(-1))
+    return compare(name, np.ravel(got, order="K"), np.ravel(want, order="K"))
 
 
 def check_given(call, inputs, host):

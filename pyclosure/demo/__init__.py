@@ -24,7 +24,8 @@ Steps (everything is written into ``out``):
    recorded nn calls;
 7. ``report.md``, ``report.json``, ``report.png``.
 
-``run`` returns 0 when every claim held, else 1 (and says which did not).
+``run`` returns 0 when every claim held, else 1 (and says which did not). The second
+example, ``pyclosure demo --example column``, is :mod:`pyclosure.demo.column`.
 """
 
 import copy

@@ -30,6 +30,8 @@ def program():
 
 
 def _nml_value(v):
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_nml_value(x) for x in v)
     if isinstance(v, str):
         return f"'{v}'"
     if isinstance(v, float):
@@ -37,10 +39,10 @@ def _nml_value(v):
     return str(v)
 
 
-def write_namelist(path, params):
-    """Write ``&burgers`` with ``params`` (a dict of namelist variables) to ``path``."""
+def write_namelist(path, params, group="burgers"):
+    """Write ``&group`` (default ``&burgers``) with ``params`` (a dict of namelist variables) to ``path``."""
     body = ",\n".join(f"  {k} = {_nml_value(v)}" for k, v in params.items())
-    Path(path).write_text(f"&burgers\n{body}\n/\n")
+    Path(path).write_text(f"&{group}\n{body}\n/\n")
 
 
 def read_trajectory(path):
