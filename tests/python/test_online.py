@@ -111,3 +111,61 @@ def _meta(path):
 
     with zipfile.ZipFile(path) as z:
         return json.loads(z.read("meta.json"))
+
+
+SPEC = """
+import torch
+from pyclosure.online import TrainingSpec
+
+
+def spec(ctx):
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).double()
+    return TrainingSpec(m, torch.optim.Adam(m.parameters(), lr=ctx.get("lr", 1e-2)))
+"""
+
+
+def _regression(ncol=64, seed=0):
+    x = np.random.default_rng(seed).standard_normal((ncol, NFEAT))
+    return x, np.stack([0.5 * x[:, 0] - 0.25 * x[:, 1] + 0.1, 0.3 * x[:, 2] + 0.2 * x[:, 3] - 0.05], 1)
+
+
+def test_native_sync_swaps_in_the_trained_program_bit_for_bit_with_the_twin(tmp_path):
+    from pyclosure import _native_twin
+    from pyclosure.bridge import Model, Trainer
+
+    (tmp_path / "spec.py").write_text(SPEC)
+    module = _mlp(16, 0)
+    pyclosure.export(module, tmp_path / "mlp.nnp", torch.zeros(4, NFEAT, dtype=torch.float64))
+    model = Model(tmp_path / "mlp.nnp")
+    trainer = Trainer(model, spec=f"{tmp_path / 'spec.py'}:spec")
+    x, y = _regression()
+    before = model(x)
+    losses = [trainer.step(x, y) for _ in range(50)]
+    assert losses[-1] < losses[0] / 5
+    assert trainer.sync(model) == 1
+    after = model(x)
+    trainer.save(tmp_path / "ckpt.pt")
+    module.load_state_dict(torch.load(str(tmp_path / "ckpt.pt"), weights_only=True)["module"])
+    pyclosure.export(module, tmp_path / "trained.nnp", torch.zeros(4, NFEAT, dtype=torch.float64))
+    assert np.array_equal(after, _native_twin.Program(str(tmp_path / "trained.nnp"))(x))
+    assert not np.array_equal(after, before)
+
+
+def test_python_face_runs_the_same_path_and_reports_faults(tmp_path):
+    from pyclosure.bridge import Model, Trainer
+    from pyclosure.errors import DtypeError, InvalidHandleError, ShapeError
+
+    pyclosure.export(_mlp(16, 0), tmp_path / "mlp.pt", torch.zeros(4, NFEAT, dtype=torch.float64))
+    model = Model(tmp_path / "mlp.pt")
+    trainer = Trainer(model, lr=0.01)
+    x, y = _regression()
+    with pytest.raises(ShapeError, match=r"expected shape \(64, 2\)"):
+        trainer.step(x, y[:, :1])
+    with pytest.raises(DtypeError, match="float32"):
+        trainer.step(x.astype(np.float32), y)
+    assert np.isfinite(trainer.step(x, y))  # the next call works
+    trainer.close()
+    trainer.close()  # idempotent
+    with pytest.raises(InvalidHandleError):
+        trainer.step(x, y)
