@@ -141,6 +141,38 @@ def default_spec(ctx):
     return TrainingSpec(module, optimizer)
 
 
+def weights_spec(ctx):
+    """The model file's TorchScript network with the weights in option ``weights`` (a file a
+    sync saved, see ``versions``); replay uses it to put a recorded weight version into a
+    model (no training: SGD with learning rate 0)."""
+    if "weights" not in ctx.options:
+        raise ArgumentError("weights_spec needs the option weights=FILE")
+    module = default_spec(ctx).module
+    module.load_state_dict(torch.load(ctx.options["weights"], weights_only=True))
+    return TrainingSpec(module, torch.optim.SGD(module.parameters(), lr=0.0))
+
+
+def read_versions(folder):
+    """{SHA-256: path} of the weight versions a run saved in ``folder`` (``versions=``), each
+    file checked against its listed SHA-256."""
+    folder = pathlib.Path(folder)
+    try:
+        listed = json.loads((folder / "versions.json").read_text())["versions"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise FileAccessError(f"cannot read the weight versions in '{folder}': {exc}") from exc
+    out = {}
+    for v in listed:
+        path = folder / v["file"]
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise FileAccessError(f"weight version {v['version']}: cannot read '{path}': {exc.strerror}") from exc
+        if hashlib.sha256(data).hexdigest() != v["sha256"]:
+            raise FileAccessError(f"weight version {v['version']}: '{path}' does not have its listed SHA-256")
+        out[v["sha256"]] = path
+    return out
+
+
 def load_spec(spec):
     """The spec function named by ``spec`` (see the module docstring); default_spec for ""."""
     if not spec:

@@ -169,3 +169,16 @@ def test_python_face_runs_the_same_path_and_reports_faults(tmp_path):
     trainer.close()  # idempotent
     with pytest.raises(InvalidHandleError):
         trainer.step(x, y)
+
+
+def test_replay_of_an_online_run_uses_each_records_weight_version_bit_for_bit(online_run):
+    from pyclosure.errors import FileAccessError
+    from pyclosure.replay import replay
+
+    report = replay(online_run / "records", online_run / "mlp.pt", versions=online_run / "versions")
+    assert report["summary"]["ok"], report["summary"]
+    by_call = {r["call"]: r for r in report["records"]}
+    assert {c: r["weights_version"] for c, r in by_call.items()} == {1: 0, 51: 0, 101: 1, 151: 1, 201: 2, 251: 2}
+    assert all(r["status"] == "equal" for r in by_call.values()), [r["status"] for r in by_call.values()]
+    with pytest.raises(FileAccessError, match="weight version 1"):
+        replay(online_run / "records", online_run / "mlp.pt")
