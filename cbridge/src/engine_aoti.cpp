@@ -233,6 +233,12 @@ public:
             if (it == held.end()) it = held.find(internal);
             if (it != held.end()) current[fqn] = it->second;
         }
+        for (const auto &[name, t] : weights)
+            if (current.count(name) == 0)
+                throw Error(NNC_ERR_SHAPE, "the package holds no constant '" + name + "': either the trainer's module "
+                                           "is another architecture, or inductor compiled that weight into the "
+                                           "package's code (a package exported before pyclosure kept every weight a "
+                                           "constant): export the package again; nothing was changed");
         match_weights(current, weights, "AOTInductor");
         std::unordered_map<std::string, at::Tensor> update;
         for (const auto &[fqn, t] : current) update[fqn] = weights.at(fqn).to(t.device()).clone();

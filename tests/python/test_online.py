@@ -182,3 +182,29 @@ def test_replay_of_an_online_run_uses_each_records_weight_version_bit_for_bit(on
     assert all(r["status"] == "equal" for r in by_call.values()), [r["status"] for r in by_call.values()]
     with pytest.raises(FileAccessError, match="weight version 1"):
         replay(online_run / "records", online_run / "mlp.pt")
+
+
+@pytest.mark.slow
+def test_aoti_sync_updates_the_package_constants_bit_for_bit_with_pythons_loader(tmp_path):
+    from pyclosure._aoti import load_package
+    from pyclosure.bridge import Model, Trainer
+
+    (tmp_path / "spec.py").write_text(SPEC)
+    module = _mlp(16, 0)
+    pyclosure.export(module, tmp_path / "mlp.pt2", torch.zeros(4, NFEAT, dtype=torch.float64))
+    model = Model(tmp_path / "mlp.pt2")
+    trainer = Trainer(model, spec=f"{tmp_path / 'spec.py'}:spec")
+    x, y = _regression()
+    before = model(x)
+    for _ in range(50):
+        trainer.step(x, y)
+    trainer.sync(model)
+    after = model(x)
+    trainer.save(tmp_path / "ckpt.pt")
+    weights = torch.load(str(tmp_path / "ckpt.pt"), weights_only=True)["module"]
+    package = load_package(tmp_path / "mlp.pt2")  # Python's loader, the same weights put in the same way
+    package._runner.load_constants(weights, check_full_update=True)
+    (ref,) = package(torch.from_numpy(x))
+    ref = ref.numpy()
+    assert np.array_equal(after, ref), np.abs(after - ref).max()
+    assert not np.array_equal(after, before)
