@@ -161,6 +161,7 @@ def attach(ffi, lib):
                     a.strides = ffi.NULL
                     keep.append((w, a))
                     put(ctx, name.encode(), a)
+            t.sync_arrays = keep  # alive until the next sync: the bridge copies them after this returns
 
         return guarded(msg, msglen, body)
 
