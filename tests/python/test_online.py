@@ -208,3 +208,19 @@ def test_aoti_sync_updates_the_package_constants_bit_for_bit_with_pythons_loader
     ref = ref.numpy()
     assert np.array_equal(after, ref), np.abs(after - ref).max()
     assert not np.array_equal(after, before)
+
+
+def test_a_host_that_never_trains_never_loads_python():
+    """libnnclosure and the Fortran library do not link libpython or the embedded library: only
+    the first nn_train_create loads them (dlopen)."""
+    import shutil
+    from importlib import resources
+
+    if shutil.which("readelf") is None:
+        pytest.skip("readelf is not installed")
+    lib = resources.files("pyclosure") / "lib"
+    for name in ("libnnclosure.so", "libnnclosure_fortran.so"):
+        needed = subprocess.run(["readelf", "-d", str(lib / name)], capture_output=True, text=True, check=True).stdout
+        assert "NEEDED" in needed
+        assert "libpython" not in needed and "pyclosure_train_embed" not in needed, needed
+    assert (lib / "libpyclosure_train_embed.so").is_file()
