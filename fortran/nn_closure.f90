@@ -109,13 +109,15 @@ contains
   !> trusted_sha256: SHA-256 digests (hex, joined by ':') of the only files
   !> to load (a .pt2 package is native code); PYCLOSURE_TRUSTED_SHA256 in
   !> the environment does the same for hosts that cannot be edited.
-  subroutine nn_load(model, path, device, stat, errmsg, nonfinite, ood, ood_threshold, trusted_sha256)
+  !> engine = "native", "torchscript" or "aoti": the only engine to accept;
+  !> a file for another engine fails with NN_ERR_FORMAT, nothing loaded.
+  subroutine nn_load(model, path, device, stat, errmsg, nonfinite, ood, ood_threshold, trusted_sha256, engine)
     type(nn_model), intent(inout) :: model
     character(len=*), intent(in) :: path
     character(len=*), intent(in), optional :: device
     integer, intent(out), optional :: stat
     character(len=*), intent(out), optional :: errmsg
-    character(len=*), intent(in), optional :: nonfinite, ood, trusted_sha256
+    character(len=*), intent(in), optional :: nonfinite, ood, trusted_sha256, engine
     real(real64), intent(in), optional :: ood_threshold
     integer(c_int) :: status
     character(len=:), allocatable :: options, dev
@@ -127,6 +129,7 @@ contains
     if (present(nonfinite)) options = options // "nonfinite=" // trim(nonfinite) // ","
     if (present(ood)) options = options // "ood=" // trim(ood) // ","
     if (present(trusted_sha256)) options = options // "trusted_sha256=" // trim(trusted_sha256) // ","
+    if (present(engine)) options = options // "engine=" // trim(engine) // ","
     if (present(ood_threshold)) then
       write (num, '(es24.17)') ood_threshold
       options = options // "ood_threshold=" // trim(adjustl(num))
@@ -224,14 +227,18 @@ contains
   !> The general form: any number of inputs and outputs. fallback: the host's
   !> classical result for the first size(fallback) outputs (same shapes);
   !> columns flagged under a fallback policy get it. flags (one per column)
-  !> receives NN_FLAG_* bits, 0 for a clean column.
-  subroutine forward_arrays(model, inputs, outputs, stat, errmsg, fallback, flags)
+  !> receives NN_FLAG_* bits, 0 for a clean column. on_device=.true.: every
+  !> array (flags too) lives where the model runs, e.g. GPU memory passed from
+  !> an OpenACC `host_data use_device` region (nnc_model_forward_on_device in
+  !> nn_closure.h says what is checked, and when the outputs are ready).
+  subroutine forward_arrays(model, inputs, outputs, stat, errmsg, fallback, flags, on_device)
     type(nn_model), intent(in) :: model
     type(nn_array), intent(in) :: inputs(:), outputs(:)
     integer, intent(out), optional :: stat
     character(len=*), intent(out), optional :: errmsg
     type(nn_array), intent(in), optional :: fallback(:)
     integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)
+    logical, intent(in), optional :: on_device
     type(nnc_array), target :: cin(size(inputs)), cout(size(outputs)), cflags(1)
     type(nnc_array), target :: cfb1(1)
     type(nnc_array), allocatable, target :: cfbs(:)
@@ -263,13 +270,25 @@ contains
       pflags = c_loc(cflags(1))
     end if
     if (status == NN_OK .and. nfb > 1) then
-      status = nnc_model_forward_fallback(model%handle, int(size(inputs), c_int), cin, &
-          int(size(outputs), c_int), cout, nfb, cfbs, pflags)
+      status = run(cfbs)
     else if (status == NN_OK) then
-      status = nnc_model_forward_fallback(model%handle, int(size(inputs), c_int), cin, &
-          int(size(outputs), c_int), cout, nfb, cfb1, pflags)
+      status = run(cfb1)
     end if
     call finish(status, "nn_forward", stat, errmsg, message)
+  contains
+    integer(c_int) function run(cfb)
+      type(nnc_array), intent(in) :: cfb(:)
+      logical :: device
+      device = .false.
+      if (present(on_device)) device = on_device
+      if (device) then
+        run = nnc_model_forward_on_device_fallback(model%handle, int(size(inputs), c_int), cin, &
+            int(size(outputs), c_int), cout, nfb, cfb, pflags)
+      else
+        run = nnc_model_forward_fallback(model%handle, int(size(inputs), c_int), cin, &
+            int(size(outputs), c_int), cout, nfb, cfb, pflags)
+      end if
+    end function run
   end subroutine forward_arrays
 
   !> Record every `every`-th forward call (default 1) into directory dir for
@@ -606,8 +625,8 @@ contains
   end function nn_array_real32
 
   !> One real(real32) input and one output of any rank 0 to 5; fallback (shaped
-  !> like y) and flags as in the general form.
-  subroutine forward_real32(model, x, y, stat, errmsg, fallback, flags)
+  !> like y), flags and on_device as in the general form.
+  subroutine forward_real32(model, x, y, stat, errmsg, fallback, flags, on_device)
     type(nn_model), intent(in) :: model
     real(real32), intent(in), target :: x(..)
     real(real32), intent(inout), target :: y(..)
@@ -615,10 +634,12 @@ contains
     character(len=*), intent(out), optional :: errmsg
     real(real32), intent(in), target, optional :: fallback(..)
     integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)
+    logical, intent(in), optional :: on_device
     if (present(fallback)) then
-      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, [nn_array(fallback)], flags)
+      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, [nn_array(fallback)], flags, &
+          on_device)
     else
-      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, flags=flags)
+      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, flags=flags, on_device=on_device)
     end if
   end subroutine forward_real32
 
@@ -707,8 +728,8 @@ contains
   end function nn_array_real64
 
   !> One real(real64) input and one output of any rank 0 to 5; fallback (shaped
-  !> like y) and flags as in the general form.
-  subroutine forward_real64(model, x, y, stat, errmsg, fallback, flags)
+  !> like y), flags and on_device as in the general form.
+  subroutine forward_real64(model, x, y, stat, errmsg, fallback, flags, on_device)
     type(nn_model), intent(in) :: model
     real(real64), intent(in), target :: x(..)
     real(real64), intent(inout), target :: y(..)
@@ -716,10 +737,12 @@ contains
     character(len=*), intent(out), optional :: errmsg
     real(real64), intent(in), target, optional :: fallback(..)
     integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)
+    logical, intent(in), optional :: on_device
     if (present(fallback)) then
-      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, [nn_array(fallback)], flags)
+      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, [nn_array(fallback)], flags, &
+          on_device)
     else
-      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, flags=flags)
+      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, flags=flags, on_device=on_device)
     end if
   end subroutine forward_real64
 

@@ -40,6 +40,7 @@ module nn_closure_c
   public :: nnc_model_device, nnc_model_engine, nnc_record_start, nnc_record_array, nnc_record_stop
   public :: nnc_model_load_with, nnc_model_forward_fallback, nnc_model_stats, nnc_model_stats_summary
   public :: nnc_train_create, nnc_train_step, nnc_train_sync, nnc_train_version, nnc_train_save, nnc_train_free
+  public :: nnc_model_forward_on_device_fallback
 
   interface
     integer(c_int) function nnc_version(version, libtorch_version) bind(c, name="nnc_version")
@@ -143,6 +144,15 @@ module nn_closure_c
       type(nnc_array), intent(in) :: inputs(*), outputs(*), fallback(*)
       type(c_ptr), value :: flags
     end function nnc_model_forward_fallback
+
+    integer(c_int) function nnc_model_forward_on_device_fallback(model, num_inputs, inputs, num_outputs, outputs, &
+        num_fallback, fallback, flags) bind(c, name="nnc_model_forward_on_device_fallback")
+      import :: c_int, c_ptr, nnc_array
+      type(c_ptr), value :: model
+      integer(c_int), value :: num_inputs, num_outputs, num_fallback
+      type(nnc_array), intent(in) :: inputs(*), outputs(*), fallback(*)
+      type(c_ptr), value :: flags
+    end function nnc_model_forward_on_device_fallback
 
     integer(c_int) function nnc_model_stats(model, stats) bind(c, name="nnc_model_stats")
       import :: c_int, c_ptr, nn_stats

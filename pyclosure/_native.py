@@ -10,10 +10,18 @@ very same C code (:class:`Program`, :func:`run`, in :mod:`pyclosure._native_twin
 Eligible modules (anything else is refused, naming the module or op):
 
 * ``nn.Sequential`` of ``Linear``, :class:`~pyclosure.lipschitz.LipschitzLinear`,
-  ``Tanh``, ``ReLU``, ``Identity`` and :class:`~pyclosure.normalize.Normalizer`
-  (its forward map), e.g. :func:`pyclosure.models.mlp`;
-* :class:`~pyclosure.models.PeriodicFluxClosure` with tanh, relu or identity, its input
-  Normalizer (global or per channel) and its global output scale.
+  ``Tanh``, ``ReLU``, ``Softplus`` (torch's defaults), ``Identity`` and
+  :class:`~pyclosure.normalize.Normalizer` (its forward map), e.g. :func:`pyclosure.models.mlp`;
+* :class:`~pyclosure.models.PeriodicFluxClosure` with those activations, its input
+  Normalizer (global or per channel) and its global output scale;
+* :class:`~pyclosure.models.ColumnFluxClosure` (stencil variant with replicate or zero
+  padding, or the whole-column ``mlp`` variant) and
+  :class:`~pyclosure.models.InsulatedColumnFluxClosure`: the interior faces, then the
+  surface flux (input 1, or 0) and the zero lid;
+* :class:`~pyclosure.models.DownGradientClosure` and
+  :class:`~pyclosure.models.ColumnDownGradientClosure`: ``K = k_scale * softplus(net)``
+  times the gradient at each face;
+* :class:`~pyclosure.models.NonNegative` around any of these (softplus or relu last).
 """
 
 import hashlib
@@ -26,18 +34,28 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._native_twin import arith
 from .lipschitz import LipschitzConv1d, LipschitzLinear
-from .models import PeriodicFluxClosure
+from .models import (
+    ColumnDownGradientClosure,
+    ColumnFluxClosure,
+    DownGradientClosure,
+    InsulatedColumnFluxClosure,
+    NonNegative,
+    PeriodicFluxClosure,
+)
 from .normalize import Normalizer
 
-ARITH = "pyclosure.native.arith/1"
+ARITH = arith()  # the C library's (nn_native.h), so the id is written once
 MAGIC = b"PYCLNATV"
 VERSION = 1
 DTYPES = {torch.float32: 1, torch.float64: 2}
-NORMALIZE, DENORMALIZE, DENSE, ACTIVATION, WINDOW = 1, 2, 3, 4, 5
-ACTIVATIONS = {nn.Identity: 0, nn.Tanh: 1, nn.ReLU: 2}
-PERIODIC = 1
-_KNOWN_ACTIVATIONS = (nn.Softplus, nn.SiLU, nn.GELU, nn.Sigmoid, nn.ELU, nn.LeakyReLU)
+NORMALIZE, DENORMALIZE, DENSE, ACTIVATION, WINDOW, GRADIENT, FRAME = 1, 2, 3, 4, 5, 6, 7
+ACTIVATIONS = {nn.Identity: 0, nn.Tanh: 1, nn.ReLU: 2, nn.Softplus: 3}
+RELU, SOFTPLUS = 2, 3
+PERIODIC, REPLICATE, ZEROS = 1, 2, 3
+SURFACE_ZERO, SURFACE_INPUT = 0, 1
+_KNOWN_ACTIVATIONS = (nn.SiLU, nn.GELU, nn.Sigmoid, nn.ELU, nn.LeakyReLU)
 _HEADER = struct.Struct("<8sII48sQQQQIIQQQ")
 _OP = struct.Struct("<6IQ")
 
@@ -92,6 +110,9 @@ def _dense(layer, where, dtype, first_conv=False):
 
 
 def _activation(module, where):
+    if isinstance(module, nn.Softplus) and (module.beta != 1 or module.threshold != 20):
+        raise NotNativeError(f"{where}: Softplus(beta={module.beta}, threshold={module.threshold}); the native "
+                             "engine runs torch's default beta=1, threshold=20")
     code = ACTIVATIONS.get(type(module))
     if code is None:
         raise NotNativeError(f"{where}: activation {type(module).__name__} is not in arithmetic contract "
@@ -145,32 +166,91 @@ def program_of(module, dtype=None):
         raise NotNativeError(f"dtype {dtype}: the native engine runs float32 and float64")
     if module.training:
         raise NotNativeError(f"{type(module).__name__} is in training mode; call .eval() first")
-    if type(module) is nn.Sequential:
+    return _ops(module, dtype, ""), dtype
+
+
+def _ops(module, dtype, where):
+    kind = type(module)
+    if kind is nn.Sequential:
         first = next((m for m in module if not isinstance(m, Normalizer)), None)
         weight = getattr(first, "weight", None)
         if not isinstance(first, (nn.Linear, LipschitzLinear)) or weight is None:
-            raise NotNativeError("Sequential: the first layer after any Normalizer must be Linear or "
-                                 "LipschitzLinear")
-        return _chain(module, "", dtype, weight.shape[1]), dtype
-    if type(module) is PeriodicFluxClosure:
-        return _periodic(module, dtype), dtype
-    raise NotNativeError(f"{type(module).__name__}: the native engine runs nn.Sequential MLPs and "
-                         "PeriodicFluxClosure (not covered: ColumnFluxClosure, DownGradientClosure, "
-                         "ResidualClosure, NonNegative, other modules)")
+            raise NotNativeError(f"{where or 'Sequential'}: the first layer after any Normalizer must be Linear "
+                                 "or LipschitzLinear")
+        return _chain(module, where, dtype, weight.shape[1])
+    if kind is PeriodicFluxClosure:
+        return _periodic(module, dtype, where)
+    if kind in (ColumnFluxClosure, InsulatedColumnFluxClosure):
+        surface = SURFACE_ZERO if kind is InsulatedColumnFluxClosure else SURFACE_INPUT
+        return _column(module, dtype, where) + [Op(FRAME, [surface])]
+    if kind is DownGradientClosure:
+        return _periodic(module.k_net, dtype, _at(where, "k_net")) + _down_gradient(module, dtype)
+    if kind is ColumnDownGradientClosure:
+        if module.k_net.use_mlp:
+            raise NotNativeError(f"{_at(where, 'k_net')}: a whole-column network under a down-gradient closure")
+        return (_column(module.k_net, dtype, _at(where, "k_net")) + _down_gradient(module, dtype)
+                + [Op(FRAME, [SURFACE_INPUT])])
+    if kind is NonNegative:
+        ops = _ops(module.module, dtype, _at(where, "module"))
+        if ops[-1].kind == ACTIVATION and any(o.kind in (GRADIENT, FRAME) for o in ops):
+            raise NotNativeError(f"{where or 'NonNegative'}: a second activation after a gradient or column frame")
+        return ops + [Op(ACTIVATION, [SOFTPLUS if module.softplus else RELU])]
+    raise NotNativeError(f"{where + ': ' if where else ''}{kind.__name__}: the native engine runs nn.Sequential "
+                         "MLPs, PeriodicFluxClosure, ColumnFluxClosure, InsulatedColumnFluxClosure, "
+                         "DownGradientClosure, ColumnDownGradientClosure and NonNegative around them (not "
+                         "covered: ResidualClosure, other modules)")
 
 
-def _periodic(module, dtype):
+def _at(where, name):
+    return f"{where}.{name}" if where else name
+
+
+def _periodic(module, dtype, where=""):
     first = module.net[0]
     channels, width = first.weight.shape[1], first.weight.shape[2]
     if width != module.left + module.right + 1:
-        raise NotNativeError(f"net.0: kernel {width} is not the stencil {module.left + module.right + 1}")
-    ops = [_normalizer(module.normalizer, NORMALIZE, dtype, [(channels, 1)], "normalizer"),
+        raise NotNativeError(f"{_at(where, 'net.0')}: kernel {width} is not the stencil "
+                             f"{module.left + module.right + 1}")
+    ops = [_normalizer(module.normalizer, NORMALIZE, dtype, [(channels, 1)], _at(where, "normalizer")),
            Op(WINDOW, [channels, width, module.left, PERIODIC])]
-    ops += _chain(module.net, "net", dtype, channels * width, conv_first=True)
+    return ops + _face_net(module, dtype, where, channels * width)
+
+
+def _face_net(module, dtype, where, width):
+    """The per-face network and the output scale of a stencil closure."""
+    ops = _chain(module.net, _at(where, "net"), dtype, width, conv_first=True)
     if ops[-1].kind == DENSE and ops[-1].args[1] != 1 or module.net[-1].weight.shape[0] != 1:
-        raise NotNativeError("net: a periodic flux closure has one output channel")
-    ops.append(_normalizer(module.out_scale, DENORMALIZE, dtype, [], "out_scale"))
-    return ops
+        raise NotNativeError(f"{_at(where, 'net')}: a flux closure has one output channel")
+    return ops + [_normalizer(module.out_scale, DENORMALIZE, dtype, [], _at(where, "out_scale"))]
+
+
+def _column(module, dtype, where):
+    """The interior faces of a ColumnFluxClosure (stencil or whole-column variant)."""
+    if module.use_mlp:
+        channels, cells = module.in_channels, module.n_cells
+        norm = module.normalizer
+        try:
+            mean, std = (torch.broadcast_to(t, (channels, cells)) for t in (norm.mean, norm.std))
+        except RuntimeError as exc:
+            raise NotNativeError(f"{_at(where, 'normalizer')}: Normalizer of shape {tuple(norm.mean.shape)} "
+                                 f"does not broadcast to the column ({channels}, {cells})") from exc
+        front = Op(NORMALIZE, [channels * cells], np.concatenate([_array(mean, dtype), _array(std, dtype)]))
+        ops = [front] + _chain(module.net, _at(where, "net"), dtype, channels * cells)
+        return ops + [_normalizer(module.out_scale, DENORMALIZE, dtype, [], _at(where, "out_scale"))]
+    first = module.net[0]
+    channels, width = first.weight.shape[1], first.weight.shape[2]
+    if width != 2 * module.pad + 2:
+        raise NotNativeError(f"{_at(where, 'net.0')}: kernel {width} is not the stencil {2 * module.pad + 2}")
+    boundary = REPLICATE if module.pad_mode == "replicate" else ZEROS
+    ops = [_normalizer(module.normalizer, NORMALIZE, dtype, [(channels, 1)], _at(where, "normalizer")),
+           Op(WINDOW, [channels, width, module.pad + 1, boundary])]
+    return ops + _face_net(module, dtype, where, channels * width)
+
+
+def _down_gradient(module, dtype):
+    """softplus, then ``(-(k_scale K)) ((u[f] - u[f-1]) / dx)`` at each face."""
+    item = np.float32 if dtype == torch.float32 else np.float64
+    return [Op(ACTIVATION, [SOFTPLUS]), Op(GRADIENT, [], np.array([module.k_scale, module.dx], item))]
 
 
 def encode(ops, dtype, contract):
@@ -233,8 +313,10 @@ def export_native(module, path, example_inputs, *, dtype=None, input_names=None,
     ops, dtype = program_of(module, dtype)
     signature = _signature(module, example_inputs, input_names, variable_dims)
     meta, inputs, names, variable = signature
-    if len(inputs) != 1:
-        raise NotNativeError(f"{type(module).__name__}: the native engine takes one input, got {len(inputs)}")
+    wanted = 1 + any(op.kind == FRAME and op.args[0] == SURFACE_INPUT for op in ops)
+    if len(inputs) != wanted:
+        raise NotNativeError(f"{type(module).__name__}: its native program takes {wanted} input(s), the example "
+                             f"gives {len(inputs)}")
 
     def run(args):
         with torch.no_grad():
@@ -247,17 +329,17 @@ def export_native(module, path, example_inputs, *, dtype=None, input_names=None,
     contract["engine"] = {"arith": ARITH, "ops": [[op.kind, *op.args] for op in ops]}
     data = encode(ops, dtype, contract)
     if check:
-        _check(data, module, inputs[0], dtype)
+        _check(data, module, inputs, dtype)
     write_atomic(path, data)
     return contract
 
 
-def _check(data, module, x, dtype):
+def _check(data, module, inputs, dtype):
     from ._native_twin import Program
 
     with torch.no_grad():
-        want = module(x).numpy()
-    got = Program(data)(x.numpy())
+        want = module(*inputs).numpy()
+    got = Program(data)(*(x.numpy() for x in inputs))
     scale = max(float(np.abs(want).max()), 1e-300)
     tol = (2e-6 if dtype == torch.float32 else 1e-13) * scale
     err = float(np.abs(got - want).max())

@@ -51,7 +51,7 @@ def host_cpu_features(cpuinfo="/proc/cpuinfo"):
     return [name for name in CPU_FEATURES if name in have]
 
 
-def engine(cpu_isa=None, machine=None):
+def engine(cpu_isa=None, machine=None, device="cpu"):
     """The contract's ``engine`` entry and the inductor settings that build for it.
 
     Parameters
@@ -61,6 +61,10 @@ def engine(cpu_isa=None, machine=None):
         AVX2-class). Ignored on other machines, which build for themselves.
     machine : str, optional
         ``platform.machine()`` by default (a parameter for tests).
+    device : str
+        "cpu", or "cuda"/"cuda:N" for a package of CUDA kernels: then no CPU
+        level is pinned (the host code of such a package is plain C++ built for
+        ``machine``), and the entry says "cuda".
 
     Returns
     -------
@@ -74,6 +78,9 @@ def engine(cpu_isa=None, machine=None):
     info = {"name": "aotinductor", "device": "cpu", "machine": machine, "cpu_isa": "native",
             "cpu_features": [], "simdlen": None, "torch_version": torch.__version__}
     configs = {}
+    if device != "cpu":
+        info.update(device="cuda", cpu_isa=None)
+        return info, configs
     if machine != "x86_64":  # no levels to pin: inductor builds for this CPU
         return info, configs
     if cpu_isa == "native":
@@ -100,7 +107,7 @@ def _widen(x, axes):
     """x with each listed axis of extent 1 grown to 2 (export would specialise the dim to 1)."""
     for axis in axes:
         if x.shape[axis] == 1:
-            x = x.index_select(axis, torch.zeros(2, dtype=torch.long))
+            x = x.index_select(axis, torch.zeros(2, dtype=torch.long, device=x.device))
     return x
 
 

@@ -8,6 +8,13 @@
 Arrays are passed in place (any strides). Outputs are allocated from the
 model's contract, or given with ``out=`` (required for a plain TorchScript
 file without contract). Errors raise ``pyclosure.errors.ClosureError`` subclasses.
+
+Torch CUDA tensors and ``__cuda_array_interface__`` objects (cupy) take the
+on-device route: they are used in place where they live, which must be the
+model's device (GPU memory for a model on "cuda:N"), with no host round trip:
+
+    >>> model = Model("closure.pt2", "cuda:0")
+    >>> flux = model(torch.randn(4096, 32, device="cuda:0"))   # a CUDA tensor back
 """
 
 import json
@@ -15,7 +22,7 @@ import os
 
 import numpy as np
 
-from . import _nnc
+from . import _device_arrays, _nnc
 from .contract import output_shape
 from .errors import ArgumentError, DtypeError, RankError, raise_for_status
 
@@ -49,16 +56,19 @@ def get_num_threads():
     return n[0]
 
 
-def _describe(arrays, descs, what):
+def _describe(arrays, descs, what, writable=False, first=1):
     """Fill nnc_array descriptors for numpy arrays; returns what must stay alive."""
     keep = []
     for i, a in enumerate(arrays):
+        label = f"{what} {first + i}"
         if not isinstance(a, np.ndarray):
-            raise ArgumentError(f"{what} {i + 1} is a {type(a).__name__}, not a numpy array")
+            raise ArgumentError(f"{label} is a {type(a).__name__}, not a numpy array")
+        if writable and not a.flags.writeable:
+            raise ArgumentError(f"an output array is read-only: {label}")
         if a.dtype not in DTYPES:
-            raise DtypeError(f"{what} {i + 1} has dtype {a.dtype}; the bridge takes float32, float64, int32, int64")
+            raise DtypeError(f"{label} has dtype {a.dtype}; the bridge takes float32, float64, int32, int64")
         if a.ndim > lib.NNC_MAX_RANK:
-            raise RankError(f"{what} {i + 1} has rank {a.ndim} > {lib.NNC_MAX_RANK}")
+            raise RankError(f"{label} has rank {a.ndim} > {lib.NNC_MAX_RANK}")
         d = descs[i]
         d.data = ffi.cast("void *", a.ctypes.data)
         d.dtype = DTYPES[a.dtype]
@@ -72,6 +82,17 @@ def _describe(arrays, descs, what):
             strides = ffi.new("int64_t[]", [s // a.itemsize for s in a.strides] or [0])
             d.strides = strides
             keep.append(strides)
+    return keep
+
+
+def _describe_any(arrays, descs, what, writable=False):
+    """_describe for the on-device route: device arrays in place, numpy arrays as before."""
+    keep = []
+    for i, a in enumerate(arrays):
+        if _device_arrays.is_device_array(a):
+            keep += _device_arrays.describe(a, descs[i], f"{what} {i + 1}", lib, ffi, writable)
+        else:
+            keep += _describe([a], descs + i, what, writable, first=i + 1)
     return keep
 
 
@@ -97,9 +118,14 @@ class Model:
         Load the file only if its SHA-256 is one of these (hex digests); the
         environment variable PYCLOSURE_TRUSTED_SHA256 adds to the list. A
         ``.pt2`` package is native code: pin what you trust.
+    engine : {"native", "torchscript", "aoti"}, optional
+        The engine the caller requires: a file for another engine raises
+        ``ModelFormatError`` before any of it is loaded. Default: the engine
+        the file calls for.
     """
 
-    def __init__(self, path, device="cpu", *, nonfinite="error", ood="off", ood_threshold=None, trusted_sha256=None):
+    def __init__(self, path, device="cpu", *, nonfinite="error", ood="off", ood_threshold=None, trusted_sha256=None,
+                 engine=None):
         self.path = os.fspath(path)
         box = ffi.new("nnc_model *")
         options = f"nonfinite={nonfinite},ood={ood}"
@@ -108,6 +134,8 @@ class Model:
         if trusted_sha256 is not None:
             digests = [trusted_sha256] if isinstance(trusted_sha256, str) else list(trusted_sha256)
             options += ",trusted_sha256=" + ":".join(digests)
+        if engine is not None:
+            options += f",engine={engine}"
         _check(lib.nnc_model_load_with(box, os.fsencode(self.path), device.encode(), options.encode()))
         self._owner = box  # owns the memory of the handle slot
         self._box = ffi.gc(box, lib.nnc_model_free)
@@ -158,7 +186,7 @@ class Model:
     def __exit__(self, *exc):
         self.close()
 
-    def _allocate(self, inputs):
+    def _allocate(self, inputs, on_device):
         if self.contract is None:
             raise ArgumentError("this model file has no pyclosure contract: pass the output arrays with out=[...]")
         if len(inputs) != len(self.contract["inputs"]):
@@ -169,10 +197,15 @@ class Model:
             shape = output_shape(self.contract, i, shapes) if all(len(s) for s in shapes) else None
             if shape is None:
                 raise ArgumentError(f"output '{io['name']}' has a free extent: pass it with out=[...]")
-            outs.append(np.empty(shape, dtype=np.dtype(io["dtype"])))
+            if on_device:
+                import torch
+
+                outs.append(torch.empty(shape, dtype=getattr(torch, io["dtype"]), device=self.device))
+            else:
+                outs.append(np.empty(shape, dtype=np.dtype(io["dtype"])))
         return outs
 
-    def forward(self, *inputs, out=None, fallback=None, flags=None):
+    def forward(self, *inputs, out=None, fallback=None, flags=None, on_device=None):
         """Run the model on numpy arrays (batch first); returns the output array(s).
 
         With one output, returns the array; with several, a tuple. ``out``
@@ -180,24 +213,36 @@ class Model:
         ``fallback`` (a list of arrays shaped like the first outputs) is the
         host's classical result for the fallback policies; ``flags`` (int32,
         one per column) receives the nnc_flag bits of each column.
+
+        ``on_device``: True takes the on-device route (nnc_model_forward_on_device:
+        every array lives on the model's device and is used there in place,
+        torch tensors of any device, ``__cuda_array_interface__`` objects and numpy
+        arrays; outputs made here are torch tensors on that device); False the
+        host route (numpy, or what ``np.asarray`` takes without a copy, such as
+        CPU torch tensors); None (default) the on-device route when any input is
+        a torch tensor on a GPU or a ``__cuda_array_interface__`` object, else
+        the host route. The call returns when the outputs are complete.
         """
-        inputs = [np.asarray(a) if not isinstance(a, np.ndarray) else a for a in inputs]
-        outputs = list(out) if out is not None else self._allocate(inputs)
-        fallback = [np.asarray(a) for a in (fallback or [])]
+        if on_device is None:
+            on_device = any(_device_arrays.on_gpu(a) for a in inputs)
+        if not on_device:
+            inputs = [np.asarray(a) if not isinstance(a, np.ndarray) else a for a in inputs]
+            fallback = [np.asarray(a) for a in (fallback or [])]
+        else:
+            fallback = list(fallback or [])
+        outputs = list(out) if out is not None else self._allocate(inputs, on_device)
         cin = ffi.new("nnc_array[]", max(len(inputs), 1))
         cout = ffi.new("nnc_array[]", max(len(outputs), 1))
         cfb = ffi.new("nnc_array[]", max(len(fallback), 1))
         cflags = ffi.new("nnc_array[]", 1)
-        keep = _describe(inputs, cin, "input") + _describe(outputs, cout, "output") \
-            + _describe(fallback, cfb, "fallback")
+        describe = _describe_any if on_device else _describe
+        keep = describe(inputs, cin, "input") + describe(outputs, cout, "output", writable=True) \
+            + describe(fallback, cfb, "fallback")
         if flags is not None:
-            keep += _describe([flags], cflags, "flags")
-        for a in outputs + ([flags] if flags is not None else []):
-            if not a.flags.writeable:
-                raise ArgumentError("an output array is read-only")
-        _check(lib.nnc_model_forward_fallback(self.handle, len(inputs), cin, len(outputs), cout, len(fallback),
-                                              cfb if fallback else ffi.NULL,
-                                              cflags if flags is not None else ffi.NULL))
+            keep += describe([flags], cflags, "flags", writable=True)
+        run = lib.nnc_model_forward_on_device_fallback if on_device else lib.nnc_model_forward_fallback
+        _check(run(self.handle, len(inputs), cin, len(outputs), cout, len(fallback), cfb if fallback else ffi.NULL,
+                   cflags if flags is not None else ffi.NULL))
         del keep
         if out is not None:
             return out

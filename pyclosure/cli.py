@@ -46,7 +46,7 @@ def _info(args):
 def _demo(args):
     from .demo import run
 
-    return run(out=args.out, quick=args.quick)
+    return run(out=args.out, quick=args.quick, engine=args.engine)
 
 
 def _replay(args):
@@ -100,6 +100,9 @@ def build_parser():
     p = sub.add_parser("demo", help="the end-to-end demo: train, export, run from Fortran, check")
     p.add_argument("--out", default="pyclosure-demo", help="output folder (default: ./pyclosure-demo)")
     p.add_argument("--quick", action="store_true", help="a smaller, faster version (used by the tests)")
+    p.add_argument("--engine", choices=("pt2", "native"), default="pt2",
+                   help="what the coupled runs call: closure.pt2 (AOTInductor, default) or closure.nnp (the "
+                        "native engine)")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("replay", help="replay recorded calls: bit-for-bit and budgets (exit 1 on a real failure)")

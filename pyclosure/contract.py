@@ -181,6 +181,9 @@ def _engine_line(contract):
                 f"(arithmetic contract {engine.get('arith')}; CPU only)")
     if contract.get("format") != "pt2" or not engine:
         return f"format: {contract.get('format', 'torchscript')}"
+    if engine.get("device", "cpu") != "cpu":
+        return (f"format: pt2, an AOTInductor package: {engine['device']} kernels, host code for "
+                f"{engine.get('machine')}, torch {engine.get('torch_version')}")
     features = " ".join(engine.get("cpu_features") or []) or "none listed"
     return (f"format: pt2, an AOTInductor package: native {engine.get('device')} code for "
             f"{engine.get('machine')} {engine.get('cpu_isa')} (needs {features}; "

@@ -6,6 +6,7 @@ native programs (``.nnp``, run by the bridge's own C kernels, written by
 ``_native``). The contract is built here, the same way for all.
 """
 
+import copy
 import datetime
 import hashlib
 import inspect
@@ -105,6 +106,18 @@ def _dtype(t):
 
 
 FORMATS = ("torchscript", "pt2", "native")
+
+
+def _check_device(format, device):
+    """The device a pt2 package is compiled for: "cpu" (default), "cuda" or "cuda:N"."""
+    if device is None:
+        return "cpu"
+    if format != "pt2":
+        raise ValueError(f"device= applies to format='pt2' only (a {format} file runs on the device it is loaded on)")
+    text = str(device)
+    if text != "cpu" and not (text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit())):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return text
 
 
 def _choose_format(path, format, method, cpu_isa, cache_dir):
@@ -235,10 +248,12 @@ def _torchscript(module, path, signature, described, method):
     return contract, seconds
 
 
-def _package(module, path, signature, described, cpu_isa):
+def _package(module, path, signature, described, cpu_isa, device):
     """Write the AOTInductor package; return (contract, export seconds, compile seconds)."""
     meta, inputs, input_names, variable = signature
-    program, traced, export_s = _pt2.export_program(module, inputs, input_names, variable)
+    placed = module if device == "cpu" else copy.deepcopy(module).to(device)  # the caller's module stays put
+    inputs = tuple(x.to(device) for x in inputs)
+    program, traced, export_s = _pt2.export_program(placed, inputs, input_names, variable)
     graph = program.module()
 
     def run(args):
@@ -246,7 +261,7 @@ def _package(module, path, signature, described, cpu_isa):
             return _as_tuple(graph(*args))
 
     contract = _contract(module, meta, run, traced, input_names, variable, "pt2", described)
-    info, configs = _pt2.engine(cpu_isa)
+    info, configs = _pt2.engine(cpu_isa, device=device)
     batch_range, per_input = _pt2.ranges(program)
     contract["engine"] = info
     contract["batch_range"] = batch_range
@@ -262,7 +277,7 @@ def _package(module, path, signature, described, cpu_isa):
 
 def export(module, path, example_inputs, *, format=None, input_names=None, output_names=None, variable_dims=None,
            units=None, meaning=None, training_data=None, extra=None, method=None, cpu_isa=None, cache_dir=None,
-           timings=None):
+           device=None, timings=None):
     """Write ``module`` to ``path`` with its contract embedded; return the contract.
 
     Parameters
@@ -312,6 +327,12 @@ def export(module, path, example_inputs, *, format=None, input_names=None, outpu
         else ``~/.cache/pyclosure/inductor``. It is set (as
         ``TORCHINDUCTOR_CACHE_DIR``) for the compile only, which is why two
         threads of one process should not export packages at the same time.
+    device : {"cpu", "cuda", "cuda:N"}, optional
+        pt2 only: the device the package is compiled for (default "cpu"). A
+        CUDA package needs a CUDA build of torch and a GPU here, and runs only
+        on a model loaded on a GPU; its CPU settings (``cpu_isa``) are ignored.
+        TorchScript files and native programs take no device: a TorchScript
+        file runs on the device it is loaded on; a native program on the CPU.
     timings : dict, optional
         Filled with ``"export_s"`` (seconds to script, trace or
         ``torch.export`` the module) and, for pt2, ``"compile_s"`` (seconds
@@ -333,6 +354,7 @@ def export(module, path, example_inputs, *, format=None, input_names=None, outpu
     ``read_contract``).
     """
     format = _choose_format(path, format, method, cpu_isa, cache_dir)
+    device = _check_device(format, device)
     module = module.eval()
     signature = _signature(module, example_inputs, input_names, variable_dims)
     described = {"output_names": output_names, "units": units, "meaning": meaning, "training_data": training_data,
@@ -346,7 +368,7 @@ def export(module, path, example_inputs, *, format=None, input_names=None, outpu
         seconds = {"export_s": time.perf_counter() - start}
     elif format == "pt2":
         with _pt2.inductor_cache(cache_dir):
-            contract, export_s, compile_s = _package(module, path, signature, described, cpu_isa)
+            contract, export_s, compile_s = _package(module, path, signature, described, cpu_isa, device)
         seconds = {"export_s": export_s, "compile_s": compile_s}
     else:
         contract, export_s = _torchscript(module, path, signature, described, method or "script")

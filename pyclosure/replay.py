@@ -122,9 +122,10 @@ class _Twin:
         self.program = Program(path)
 
     def __call__(self, inputs):
-        if len(inputs) != 1:
-            raise ArgumentError(f"a native program takes one input, the record has {len(inputs)}")
-        return [self.program(np.ascontiguousarray(inputs[0][1]))]
+        if len(inputs) != self.program.num_inputs:
+            raise ArgumentError(f"the native program takes {self.program.num_inputs} input(s), the record has "
+                                f"{len(inputs)}")
+        return [self.program(*(np.ascontiguousarray(a) for _, a in inputs))]
 
 
 class _Runner:

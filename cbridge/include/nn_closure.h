@@ -168,6 +168,10 @@ int nnc_model_load(nnc_model *model, const char *path, const char *device);
  *   trusted_sha256=HEX  trust only files with this SHA-256 (repeat the
  *       option, or join digests with ':', to trust several); added to
  *       PYCLOSURE_TRUSTED_SHA256 when both are set.
+ *   engine=native|torchscript|aoti  the engine the host requires: a file
+ *       for another engine (a TorchScript .pt, an AOTInductor .pt2, a
+ *       native .nnp program) is refused with NNC_ERR_FORMAT before any of
+ *       it is loaded. Default: the engine the file calls for.
  * With a fallback policy every call must pass fallback arrays
  * (nnc_model_forward_fallback). Errors as nnc_model_load, plus
  * NNC_ERR_ARGUMENT for a bad option.
@@ -229,6 +233,42 @@ int nnc_model_forward(nnc_model model, int num_inputs, const nnc_array *inputs,
 int nnc_model_forward_fallback(nnc_model model, int num_inputs, const nnc_array *inputs, int num_outputs,
                                const nnc_array *outputs, int num_fallback, const nnc_array *fallback,
                                const nnc_array *flags);
+
+/* ---- Device-resident arrays ---------------------------------------------
+ * The on-device route: every array (inputs, outputs, fallback, flags) lives
+ * where the model runs and is used there in place, with no host round trip:
+ * for a model on "cuda:N", memory of device N (cudaMalloc, CUDA Fortran
+ * `device` arrays, OpenACC `host_data use_device`, torch or cupy CUDA
+ * tensors) or CUDA managed memory; for a CPU model, host memory (the same path,
+ * so it is tested on machines without a GPU). The descriptors themselves
+ * (nnc_array, shape, strides) stay in host memory.
+ *  - Checked: each pointer's device, from the CUDA driver's pointer
+ *    attributes. Host memory for a CUDA model, or another GPU's memory, is
+ *    NNC_ERR_ARGUMENT naming the array; so is GPU memory for a CPU model when
+ *    the CUDA driver is loaded in the process.
+ *  - Guardrails run on the device: the non-finite check reduces each column
+ *    there and copies one byte per column (plus the first bad value, for the
+ *    message) to the host; the OOD check copies the score output (one value
+ *    per column). Recording copies the recorded arrays to the host, on
+ *    sampled calls only. nnc_record_array takes host arrays only.
+ *  - Streams: the model runs on torch's current stream of the device (the
+ *    legacy default stream unless this thread set another in torch). Inputs
+ *    must be complete when the call is made: a host that wrote them on its
+ *    own non-blocking stream or an async OpenACC queue waits for it first
+ *    (cudaStreamSynchronize, `!$acc wait`). On return, that stream has been
+ *    synchronised: the outputs are complete and may be read by any stream or
+ *    copied to the host.
+ * Errors: as nnc_model_forward_fallback, plus NNC_ERR_ARGUMENT for an array
+ * that does not live on the model's device.
+ */
+int nnc_model_forward_on_device(nnc_model model, int num_inputs, const nnc_array *inputs, int num_outputs,
+                                const nnc_array *outputs);
+
+/** nnc_model_forward_fallback on the on-device route (fallback and flags too
+ *  live on the model's device). */
+int nnc_model_forward_on_device_fallback(nnc_model model, int num_inputs, const nnc_array *inputs,
+                                         int num_outputs, const nnc_array *outputs, int num_fallback,
+                                         const nnc_array *fallback, const nnc_array *flags);
 
 /** Statistics since load. With NN_CLOSURE_STATS=1 in the environment a
  *  one-paragraph summary goes to stderr when the model is freed. */

@@ -62,8 +62,40 @@ INLINE __m256d tanh_f64x4(__m256d x) {
     return _mm256_blendv_pd(r, x, _mm256_cmp_pd(x, x, _CMP_UNORD_Q));
 }
 
+/* softplus lane by lane as nnn_softplus_f32/f64 (nnn_math.h). */
+INLINE __m256 softplus_f32x8(__m256 x) {
+    const __m256 low = _mm256_set1_ps(NNN_SOFTPLUS_LOW_F32), zero = _mm256_setzero_ps();
+    __m256 y = _mm256_or_ps(x, _mm256_set1_ps(-0.0f));
+    __m256 above = _mm256_cmp_ps(y, low, _CMP_GT_OQ);
+    __m256 t = _mm256_and_ps(exp_neg_f32x8(_mm256_blendv_ps(low, y, above)), above);
+    __m256 z = _mm256_div_ps(t, _mm256_add_ps(_mm256_set1_ps(2.0f), t)), w = _mm256_mul_ps(z, z);
+    __m256 p = _mm256_set1_ps(NNN_LOG1P_F32[6]);
+    for (int j = 5; j >= 0; --j) p = _mm256_fmadd_ps(p, w, _mm256_set1_ps(NNN_LOG1P_F32[j]));
+    __m256 l = _mm256_fmadd_ps(_mm256_mul_ps(z, w), p, z);
+    __m256 r = _mm256_add_ps(_mm256_and_ps(x, _mm256_cmp_ps(x, zero, _CMP_GT_OQ)), _mm256_add_ps(l, l));
+    __m256 big = _mm256_cmp_ps(x, _mm256_set1_ps((float)NNN_SOFTPLUS_THRESHOLD), _CMP_GT_OQ);
+    r = _mm256_blendv_ps(r, x, big);
+    return _mm256_blendv_ps(r, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+INLINE __m256d softplus_f64x4(__m256d x) {
+    const __m256d low = _mm256_set1_pd(NNN_SOFTPLUS_LOW_F64), zero = _mm256_setzero_pd();
+    __m256d y = _mm256_or_pd(x, _mm256_set1_pd(-0.0));
+    __m256d above = _mm256_cmp_pd(y, low, _CMP_GT_OQ);
+    __m256d t = _mm256_and_pd(exp_neg_f64x4(_mm256_blendv_pd(low, y, above)), above);
+    __m256d z = _mm256_div_pd(t, _mm256_add_pd(_mm256_set1_pd(2.0), t)), w = _mm256_mul_pd(z, z);
+    __m256d p = _mm256_set1_pd(NNN_LOG1P_F64[14]);
+    for (int j = 13; j >= 0; --j) p = _mm256_fmadd_pd(p, w, _mm256_set1_pd(NNN_LOG1P_F64[j]));
+    __m256d l = _mm256_fmadd_pd(_mm256_mul_pd(z, w), p, z);
+    __m256d r = _mm256_add_pd(_mm256_and_pd(x, _mm256_cmp_pd(x, zero, _CMP_GT_OQ)), _mm256_add_pd(l, l));
+    __m256d big = _mm256_cmp_pd(x, _mm256_set1_pd((double)NNN_SOFTPLUS_THRESHOLD), _CMP_GT_OQ);
+    r = _mm256_blendv_pd(r, x, big);
+    return _mm256_blendv_pd(r, x, _mm256_cmp_pd(x, x, _CMP_UNORD_Q));
+}
+
 INLINE __m256 act_f32x8(int act, __m256 v) {
     if (act == NNN_ACT_TANH) return tanh_f32x8(v);
+    if (act == NNN_ACT_SOFTPLUS) return softplus_f32x8(v);
     if (act == NNN_ACT_RELU) {
         __m256 pos = _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
         return _mm256_blendv_ps(pos, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
@@ -73,6 +105,7 @@ INLINE __m256 act_f32x8(int act, __m256 v) {
 
 INLINE __m256d act_f64x4(int act, __m256d v) {
     if (act == NNN_ACT_TANH) return tanh_f64x4(v);
+    if (act == NNN_ACT_SOFTPLUS) return softplus_f64x4(v);
     if (act == NNN_ACT_RELU) {
         __m256d pos = _mm256_and_pd(v, _mm256_cmp_pd(v, _mm256_setzero_pd(), _CMP_GT_OQ));
         return _mm256_blendv_pd(pos, v, _mm256_cmp_pd(v, v, _CMP_UNORD_Q));

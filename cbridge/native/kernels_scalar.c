@@ -14,6 +14,8 @@ static void act_f32(int act, float *v, int64_t n) {
         for (int64_t i = 0; i < n; ++i) v[i] = nnn_tanh_f32(v[i]);
     else if (act == NNN_ACT_RELU)
         for (int64_t i = 0; i < n; ++i) v[i] = nnn_relu_f32(v[i]);
+    else if (act == NNN_ACT_SOFTPLUS)
+        for (int64_t i = 0; i < n; ++i) v[i] = nnn_softplus_f32(v[i]);
 }
 
 static void act_f64(int act, double *v, int64_t n) {
@@ -21,6 +23,8 @@ static void act_f64(int act, double *v, int64_t n) {
         for (int64_t i = 0; i < n; ++i) v[i] = nnn_tanh_f64(v[i]);
     else if (act == NNN_ACT_RELU)
         for (int64_t i = 0; i < n; ++i) v[i] = nnn_relu_f64(v[i]);
+    else if (act == NNN_ACT_SOFTPLUS)
+        for (int64_t i = 0; i < n; ++i) v[i] = nnn_softplus_f64(v[i]);
 }
 
 static void dense_f32(const float *w, const float *b, int64_t n_in, int64_t n_pad, int act,

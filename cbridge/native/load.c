@@ -41,6 +41,7 @@ typedef struct {
     uint64_t params_off, params_len;
     uint32_t nops;
     op_record ops[NNN_MAX_OPS];
+    uint32_t gradient_op;  /* the gradient op's index, when the program has one */
     char *msg;
     size_t msg_size;
 } file_view;
@@ -95,8 +96,9 @@ static int check_header(file_view *v, const unsigned char *p, size_t size, int *
     return NNN_OK;
 }
 
-/* The op's `count` parameters: in bounds, aligned, finite (and > 0 from `positive_from` on). */
-static int check_params(file_view *v, uint32_t i, uint64_t count, uint64_t positive_from) {
+/* The op's `count` parameters: in bounds, aligned, finite (and > 0 from `positive_from` on,
+ * each named `positive` in the message). */
+static int check_params(file_view *v, uint32_t i, uint64_t count, uint64_t positive_from, const char *positive) {
     const op_record *op = &v->ops[i];
     if (op->offset % v->elem != 0 || op->offset > v->params_len || count > (v->params_len - op->offset) / v->elem)
         FAIL("op %u: its %llu parameters at byte %llu lie outside the %llu bytes of parameters", i,
@@ -106,7 +108,7 @@ static int check_params(file_view *v, uint32_t i, uint64_t count, uint64_t posit
         double x;
         if (v->elem == 4) { float f; memcpy(&f, q + 4 * k, 4); x = f; } else memcpy(&x, q + 8 * k, 8);
         if (!isfinite(x)) FAIL("op %u: parameter %llu is not finite", i, (unsigned long long)k);
-        if (k >= positive_from && !(x > 0)) FAIL("op %u: normaliser std %llu is not > 0", i,
+        if (k >= positive_from && !(x > 0)) FAIL("op %u: %s %llu is not > 0", i, positive,
                                                   (unsigned long long)(k - positive_from));
     }
     return NNN_OK;
@@ -114,10 +116,44 @@ static int check_params(file_view *v, uint32_t i, uint64_t count, uint64_t posit
 
 static int dim_ok(uint32_t n) { return n >= 1 && n <= NNN_MAX_DIM; }
 
+/* The tail ops after the row steps (README.md, "Ops"): a gradient product, a column frame,
+ * one activation, in that order. `stage` counts what came: 0 none, 1 gradient, 2 frame, 3 act. */
+static int check_tail(file_view *v, nnn_program *prog, uint32_t i, int64_t width, int *stage) {
+    const op_record *op = &v->ops[i];
+    const uint32_t *a = op->a;
+    int rc;
+    if (op->kind == NNN_OP_GRADIENT) {
+        if (*stage || !prog->window || width != 1 || a[0] || a[1] || a[2] || a[3] || a[4])
+            FAIL("op %u: a gradient product comes once, after the steps of a window program of one output", i);
+        if ((rc = check_params(v, i, 2, 1, "gradient dx")) != NNN_OK) return rc;
+        v->gradient_op = i;
+        *stage = 1;
+        return NNN_OK;
+    }
+    if (op->kind == NNN_OP_FRAME) {
+        const int column = prog->boundary == NNN_BOUNDARY_REPLICATE || prog->boundary == NNN_BOUNDARY_ZEROS;
+        if (*stage > 1 || a[0] > NNN_SURFACE_INPUT || a[1] || a[2] || a[3] || a[4] || op->offset)
+            FAIL("op %u: bad frame (surface %u), or a frame after the tail activation", i, a[0]);
+        if (prog->window && (!column || width != 1))
+            FAIL("op %u: a frame needs a column window of one output (or a dense program)", i);
+        prog->frame = 1 + (int)a[0];
+        prog->ninputs = a[0] == NNN_SURFACE_INPUT ? 2 : 1;
+        *stage = 2;
+        return NNN_OK;
+    }
+    if (op->kind == NNN_OP_ACTIVATION && *stage && *stage < 3) {
+        prog->tail_act = (int)a[0];
+        *stage = 3;
+        return NNN_OK;
+    }
+    FAIL("op %u: kind %u after the gradient, frame or tail activation", i, op->kind);
+}
+
 /* Check the ops chain; fill the program's shape (window, widths, steps without weights). */
 static int check_ops(file_view *v, nnn_program *prog) {
     int64_t width = -1;     /* row width so far; -1 before the first dense of a dense program */
-    int after_window = 0;
+    int after_window = 0, stage = 0;
+    prog->ninputs = 1;
     for (uint32_t i = 0; i < v->nops; ++i)
         if (v->ops[i].kind == NNN_OP_WINDOW) prog->window = 1;
     for (uint32_t i = 0; i < v->nops; ++i) {
@@ -125,11 +161,18 @@ static int check_ops(file_view *v, nnn_program *prog) {
         const uint32_t *a = op->a;
         int rc;
         nnn_step *s = &prog->steps[prog->nsteps];
+        if (op->kind == NNN_OP_ACTIVATION && (a[0] > NNN_ACT_LAST || a[1] || a[2] || a[3] || a[4] || op->offset))
+            FAIL("op %u: unknown activation %u", i, a[0]);
+        if (stage || op->kind == NNN_OP_GRADIENT || op->kind == NNN_OP_FRAME) {
+            if (width < 0) FAIL("op %u: a gradient or frame before any dense layer", i);
+            if ((rc = check_tail(v, prog, i, width, &stage)) != NNN_OK) return rc;
+            continue;
+        }
         switch (op->kind) {
         case NNN_OP_NORMALIZE:
         case NNN_OP_DENORMALIZE:
             if (!dim_ok(a[0]) || a[1] || a[2] || a[3] || a[4]) FAIL("op %u: bad normaliser sizes", i);
-            if ((rc = check_params(v, i, 2ull * a[0], a[0])) != NNN_OK) return rc;
+            if ((rc = check_params(v, i, 2ull * a[0], a[0], "normaliser std")) != NNN_OK) return rc;
             if (prog->window && !after_window) {
                 if (op->kind != NNN_OP_NORMALIZE || prog->front_nparam || i != 0)
                     FAIL("op %u: before the window only one normaliser may come, first", i);
@@ -151,14 +194,12 @@ static int check_ops(file_view *v, nnn_program *prog) {
             if (prog->window && !after_window) FAIL("op %u: a dense layer before the window", i);
             if (width < 0) width = prog->n_in = a[0];
             if (a[0] != width) FAIL("op %u: dense layer takes %u inputs, gets %lld", i, a[0], (long long)width);
-            if ((rc = check_params(v, i, (uint64_t)a[0] * a[1] + a[1], UINT64_MAX)) != NNN_OK) return rc;
+            if ((rc = check_params(v, i, (uint64_t)a[0] * a[1] + a[1], UINT64_MAX, "")) != NNN_OK) return rc;
             *s = (nnn_step){.op = (int)i, .kind = NNN_OP_DENSE, .n_in = a[0], .n_out = a[1],
                             .n_pad = (int64_t)align_up(a[1], NNN_BLOCK_BYTES / v->elem)};
             width = a[1];
             break;
         case NNN_OP_ACTIVATION:
-            if (a[0] > NNN_ACT_RELU || a[1] || a[2] || a[3] || a[4] || op->offset)
-                FAIL("op %u: unknown activation %u", i, a[0]);
             if (width < 0) FAIL("op %u: an activation before any dense layer", i);
             if (prog->nsteps > 0 && s[-1].kind == NNN_OP_DENSE && s[-1].act == NNN_ACT_IDENTITY) {
                 s[-1].act = (int)a[0];  /* fused into the dense layer before it */
@@ -168,13 +209,14 @@ static int check_ops(file_view *v, nnn_program *prog) {
             break;
         case NNN_OP_WINDOW:
             if (after_window || !dim_ok(a[0]) || !dim_ok(a[1]) || (uint64_t)a[0] * a[1] > NNN_MAX_DIM ||
-                a[2] > NNN_MAX_DIM || a[3] != NNN_BOUNDARY_PERIODIC || a[4] || op->offset)
+                a[2] > NNN_MAX_DIM || a[3] < NNN_BOUNDARY_PERIODIC || a[3] > NNN_BOUNDARY_ZEROS || a[4] || op->offset)
                 FAIL("op %u: bad window (channels %u, width %u, left %u, boundary %u)", i, a[0], a[1], a[2], a[3]);
             if (prog->front_nparam > 1 && prog->front_nparam != a[0])
                 FAIL("op %u: %lld normaliser parameters for %u channels", i, (long long)prog->front_nparam, a[0]);
             prog->channels = a[0];
             prog->width = a[1];
             prog->left = a[2];
+            prog->boundary = (int)a[3];
             width = prog->n_in = (int64_t)a[0] * a[1];
             after_window = 1;
             continue;
@@ -211,7 +253,7 @@ static void pack_dense(const file_view *v, const op_record *op, nnn_step *s) {
 
 /* Bytes of the arena: every piece rounded to 64 bytes. */
 static uint64_t arena_bytes(const nnn_program *prog, uint64_t clen) {
-    uint64_t total = align_up(clen + 1, 64) + 2 * align_up((uint64_t)prog->front_nparam * prog->elem, 64);
+    uint64_t total = align_up(clen + 1, 64) + 2 * align_up((uint64_t)prog->front_nparam * prog->elem, 64) + 64;
     for (int k = 0; k < prog->nsteps; ++k) {
         const nnn_step *s = &prog->steps[k];
         if (s->kind == NNN_OP_DENSE)
@@ -239,6 +281,10 @@ static int build(file_view *v, nnn_program *prog, uint64_t clen) {
         prog->front_std = TAKE(prog->front_nparam * prog->elem);
         read_params(v, v->ops[0].offset, (uint64_t)prog->front_nparam, prog->front_mean);
         read_params(v, v->ops[0].offset + prog->front_nparam * prog->elem, (uint64_t)prog->front_nparam, prog->front_std);
+    }
+    if (v->gradient_op) {  /* never op 0: a window comes first */
+        prog->gradient = TAKE(2 * prog->elem);
+        read_params(v, v->ops[v->gradient_op].offset, 2, prog->gradient);
     }
     int64_t stride = prog->n_in;
     for (int k = 0; k < prog->nsteps; ++k) {

@@ -9,9 +9,14 @@
 
 /* Op kinds of the file format (README.md, "Ops"). */
 enum { NNN_OP_NORMALIZE = 1, NNN_OP_DENORMALIZE = 2, NNN_OP_DENSE = 3, NNN_OP_ACTIVATION = 4,
-       NNN_OP_WINDOW = 5 };
-enum { NNN_ACT_IDENTITY = 0, NNN_ACT_TANH = 1, NNN_ACT_RELU = 2 };
-enum { NNN_BOUNDARY_PERIODIC = 1 };
+       NNN_OP_WINDOW = 5, NNN_OP_GRADIENT = 6, NNN_OP_FRAME = 7 };
+enum { NNN_ACT_IDENTITY = 0, NNN_ACT_TANH = 1, NNN_ACT_RELU = 2, NNN_ACT_SOFTPLUS = 3 };
+#define NNN_ACT_LAST NNN_ACT_SOFTPLUS
+/* Window boundaries: periodic (N faces), or a column (faces 1 .. N-1 between its N cells)
+ * whose windows extend past the ends by the edge cell (replicate) or by zeros. */
+enum { NNN_BOUNDARY_PERIODIC = 1, NNN_BOUNDARY_REPLICATE = 2, NNN_BOUNDARY_ZEROS = 3 };
+/* Where a frame's first value (the surface face) comes from. */
+enum { NNN_SURFACE_ZERO = 0, NNN_SURFACE_INPUT = 1 };
 
 #define NNN_MAX_DIM (1 << 20) /* largest size of any dimension in a file */
 #define NNN_MAX_OPS 64
@@ -56,6 +61,7 @@ struct nnn_program {
     size_t contract_size;
     /* window programs: the front gathers windows; dense programs: it copies the column */
     int window;
+    int boundary;             /* window programs: NNN_BOUNDARY_* */
     int64_t channels, width, left;
     int64_t front_nparam;     /* normaliser before the window: 0 (none), 1 or channels */
     void *front_mean, *front_std;
@@ -63,6 +69,12 @@ struct nnn_program {
     int64_t n_out;            /* outputs per row */
     int nsteps;
     nnn_step steps[NNN_MAX_OPS];
+    /* the tail, per output value after the steps, in this order (README.md, "Ops") */
+    void *gradient;           /* window programs: NULL, or {k_scale, dx} of the gradient product */
+    int frame;                /* 0 none; 1 + NNN_SURFACE_*: surface value, the values, a zero lid */
+    int tail_act;             /* activation after the gradient or frame (NNN_ACT_IDENTITY: none) */
+    int ninputs;              /* 1, or 2 when the frame's surface is input 1 (one value a column) */
+    int64_t rows_out;         /* outputs of the steps per row, before the tail: the last width */
     int64_t stride;           /* row stride of the workspace buffers, elements */
     const nnn_kernels *kernels;
     void *arena;              /* one allocation holding all packed parameters */

@@ -21,7 +21,7 @@ extern "C" {
 #endif
 
 /* The arithmetic contract this library implements and the file format it reads. */
-#define NNN_ARITH "pyclosure.native.arith/1"
+#define NNN_ARITH "pyclosure.native.arith/2"
 #define NNN_FORMAT_VERSION 1
 
 enum nnn_status {
@@ -66,10 +66,16 @@ int nnn_dtype(const nnn_program *program);
  * program); its length in bytes goes to *size. */
 const char *nnn_contract(const nnn_program *program, size_t *size);
 
-/** Per-column sizes for a call with `ncells` cells: elements of one column's input (*n_in)
- * and output (*n_out). `ncells` is the cell count N of a window program (>= 1) and is
- * ignored by a dense program. Returns NNN_OK or NNN_ERR_ARGUMENT. */
+/** Per-column sizes for a call with `ncells` cells: elements of one column's input 0 (*n_in)
+ * and output (*n_out). `ncells` is the cell count N of a window program (>= 1 periodic, >= 2
+ * in a column) and is ignored by a dense program. Input 1, when the program has one (the
+ * surface value of a column frame), holds one value a column. Returns NNN_OK or
+ * NNN_ERR_ARGUMENT. */
 int nnn_sizes(const nnn_program *program, int64_t ncells, int64_t *n_in, int64_t *n_out);
+
+/** The number of inputs a call gives: 1, or 2 when a column frame takes its surface value
+ * from input 1 (README.md, "Ops"). */
+int nnn_num_inputs(const nnn_program *program);
 
 /** 1 when the program is a window program (input and output sizes follow ncells). */
 int nnn_is_window(const nnn_program *program);
@@ -85,7 +91,7 @@ int nnn_isa(const nnn_program *program);
 /** Bytes of workspace one nnn_run call needs (independent of batch and ncells). */
 size_t nnn_workspace_size(const nnn_program *program);
 
-/** Run columns [begin, end) of a batch.
+/** Run columns [begin, end) of a batch of a one-input program (nnn_run_inputs for more).
  *
  * x: the whole batch's input, column-major by column: column c's n_in elements start at
  * x + c * n_in (a C-order (batch, n_in) array; Fortran x(n_in, batch)); y likewise with
@@ -96,8 +102,13 @@ size_t nnn_workspace_size(const nnn_program *program);
 int nnn_run(const nnn_program *program, void *work, int64_t ncells, const void *x, void *y,
             int64_t begin, int64_t end, char *msg, size_t msg_size);
 
+/** nnn_run for a program of any number of inputs: x[i] is input i of the whole batch, laid
+ * out as nnn_run's x (input 1: one value a column). `ninputs` must be nnn_num_inputs. */
+int nnn_run_inputs(const nnn_program *program, void *work, int64_t ncells, int ninputs, const void *const *x,
+                   void *y, int64_t begin, int64_t end, char *msg, size_t msg_size);
+
 /** The library's elementwise activations on n values in place, with the kernels of `isa`
- * (for accuracy tests). act: 0 identity, 1 tanh, 2 relu. Returns a status. */
+ * (for accuracy tests). act: 0 identity, 1 tanh, 2 relu, 3 softplus. Returns a status. */
 int nnn_activation(int isa, int dtype, int act, void *values, int64_t n);
 
 #ifndef NNN_CFFI_CDEF

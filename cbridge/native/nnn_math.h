@@ -93,4 +93,45 @@ static inline double nnn_tanh_f64(double x) {
 static inline float nnn_relu_f32(float x) { return x > 0.0f ? x : (x != x ? x : 0.0f); }
 static inline double nnn_relu_f64(double x) { return x > 0.0 ? x : (x != x ? x : 0.0); }
 
+/* softplus(x) = x > 20 ? x : max(x, 0) + log1p(exp(-|x|)) (torch's threshold 20), with
+ * exp(y) the contract's nnn_exp_neg for y >= the lowest normal result (NNN_SOFTPLUS_LOW) and
+ * 0 below it, and log1p(t) = 2 atanh(z), z = t / (2 + t) <= 1/3: 2 (z + z w Q(w)), w = z^2,
+ * Q by Horner with fma from the highest coefficient (1/3, 1/5, ...: 7 in float, 15 in double).
+ * NaN returns x itself. */
+#define NNN_SOFTPLUS_THRESHOLD 20
+#define NNN_SOFTPLUS_LOW_F32 -87.5f /* exp below this is subnormal: taken as 0 */
+#define NNN_SOFTPLUS_LOW_F64 -708.0
+static const float NNN_LOG1P_F32[7] = {(float)(1.0 / 3), (float)(1.0 / 5), (float)(1.0 / 7), (float)(1.0 / 9),
+    (float)(1.0 / 11), (float)(1.0 / 13), (float)(1.0 / 15)};
+static const double NNN_LOG1P_F64[15] = {1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15,
+    1.0 / 17, 1.0 / 19, 1.0 / 21, 1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29, 1.0 / 31};
+
+static inline float nnn_softplus_f32(float x) {
+    float y = -fabsf(x);
+    float c = y > NNN_SOFTPLUS_LOW_F32 ? y : NNN_SOFTPLUS_LOW_F32;
+    float t = nnn_exp_neg_f32(c);
+    t = y > NNN_SOFTPLUS_LOW_F32 ? t : 0.0f;
+    float z = t / (2.0f + t), w = z * z;
+    float p = NNN_LOG1P_F32[6];
+    for (int j = 5; j >= 0; --j) p = fmaf(p, w, NNN_LOG1P_F32[j]);
+    float l = fmaf(z * w, p, z);
+    float r = (x > 0.0f ? x : 0.0f) + (l + l);
+    r = x > (float)NNN_SOFTPLUS_THRESHOLD ? x : r;
+    return x != x ? x : r;
+}
+
+static inline double nnn_softplus_f64(double x) {
+    double y = -fabs(x);
+    double c = y > NNN_SOFTPLUS_LOW_F64 ? y : NNN_SOFTPLUS_LOW_F64;
+    double t = nnn_exp_neg_f64(c);
+    t = y > NNN_SOFTPLUS_LOW_F64 ? t : 0.0;
+    double z = t / (2.0 + t), w = z * z;
+    double p = NNN_LOG1P_F64[14];
+    for (int j = 13; j >= 0; --j) p = fma(p, w, NNN_LOG1P_F64[j]);
+    double l = fma(z * w, p, z);
+    double r = (x > 0.0 ? x : 0.0) + (l + l);
+    r = x > (double)NNN_SOFTPLUS_THRESHOLD ? x : r;
+    return x != x ? x : r;
+}
+
 #endif

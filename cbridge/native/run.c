@@ -59,42 +59,62 @@ size_t nnn_workspace_size(const nnn_program *program) {
 }
 
 int nnn_sizes(const nnn_program *program, int64_t ncells, int64_t *n_in, int64_t *n_out) {
+    const int64_t frame = program->frame ? 2 : 0;
     if (!program->window) {
         *n_in = program->n_in;
-        *n_out = program->n_out;
+        *n_out = program->n_out + frame;
         return NNN_OK;
     }
-    if (ncells < 1 || ncells > MAX_CELLS) return NNN_ERR_ARGUMENT;
+    const int periodic = program->boundary == NNN_BOUNDARY_PERIODIC;
+    if (ncells < (periodic ? 1 : 2) || ncells > MAX_CELLS) return NNN_ERR_ARGUMENT;
     *n_in = program->channels * ncells;
-    *n_out = program->n_out * ncells;
+    *n_out = program->n_out * (periodic ? ncells : ncells - 1) + frame;
     return NNN_OK;
 }
 
-int nnn_run(const nnn_program *program, void *work, int64_t ncells, const void *x, void *y,
-            int64_t begin, int64_t end, char *msg, size_t msg_size) {
+int nnn_num_inputs(const nnn_program *program) { return program->ninputs; }
+
+int nnn_run_inputs(const nnn_program *program, void *work, int64_t ncells, int ninputs, const void *const *x,
+                   void *y, int64_t begin, int64_t end, char *msg, size_t msg_size) {
     int64_t n_in, n_out;
     if (!program || (begin < end && (!work || !x || !y)) || begin < 0 || end < begin) {
         nnn_message(msg, msg_size, "nnn_run: a NULL argument or a bad column range [%lld, %lld)",
                     (long long)begin, (long long)end);
         return NNN_ERR_ARGUMENT;
     }
+    if (ninputs != program->ninputs) {
+        nnn_message(msg, msg_size, "nnn_run: %d inputs given; the program takes %d", ninputs, program->ninputs);
+        return NNN_ERR_ARGUMENT;
+    }
     if (nnn_sizes(program, ncells, &n_in, &n_out) != NNN_OK || (program->window && end > INT64_MAX / ncells)) {
-        nnn_message(msg, msg_size, "nnn_run: %lld cells; a window program needs 1 to 2^40", (long long)ncells);
+        nnn_message(msg, msg_size, "nnn_run: %lld cells; a window program needs %d to 2^40", (long long)ncells,
+                    program->boundary == NNN_BOUNDARY_PERIODIC ? 1 : 2);
         return NNN_ERR_ARGUMENT;
     }
     if (begin == end) return NNN_OK;
+    for (int i = 0; i < ninputs; ++i)
+        if (!x[i]) {
+            nnn_message(msg, msg_size, "nnn_run: input %d is NULL", i);
+            return NNN_ERR_ARGUMENT;
+        }
     unsigned char *base = (unsigned char *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
     const size_t half = NNN_ROWS * (size_t)program->stride * program->elem;
     if (program->dtype == NNN_F32)
-        run_f32(program, (float *)base, (float *)(base + half), ncells, x, y, begin, end);
+        run_f32(program, (float *)base, (float *)(base + half), ncells, (const float *const *)x, y, begin, end);
     else
-        run_f64(program, (double *)base, (double *)(base + half), ncells, x, y, begin, end);
+        run_f64(program, (double *)base, (double *)(base + half), ncells, (const double *const *)x, y, begin, end);
     return NNN_OK;
+}
+
+int nnn_run(const nnn_program *program, void *work, int64_t ncells, const void *x, void *y,
+            int64_t begin, int64_t end, char *msg, size_t msg_size) {
+    const void *inputs[1] = {x};
+    return nnn_run_inputs(program, work, ncells, 1, inputs, y, begin, end, msg, msg_size);
 }
 
 int nnn_activation(int isa, int dtype, int act, void *values, int64_t n) {
     const nnn_kernels *k = nnn_kernels_for(isa);
-    if (!k || (dtype != NNN_F32 && dtype != NNN_F64) || act < 0 || act > NNN_ACT_RELU || n < 0 || (n && !values))
+    if (!k || (dtype != NNN_F32 && dtype != NNN_F64) || act < 0 || act > NNN_ACT_LAST || n < 0 || (n && !values))
         return NNN_ERR_ARGUMENT;
     if (dtype == NNN_F32) k->act_f32(act, values, n);
     else k->act_f64(act, values, n);

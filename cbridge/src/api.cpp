@@ -219,6 +219,19 @@ int nnc_model_forward_fallback(nnc_model model, int num_inputs, const nnc_array 
     });
 }
 
+int nnc_model_forward_on_device(nnc_model model, int num_inputs, const nnc_array *inputs, int num_outputs,
+                                const nnc_array *outputs) {
+    return guarded([&] { nnc::live(model).forward(num_inputs, inputs, num_outputs, outputs, 0, nullptr, nullptr, true); });
+}
+
+int nnc_model_forward_on_device_fallback(nnc_model model, int num_inputs, const nnc_array *inputs,
+                                         int num_outputs, const nnc_array *outputs, int num_fallback,
+                                         const nnc_array *fallback, const nnc_array *flags) {
+    return guarded([&] {
+        nnc::live(model).forward(num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags, true);
+    });
+}
+
 int nnc_model_stats(nnc_model model, nnc_stats *stats) {
     return guarded([&] {
         require_nonnull(stats, "stats");

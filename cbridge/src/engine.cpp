@@ -77,6 +77,15 @@ bool has_prefix(const std::vector<std::string> &records, const std::string &pref
     return std::any_of(records.begin(), records.end(), [&](const std::string &r) { return r.rfind(prefix, 0) == 0; });
 }
 
+/// Refuse, before loading anything, a file whose engine is not the one the host requires.
+void require_engine(const std::string &path, const LoadOptions &options, const std::string &engine,
+                    const char *what) {
+    if (options.engine.empty() || options.engine == engine) return;
+    throw Error(NNC_ERR_FORMAT, "'" + path + "' is " + what + " (engine " + engine + "), but the load option engine=" +
+                                    options.engine + " requires a file for the " + options.engine +
+                                    " engine; nothing of it was loaded");
+}
+
 }  // namespace
 
 void Engine::run_raw(int64_t, int, const Dims *, const void *const *, int, const Dims *, void *const *, int) {
@@ -101,7 +110,10 @@ std::unique_ptr<Engine> open_engine(const std::string &path, const c10::Device &
     const std::string bytes = read_file(path);
     check_trusted(path, bytes, options);
     const size_t magic = sizeof kNativeMagic - 1;
-    if (bytes.size() >= magic && bytes.compare(0, magic, kNativeMagic) == 0) return open_native(path, bytes, device);
+    if (bytes.size() >= magic && bytes.compare(0, magic, kNativeMagic) == 0) {
+        require_engine(path, options, "native", "a native program");
+        return open_native(path, bytes, device);
+    }
     if (ends_with(path, ".nnp"))
         throw Error(NNC_ERR_FORMAT, "'" + path + "' is not a native program: it does not start with the native "
                                     "magic " + kNativeMagic + " (" +
@@ -112,8 +124,14 @@ std::unique_ptr<Engine> open_engine(const std::string &path, const c10::Device &
                                     "); export one with pyclosure.export(module, 'closure.nnp', example)");
     std::string why;
     const std::vector<std::string> records = records_of(bytes, why);
-    if (has_prefix(records, "data/aotinductor/")) return open_aoti(path, bytes, device);
-    if (!ends_with(path, ".pt2")) return open_torchscript(path, bytes, device);
+    if (has_prefix(records, "data/aotinductor/")) {
+        require_engine(path, options, "aoti", "an AOTInductor package");
+        return open_aoti(path, bytes, device);
+    }
+    if (!ends_with(path, ".pt2")) {
+        require_engine(path, options, "torchscript", "a TorchScript file");
+        return open_torchscript(path, bytes, device);
+    }
     const std::string start = "'" + path + "' is not an AOTInductor package: ";
     if (records.empty())
         throw Error(NNC_ERR_FORMAT, start + "it is truncated or corrupt (" + why + ")");

@@ -58,12 +58,14 @@ public:
 /// Load options that concern the file itself, not the guardrails.
 struct LoadOptions {
     std::vector<std::string> trusted_sha256;  ///< lower-case hex; empty: every file is trusted
+    std::string engine;  ///< "native", "torchscript" or "aoti": the only engine to open; "" any
 };
 
 /// Open `path` on `device` with the engine its content calls for. The file is
 /// read once; a trusted list (options, or PYCLOSURE_TRUSTED_SHA256) is checked
-/// against that content before any of it is loaded. Throws nnc::Error:
-/// NNC_ERR_IO, NNC_ERR_FORMAT, NNC_ERR_UNTRUSTED, NNC_ERR_NO_DEVICE.
+/// against that content before any of it is loaded, and so is the engine the
+/// host requires (options.engine: a file for another engine is NNC_ERR_FORMAT).
+/// Throws nnc::Error: NNC_ERR_IO, NNC_ERR_FORMAT, NNC_ERR_UNTRUSTED, NNC_ERR_NO_DEVICE.
 std::unique_ptr<Engine> open_engine(const std::string &path, const c10::Device &device, const LoadOptions &options);
 
 /// The per-format openers engine.cpp dispatches to (`bytes` is the whole file).

@@ -44,6 +44,7 @@ public:
         size_t size = 0;
         const char *text = nnn_contract(p, &size);
         contract_.assign(text, size);
+        inputs_ = nnn_num_inputs(p);
         check_contract(path);
         window_ = nnn_is_window(p) != 0;
         work_bytes_ = nnn_workspace_size(p);
@@ -51,7 +52,7 @@ public:
 
     const char *name() const override { return "native"; }
     const std::string &contract_json() const override { return contract_; }
-    int arity() const override { return 1; }
+    int arity() const override { return inputs_; }
     bool needs_contiguous() const override { return true; }
     bool runs_empty_batch() const override { return false; }
     bool raw() const override { return true; }
@@ -62,8 +63,9 @@ public:
 
     void run_raw(int64_t batch, int num_inputs, const Dims *in_sizes, const void *const *in, int num_outputs,
                  const Dims *out_sizes, void *const *out, int threads) override {
-        if (num_inputs != 1 || num_outputs != 1)
-            throw Error(NNC_ERR_NARGS, "a native program takes one input and gives one output");
+        if (num_inputs != inputs_ || num_outputs != 1)
+            throw Error(NNC_ERR_NARGS, "this native program takes " + std::to_string(inputs_) +
+                                           " input(s) and gives one output");
         const Dims &sz = in_sizes[0];
         const int64_t ncells = window_ ? sz[sz.size() - 1] : 0;
         int64_t n_in = 0, n_out = 0;
@@ -75,20 +77,26 @@ public:
         if (per != n_in)
             throw Error(NNC_ERR_SHAPE, "a column of the input holds " + std::to_string(per) +
                                            " values; the native program takes " + std::to_string(n_in));
+        for (int i = 1; i < num_inputs; ++i) {
+            int64_t n = 1;
+            for (size_t d = 1; d < in_sizes[i].size(); ++d) n *= in_sizes[i][d];
+            if (n != 1 || in_sizes[i].size() == 0 || in_sizes[i][0] != batch)
+                throw Error(NNC_ERR_SHAPE, "input " + std::to_string(i + 1) + " of a native program holds one value "
+                                           "a column (the surface value)");
+        }
         int64_t per_out = 1;
         for (size_t d = 1; d < out_sizes[0].size(); ++d) per_out *= out_sizes[0][d];
         if (per_out != n_out || out_sizes[0].size() == 0 || out_sizes[0][0] != batch)
             throw Error(NNC_ERR_SHAPE, "a column of the output holds " + std::to_string(per_out) +
                                            " values; the native program gives " + std::to_string(n_out));
         if (batch <= 0) return;
-        const void *x = in[0];
         void *y = out[0];
         if (threads <= 1 || batch < 2 * kGrain) {
-            run_range(ncells, x, y, 0, batch);
+            run_range(ncells, in, y, 0, batch);
             return;
         }
         const int64_t grain = std::max(kGrain, (batch + threads - 1) / threads);
-        at::parallel_for(0, batch, grain, [&](int64_t begin, int64_t end) { run_range(ncells, x, y, begin, end); });
+        at::parallel_for(0, batch, grain, [&](int64_t begin, int64_t end) { run_range(ncells, in, y, begin, end); });
     }
 
     bool takes_program() const override { return true; }
@@ -119,9 +127,10 @@ private:
         void operator()(nnn_program *p) const { nnn_free(p); }
     };
 
-    void run_range(int64_t ncells, const void *x, void *y, int64_t begin, int64_t end) const {
+    void run_range(int64_t ncells, const void *const *x, void *y, int64_t begin, int64_t end) const {
         char msg[256];
-        if (nnn_run(program_.get(), workspace(work_bytes_), ncells, x, y, begin, end, msg, sizeof msg) != NNN_OK)
+        if (nnn_run_inputs(program_.get(), workspace(work_bytes_), ncells, inputs_, x, y, begin, end, msg,
+                           sizeof msg) != NNN_OK)
             throw Error(NNC_ERR_RUNTIME, std::string("the native program refused the call: ") + msg);
     }
 
@@ -140,18 +149,23 @@ private:
                                             "'; this bridge implements " + nnn_arith());
         const std::string want = dtype_of(nnn_dtype(program_.get()));
         for (const char *kind : {"inputs", "outputs"}) {
+            const size_t count = std::string(kind) == "inputs" ? static_cast<size_t>(inputs_) : 1;
             const json::Value *list = doc.find(kind);
-            if (!list || !list->is(json::Value::Kind::Array) || list->array.size() != 1)
-                throw Error(NNC_ERR_FORMAT, start + "must list one entry under '" + kind + "'");
-            const json::Value *dt = list->array[0].find("dtype");
-            if (!dt || !dt->is(json::Value::Kind::String) || dt->string != want)
-                throw Error(NNC_ERR_FORMAT, start + "gives " + kind + " a dtype other than the program's " + want);
+            if (!list || !list->is(json::Value::Kind::Array) || list->array.size() != count)
+                throw Error(NNC_ERR_FORMAT, start + "must list " + std::to_string(count) + " entr" +
+                                                (count == 1 ? "y" : "ies") + " under '" + kind + "'");
+            for (const json::Value &entry : list->array) {
+                const json::Value *dt = entry.find("dtype");
+                if (!dt || !dt->is(json::Value::Kind::String) || dt->string != want)
+                    throw Error(NNC_ERR_FORMAT, start + "gives " + kind + " a dtype other than the program's " + want);
+            }
         }
     }
 
     std::unique_ptr<nnn_program, Free> program_;
     std::string contract_;
     bool window_ = false;
+    int inputs_ = 1;
     size_t work_bytes_ = 0;
 };
 

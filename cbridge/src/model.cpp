@@ -1,7 +1,9 @@
 // model.cpp: a loaded model above the engine seam (engine.hpp): devices,
 // arrays to tensors (in place, by strides), the contract check, guardrails,
 // statistics and recording around each engine's forward call, with outputs
-// copied into the caller's buffers. Format-specific code lives in the engines.
+// copied into the caller's buffers. Arrays are host memory, or on the
+// on-device route memory of the model's device. Format-specific code lives in
+// the engines; device strings and pointers in device.cpp.
 #include "model.hpp"
 
 #include <torch/cuda.h>
@@ -15,6 +17,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "device.hpp"
 #include "engine.hpp"
 #include "errors.hpp"
 #include "model_impl.hpp"
@@ -51,15 +54,15 @@ std::string scalar_name(c10::ScalarType t) {
     }
 }
 
-/// A tensor over the caller's memory, no copy (CPU). Torch has no negative
+/// A tensor over the caller's memory on `device`, no copy. Torch has no negative
 /// strides, so such dims are viewed forwards and listed in `flipped`.
 struct HostView {
     torch::Tensor tensor;
     std::vector<int64_t> flipped;
 };
 
-HostView view_of(const nnc_array &a) {
-    const auto opts = torch::TensorOptions().dtype(scalar_type(a.dtype)).device(torch::kCPU);
+HostView view_of(const nnc_array &a, const torch::Device &device = torch::kCPU) {
+    const auto opts = torch::TensorOptions().dtype(scalar_type(a.dtype)).device(device);
     const Dims sizes = torch_sizes(a);
     const c10::IntArrayRef size_ref(sizes.data(), sizes.size());
     if (numel(a) == 0) return {torch::empty(size_ref, opts), {}};
@@ -77,16 +80,35 @@ HostView view_of(const nnc_array &a) {
 }
 
 /// An input as the model sees it (a copy only for negative strides).
-torch::Tensor input_tensor(const nnc_array &a) {
-    HostView v = view_of(a);
+torch::Tensor input_tensor(const nnc_array &a, const torch::Device &device = torch::kCPU) {
+    HostView v = view_of(a, device);
     return v.flipped.empty() ? v.tensor : v.tensor.flip(v.flipped);
 }
 
 /// Write a result into the caller's output array.
-void write_output(const nnc_array &a, const torch::Tensor &r) {
+void write_output(const nnc_array &a, const torch::Tensor &r, const torch::Device &device) {
     if (numel(a) == 0) return;
-    HostView v = view_of(a);
+    HostView v = view_of(a, device);
     v.tensor.copy_(v.flipped.empty() ? r : r.flip(v.flipped));
+}
+
+/// scan_nonfinite for a tensor in device memory: the reduction runs on the
+/// device and only one byte per column comes to the host. Returns the flat index
+/// of the first non-finite element, or -1.
+int64_t scan_on_device(const torch::Tensor &t, int64_t batch, uint8_t bit, std::vector<uint8_t> &col) {
+    if (!t.is_floating_point()) return -1;
+    const torch::Tensor bad = torch::isfinite(t).logical_not_().reshape({batch, -1});
+    const torch::Tensor rows = bad.any(1).to(torch::kCPU, torch::kUInt8).contiguous();
+    const uint8_t *r = rows.data_ptr<uint8_t>();
+    int64_t first_row = -1;
+    for (int64_t b = 0; b < batch; ++b) {
+        if (!r[b]) continue;
+        col[static_cast<size_t>(b)] |= bit;
+        if (first_row < 0) first_row = b;
+    }
+    if (first_row < 0) return -1;
+    const int64_t within = bad[first_row].to(torch::kInt64).argmax().item<int64_t>();  // the first true entry
+    return first_row * bad.size(1) + within;
 }
 
 /// A tensor's bytes as a record array (C order, as the model sees it).
@@ -113,39 +135,7 @@ void check_record_name(const std::string &name) {
                                           std::to_string(NNC_NAME_LEN - 1) + " letters, digits, '_', '-' or '.'");
 }
 
-int local_rank() {
-    for (const char *var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK",
-                            "SLURM_LOCALID", "PALS_LOCAL_RANKID"}) {
-        if (const char *v = std::getenv(var)) return std::atoi(v);
-    }
-    return 0;
-}
-
 }  // namespace
-
-std::string resolve_device(const std::string &device) {
-    if (device.empty() || device == "cpu") return "cpu";
-    const bool cuda = torch::cuda::is_available();
-    const int count = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
-    if (device == "auto") return count > 0 ? "cuda:" + std::to_string(local_rank() % count) : "cpu";
-    int index = 0;
-    if (device.rfind("cuda", 0) != 0)
-        throw Error(NNC_ERR_BAD_DEVICE, "malformed device string '" + device + "': use cpu, cuda, cuda:N or auto");
-    if (device.size() > 4) {
-        const std::string num = device.substr(4);
-        if (num.size() < 2 || num[0] != ':' || num.find_first_not_of("0123456789", 1) != std::string::npos ||
-            num.size() > 6)
-            throw Error(NNC_ERR_BAD_DEVICE, "malformed device string '" + device + "': use cpu, cuda, cuda:N or auto");
-        index = std::atoi(num.c_str() + 1);
-    }
-    if (!cuda)
-        throw Error(NNC_ERR_NO_DEVICE, "device '" + device + "' requested, but CUDA is not available (no GPU, or " +
-                                           "this libtorch " + TORCH_VERSION + " was built without CUDA)");
-    if (index >= count)
-        throw Error(NNC_ERR_NO_DEVICE, "device '" + device + "' requested, but only " + std::to_string(count) +
-                                           " CUDA device(s) are present");
-    return "cuda:" + std::to_string(index);
-}
 
 Model::Model(const std::string &path, const std::string &device, const Policy &policy)
     : impl_(std::make_unique<Impl>()) {
@@ -157,12 +147,16 @@ Model::Model(const std::string &path, const std::string &device, const Policy &p
         throw Error(NNC_ERR_NO_DEVICE, "'" + path + "' is a native program, which runs on the CPU only; load it with "
                                        "device 'cpu' (asked for '" + device + "')");
     }
-    const std::string dev = native ? "cpu" : resolve_device(device);
+    const DeviceChoice dev = native ? DeviceChoice{"cpu", device == "auto" ? "auto: a native program runs on the "
+                                                                             "CPU only" : "requested"}
+                                    : resolve_device(device);
     impl_->path = path;
     impl_->policy = policy;
-    impl_->device = torch::Device(dev);
+    impl_->device = torch::Device(dev.device);
+    impl_->device_reason = dev.reason;
     LoadOptions options;
     options.trusted_sha256 = policy.trusted_sha256;
+    options.engine = policy.engine;
     impl_->engine = open_engine(path, impl_->device, options);
     const std::string &json = impl_->engine->contract_json();
     if (!json.empty()) impl_->contract = std::make_unique<Contract>(parse_contract(json));
@@ -203,10 +197,10 @@ std::string Model::device() const { return impl_->device.str(); }
 std::string Model::engine() const { return impl_->engine->name(); }
 
 void Model::forward(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs,
-                    int num_fallback, const nnc_array *fallback, const nnc_array *flags) {
+                    int num_fallback, const nnc_array *fallback, const nnc_array *flags, bool on_device) {
     const auto t0 = std::chrono::steady_clock::now();
     try {
-        run(num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags, t0);
+        run(num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags, on_device, t0);
     } catch (...) {
         impl_->stats.add_error();
         throw;
@@ -214,7 +208,7 @@ void Model::forward(int num_inputs, const nnc_array *inputs, int num_outputs, co
 }
 
 void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs,
-                int num_fallback, const nnc_array *fallback, const nnc_array *flags,
+                int num_fallback, const nnc_array *fallback, const nnc_array *flags, bool on_device,
                 std::chrono::steady_clock::time_point t0) {
     if (num_inputs < 0 || num_outputs < 0) throw Error(NNC_ERR_NARGS, "negative number of inputs or outputs");
     if (num_inputs > 0) require_nonnull(inputs, "inputs");
@@ -233,6 +227,8 @@ void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const 
     const Policy &pol = impl_->policy;
     const int64_t batch = num_inputs > 0 && inputs[0].rank > 0 ? torch_sizes(inputs[0])[0] : 1;
     check_guard_arrays(c, num_outputs, outputs, num_fallback, fallback, flags, batch);
+    if (on_device) check_resident_arrays(c, num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags);
+    const torch::Device at = on_device ? impl_->device : torch::Device(torch::kCPU);  // where the arrays live
     if (impl_->engine->raw()) {
         run_raw(num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags, batch, t0);
         return;
@@ -248,11 +244,11 @@ void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const 
     std::vector<NpyArray> recorded_inputs;
     args.reserve(static_cast<size_t>(num_inputs));
     for (int i = 0; i < num_inputs; ++i) {
-        torch::Tensor t = input_tensor(inputs[i]);
+        torch::Tensor t = input_tensor(inputs[i], at);
         if (engine.needs_contiguous() && !t.is_contiguous()) t = t.contiguous();  // a strided view: one copy
-        if (pol.nonfinite != Policy::NonFinite::Off) check_finite(t, inputs[i], c, false, i, batch, col);
+        if (pol.nonfinite != Policy::NonFinite::Off) check_finite(t, inputs[i], c, false, i, batch, col, on_device);
         if (recorded) recorded_inputs.push_back(record_of(io_name(c, false, i), t));
-        args.emplace_back(impl_->device.is_cpu() ? t : t.to(impl_->device));
+        args.emplace_back(t.device() == impl_->device ? t : t.to(impl_->device));
     }
     std::vector<torch::Tensor> results;
     try {
@@ -289,8 +285,8 @@ void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const 
                                                                "along a dimension of extent " +
                                                                std::to_string(want[d]) + ")");
         if (pol.nonfinite != Policy::NonFinite::Off) {
-            r = r.device().is_cpu() ? r.contiguous() : r.to(torch::kCPU).contiguous();
-            check_finite(r, o, c, true, i, batch, col);
+            if (!on_device && !r.device().is_cpu()) r = r.to(torch::kCPU);  // the copy the host route makes anyway
+            check_finite(r, o, c, true, i, batch, col, on_device);
         }
     }
     if (pol.ood != Policy::Ood::Off) {
@@ -316,16 +312,17 @@ void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const 
         torch::Tensor idx = torch::tensor(rows, torch::kInt64);
         for (int i = 0; i < num_fallback; ++i) {
             torch::Tensor &r = results[static_cast<size_t>(i)];
-            torch::Tensor fb = input_tensor(fallback[i]).to(r.device());
+            torch::Tensor fb = input_tensor(fallback[i], at).to(r.device());
             r = r.clone();
             r.index_copy_(0, idx.to(r.device()), fb.index_select(0, idx.to(r.device())));
         }
     }
-    for (int i = 0; i < num_outputs; ++i) write_output(outputs[i], results[static_cast<size_t>(i)]);
+    for (int i = 0; i < num_outputs; ++i) write_output(outputs[i], results[static_cast<size_t>(i)], at);
     if (flags && batch > 0) {
-        HostView v = view_of(*flags);
+        HostView v = view_of(*flags, at);
         v.tensor.copy_(torch::from_blob(col.data(), {batch}, torch::kUInt8).to(torch::kInt32));
     }
+    wait_for(impl_->device);  // outputs are complete when the call returns
     const int64_t call = ++impl_->calls;
     if (recorded) {  // the network's outputs, as replay recomputes them
         std::vector<NpyArray> out;
@@ -367,16 +364,29 @@ void Model::check_guard_arrays(const Contract *c, int num_outputs, const nnc_arr
     }
 }
 
+void Model::check_resident_arrays(const Contract *c, int num_inputs, const nnc_array *inputs, int num_outputs,
+                                  const nnc_array *outputs, int num_fallback, const nnc_array *fallback,
+                                  const nnc_array *flags) const {
+    const torch::Device &dev = impl_->device;
+    for (int i = 0; i < num_inputs; ++i)
+        check_resident(inputs[i].data, dev, "input " + (c ? "'" + c->inputs[static_cast<size_t>(i)].name + "' " : "") +
+                                                "(argument " + std::to_string(i + 1) + ")");
+    for (int i = 0; i < num_outputs; ++i) check_resident(outputs[i].data, dev, out_label(c, i));
+    for (int i = 0; i < num_fallback; ++i) check_resident(fallback[i].data, dev, "fallback for " + out_label(c, i));
+    if (flags) check_resident(flags->data, dev, "flags");
+}
+
 void Model::check_finite(const torch::Tensor &t, const nnc_array &a, const Contract *c, bool output, int i,
-                         int64_t batch, std::vector<uint8_t> &col) const {
+                         int64_t batch, std::vector<uint8_t> &col, bool on_device) const {
     if (batch == 0 || t.numel() == 0) return;
     torch::Tensor d = t.is_contiguous() ? t : t.contiguous();
     const int64_t per = d.numel() / batch;
-    const int64_t first = scan_nonfinite(d.data_ptr(), a.dtype, batch, per,
-                                         output ? kNonFiniteOutput : kNonFiniteInput, col);
+    const uint8_t bit = output ? kNonFiniteOutput : kNonFiniteInput;
+    const int64_t first = on_device || !d.device().is_cpu() ? scan_on_device(d, batch, bit, col)  // also on a CPU
+                                                            : scan_nonfinite(d.data_ptr(), a.dtype, batch, per, bit, col);
     if (first < 0 || impl_->policy.nonfinite != Policy::NonFinite::Error) return;
     const int64_t b = first / per;
-    const double v = d.reshape({-1})[first].item<double>();
+    const double v = d.reshape({-1})[first].item<double>();  // one element (a copy to the host on a device)
     const std::string value = std::isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf");
     const std::string where = a.order == NNC_ORDER_F
                                   ? "column " + std::to_string(b + 1) + " of " + std::to_string(batch) +
@@ -393,7 +403,9 @@ const Policy &Model::policy() const { return impl_->policy; }
 
 nnc_stats Model::stats() const { return impl_->stats.snapshot(); }
 
-std::string Model::stats_summary() const { return impl_->stats.summary(impl_->path); }
+std::string Model::stats_summary() const {
+    return impl_->stats.summary(impl_->path) + "; device " + impl_->device.str() + " (" + impl_->device_reason + ")";
+}
 
 void Model::record_start(const std::string &dir, int every, int64_t max_bytes) {
     if (impl_->recorder)

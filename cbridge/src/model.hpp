@@ -34,13 +34,16 @@ public:
     Model &operator=(const Model &) = delete;
 
     /// Check against the contract (if any), run, apply the guardrails, write
-    /// outputs; see nnc_model_forward_fallback in nn_closure.h.
+    /// outputs; see nnc_model_forward_fallback in nn_closure.h. With `on_device`
+    /// every array lives in the memory of the model's device (checked), and is
+    /// used there in place: nnc_model_forward_on_device.
     void forward(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs,
-                 int num_fallback = 0, const nnc_array *fallback = nullptr, const nnc_array *flags = nullptr);
+                 int num_fallback = 0, const nnc_array *fallback = nullptr, const nnc_array *flags = nullptr,
+                 bool on_device = false);
 
     const Policy &policy() const;
     nnc_stats stats() const;
-    std::string stats_summary() const;
+    std::string stats_summary() const;  ///< ends with the device and why it was chosen
 
     const Contract *contract() const;  ///< nullptr for a plain TorchScript file
     std::string device() const;
@@ -70,15 +73,21 @@ public:
 
 private:
     void run(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs, int num_fallback,
-             const nnc_array *fallback, const nnc_array *flags, std::chrono::steady_clock::time_point t0);
+             const nnc_array *fallback, const nnc_array *flags, bool on_device,
+             std::chrono::steady_clock::time_point t0);
     /// The torch-free path of raw engines (model_raw.cpp), after the call checks.
     void run_raw(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs,
                  int num_fallback, const nnc_array *fallback, const nnc_array *flags, int64_t batch,
                  std::chrono::steady_clock::time_point t0);
     void check_guard_arrays(const Contract *c, int num_outputs, const nnc_array *outputs, int num_fallback,
                             const nnc_array *fallback, const nnc_array *flags, int64_t batch) const;
+    void check_resident_arrays(const Contract *c, int num_inputs, const nnc_array *inputs, int num_outputs,
+                               const nnc_array *outputs, int num_fallback, const nnc_array *fallback,
+                               const nnc_array *flags) const;
+    /// Mark columns with a NaN or Inf; on the on-device route (and for tensors
+    /// on a GPU) the scan runs where the tensor lives.
     void check_finite(const at::Tensor &t, const nnc_array &a, const Contract *c, bool output, int i, int64_t batch,
-                      std::vector<uint8_t> &col) const;
+                      std::vector<uint8_t> &col, bool on_device) const;
     void setup_ood(const std::string &path);
     struct Impl;
     std::unique_ptr<Impl> impl_;
@@ -86,9 +95,6 @@ private:
 
 /// The model behind a live handle (api.cpp's registry); throws NNC_ERR_HANDLE.
 Model &live_model(nnc_model m);
-
-/// Parse a device string and check it is usable; returns its canonical form.
-std::string resolve_device(const std::string &device);
 
 /// libtorch version "MAJOR.MINOR.PATCH"; thread-count control.
 const char *libtorch_version();

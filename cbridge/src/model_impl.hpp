@@ -21,6 +21,7 @@ namespace nnc {
 struct Model::Impl {
     std::unique_ptr<Engine> engine;
     c10::Device device{c10::kCPU};
+    std::string device_reason;           // why this device: "requested", or how "auto" chose it
     std::unique_ptr<Contract> contract;
     std::string path;
     std::atomic<int64_t> calls{0};       // forward calls that succeeded

@@ -66,6 +66,7 @@ std::string Policy::describe() const {
                     (nonfinite == NonFinite::Error ? "error" : nonfinite == NonFinite::Fallback ? "fallback" : "off") +
                     ", ood=" + (ood == Ood::Off ? "off" : ood == Ood::Flag ? "flag" : "fallback");
     if (has_threshold) s += ", ood_threshold=" + std::to_string(ood_threshold);
+    if (!engine.empty()) s += ", engine=" + engine;
     return s;
 }
 
@@ -116,11 +117,15 @@ Policy parse_policy(const std::string &options) {
             if (value.empty() || *stop != '\0' || !std::isfinite(p.ood_threshold))
                 throw Error(NNC_ERR_ARGUMENT, "ood_threshold='" + value + "' is not a finite number");
             p.has_threshold = true;
+        } else if (key == "engine") {
+            if (value != "native" && value != "torchscript" && value != "aoti")
+                throw Error(NNC_ERR_ARGUMENT, "engine='" + value + "': use native, torchscript or aoti");
+            p.engine = value;
         } else if (key == "trusted_sha256") {
             for (const std::string &d : parse_digests(value, "trusted_sha256")) p.trusted_sha256.push_back(d);
         } else {
             throw Error(NNC_ERR_ARGUMENT,
-                        "unknown option '" + key + "' (known: nonfinite, ood, ood_threshold, trusted_sha256)");
+                        "unknown option '" + key + "' (known: nonfinite, ood, ood_threshold, trusted_sha256, engine)");
         }
     }
     return p;

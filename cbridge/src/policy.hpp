@@ -17,12 +17,13 @@ struct Policy {
     double ood_threshold = 0.0;  ///< used when has_threshold (else the contract's)
     bool has_threshold = false;
     std::vector<std::string> trusted_sha256;  ///< trusted_sha256=HEX[:HEX...], lower-case
+    std::string engine;  ///< engine=native|torchscript|aoti: the only engine to accept; "" any
     bool needs_fallback() const { return nonfinite == NonFinite::Fallback || ood == Ood::Fallback; }
     std::string describe() const;  ///< "nonfinite=error, ood=off"
 };
 
 /// Parse "nonfinite=error|fallback|off, ood=off|flag|fallback, ood_threshold=X,
-/// trusted_sha256=HEX[:HEX...]"
+/// trusted_sha256=HEX[:HEX...], engine=native|torchscript|aoti"
 /// (commas or spaces between pairs; empty: defaults). NNC_ERR_ARGUMENT names
 /// the bad key or value.
 Policy parse_policy(const std::string &options);

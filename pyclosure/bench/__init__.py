@@ -86,6 +86,9 @@ def _native_skip_reason(settings):
 
 def _skipped(settings):
     skipped = {r: drivers.missing_reason(r) for r in settings.routes if drivers.missing_reason(r)}
+    if settings.device == "cpu":
+        skipped.update({r: "arrays on the GPU: only with --device cuda:N" for r in drivers.DEVICE_ROUTES
+                        if r in settings.routes and r not in skipped})
     for kind, why in ((drivers.PT2_ROUTES, _pt2_skip_reason(settings)),
                       (drivers.NATIVE_ROUTES, _native_skip_reason(settings))):
         if why:

@@ -17,11 +17,13 @@ from pathlib import Path
 from ..errors import ClosureError
 
 ROUTES = ("floor", "c", "fortran", "python", "embedded", "c_pt2", "fortran_pt2", "python_pt2",
-          "c_native", "fortran_native", "python_native")
+          "c_native", "fortran_native", "python_native", "python_device")
 # The routes that run the model's AOTInductor package (.pt2) instead of its TorchScript file.
 PT2_ROUTES = ("c_pt2", "fortran_pt2", "python_pt2")
 # The routes that run the model's native program (.nnp) through the bridge.
 NATIVE_ROUTES = ("c_native", "fortran_native", "python_native")
+# The routes whose arrays stay in the GPU's memory (run with --device cuda:N only).
+DEVICE_ROUTES = ("python_device",)
 # Not a driver: the native program run in this process by the cffi twin
 # (pyclosure._native_twin, the same C kernels without the bridge).
 TWIN = "twin"
@@ -43,6 +45,7 @@ LABELS = {
     "c_native": "C nnc_model_forward .nnp",
     "fortran_native": "Fortran nn_forward .nnp",
     "python_native": "Python bridge.Model .nnp",
+    "python_device": "Python bridge.Model, arrays on the GPU",
     TWIN: "cffi twin .nnp",
 }
 
@@ -61,7 +64,7 @@ def package_dir():
 
 def command(route):
     """The driver command of ``route`` (without its arguments), or None if it is not built."""
-    if route in ("python", "python_pt2", "python_native"):
+    if route in ("python", "python_pt2", "python_native", "python_device"):
         return [sys.executable, "-m", "pyclosure.bench.torch_route"]
     program = package_dir() / "bin" / _PROGRAMS[route]
     return [str(program)] if program.exists() else None

@@ -40,7 +40,31 @@ def tables(doc):
                 got = [by.get((m["name"], t, b, r)) for r in routes]
                 cells += ["-" if g is None else f"{g['ratio_to_floor']:.3f}" for g in got]
                 lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines + pt2_table(doc) + native_table(doc))
+    return "\n".join(lines + gpu_table(doc) + pt2_table(doc) + native_table(doc))
+
+
+def gpu_table(doc):
+    """Markdown (GPU runs): the floor's time with its host-device copies apart, the bridge's host
+    route, and the device-resident route (arrays in GPU memory), which makes no copies."""
+    if doc["settings"]["device"] == "cpu" or "python_device" not in doc["routes"]:
+        return []
+    by = _lookup(doc["results"])
+    lines = ["", f"Host arrays and device-resident arrays on {doc['settings']['device']} (us per call; "
+             "'saved' is the C host route's time less the device-resident route's)", "",
+             "| model | threads | batch | floor | floor copies | floor compute | C host route | "
+             "Python device-resident | saved |", "|" + "---|" * 9]
+    for m in doc["models"]:
+        for t in doc["settings"]["threads"]:
+            for b in doc["settings"]["batches"]:
+                f, c, d = (by.get((m["name"], t, b, r)) for r in ("floor", "c", "python_device"))
+                if f is None or d is None:
+                    continue
+                copy = f.get("copy_median_ns", float("nan"))
+                host = c["median_ns"] if c else float("nan")
+                cells = [m["name"], str(t), str(b)] + [f"{v / 1e3:.1f}" for v in (
+                    f["median_ns"], copy, f["median_ns"] - copy, host, d["median_ns"], host - d["median_ns"])]
+                lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def pt2_table(doc):

@@ -6,6 +6,9 @@ output); given a ``.pt2`` package it calls ``torch._inductor.aoti_load_package``
 model the same way. The embedded-Python route runs the same class inside a
 Fortran program. :class:`BridgeRoute` calls a native program (``.nnp``) through
 :class:`pyclosure.bridge.Model` (cffi, the C bridge Fortran calls).
+:class:`DeviceRoute` calls the TorchScript file through the bridge's on-device
+route with the arrays kept in the GPU's memory (copied there once, outside the
+timed calls), which is what a host with device-resident arrays (OpenACC) pays.
 
 ``python -m pyclosure.bench.torch_route ROUTE MODEL DTYPE NIN NOUT THREADS DEVICE DUMPDIR``
 is the Python driver: it answers the commands of the C++ and Fortran drivers
@@ -126,6 +129,29 @@ class BridgeRoute:
         self.model.forward(self._views[2], out=self._views[3])
 
 
+class DeviceRoute(BridgeRoute):
+    """BridgeRoute with inputs and outputs in the model's device memory (torch tensors).
+
+    The driver's host tensors are copied to the device when they change (not
+    timed); each call runs ``nnc_model_forward_on_device``, which returns when the
+    outputs are complete. :meth:`fetch` copies the output back for the dumps.
+    """
+
+    def __init__(self, path, dtype, nin, nout, threads, device):
+        super().__init__(path, dtype, nin, nout, threads, device)
+        self._host = (None, None)
+        self._device = (None, None)
+
+    def __call__(self, x, y):
+        if self._host[0] is not x or self._host[1] is not y:
+            self._host = (x, y)
+            self._device = (x.to(self.model.device), torch.empty_like(y, device=self.model.device))
+        self.model.forward(self._device[0], out=[self._device[1]], on_device=True)
+
+    def fetch(self, y):
+        y.copy_(self._device[1])
+
+
 def _time(route, x, y, warmup, calls):
     for _ in range(warmup):
         route(x, y)
@@ -155,7 +181,7 @@ def _alloc(route, x, y, warmup, calls):
 
 def main(argv):
     name, path, dtype, nin, nout, threads, device, dumpdir = argv
-    kind = BridgeRoute if path.endswith(".nnp") else TorchRoute
+    kind = DeviceRoute if name == "python_device" else BridgeRoute if path.endswith(".nnp") else TorchRoute
     route = kind(path, dtype, int(nin), int(nout), int(threads), device)
     print(json.dumps({"ready": 1, "route": name, "threads": torch.get_num_threads()}), flush=True)
     x = y = None
@@ -173,6 +199,8 @@ def main(argv):
             answer = _alloc(route, x, y, warmup, calls)
         elif op == "dump":
             route(x, y)
+            if hasattr(route, "fetch"):
+                route.fetch(y)
             out = os.path.join(dumpdir, f"{name}-{batch}.bin")
             y.numpy().tofile(out)
             answer = {"dump": out}

@@ -10,14 +10,17 @@ Steps (everything is written into ``out``):
    segments and long run as the coupled runs) and the better one is fine-tuned
    a posteriori through the differentiable twin; the better of the two is kept;
 3. export to ``closure.pt2`` (an AOTInductor package with its contract, the
-   closure every run below calls) and to ``closure.pt`` (TorchScript of the same
-   weights: eager torch's arithmetic, the reference the replay compares with);
+   closure every run below calls; with ``engine="native"`` a native program
+   ``closure.nnp`` instead, run by the bridge's own C kernels) and to ``closure.pt``
+   (TorchScript of the same weights: eager torch's arithmetic, the reference the
+   replay compares with);
 4. coupled runs of the Fortran program ``burgers_les`` with closures none,
    smagorinsky and nn (in-process through ``nn_closure``) from every segment's
    first state and one long run (``runs/``);
 5. momentum budget of the coupled runs;
 6. the Fortran nn run against the torch twin running the same package (Python's
-   AOTInductor loader), and a replay of the recorded nn calls;
+   AOTInductor loader, or the native kernels' cffi twin), and a replay of the
+   recorded nn calls;
 7. ``report.md``, ``report.json``, ``report.png``.
 
 ``run`` returns 0 when every claim held, else 1 (and says which did not).
@@ -28,7 +31,7 @@ import time
 from pathlib import Path
 
 from . import checks, data, learn, report
-from .settings import Settings
+from .settings import ENGINES, Settings
 
 __all__ = ["run", "missing_extras"]
 
@@ -59,14 +62,18 @@ def _total(score):
     return score["short_term_rmse"] + score["spectrum_error"]
 
 
-def run(out="pyclosure-demo", quick=False):
+def run(out="pyclosure-demo", quick=False, engine="pt2"):
     """Run the demo into ``out``; return 0 when all claims held, else 1.
 
-    Raises ``ClosureError`` at once, before any work, when the ``demo`` extra is missing."""
+    ``engine``: what the coupled runs call, ``"pt2"`` (an AOTInductor package) or
+    ``"native"`` (a native program). Raises ``ClosureError`` at once, before any work,
+    when the ``demo`` extra is missing."""
     import torch
 
     from ..errors import ClosureError
 
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r}: the demo runs {' or '.join(map(repr, ENGINES))}")
     missing = missing_extras()
     if missing:
         raise ClosureError(f"the demo needs {', '.join(missing)} (the 'demo' extra), not installed in "
@@ -76,6 +83,7 @@ def run(out="pyclosure-demo", quick=False):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     s = Settings.for_quick() if quick else Settings.for_full()
+    s.engine = engine
     seconds = {}
 
     _say(1, f"DNS N={s.n_dns}, {s.spinup + s.t_train + s.t_test + s.nseg * s.horizon:g} "
@@ -116,13 +124,14 @@ def run(out="pyclosure-demo", quick=False):
     best = name if _total(post) < _total(targets[best]) else best
     seconds["training"] = time.perf_counter() - t0
 
-    _say(3, f"export the {best} closure to closure.pt2 (AOTInductor) and closure.pt (TorchScript reference)")
+    _say(3, f"export the {best} closure to {s.package} ({s.engine_name}) and closure.pt (TorchScript reference)")
     t0 = time.perf_counter()
-    exported = checks.export_closures(models[best], out, d, best.split()[0])
+    exported = checks.export_closures(models[best], out, d, best.split()[0], s)
     seconds["export"] = time.perf_counter() - t0
-    print(f"      torch.export {exported['export_s']:.1f} s, AOTInductor compile "
-          f"{exported['compile_s']:.1f} s ({exported['engine']['cpu_isa']}); TorchScript "
-          f"{exported['reference_export_s']:.1f} s")
+    made = (f"torch.export {exported['export_s']:.1f} s, AOTInductor compile {exported['compile_s']:.1f} s "
+            f"({exported['engine']['cpu_isa']})" if s.engine == "pt2" else
+            f"native program {exported['export_s']:.2f} s ({exported['engine']['arith']})")
+    print(f"      {made}; TorchScript {exported['reference_export_s']:.1f} s")
 
     _say(4, "coupled Fortran runs (burgers_les): none, smagorinsky, nn")
     t0 = time.perf_counter()
@@ -134,7 +143,7 @@ def run(out="pyclosure-demo", quick=False):
     t0 = time.perf_counter()
     torch.set_num_threads(s.threads)
     momentum, agreement = checks.budget_and_twin(out, d, s, runs)
-    records = checks.replay_records(out)
+    records = checks.replay_records(out, s)
     print(f"      replay of the recorded nn segment: {records['equal']}/{records['records']} records "
           f"bit for bit, budgets closed {records['budgets_closed']}/{records['records']}; closure.pt "
           f"(TorchScript) differs from the records by {records['reference']['max_rel_diff']:.2g} (relative)")

@@ -63,27 +63,29 @@ def export_closure(model, path, d, target, timings=None):
                   timings=timings)
 
 
-def export_closures(model, out, d, target):
-    """``closure.pt2`` (the package every run uses) and ``closure.pt`` (TorchScript, the eager reference).
+def export_closures(model, out, d, target, s):
+    """``s.package`` (``closure.pt2`` or ``closure.nnp``: the file every run uses) and ``closure.pt``
+    (TorchScript, the eager reference).
 
-    Returns the report's ``export`` entry: seconds of ``torch.export`` and of the
-    AOTInductor compile, the package's engine and accepted grid sizes, and the
+    Returns the report's ``export`` entry: seconds of the export (and of the
+    AOTInductor compile), the package's engine and accepted grid sizes, and the
     TorchScript export's seconds; both files hold the same weights (checked).
     """
     package, reference = {}, {}
-    contract = export_closure(model, out / "closure.pt2", d, target, package)
+    contract = export_closure(model, out / s.package, d, target, package)
     ref_contract = export_closure(model, out / "closure.pt", d, target, reference)
     if ref_contract["weights_sha256"] != contract["weights_sha256"]:
-        raise RuntimeError("closure.pt and closure.pt2 hold different weights")
-    return {"package": "closure.pt2", "export_s": package["export_s"], "compile_s": package["compile_s"],
-            "engine": contract["engine"], "cells": contract["inputs"][0]["ranges"][0],
-            "weights_sha256": contract["weights_sha256"], "cache_dir": cache_dir(),
+        raise RuntimeError(f"closure.pt and {s.package} hold different weights")
+    cells = contract["inputs"][0].get("ranges", [[1, None]])[0]
+    return {"package": s.package, "format": contract["format"], "export_s": package["export_s"],
+            "compile_s": package.get("compile_s"), "engine": contract["engine"], "cells": cells,
+            "weights_sha256": contract["weights_sha256"], "cache_dir": cache_dir() if s.engine == "pt2" else None,
             "reference": "closure.pt", "reference_export_s": reference["export_s"]}
 
 
 def coupled_runs(out, d, s):
     """Fortran runs of all closures: forecast segments and one long run each."""
-    model = (out / "closure.pt2").resolve()
+    model = (out / s.package).resolve()
     nseg_steps, nlong = round(s.horizon / s.dt_les), round(s.t_long / s.dt_les)
     errors, long, finite, spectra = {}, {}, {}, {"dns": report.spectrum(d["test_u"])}
     jobs = [(c, i) for c in report.CLOSURES for i in range(s.nseg + 1)]
@@ -141,7 +143,7 @@ def budget_and_twin(out, d, s, runs):
     update terms. The budget itself is taken from the coupled run's trajectory.
     """
     nlong = round(s.t_long / s.dt_les)
-    net = coupled.package_closure(out / "closure.pt2")
+    net = coupled.package_closure(out / s.package)
     per_closure, twin_diff = {}, {}
     for c in report.CLOSURES:
         cfg = config(d, d["test_seed"], c)
@@ -175,17 +177,19 @@ def budget_and_twin(out, d, s, runs):
     return momentum, agreement
 
 
-def replay_records(out):
-    """Replay the recorded nn segment through the bridge and Python's AOTInductor loader; its summary.
+def replay_records(out, s):
+    """Replay the recorded nn segment through the bridge and the package's Python runner (Python's
+    AOTInductor loader, or the native kernels' cffi twin); its summary.
 
     ``closure.pt`` (TorchScript of the same weights: eager torch's arithmetic) is
     run on the recorded inputs as well; its largest relative difference from the
-    recorded outputs is information, not a check (inductor's kernels are not eager torch's).
+    recorded outputs is information, not a check (neither inductor's nor the native
+    kernels are eager torch's).
     """
     from ..replay import replay
 
     rec = out / "runs" / "nn_seg0" / "records"
-    rep = replay(rec, out / "closure.pt2", reference=out / "closure.pt")
+    rep = replay(rec, out / s.package, reference=out / "closure.pt")
     (rec / "replay_report.json").write_text(json.dumps(rep, indent=1) + "\n")
     worst = max((r["budget"]["budget"]["domain_residual"] / r["budget"]["budget"]["domain_bound"]
                  for r in rep["records"] if (r.get("budget") or {}).get("budget", {}).get("domain_bound")),
@@ -241,13 +245,14 @@ def assemble(s, d, best, targets, runs, momentum, agreement, records, exported):
                                   f"{agreement['tolerance']:g}"),
         "replay": _claim(records["ok"] and records["equal"] == records["records"]
                          and records["budgets_closed"] == records["records"]
-                         and records["engine"] == "aotinductor"
-                         and records["recorded_engines"] == ["aotinductor"],
+                         and records["engine"] == s.engine_name
+                         and records["recorded_engines"] == [s.engine_name],
                          f"{records['equal']}/{records['records']} records of the {records['engine']} "
-                         f"package bit for bit through the bridge and Python's AOTInductor loader, "
+                         f"package bit for bit through the bridge and {s.python_runner}, "
                          f"budgets closed {records['budgets_closed']}/{records['records']}"),
     }
-    return {"settings": dataclasses.asdict(s) | {"t_long": s.t_long, "n_dns": s.n_dns},
+    return {"settings": dataclasses.asdict(s) | {"t_long": s.t_long, "n_dns": s.n_dns, "package": s.package,
+                                                 "python_runner": s.python_runner},
             "target": best, "targets": targets, "closures": closures,
             "lead_times": runs["lead"].tolist(), "momentum": momentum,
             "fortran_vs_twin": agreement, "claims": claims,

@@ -65,7 +65,8 @@ def run_fortran(folder, cfg, u0, nsteps, every, model=None, threads=1, record_ev
     nsteps, every : int
         Steps to run and snapshot interval (in steps).
     model : Path, optional
-        The exported closure for ``closure = 'nn'`` (``.pt2`` package or TorchScript ``.pt``).
+        The exported closure for ``closure = 'nn'`` (``.pt2`` package, native ``.nnp`` program
+        or TorchScript ``.pt``).
     threads : int
         ``OMP_NUM_THREADS`` for libtorch inside the program.
     record_every : int, optional
@@ -103,11 +104,21 @@ def run_fortran(folder, cfg, u0, nsteps, every, model=None, threads=1, record_ev
 
 
 def package_closure(path):
-    """The exported AOTInductor package loaded by Python's loader, as ``u (n,) -> tau (n,)``.
+    """The exported package loaded in Python, as ``u (n,) -> tau (n,)``.
 
-    The same package and the same compiled kernels the Fortran run calls through the
-    bridge (:func:`pyclosure._aoti.load_package` is bit for bit with the bridge's loader).
+    The same file and the same kernels the Fortran run calls through the bridge: an
+    AOTInductor package by Python's loader (:func:`pyclosure._aoti.load_package` is bit
+    for bit with the bridge's loader), a native program (``.nnp``) by the cffi twin of
+    the native kernels (the very C code of the bridge's native engine).
     """
+    if str(path).endswith(".nnp"):
+        from .._native_twin import Program
+
+        program = Program(path)
+
+        def native(u):
+            return torch.from_numpy(program(u.detach().numpy().reshape(1, -1))).reshape(-1)
+        return native
     from .._aoti import load_package
 
     package = load_package(path)

@@ -74,13 +74,13 @@ def markdown(results):
     r, ref = results["records"], results["records"]["reference"]
     rec = (f"replay of the recorded nn segment (every {results['settings']['record_every']}th closure "
            f"call, with its Runge-Kutta stage): {r['equal']}/{r['records']} records of the {r['engine']} "
-           f"package bit for bit through the C bridge and through Python's AOTInductor loader; budgets "
+           f"package bit for bit through the C bridge and through {results['settings']['python_runner']}; budgets "
            f"closed {r['budgets_closed']}/{r['budgets_checked']} (worst domain residual / bound "
            f"{r['worst_domain_residual_over_bound']:.3g}); {r['report']}")
     info = (f"information, not a check: `{ref['model']}` (TorchScript of the same weights, eager torch's "
             f"arithmetic) run on the recorded inputs differs from the package's recorded outputs by at most "
             f"{ref['max_rel_diff']:.3g} (relative, max|diff| / max|flux|); {ref['records_equal']}/"
-            f"{ref['records_run']} records equal bit for bit (inductor's kernels are not eager torch's)")
+            f"{ref['records_run']} records equal bit for bit (the package's kernels are not eager torch's)")
     lines += ["", _export_line(results["export"]), "", mom, agree, rec, info, "", "## claims", ""]
     for name, c in results["claims"].items():
         lines.append(f"- {name}: {'held' if c['held'] else 'DID NOT HOLD'} ({c['detail']})")
@@ -93,10 +93,14 @@ def _export_line(e):
     cells = e["cells"]
     grids = "a fixed grid" if not cells else (f"grids of {cells[0]} cells or more" if cells[1] is None
                                               else f"grids of {cells[0]} to {cells[1]} cells")
+    reference = (f"`{e['reference']}` (TorchScript, same weights, the eager reference) "
+                 f"{e['reference_export_s']:.1f} s")
+    if e.get("format") == "native":
+        return (f"export: `{e['package']}` (native program, arithmetic contract {e['engine']['arith']}, {grids}; "
+                f"every run calls it): {e['export_s']:.2f} s; {reference}")
     return (f"export: `{e['package']}` (AOTInductor, {e['engine']['cpu_isa']}, {grids}; every run calls it): "
             f"torch.export {e['export_s']:.1f} s, compile {e['compile_s']:.1f} s (inductor cache "
-            f"{e['cache_dir']}); `{e['reference']}` (TorchScript, same weights, the eager reference) "
-            f"{e['reference_export_s']:.1f} s")
+            f"{e['cache_dir']}); {reference}")
 
 
 def write(out, results):

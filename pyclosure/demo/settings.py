@@ -2,6 +2,11 @@
 
 from dataclasses import asdict, dataclass
 
+#: The engines the coupled runs can call: the file they load, the bridge's name for the engine,
+#: and what runs the same file in Python (the twin of the Fortran run and of the replay).
+ENGINES = {"pt2": ("closure.pt2", "aotinductor", "Python's AOTInductor loader"),
+           "native": ("closure.nnp", "native", "the native kernels' cffi twin")}
+
 
 @dataclass
 class Settings:
@@ -26,6 +31,7 @@ class Settings:
     threads: int = 1           # libtorch threads in both Fortran and twin runs
     tolerance: float = 0.0     # Fortran vs twin: bit for bit expected
     record_every: int = 10     # the first nn segment records every 10th closure call
+    engine: str = "pt2"        # what the coupled runs call: an ENGINES key
 
     @classmethod
     def for_full(cls):
@@ -40,5 +46,20 @@ class Settings:
     def t_long(self):
         return self.t_test
 
+    @property
+    def package(self):
+        """The file every coupled run loads (``closure.pt2`` or ``closure.nnp``)."""
+        return ENGINES[self.engine][0]
+
+    @property
+    def engine_name(self):
+        """The bridge's name for the engine (``aotinductor`` or ``native``)."""
+        return ENGINES[self.engine][1]
+
+    @property
+    def python_runner(self):
+        """What runs the same file in Python, in words."""
+        return ENGINES[self.engine][2]
+
     def asdict(self):
-        return {**asdict(self), "t_long": self.t_long}
+        return {**asdict(self), "t_long": self.t_long, "package": self.package}

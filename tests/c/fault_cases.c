@@ -425,6 +425,7 @@ static int c_native_absurd_dims(void) { return load_fault("absurd_dims.nnp", "cp
 static int c_native_wrong_arith(void) { return load_fault("wrong_arith.nnp", "cpu"); }
 static int c_native_not_native(void) { return load_fault("torchscript_named.nnp", "cpu"); }
 static int c_native_cuda(void) { return load_fault("plain_affine64.nnp", "cuda"); }
+static int c_native_engine_required(void) { return load_with_fault("plain_affine64.nnp", "engine=torchscript"); }
 
 static int c_native_wrong_dtype(void) {
     float xf[5][3] = {{0}}, yf[5][2];
@@ -552,7 +553,7 @@ static const struct {
     CASE(pt2_missing_cpu_feature), CASE(pt2_unknown_cpu_feature), CASE(pt2_built_for_cuda),
     CASE(native_truncated), CASE(native_bad_sizes), CASE(native_absurd_dims), CASE(native_wrong_arith),
     CASE(native_not_native), CASE(native_wrong_dtype), CASE(native_wrong_shape), CASE(native_strided_input),
-    CASE(native_cuda),
+    CASE(native_cuda), CASE(native_engine_required),
 #undef CASE
 };
 

@@ -21,20 +21,26 @@ static void try_run(const nnn_program *p) {
     size_t ws = nnn_workspace_size(p);
     if (ws > ((size_t)64 << 20)) return;  /* a huge but valid program: nothing to learn here */
     int64_t ncells = 1 + rand() % 9, n_in, n_out, batch = 1 + rand() % 13;
-    if (nnn_sizes(p, ncells, &n_in, &n_out) != NNN_OK) return;
+    if (nnn_sizes(p, ncells, &n_in, &n_out) != NNN_OK && nnn_sizes(p, ++ncells, &n_in, &n_out) != NNN_OK) return;
     size_t elem = nnn_dtype(p) == NNN_F32 ? 4 : 8;
-    unsigned char *x = malloc((size_t)(batch * n_in) * elem), *y = malloc((size_t)(batch * n_out) * elem);
+    /* input 0 and, for a column frame's surface, input 1 (one value a column) */
+    unsigned char *x = malloc((size_t)(batch * (n_in + 1)) * elem), *y = malloc((size_t)(batch * n_out) * elem);
     void *work = malloc(ws);
-    for (int64_t k = 0; k < batch * n_in; ++k) {
+    for (int64_t k = 0; k < batch * (n_in + 1); ++k) {
         if (elem == 4) ((float *)x)[k] = (float)(rand() % 2001 - 1000) / 100.0f;
         else ((double *)x)[k] = (double)(rand() % 2001 - 1000) / 100.0;
     }
+    const int ninputs = nnn_num_inputs(p);  /* an array of exactly that many pointers */
+    const void **inputs = malloc((size_t)ninputs * sizeof *inputs);
+    inputs[0] = x;
+    if (ninputs > 1) inputs[1] = x + (size_t)(batch * n_in) * elem;
     int isas[2] = {NNN_ISA_SCALAR, NNN_ISA_AUTO};
     for (int i = 0; i < 2; ++i) {
         nnn_set_isa((nnn_program *)p, isas[i], NULL, 0);
-        nnn_run(p, work, ncells, x, y, 0, batch, NULL, 0);
+        nnn_run_inputs(p, work, ncells, ninputs, inputs, y, 0, batch, NULL, 0);
     }
     ran++;
+    free(inputs);
     free(x);
     free(y);
     free(work);

@@ -1,7 +1,8 @@
 /* native_run.c: run a native program on a raw input file and write the raw output, with the
  * kernels of a chosen instruction set; for comparing builds (optimisation levels, SSE2-only
  * scalar code with libm's fma) bit for bit.
- * Usage: native_run PROGRAM.nnp ISA NCELLS BATCH X.bin Y.bin  (ISA: 0 auto, 1 scalar, 2 avx2) */
+ * Usage: native_run PROGRAM.nnp ISA NCELLS BATCH X.bin Y.bin [S.bin]  (ISA: 0 auto, 1 scalar,
+ * 2 avx2; S.bin: input 1, a column frame's surface value, one a column) */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -20,12 +21,13 @@ static void *slurp(const char *path, long *size) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 7) {
-        fprintf(stderr, "usage: native_run PROGRAM ISA NCELLS BATCH X.bin Y.bin\n");
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr, "usage: native_run PROGRAM ISA NCELLS BATCH X.bin Y.bin [S.bin]\n");
         return 2;
     }
-    long size, xsize;
+    long size, xsize, ssize = 0;
     void *data = slurp(argv[1], &size), *x = slurp(argv[5], &xsize);
+    void *surface = argc == 8 ? slurp(argv[7], &ssize) : NULL;
     nnn_program *p;
     char msg[256];
     if (!data || !x || nnn_load(data, (size_t)size, &p, msg, sizeof msg) != NNN_OK ||
@@ -40,7 +42,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     void *y = malloc((size_t)(batch * n_out) * elem), *work = malloc(nnn_workspace_size(p));
-    if (nnn_run(p, work, ncells, x, y, 0, batch, msg, sizeof msg) != NNN_OK) {
+    const void *inputs[2] = {x, surface};
+    if ((surface && (size_t)ssize != (size_t)batch * elem) ||
+        nnn_run_inputs(p, work, ncells, surface ? 2 : 1, inputs, y, 0, batch, msg, sizeof msg) != NNN_OK) {
         fprintf(stderr, "native_run: %s\n", msg);
         return 1;
     }
@@ -53,5 +57,6 @@ int main(int argc, char **argv) {
     free(work);
     free(data);
     free(x);
+    free(surface);
     return 0;
 }

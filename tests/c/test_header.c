@@ -115,6 +115,15 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 10; ++k) yf[k] = -99.0;
     check(nnc_model_forward(good, 1, &in, 1, &out) == NNC_OK, "Fortran order forward");
     check(fortran_order_right(xf, yf, 0), "  every element of y(2, 5) is W x(:, j) + b");
+    /* the on-device route: for a CPU model the arrays are host memory, used in place alike */
+    for (int k = 0; k < 10; ++k) yf[k] = -99.0;
+    check(nnc_model_forward_on_device(good, 1, &in, 1, &out) == NNC_OK, "on-device route on a CPU model");
+    check(fortran_order_right(xf, yf, 0), "  gives the host route's y(2, 5)");
+    for (int k = 0; k < 10; ++k) yf[k] = -99.0;
+    check(nnc_model_forward_on_device_fallback(good, 1, &in, 1, &out, 0, NULL, NULL) == NNC_OK &&
+              fortran_order_right(xf, yf, 0), "on-device route, fallback form without fallback");
+    expect_status(nnc_model_forward_on_device(good, 1, &in, 0, NULL), NNC_ERR_NARGS,
+                  "on-device route checks the call like the host route", good);
 
     expect_status(nnc_model_load(&m, path("missing.pt"), "cpu"), NNC_ERR_IO, "missing file", good);
     check(m == NULL, "  handle stays NULL after a failed load");

@@ -28,7 +28,7 @@ program fault_cases
       "pt2_torchscript_named", "pt2_truncated", "pt2_without_contract", "pt2_missing_cpu_feature", &
       "pt2_unknown_cpu_feature", "pt2_built_for_cuda", "native_truncated", "native_bad_sizes", &
       "native_absurd_dims", "native_wrong_arith", "native_not_native", "native_wrong_dtype", &
-      "native_wrong_shape", "native_strided_input", "native_cuda"]
+      "native_wrong_shape", "native_strided_input", "native_cuda", "native_engine_required"]
   character(len=1024) :: fdir, msg
   character(len=64) :: arg
   type(nn_model) :: good, good2   ! plain_affine64.pt and the same model as plain_affine64.pt2
@@ -229,6 +229,8 @@ contains
       if (ierr == NN_OK .and. .not. affine_right(x, yy)) call wrong_numbers()
     case ("native_cuda")
       call nn_load(m, path("plain_affine64.nnp"), device="cuda", stat=ierr, errmsg=msg)
+    case ("native_engine_required")
+      call nn_load(m, path("plain_affine64.nnp"), engine="torchscript", stat=ierr, errmsg=msg)
     case default
       msg = "unknown case"
     end select

@@ -215,6 +215,7 @@ def python_fault(case, d):
         "native_wrong_shape": lambda: native()(np.zeros((5, 5))),
         "native_strided_input": lambda: native_known_values(np.repeat(X_NEXT, 2, axis=0)[::2]),
         "native_cuda": lambda: Model(d / "plain_affine64.nnp", device="cuda"),
+        "native_engine_required": lambda: Model(d / "plain_affine64.nnp", engine="torchscript"),
     }
     try:
         actions[case]()
@@ -236,7 +237,8 @@ LEAVES_NO_MODEL = {"missing_file", "directory", "empty_file", "truncated", "not_
                    "unknown_policy_option", "pt2_untrusted", "pt2_export_archive", "pt2_torchscript_named",
                    "pt2_truncated", "pt2_without_contract", "pt2_missing_cpu_feature",
                    "pt2_unknown_cpu_feature", "pt2_built_for_cuda", "native_truncated", "native_bad_sizes",
-                   "native_absurd_dims", "native_wrong_arith", "native_not_native", "native_cuda"}
+                   "native_absurd_dims", "native_wrong_arith", "native_not_native", "native_cuda",
+                   "native_engine_required"}
 
 
 def python_next_call_works(d, model, pt2=False, native=False):

@@ -54,7 +54,8 @@ def _configs(doc):
 def test_bench_quick_runs_every_route(quick):
     _, doc = quick
     assert set(doc["routes"]) == ROUTES, doc["skipped_routes"]
-    assert set(doc["skipped_routes"]) == ALL_PT2 - PT2
+    assert set(doc["skipped_routes"]) == (ALL_PT2 - PT2) | {"python_device"}
+    assert doc["skipped_routes"]["python_device"] == "arrays on the GPU: only with --device cuda:N"
     assert doc["settings"]["quick"] is True
 
 
@@ -210,3 +211,18 @@ def test_bench_heap_does_not_grow_with_the_calls_of_the_bridge_routes(quick):
     for r in rows:
         assert r["calls"] >= 100, r
         assert 0 <= r["heap_growth_bytes"] < 8 * r["calls"], r
+
+
+def test_gpu_table_puts_copies_apart_and_the_device_route_beside_the_host_route():
+    from pyclosure.bench import report
+
+    def row(route, us, copy=None):
+        r = {"model": "mlp32", "threads": 1, "batch": 4096, "route": route, "median_ns": us * 1e3}
+        return r | ({"copy_median_ns": copy * 1e3} if copy is not None else {})
+
+    doc = {"settings": {"device": "cuda:0", "threads": [1], "batches": [4096]},
+           "routes": ["floor", "c", "python_device"], "models": [{"name": "mlp32"}],
+           "results": [row("floor", 300.0, copy=220.0), row("c", 310.0), row("python_device", 95.0)]}
+    lines = report.gpu_table(doc)
+    assert "| mlp32 | 1 | 4096 | 300.0 | 220.0 | 80.0 | 310.0 | 95.0 | 215.0 |" in lines
+    assert report.gpu_table(doc | {"settings": doc["settings"] | {"device": "cpu"}}) == []

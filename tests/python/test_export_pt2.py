@@ -7,6 +7,7 @@ compiles); the other tests here compile nothing.
 import contextlib
 import json
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -35,6 +36,25 @@ class FacesFromCells(torch.nn.Module):
     def forward(self, q):
         pad = torch.zeros(q.shape[0], 1, dtype=q.dtype)
         return torch.cat([pad, 0.5 * (q[:, 1:] + q[:, :-1]), pad], dim=1)
+
+
+
+def test_cuda_package_engine_pins_no_cpu_level():
+    info, configs = _pt2.engine("x86-64-v3", machine="x86_64", device="cuda")
+    assert configs == {} and (info["device"], info["cpu_isa"], info["cpu_features"]) == ("cuda", None, [])
+
+
+@pytest.mark.parametrize("fmt, device, message", [
+    ("pt2", "gpu", "device must be 'cpu', 'cuda' or 'cuda:N'"),
+    ("pt2", "cuda:x", "device must be 'cpu', 'cuda' or 'cuda:N'"),
+    ("torchscript", "cuda", "device= applies to format='pt2' only"),
+    ("native", "cuda", "device= applies to format='pt2' only"),
+])
+def test_export_device_is_checked_before_any_work(tmp_path, fmt, device, message):
+    suffix = {"pt2": ".pt2", "torchscript": ".pt", "native": ".nnp"}[fmt]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        pyclosure.export(mlp32(), tmp_path / f"m{suffix}", torch.zeros(2, 30), device=device)
+    assert list(tmp_path.iterdir()) == []
 
 
 @slow

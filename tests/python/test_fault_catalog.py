@@ -212,6 +212,8 @@ CATALOG = [
           "into a native program: copied, known values", "NNC_OK", ""),
     Fault("native_cuda", "CFP", "device `cuda` for a native program (with or without a GPU)", "NNC_ERR_NO_DEVICE",
           "is a native program, which runs on the CPU only"),
+    Fault("native_engine_required", "CFP", "a native program loaded with the option `engine=torchscript`",
+          "NNC_ERR_FORMAT", "(engine native), but the load option engine=torchscript requires"),
 ]
 
 BY_ID = {f.id: f for f in CATALOG}

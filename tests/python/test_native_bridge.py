@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import pyclosure
-from pyclosure import bridge, errors
+from pyclosure import _native, bridge, errors
 from pyclosure._native_twin import Program
 from pyclosure.bridge import Model
 from pyclosure.contract import describe, read_contract
@@ -108,10 +108,10 @@ def test_plain_affine_gives_the_numbers_known_by_hand(native_dir):
 
 def test_export_picks_native_from_the_suffix_and_info_reads_it_without_running(native_dir, tmp_path):
     contract = read_contract(native_dir / "periodic64.nnp")
-    assert contract["format"] == "native" and contract["engine"]["arith"] == "pyclosure.native.arith/1"
+    assert contract["format"] == "native" and contract["engine"]["arith"] == _native.ARITH
     assert contract["inputs"][0]["shape"] == [-1] and contract["module"] == "PeriodicFluxClosure"
     assert "format: native, a program of" in describe(contract)
-    with pytest.raises(TypeError, match="Linear: the native engine runs nn.Sequential MLPs and PeriodicFlux"):
+    with pytest.raises(TypeError, match="Linear: the native engine runs nn.Sequential MLPs, PeriodicFlux"):
         pyclosure.export(torch.nn.Linear(3, 2).eval(), tmp_path / "c.nnp", torch.zeros(2, 3))
     with pytest.raises(TypeError, match=r"1: activation GELU is not in arithmetic contract"):
         pyclosure.export(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.GELU()).eval(), tmp_path / "g.nnp",

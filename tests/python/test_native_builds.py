@@ -19,7 +19,13 @@ import torch
 
 from pyclosure._native import export_native
 from pyclosure._native_twin import Program
-from pyclosure.models import PeriodicFluxClosure, mlp
+from pyclosure.models import (
+    ColumnDownGradientClosure,
+    InsulatedColumnFluxClosure,
+    NonNegative,
+    PeriodicFluxClosure,
+    mlp,
+)
 from pyclosure.normalize import Normalizer
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -46,7 +52,8 @@ def _compile(out, name, main, flags, extra=()):
 
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory):
-    """Four programs (MLP and periodic, float32 and float64) with inputs."""
+    """Programs (MLP, periodic, column down-gradient with its surface input, a non-negative
+    insulated column, float32 and float64) with inputs."""
     out = tmp_path_factory.mktemp("native_builds")
     torch.manual_seed(7)
     cases = {}
@@ -57,12 +64,18 @@ def programs(tmp_path_factory):
         norm = Normalizer(torch.randn(2, 1), torch.rand(2, 1) + 1)
         p = PeriodicFluxClosure(2, 6, 32, 2, input_normalizer=norm)
         cases[f"periodic-{name}"] = (p.to(dtype).eval(), torch.randn(13, 2, 41, dtype=dtype), 41)
+        c = ColumnDownGradientClosure(2, 4, 16, padding="zeros", input_normalizer=norm)
+        cases[f"column-{name}"] = (c, (torch.randn(11, 2, 23, dtype=dtype), torch.randn(11, dtype=dtype)), 23)
+        insulated = NonNegative(InsulatedColumnFluxClosure(None, 1, 4, 16), "relu")
+        cases[f"insulated-{name}"] = (insulated, torch.randn(7, 19, dtype=dtype), 19)
     result = {}
     for key, (module, x, ncells) in cases.items():
         path = out / f"{key}.nnp"
-        export_native(module, path, x[:4])
-        x.numpy().tofile(out / f"{key}.x")
-        result[key] = (path, x.numpy(), ncells)
+        inputs = x if isinstance(x, tuple) else (x,)
+        export_native(module.to(inputs[0].dtype).eval(), path, tuple(a[:4] for a in inputs))
+        for k, a in enumerate(inputs):
+            a.numpy().tofile(out / f"{key}.x{k}")
+        result[key] = (path, [a.numpy() for a in inputs], ncells)
     return out, result
 
 
@@ -71,15 +84,15 @@ def test_other_builds_give_the_twins_bits(programs, build):
     out, cases = programs
     exe = _compile(out, f"run-{build}", ROOT / "tests" / "c" / "native_run.c", BUILDS[build])
     for key, (path, x, ncells) in cases.items():
-        want = Program(path)(x)
+        want = Program(path)(*x)
         for isa in (1, 2):
             y = out / f"{key}-{build}-{isa}.y"
-            args = [path, isa, ncells, len(x), out / f"{key}.x", y]
+            args = [path, isa, ncells, len(x[0]), out / f"{key}.x0", y] + ([out / f"{key}.x1"] if len(x) > 1 else [])
             proc = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
             if proc.returncode and "not on this CPU" in proc.stderr:
                 continue
             assert proc.returncode == 0, proc.stderr
-            got = np.fromfile(y, dtype=x.dtype).reshape(want.shape)
+            got = np.fromfile(y, dtype=x[0].dtype).reshape(want.shape)
             assert np.array_equal(got, want), (key, build, isa)
 
 
