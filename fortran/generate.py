@@ -110,12 +110,28 @@ def record_array(kind):
     ]
 
 
+def train_pair(kind):
+    return [
+        f"  !> One training step on one real({kind}) input and one target of any rank 1 to {MAX_RANK}.",
+        f"  subroutine train_{kind}(trainer, x, y, loss, stat, errmsg)",
+        "    type(nn_trainer), intent(in) :: trainer",
+        f"    real({kind}), intent(in), target :: x(..), y(..)",
+        "    real(real64), intent(out), optional :: loss",
+        "    integer, intent(out), optional :: stat",
+        "    character(len=*), intent(out), optional :: errmsg",
+        "    call train_arrays(trainer, [nn_array(x)], [nn_array(y)], loss, stat, errmsg)",
+        f"  end subroutine train_{kind}",
+        "",
+    ]
+
+
 def generated():
     lines = []
     for kind, (dtype, nbytes) in KINDS.items():
         lines += array_constructor(kind, dtype, nbytes)
         lines += forward_pair(kind)
         lines += record_array(kind)
+        lines += train_pair(kind)
     return "\n".join(lines)
 
 

@@ -40,6 +40,7 @@ module nn_closure
   integer, parameter, public :: NN_ERR_RECORD = 13
   integer, parameter, public :: NN_ERR_MEMORY = 14
   integer, parameter, public :: NN_ERR_UNTRUSTED = 15
+  integer, parameter, public :: NN_ERR_TRAIN = 16
   integer, parameter, public :: NN_ERR_INTERNAL = 99
 
   !> Element types (enum nnc_dtype).
@@ -65,6 +66,7 @@ module nn_closure
   public :: nn_loaded, nn_device, nn_engine, nn_record_start, nn_record_array, nn_record_stop
   public :: nn_stats, nn_get_stats, nn_stats_summary
   public :: NN_FLAG_NONFINITE_INPUT, NN_FLAG_NONFINITE_OUTPUT, NN_FLAG_OOD
+  public :: nn_trainer, nn_train_create, nn_train_step, nn_train_sync, nn_train_version, nn_train_save, nn_train_free
 
   !> Bits of the per-column flags (enum nnc_flag).
   integer, parameter :: NN_FLAG_NONFINITE_INPUT = 1, NN_FLAG_NONFINITE_OUTPUT = 2, NN_FLAG_OOD = 4
@@ -79,6 +81,17 @@ module nn_closure
   interface nn_array
     module procedure :: nn_array_real32, nn_array_real64
   end interface nn_array
+
+  !> An online trainer bound to a model (see nn_train_create). Default: none.
+  type :: nn_trainer
+    type(c_ptr) :: handle = c_null_ptr
+  end type nn_trainer
+
+  !> One training step: nn_train_step(trainer, x, y, loss=l) for one input and
+  !> one target of the same kind, or with arrays of nn_array(...) descriptors.
+  interface nn_train_step
+    module procedure :: train_arrays, train_real32, train_real64
+  end interface nn_train_step
 
   !> Run the model: nn_forward(model, x, y) for one input and one output of the
   !> same kind, or nn_forward(model, [nn_array(...), ...], [nn_array(...)]).
@@ -449,6 +462,103 @@ contains
     s = from_c(chars)
   end function c_string
 
+  ! ---- Online training (nnc_train_* in nn_closure.h)
+
+  !> Create a trainer for a loaded model. spec: "file.py:function" or
+  !> "package.module:function" returning a pyclosure.online.TrainingSpec;
+  !> absent: train the model's own TorchScript network with Adam on MSE.
+  !> options: "key=value, ..." for the spec (lr=1e-3, ...). versions: a folder
+  !> where every synced weight version is saved for replay. rank, nranks and
+  !> rendezvous (a file path all ranks share): data-parallel training over MPI
+  !> ranks (torch.distributed, gloo). Starts Python in this process.
+  subroutine nn_train_create(trainer, model, spec, options, versions, rank, nranks, rendezvous, stat, errmsg)
+    type(nn_trainer), intent(inout) :: trainer
+    type(nn_model), intent(in) :: model
+    character(len=*), intent(in), optional :: spec, options, versions, rendezvous
+    integer, intent(in), optional :: rank, nranks
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    character(len=:), allocatable :: opts, sp
+    character(len=24) :: num
+    integer(c_int) :: status
+    if (c_associated(trainer%handle)) status = nnc_train_free(trainer%handle)
+    sp = ""
+    if (present(spec)) sp = spec
+    opts = ""
+    if (present(options)) opts = trim(options) // ","
+    if (present(versions)) opts = opts // "versions=" // trim(versions) // ","
+    if (present(rendezvous)) opts = opts // "rendezvous=" // trim(rendezvous) // ","
+    if (present(rank)) then
+      write (num, '(i0)') rank
+      opts = opts // "rank=" // trim(num) // ","
+    end if
+    if (present(nranks)) then
+      write (num, '(i0)') nranks
+      opts = opts // "size=" // trim(num)
+    end if
+    call finish(nnc_train_create(trainer%handle, model%handle, to_c(sp), to_c(opts)), "nn_train_create", &
+        stat, errmsg)
+  end subroutine nn_train_create
+
+  !> The general form: inputs as nn_forward takes them, targets shaped like
+  !> the outputs. loss: the batch loss before the step (mean over ranks).
+  subroutine train_arrays(trainer, inputs, targets, loss, stat, errmsg)
+    type(nn_trainer), intent(in) :: trainer
+    type(nn_array), intent(in) :: inputs(:), targets(:)
+    real(real64), intent(out), optional :: loss
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    type(nnc_array) :: cin(size(inputs)), ctg(size(targets))
+    integer(c_int64_t), target :: sin(NNC_MAX_RANK, size(inputs)), stg(NNC_MAX_RANK, size(targets))
+    integer(c_int) :: status
+    real(real64) :: value
+    character(len=:), allocatable :: message
+    status = to_descriptors(inputs, cin, sin, "input", message)
+    if (status == NN_OK) status = to_descriptors(targets, ctg, stg, "target", message)
+    value = 0
+    if (status == NN_OK) status = nnc_train_step(trainer%handle, int(size(inputs), c_int), cin, &
+        int(size(targets), c_int), ctg, value)
+    if (present(loss)) loss = value
+    call finish(status, "nn_train_step", stat, errmsg, message)
+  end subroutine train_arrays
+
+  !> Put the trainer's weights into the running model (no recompilation); a new
+  !> weight version, named by the records made after it.
+  subroutine nn_train_sync(trainer, model, stat, errmsg)
+    type(nn_trainer), intent(in) :: trainer
+    type(nn_model), intent(in) :: model
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    call finish(nnc_train_sync(trainer%handle, model%handle), "nn_train_sync", stat, errmsg)
+  end subroutine nn_train_sync
+
+  !> The weight version last synced (0 before the first nn_train_sync).
+  integer function nn_train_version(trainer)
+    type(nn_trainer), intent(in) :: trainer
+    integer(c_int64_t) :: v
+    v = 0
+    if (nnc_train_version(trainer%handle, v) /= NN_OK) v = -1
+    nn_train_version = int(v)
+  end function nn_train_version
+
+  !> Save a checkpoint (weights, optimiser state, step count); Python reads it
+  !> with torch.load(path, weights_only=True).
+  subroutine nn_train_save(trainer, path, stat, errmsg)
+    type(nn_trainer), intent(in) :: trainer
+    character(len=*), intent(in) :: path
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    call finish(nnc_train_save(trainer%handle, to_c(path)), "nn_train_save", stat, errmsg)
+  end subroutine nn_train_save
+
+  !> Free a trainer (idempotent). The model keeps its synced weights.
+  subroutine nn_train_free(trainer, stat, errmsg)
+    type(nn_trainer), intent(inout) :: trainer
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    call finish(nnc_train_free(trainer%handle), "nn_train_free", stat, errmsg)
+  end subroutine nn_train_free
+
 !--- begin generated by fortran/generate.py: do not edit by hand
   !> Describe a real(real32) array of rank 0 to 5 for nn_forward, in place.
   function nn_array_real32(x) result(a)
@@ -543,6 +653,16 @@ contains
     call record_described(model, name, nn_array(x), stat, errmsg)
   end subroutine record_real32
 
+  !> One training step on one real(real32) input and one target of any rank 1 to 5.
+  subroutine train_real32(trainer, x, y, loss, stat, errmsg)
+    type(nn_trainer), intent(in) :: trainer
+    real(real32), intent(in), target :: x(..), y(..)
+    real(real64), intent(out), optional :: loss
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    call train_arrays(trainer, [nn_array(x)], [nn_array(y)], loss, stat, errmsg)
+  end subroutine train_real32
+
   !> Describe a real(real64) array of rank 0 to 5 for nn_forward, in place.
   function nn_array_real64(x) result(a)
     real(real64), intent(in), target :: x(..)
@@ -635,5 +755,15 @@ contains
     character(len=*), intent(out), optional :: errmsg
     call record_described(model, name, nn_array(x), stat, errmsg)
   end subroutine record_real64
+
+  !> One training step on one real(real64) input and one target of any rank 1 to 5.
+  subroutine train_real64(trainer, x, y, loss, stat, errmsg)
+    type(nn_trainer), intent(in) :: trainer
+    real(real64), intent(in), target :: x(..), y(..)
+    real(real64), intent(out), optional :: loss
+    integer, intent(out), optional :: stat
+    character(len=*), intent(out), optional :: errmsg
+    call train_arrays(trainer, [nn_array(x)], [nn_array(y)], loss, stat, errmsg)
+  end subroutine train_real64
 !--- end generated
 end module nn_closure

@@ -39,6 +39,7 @@ module nn_closure_c
   public :: nnc_model_load, nnc_model_free, nnc_model_forward, nnc_model_num_io, nnc_model_io
   public :: nnc_model_device, nnc_model_engine, nnc_record_start, nnc_record_array, nnc_record_stop
   public :: nnc_model_load_with, nnc_model_forward_fallback, nnc_model_stats, nnc_model_stats_summary
+  public :: nnc_train_create, nnc_train_step, nnc_train_sync, nnc_train_version, nnc_train_save, nnc_train_free
   public :: nnc_model_forward_on_device_fallback
 
   interface
@@ -165,5 +166,44 @@ module nn_closure_c
       character(kind=c_char), intent(out) :: buf(*)
       integer(c_size_t), value :: buflen
     end function nnc_model_stats_summary
+
+    ! ---- Online training
+    integer(c_int) function nnc_train_create(trainer, model, spec, options) bind(c, name="nnc_train_create")
+      import :: c_char, c_int, c_ptr
+      type(c_ptr), intent(out) :: trainer
+      type(c_ptr), value :: model
+      character(kind=c_char), intent(in) :: spec(*), options(*)
+    end function nnc_train_create
+
+    integer(c_int) function nnc_train_step(trainer, num_inputs, inputs, num_targets, targets, loss) &
+        bind(c, name="nnc_train_step")
+      import :: c_double, c_int, c_ptr, nnc_array
+      type(c_ptr), value :: trainer
+      integer(c_int), value :: num_inputs, num_targets
+      type(nnc_array), intent(in) :: inputs(*), targets(*)
+      real(c_double), intent(out) :: loss
+    end function nnc_train_step
+
+    integer(c_int) function nnc_train_sync(trainer, model) bind(c, name="nnc_train_sync")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: trainer, model
+    end function nnc_train_sync
+
+    integer(c_int) function nnc_train_version(trainer, version) bind(c, name="nnc_train_version")
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: trainer
+      integer(c_int64_t), intent(out) :: version
+    end function nnc_train_version
+
+    integer(c_int) function nnc_train_save(trainer, path) bind(c, name="nnc_train_save")
+      import :: c_char, c_int, c_ptr
+      type(c_ptr), value :: trainer
+      character(kind=c_char), intent(in) :: path(*)
+    end function nnc_train_save
+
+    integer(c_int) function nnc_train_free(trainer) bind(c, name="nnc_train_free")
+      import :: c_int, c_ptr
+      type(c_ptr), intent(inout) :: trainer
+    end function nnc_train_free
   end interface
 end module nn_closure_c

@@ -189,7 +189,10 @@ def compile_package(program, path, contract_text, configs):
     path = os.path.abspath(os.fspath(path))
     settings = {**configs, "aot_inductor.metadata": {"pyclosure_contract": contract_text},
                 "cpp.dynamic_threads": True, "aot_inductor.precompile_headers": False,
-                "cpp_cache_precompile_headers": False}
+                "cpp_cache_precompile_headers": False,
+                # Every weight stays a constant the loader can update (online training's sync);
+                # inductor would otherwise compile 1-D weights of up to 8 values into the code.
+                "always_keep_tensor_constants": True}
     folder = tempfile.mkdtemp(prefix=".export-", dir=os.path.dirname(path))
     start = time.perf_counter()
     try:

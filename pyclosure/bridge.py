@@ -299,3 +299,55 @@ class Model:
         buf = ffi.new("char[]", 4096)
         _check(lib.nnc_record_dir(self.handle, buf, 4096))
         return ffi.string(buf).decode() or None
+
+
+class Trainer:
+    """An online trainer bound to a :class:`Model`, through the C bridge (nnc_train_*), as Fortran uses it.
+
+        >>> trainer = Trainer(model, spec="my_spec.py:spec", lr=1e-3, versions="runs/versions")
+        >>> loss = trainer.step(x, y)      # numpy arrays, batch first, used in place
+        >>> trainer.sync(model)            # the model now runs the new weights
+        >>> trainer.save("runs/online.pt") # torch.load(..., weights_only=True) reads it
+
+    The training code is :class:`pyclosure.online.OnlineTrainer`, run by the bridge's
+    embedded-Python library (in a Python process, in this interpreter). ``options`` are
+    passed to the spec as strings (see :mod:`pyclosure.online`).
+    """
+
+    def __init__(self, model, spec=None, **options):
+        box = ffi.new("nnc_trainer *")
+        text = ",".join(f"{k}={v}" for k, v in options.items())
+        _check(lib.nnc_train_create(box, model.handle, (spec or "").encode(), text.encode()))
+        self._owner = box
+        self._box = ffi.gc(box, lib.nnc_train_free)
+
+    def step(self, inputs, targets):
+        """One optimiser step; ``inputs`` and ``targets`` are arrays or lists of arrays. The loss before it."""
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        targets = list(targets) if isinstance(targets, (list, tuple)) else [targets]
+        cin, ctg = ffi.new("nnc_array[]", len(inputs)), ffi.new("nnc_array[]", len(targets))
+        keep = _describe(inputs, cin, "input") + _describe(targets, ctg, "target")
+        loss = ffi.new("double *")
+        _check(lib.nnc_train_step(self._box[0], len(inputs), cin, len(targets), ctg, loss))
+        del keep
+        return loss[0]
+
+    def sync(self, model):
+        """Put the trainer's weights into ``model``; returns the new weight version."""
+        _check(lib.nnc_train_sync(self._box[0], model.handle))
+        return self.version
+
+    @property
+    def version(self):
+        """The weight version last synced (0 before the first sync)."""
+        v = ffi.new("int64_t *")
+        _check(lib.nnc_train_version(self._box[0], v))
+        return v[0]
+
+    def save(self, path):
+        """Save a checkpoint (weights, optimiser state); ``torch.load(path, weights_only=True)`` reads it."""
+        _check(lib.nnc_train_save(self._box[0], os.fsencode(os.fspath(path))))
+
+    def close(self):
+        """Free the trainer now (also done when collected). Idempotent."""
+        _check(lib.nnc_train_free(self._box))

@@ -69,7 +69,7 @@ def _replay(args):
     threads = None if args.threads == "recorded" else int(args.threads)
     report = replay(args.directory, args.model, threads=threads, device=args.device, use_torch=not args.no_torch,
                     budgets=not args.no_budgets, cell_update=args.cell_update, rtol=args.rtol,
-                    allow_other_model=args.allow_other_model, reference=args.reference)
+                    allow_other_model=args.allow_other_model, reference=args.reference, versions=args.versions)
     out = args.report or str(Path(args.directory) / "replay_report.json")
     Path(out).write_text(json.dumps(report, indent=1) + "\n")
     print(format_report(report))
@@ -139,6 +139,8 @@ def build_parser():
     p.add_argument("--reference", help="another export of the same weights (e.g. the TorchScript file beside a "
                                        ".pt2): its difference from the records is reported, never a failure")
     p.add_argument("--no-torch", action="store_true", help="replay through the bridge only")
+    p.add_argument("--versions", help="the weight versions an online-training run saved (its versions= folder): "
+                                      "each record is replayed with the version it names")
     p.add_argument("--no-budgets", action="store_true", help="skip the conservation budgets")
     p.set_defaults(func=_replay)
 

@@ -106,6 +106,12 @@ class UntrustedModelError(ClosureError):
     status = 15
 
 
+class TrainingError(ClosureError):
+    """Online training failed: the spec or the Python training code raised, or no Python (NNC_ERR_TRAIN)."""
+
+    status = 16
+
+
 class InternalError(ClosureError):
     """A bug in the bridge (NNC_ERR_INTERNAL): please report it."""
 
@@ -118,14 +124,15 @@ BY_STATUS = {
     for cls in (
         FileAccessError, ModelFormatError, BadDeviceError, DeviceUnavailableError, InvalidHandleError, ArgumentCountError,
         RankError, ShapeError, DtypeError, ArgumentError, ModelRuntimeError, NonFiniteError, RecordError,
-        OutOfMemoryError, UntrustedModelError, InternalError,
+        OutOfMemoryError, UntrustedModelError, TrainingError, InternalError,
     )
 }
 STATUS_NAMES = {
     "NNC_OK": 0, "NNC_ERR_IO": 1, "NNC_ERR_FORMAT": 2, "NNC_ERR_BAD_DEVICE": 3, "NNC_ERR_NO_DEVICE": 4,
     "NNC_ERR_HANDLE": 5, "NNC_ERR_NARGS": 6, "NNC_ERR_RANK": 7, "NNC_ERR_SHAPE": 8, "NNC_ERR_DTYPE": 9,
     "NNC_ERR_ARGUMENT": 10, "NNC_ERR_RUNTIME": 11, "NNC_ERR_NONFINITE": 12, "NNC_ERR_RECORD": 13,
-    "NNC_ERR_MEMORY": 14, "NNC_ERR_UNTRUSTED": 15, "NNC_ERR_INTERNAL": 99,
+    "NNC_ERR_MEMORY": 14, "NNC_ERR_UNTRUSTED": 15, "NNC_ERR_TRAIN": 16,
+    "NNC_ERR_INTERNAL": 99,
 }
 
 

@@ -55,7 +55,7 @@ import numpy as np
 from ._host import check_given, check_update
 from ._verdict import compare, outputs_verdict, tag_tolerance
 from .contract import read_contract
-from .errors import ArgumentError, ClosureError
+from .errors import ArgumentError, ClosureError, FileAccessError
 
 RECORD_SCHEMA = "pyclosure.record/1"
 STATUSES = ("equal", "within_tolerance", "mismatch", "budget_violation", "other_model", "corrupt", "partial")
@@ -131,10 +131,12 @@ class _Twin:
 class _Runner:
     """The model loaded once per path (bridge and torch, or the cffi twin), threads set per record."""
 
-    def __init__(self, model_path, device, use_torch, reference=None):
-        from .bridge import Model, version
+    def __init__(self, model_path, device, use_torch, reference=None, weights=None):
+        from .bridge import Model, Trainer, version
 
         self.bridge = Model(model_path, device=device)
+        if weights is not None:  # a weight version of an online run, synced in as the host did
+            Trainer(self.bridge, spec="pyclosure.online:weights_spec", weights=weights).sync(self.bridge)
         self.engine = self.bridge.engine
         self.bridge_libtorch = version()[1]
         self.torch_module = self.reference = None
@@ -144,6 +146,8 @@ class _Runner:
             self.torch = torch
         if use_torch:
             self.torch_module = self._load(model_path, device)
+            if weights is not None:
+                self.torch_module.load_state_dict(self.torch.load(str(weights), weights_only=True))
         if reference is not None:
             self.reference = self._load(reference, device)
         self.device = self.bridge.device
@@ -261,6 +265,7 @@ def replay_record(path, runner, *, threads=None, torch_version=None, contract=No
     set_num_threads(n_threads)
     entry["replay_threads"] = n_threads
     entry["recorded_engine"] = meta.get("engine", "torchscript")
+    entry["weights_version"] = meta.get("weights_version", 0)
     entry["paths"], entry["engines_agree"] = _run_paths(meta, runner, inputs, outputs, torch_version, rtol, n_threads)
     if runner.reference is not None:
         entry["reference"] = runner.reference_diff(inputs, outputs)
@@ -285,6 +290,28 @@ def replay_record(path, runner, *, threads=None, torch_version=None, contract=No
     return entry
 
 
+def _weights_version(path):
+    """(version, SHA-256) of the weights that made a record; (0, None) for the file's own."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            meta = json.loads(z.read("meta.json"))
+        return int(meta.get("weights_version", 0)), meta.get("weights_sha256")
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return 0, None  # replay_record reports the record as corrupt
+
+
+def _runner_for(path, runners, make, versions):
+    """The runner with the weight version the record names (made once per version)."""
+    version, sha = _weights_version(path)
+    if version and sha not in versions:
+        raise FileAccessError(f"{path}: recorded with weight version {version} (SHA-256 {sha[:16]}...), which "
+                              "the versions given do not hold: pass the run's versions folder (--versions)")
+    key = sha if version else None
+    if key not in runners:
+        runners[key] = make(versions[sha] if version else None)
+    return runners[key]
+
+
 def _sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -294,8 +321,12 @@ def _sha256(path):
 
 
 def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budgets=True, cell_update="exact",
-           rtol=None, allow_other_model=False, reference=None):
+           rtol=None, allow_other_model=False, reference=None, versions=None):
     """Replay every record under ``directory`` through ``model``; returns the report dict.
+
+    A record made after an online-training sync names its weight version; ``versions``
+    (the folder the run saved them in, see :mod:`pyclosure.online`) supplies them, and
+    each record is replayed with its own version's weights.
 
     Parameters
     ----------
@@ -317,7 +348,16 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
     complete, partial = find_records(directory)
     model = os.fspath(model)
     contract = read_contract(model)
+    known = {}
+    if versions is not None:
+        from .online import read_versions
+
+        known = read_versions(versions)
     runner = _Runner(model, device, use_torch, reference)
+    runners = {None: runner}
+
+    def make(weights):
+        return _Runner(model, device, use_torch, reference, weights)
     torch_version = None
     if use_torch and not _is_native(model):
         import torch
@@ -327,7 +367,8 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
 
     saved = get_num_threads()
     try:
-        records = [replay_record(p, runner, threads=threads, torch_version=torch_version, contract=contract,
+        records = [replay_record(p, _runner_for(p, runners, make, known), threads=threads,
+                                 torch_version=torch_version, contract=contract,
                                  budgets=budgets, cell_update=cell_update, rtol=rtol,
                                  allow_other_model=allow_other_model) for p in complete]
     finally:

@@ -44,6 +44,7 @@ enum nnc_status {
     NNC_ERR_RECORD = 13,        /**< recording failed (disk, cap, format) */
     NNC_ERR_MEMORY = 14,        /**< out of memory */
     NNC_ERR_UNTRUSTED = 15,     /**< a trusted list is set and the file is not on it */
+    NNC_ERR_TRAIN = 16,         /**< online training failed: the spec or the Python training code raised, or no Python */
     NNC_ERR_INTERNAL = 99       /**< a bug in the bridge: please report it */
 };
 
@@ -312,6 +313,75 @@ int nnc_record_stop(nnc_model model);
 
 /** The directory being recorded into ("" when not recording), into buf. */
 int nnc_record_dir(nnc_model model, char *buf, size_t buflen);
+
+/* ---- Online training ---------------------------------------------------
+ * A trainer, bound to a loaded model, trains a Python copy of the model's
+ * network while the host runs: each nnc_train_step runs pyclosure's Python
+ * training code (pyclosure.online) in an interpreter embedded in this
+ * process, on zero-copy views of the host's arrays (same layout convention
+ * as nnc_model_forward). Inference keeps running in the model's engine; new
+ * weights reach it only through nnc_train_sync. The interpreter is started
+ * by the first nnc_train_create (libpyclosure_train_embed, beside this
+ * library, is loaded then): a host that never trains never starts Python.
+ * Inside a Python process the running interpreter is used.
+ * A Python exception becomes a status (NNC_ERR_TRAIN, or the status of a
+ * pyclosure error, e.g. NNC_ERR_SHAPE) and its message, never an exit.
+ * Calls on one trainer must not overlap; nnc_train_sync must not run while
+ * another thread runs forward on the same model. */
+
+typedef struct nnc_trainer_s *nnc_trainer;
+
+/**
+ * Create a trainer for `model` from a training spec: "FILE.py:FUNCTION",
+ * "package.module:FUNCTION", or NULL/"" for pyclosure.online.default_spec
+ * (which trains the model file itself: a TorchScript .pt, Adam, MSE). The
+ * function gets a pyclosure.online.SpecContext and returns a TrainingSpec
+ * (module, optimizer, loss, ...). `options`: key=value pairs separated by
+ * commas or spaces, passed to the spec (lr=1e-3, seed=0, ...), plus:
+ *   versions=DIR  save every synced weight version (DIR/weights-vN.pt and its
+ *       SHA-256 in DIR/versions.json) for replay;
+ *   rank=R, size=N, rendezvous=FILE  data-parallel training over N processes
+ *       (torch.distributed, gloo on CPU): every rank calls create with the
+ *       same FILE (a path on a file system all ranks share, not existing yet).
+ *       A rank whose spec fails returns its own message; the others return
+ *       NNC_ERR_TRAIN naming it, none hangs.
+ * Errors: NNC_ERR_HANDLE (model), NNC_ERR_IO (spec file missing),
+ * NNC_ERR_ARGUMENT (bad option), NNC_ERR_TRAIN (spec raised, no Python).
+ */
+int nnc_train_create(nnc_trainer *trainer, nnc_model model, const char *spec, const char *options);
+
+/**
+ * One optimiser step on a batch: inputs as the model's forward takes them,
+ * targets shaped like the model's outputs (batch first). The arrays are
+ * viewed in place, not copied, and never written. *loss (may be NULL)
+ * receives the batch loss before the step (averaged over ranks).
+ * Errors: NNC_ERR_HANDLE, NNC_ERR_NARGS, NNC_ERR_SHAPE, NNC_ERR_DTYPE,
+ * NNC_ERR_NONFINITE (a NaN/Inf loss: the step is not applied), NNC_ERR_TRAIN.
+ */
+int nnc_train_step(nnc_trainer trainer, int num_inputs, const nnc_array *inputs, int num_targets,
+                   const nnc_array *targets, double *loss);
+
+/**
+ * Put the trainer's current weights into `model` (any model whose network
+ * has the trainer's parameter names and shapes) without recompiling:
+ * TorchScript copies each parameter in place, AOTInductor updates the
+ * package's constant buffer, native rebuilds its packed program. Each sync
+ * is a new weight version: records made after it name the version and its
+ * SHA-256. Nothing changes when any name or shape differs (NNC_ERR_SHAPE).
+ * Errors: NNC_ERR_HANDLE, NNC_ERR_SHAPE, NNC_ERR_TRAIN, NNC_ERR_IO (versions).
+ */
+int nnc_train_sync(nnc_trainer trainer, nnc_model model);
+
+/** The weight version last synced by this trainer (0 before the first sync). */
+int nnc_train_version(nnc_trainer trainer, int64_t *version);
+
+/** Save a checkpoint (module and optimiser state, step count, version) to
+ *  path with torch.save; torch.load(path, weights_only=True) reads it.
+ *  Errors: NNC_ERR_IO, NNC_ERR_TRAIN. */
+int nnc_train_save(nnc_trainer trainer, const char *path);
+
+/** Free a trainer and set *trainer to NULL. Freeing NULL (twice) is NNC_OK. */
+int nnc_train_free(nnc_trainer *trainer);
 
 #ifndef NNC_CFFI_CDEF
 #ifdef __cplusplus

@@ -64,6 +64,9 @@ void copy_string(const std::string &s, char *buf, size_t buflen) {
 }
 
 }  // namespace
+
+Model &live_model(nnc_model m) { return live(m); }
+
 }  // namespace nnc
 
 using nnc::Error;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,6 +45,14 @@ public:
     /// (same bits for any count). No allocation in steady state; throws nnc::Error.
     virtual void run_raw(int64_t batch, int num_inputs, const Dims *in_sizes, const void *const *in,
                          int num_outputs, const Dims *out_sizes, void *const *out, int threads);
+
+    /// Online training (nnc_train_sync): true when the engine takes new weights as
+    /// one packed program (native) instead of named tensors.
+    virtual bool takes_program() const { return false; }
+    /// Replace the weights: `weights` by their module names (dense CPU tensors), or
+    /// `program` (takes_program engines). Checks every name and shape first and
+    /// changes nothing on a mismatch (NNC_ERR_SHAPE). Default: NNC_ERR_ARGUMENT.
+    virtual void update_weights(const std::map<std::string, at::Tensor> &weights, const std::string &program);
 };
 
 /// Load options that concern the file itself, not the guardrails.
@@ -68,6 +77,11 @@ std::unique_ptr<Engine> open_native(const std::string &path, const std::string &
 constexpr char kNativeMagic[] = "PYCLNATV";
 /// True when the file at `path` starts with kNativeMagic (false when it cannot be read).
 bool is_native_file(const std::string &path);
+
+/// Check that `weights` has exactly the names, shapes and dtypes of the engine's
+/// `current` weights; throws NNC_ERR_SHAPE naming the first difference (model_weights.cpp).
+void match_weights(const std::map<std::string, at::Tensor> &current, const std::map<std::string, at::Tensor> &weights,
+                   const char *engine);
 
 /// A torch exception's message without the C++ backtrace, at most 4000 characters.
 std::string torch_message(const std::exception &e);

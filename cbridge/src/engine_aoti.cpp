@@ -221,6 +221,30 @@ public:
     bool needs_contiguous() const override { return true; }  // the package reads raw buffers
     bool runs_empty_batch() const override { return false; }  // compiled for batch >= 1
 
+    /// Update the package's constant buffer by the constants' original names
+    /// (AOTInductor's load_constants): a copy of the weights, no recompilation.
+    void update_weights(const std::map<std::string, at::Tensor> &weights, const std::string &) override {
+        auto *runner = loader_->get_runner();
+        const auto fqns = runner->getConstantNamesToOriginalFQNs();
+        const auto held = runner->extract_constants_map(false);
+        std::map<std::string, at::Tensor> current;
+        for (const auto &[internal, fqn] : fqns) {
+            auto it = held.find(fqn);
+            if (it == held.end()) it = held.find(internal);
+            if (it != held.end()) current[fqn] = it->second;
+        }
+        for (const auto &[name, t] : weights)
+            if (current.count(name) == 0)
+                throw Error(NNC_ERR_SHAPE, "the package holds no constant '" + name + "': either the trainer's module "
+                                           "is another architecture, or inductor compiled that weight into the "
+                                           "package's code (a package exported before pyclosure kept every weight a "
+                                           "constant): export the package again; nothing was changed");
+        match_weights(current, weights, "AOTInductor");
+        std::unordered_map<std::string, at::Tensor> update;
+        for (const auto &[fqn, t] : current) update[fqn] = weights.at(fqn).to(t.device()).clone();
+        loader_->load_constants(update, false, true);
+    }
+
     std::vector<at::Tensor> run(std::vector<at::Tensor> inputs) override {
         return loader_->boxed_run(std::move(inputs));
     }

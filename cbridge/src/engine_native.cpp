@@ -99,6 +99,29 @@ public:
         at::parallel_for(0, batch, grain, [&](int64_t begin, int64_t end) { run_range(ncells, in, y, begin, end); });
     }
 
+    bool takes_program() const override { return true; }
+
+    /// Swap in a program packed with the new weights (pyclosure._native.encode):
+    /// it must run the same network (dtype, window, sizes). No recompilation.
+    void update_weights(const std::map<std::string, at::Tensor> &, const std::string &program) override {
+        char msg[512] = {};
+        nnn_program *p = nullptr;
+        if (nnn_load(program.data(), program.size(), &p, msg, sizeof msg) != NNN_OK)
+            throw Error(NNC_ERR_SHAPE, std::string("the trainer's module does not make a valid native program: ") + msg);
+        std::unique_ptr<nnn_program, Free> next(p);
+        int64_t a_in = 0, a_out = 0, b_in = 0, b_out = 0;
+        const int64_t cells = window_ ? 16 : 0;
+        const bool same = nnn_dtype(p) == nnn_dtype(program_.get()) && (nnn_is_window(p) != 0) == window_ &&
+                          nnn_sizes(p, cells, &a_in, &a_out) == NNN_OK &&
+                          nnn_sizes(program_.get(), cells, &b_in, &b_out) == NNN_OK && a_in == b_in && a_out == b_out;
+        if (!same)
+            throw Error(NNC_ERR_SHAPE, "the trainer's module makes a native program of another shape or dtype than "
+                                       "the model's: another architecture; nothing was changed");
+        nnn_set_isa(p, nnn_isa(program_.get()), msg, sizeof msg);
+        work_bytes_ = std::max(work_bytes_, nnn_workspace_size(p));
+        program_.swap(next);
+    }
+
 private:
     struct Free {
         void operator()(nnn_program *p) const { nnn_free(p); }

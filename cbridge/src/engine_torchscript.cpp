@@ -60,6 +60,16 @@ public:
     bool needs_contiguous() const override { return false; }  // torch reads strides
     bool runs_empty_batch() const override { return true; }
 
+    /// Copy each parameter and buffer in place: no reload, no recompilation.
+    void update_weights(const std::map<std::string, at::Tensor> &weights, const std::string &) override {
+        std::map<std::string, at::Tensor> current;
+        for (const auto &p : module_.named_parameters(true)) current[p.name] = p.value;
+        for (const auto &b : module_.named_buffers(true)) current[b.name] = b.value;
+        match_weights(current, weights, "TorchScript");
+        torch::NoGradGuard no_grad;
+        for (auto &[name, t] : current) t.copy_(weights.at(name));
+    }
+
     std::vector<at::Tensor> run(std::vector<at::Tensor> inputs) override {
         std::vector<c10::IValue> args;
         args.reserve(inputs.size() + 1);  // + 1: the method puts the module in front, without reallocating

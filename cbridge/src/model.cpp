@@ -421,6 +421,7 @@ void Model::record_start(const std::string &dir, int every, int64_t max_bytes) {
     s.engine = impl_->engine->name();
     s.bridge = NNC_VERSION_STRING;
     impl_->recorder = std::make_unique<Recorder>(s);
+    impl_->recorder->set_weights(impl_->weights_version, impl_->weights_sha256);
 }
 
 bool Model::record_array(const std::string &name, const nnc_array &a) {

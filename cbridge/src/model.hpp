@@ -19,6 +19,12 @@ class Tensor;
 
 namespace nnc {
 
+/// One named weight array handed to Model::update_weights (caller's memory).
+struct NamedArray {
+    std::string name;
+    nnc_array array;
+};
+
 class Model {
 public:
     /// Load `path` onto `device` ("cpu", "cuda", "cuda:N", "auto") with guardrails.
@@ -52,6 +58,19 @@ public:
     /// The directory being recorded into, "" when not recording.
     std::string record_dir() const;
 
+    /// Online training (train.cpp, model_weights.cpp): the file, its engine's
+    /// contract ("" if none), whether the engine takes new weights as one packed
+    /// program (native) rather than by name.
+    const std::string &path() const;
+    std::string contract_json() const;
+    bool takes_program() const;
+    /// Put new weights into the running engine (nnc_train_sync): by name, or a
+    /// packed program. Checks everything first; throws NNC_ERR_SHAPE and changes
+    /// nothing when the network differs. Not while forward runs on another thread.
+    void update_weights(const std::vector<NamedArray> &weights, const std::string &program);
+    /// The weight version now running and its SHA-256 (named in later records).
+    void set_weights_version(int64_t version, const std::string &sha256);
+
 private:
     void run(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs, int num_fallback,
              const nnc_array *fallback, const nnc_array *flags, bool on_device,
@@ -73,6 +92,9 @@ private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+/// The model behind a live handle (api.cpp's registry); throws NNC_ERR_HANDLE.
+Model &live_model(nnc_model m);
 
 /// libtorch version "MAJOR.MINOR.PATCH"; thread-count control.
 const char *libtorch_version();

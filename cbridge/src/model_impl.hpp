@@ -30,6 +30,8 @@ struct Model::Impl {
     int ood_output = -1;                 // index of the OOD score output (ood policy on)
     double ood_threshold = 0.0;
     Stats stats;
+    int64_t weights_version = 0;         // nnc_train_sync's version (0: the file's weights)
+    std::string weights_sha256;
 };
 
 /// An input's or output's name in records: the contract's, else its index.

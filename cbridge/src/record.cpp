@@ -124,9 +124,17 @@ void Recorder::open(int64_t call, int threads, std::vector<NpyArray> inputs, std
     call_ = call;
     threads_ = threads;
     time_ = utc_now();
+    open_version_ = weights_version_;
+    open_sha256_ = weights_sha256_;
     inputs_ = std::move(inputs);
     outputs_ = std::move(outputs);
     host_.clear();
+}
+
+void Recorder::set_weights(int64_t version, const std::string &sha256) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    weights_version_ = version;
+    weights_sha256_ = sha256;
 }
 
 bool Recorder::add(NpyArray host) {
@@ -191,6 +199,9 @@ void Recorder::write_open() {
         ",\n  \"model_sha256\": \"" + model_sha256_ + "\",\n  \"device\": " + json::quote(setup_.device) +
         ",\n  \"threads\": " + std::to_string(threads_) + ",\n  \"libtorch\": " + json::quote(setup_.libtorch) +
         ",\n  \"engine\": " + json::quote(setup_.engine) +
+        (open_version_ > 0 ? ",\n  \"weights_version\": " + std::to_string(open_version_) +
+                                 ",\n  \"weights_sha256\": \"" + open_sha256_ + "\""
+                           : std::string()) +
         ",\n  \"bridge\": " + json::quote(setup_.bridge) + ",\n  \"arrays\": {\n    " + arrays + "\n  }\n}\n";
     size += static_cast<int64_t>(meta.size());
     auto clear = [&] {

@@ -47,6 +47,8 @@ public:
     bool add(NpyArray host);
     /// Write the open record and the final summary; recording ends.
     void finish();
+    /// The weight version (nnc_train_sync) and its SHA-256 that later calls run with.
+    void set_weights(int64_t version, const std::string &sha256);
 
     bool active() const;
     const std::string &dir() const { return setup_.dir; }
@@ -70,6 +72,8 @@ private:
     bool open_ = false;
     int64_t call_ = 0;
     int threads_ = 0;
+    int64_t weights_version_ = 0, open_version_ = 0;  // 0: the model file's own weights
+    std::string weights_sha256_, open_sha256_;
     std::string time_;
     std::vector<NpyArray> inputs_, outputs_, host_;
 };
