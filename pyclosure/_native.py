@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._files import publish
 from .lipschitz import LipschitzConv1d, LipschitzLinear
 from .models import PeriodicFluxClosure
 from .normalize import Normalizer
@@ -206,7 +207,7 @@ def write_atomic(path, data):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
