@@ -95,12 +95,14 @@ class RedNoiseClosure(nn.Module):
 
     Notes
     -----
-    ``noise`` is float64, shape (batch, O + 2): the current noise per output, the column's
-    key and its step count. Zeros mean "not started": on that call the column takes a key
-    from the seed, its row in the call and its first input value, and its noise
-    starts from the stationary distribution. Each call draws one standard normal per
-    output from a hash of (key, step), so a column's noise depends only on its own state,
-    never on the global RNG, the batch size or the thread count.
+    ``noise`` is float64, shape (batch, 2 O): the current noise per output, then a 32-bit
+    generator state per output. Zeros mean "not started": on that call each generator is
+    seeded from a hash of the seed, the column's row in the call and its first input value,
+    and the noise starts from the stationary distribution. Each call advances each
+    generator one step (a 32-bit linear congruential generator, whose upper bits make the
+    uniform) and turns it into a standard normal (``ndtri``): a column's noise depends only
+    on its own state, never on the global RNG, the batch size or the thread count, and a
+    call costs a few tensor operations.
     """
 
     def __init__(self, deterministic: nn.Module, phi, sigma, seed: int = 0):
@@ -128,17 +130,25 @@ class RedNoiseClosure(nn.Module):
     def forward(self, x: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
         mean = self.deterministic(x)
         n_out = mean.shape[1]
-        if noise.dim() != 2 or noise.shape[1] != n_out + 2:
-            raise ValueError("noise state must have shape (batch, outputs + 2): noise per output, key, step")
-        e, key, step = noise[:, :n_out], noise[:, n_out].to(torch.int64), noise[:, n_out + 1]
-        fresh = key == 0
-        key = torch.where(fresh, _column_keys(x, self.seed), key)
-        base = _hash((key + (((step.to(torch.int64) & 0xFFFFFFFF) * 0x5851F42D) & 0xFFFFFFFF)) & 0xFFFFFFFF)
-        outs = (torch.arange(n_out, dtype=torch.int64, device=x.device) * 0x2C1B3C6D) & 0xFFFFFFFF
-        h = _hash(base.unsqueeze(1) ^ outs.unsqueeze(0))
-        xi = torch.special.ndtri((h.to(torch.float64) + 0.5) * (1.0 / 4294967296.0))
-        e_next = torch.where(fresh.unsqueeze(1), self.sigma * xi, self.phi * e + self.innovation * xi)
-        state = torch.cat([e_next, key.to(torch.float64).unsqueeze(1), (step + 1.0).unsqueeze(1)], dim=1)
+        if noise.dim() != 2 or noise.shape[1] != 2 * n_out:
+            raise ValueError("noise state must have shape (batch, 2 * outputs): noise, then generator, per output")
+        e, gen = noise[:, :n_out], noise[:, n_out:].to(torch.int64)
+        fresh = gen == 0
+        # TorchScript (what the bridge runs) skips the seeding once every column has a
+        # generator; traced and exported graphs (.pt2) cannot branch on data: they always seed.
+        started = False
+        if torch.jit.is_scripting():
+            started = not bool(fresh.any())
+        if not started:
+            outs = torch.arange(n_out, dtype=torch.int64, device=x.device).unsqueeze(0)
+            keys = _hash(_column_keys(x, self.seed).unsqueeze(1) ^ outs) | 1
+            gen = torch.where(fresh, keys, gen)
+        gen = (gen * 1664525 + 1013904223) & 0xFFFFFFFF  # one LCG step (Numerical Recipes)
+        xi = torch.special.ndtri((gen.to(torch.float64) + 0.5) * (1.0 / 4294967296.0))
+        e_next = self.phi * e + self.innovation * xi
+        if not started:
+            e_next = torch.where(fresh, self.sigma * xi, e_next)
+        state = torch.cat([e_next, gen.to(torch.float64)], dim=1)
         return mean + e_next.to(mean.dtype), state
 
     @torch.jit.unused
@@ -155,7 +165,7 @@ class RedNoiseClosure(nn.Module):
         c["meaning"] = meaning
         c.pop("lipschitz_bound", None)  # the noise is not a function of x
         c["state"] = [{"input": self.state_name, "output": self.state_name + "_next", "init": "zeros",
-                       "layout": "noise per output, column key, step count (float64)"}]
+                       "layout": "noise per output, then a generator state per output (float64)"}]
         return c
 
 

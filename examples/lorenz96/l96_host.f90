@@ -7,7 +7,7 @@
 !> keeps the state the last stage returned.
 !>
 !> Usage: l96_host MODEL NSTATE NSTEPS OUT
-!>   NSTATE 0 for a deterministic closure, else the state rows per point (3 for AR(1)
+!>   NSTATE 0 for a deterministic closure, else the state rows per point (2 for AR(1)
 !>   noise on one output); writes X after NSTEPS steps of dt = 0.005 to OUT (raw real64)
 !>   and prints "l96_host: done" and the seconds spent in closure calls.
 program l96_host
