@@ -382,9 +382,10 @@ def export(module, path, example_inputs, *, format=None, input_names=None, outpu
     if format == "native":
         from ._native import export_native
 
-        if signature[0].get("state"):
-            raise ValueError(f"{type(module).__name__} is a stateful closure (state {signature[0]['state'][0]['input']!r}"
-                             " in, next state out); the native engine does not run it: export a .pt2 or .pt")
+        state = signature[0].get("state")
+        if state:
+            raise ValueError(f"{type(module).__name__} is a stateful closure (state {state[0]['input']!r} in, "
+                             "next state out); the native engine does not run it: export a .pt2 or .pt")
 
         start = time.perf_counter()
         contract = export_native(module, path, signature[1], input_names=signature[2],
