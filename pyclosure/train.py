@@ -69,6 +69,10 @@ def split_indices(n: int, val_fraction: float, split: str = "blocked", seed: int
     validation loss then tracks the training loss and early stopping cannot fire).
     ``"random"``: a seeded permutation, for samples that are independent of each other.
     """
+    return _split(n, val_fraction, split, torch.Generator().manual_seed(seed))
+
+
+def _split(n: int, val_fraction: float, split: str, generator: torch.Generator):
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if not 0.0 <= val_fraction < 1.0:
@@ -76,7 +80,7 @@ def split_indices(n: int, val_fraction: float, split: str = "blocked", seed: int
     n_val = round(n * val_fraction) if n > 1 else 0
     if split == "blocked":
         return torch.arange(n - n_val), torch.arange(n - n_val, n)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    perm = torch.randperm(n, generator=generator)
     return perm[n_val:], perm[:n_val]
 
 
@@ -91,10 +95,12 @@ def _loss_on(module, loss_fn, xs, y, idx, batch_size) -> float:
     return total / len(idx)
 
 
-def _with_validation(xs: tuple, y: Tensor, val_data, val_fraction: float, split: str, seed: int):
-    """(inputs, targets, train indices, validation indices): ``val_data`` appended, or a split."""
+def _with_validation(xs: tuple, y: Tensor, val_data, val_fraction: float, split: str,
+                     gen: torch.Generator):
+    """(inputs, targets, train indices, validation indices): ``val_data`` appended, or a split
+    (a random one drawn from ``gen``, which then shuffles the epochs)."""
     if val_data is None:
-        return (xs, y, *split_indices(len(y), val_fraction, split, seed))
+        return (xs, y, *_split(len(y), val_fraction, split, gen))
     if not isinstance(val_data, tuple | list) or len(val_data) != 2:
         raise TypeError("val_data must be (inputs, targets), as the training data is given")
     vxs, vy = _as_tuple(val_data[0]), val_data[1]
@@ -108,20 +114,20 @@ def _with_validation(xs: tuple, y: Tensor, val_data, val_fraction: float, split:
 def _train(module: nn.Module, saved: nn.Module, xs: tuple, y: Tensor, loss_fn, epochs: int,
            batch_size: int, lr: float, split: tuple, patience: int, seed: int,
            progress: bool, checkpoint_path, history_path, desc: str) -> History:
-    xs, y, train_idx, val_idx = _with_validation(xs, y, *split, seed)
+    gen = torch.Generator().manual_seed(seed)
+    xs, y, train_idx, val_idx = _with_validation(xs, y, *split, gen)
     # Subnormal gradients near convergence slow CPU training ~10x; flush them meanwhile.
     torch.set_flush_denormal(True)
     try:
         return _loop(module, saved, xs, y, loss_fn, epochs, batch_size, lr, train_idx, val_idx,
-                     patience, seed, progress, checkpoint_path, history_path, desc)
+                     patience, seed, gen, progress, checkpoint_path, history_path, desc)
     finally:
         torch.set_flush_denormal(False)
 
 
 def _loop(module, saved, xs, y, loss_fn, epochs, batch_size, lr, train_idx, val_idx, patience,
-          seed, progress, checkpoint_path, history_path, desc) -> History:
+          seed, gen, progress, checkpoint_path, history_path, desc) -> History:
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=lr)
     hist, best_state, since_best = History(), copy.deepcopy(saved.state_dict()), 0
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
