@@ -198,7 +198,7 @@ contains
     engine = from_c(buf)
   end function nn_engine
 
-  !> Set libtorch's intra-op thread count (before the host starts its threads).
+  !> Set the intra-op thread count of every later call (default: NN_CLOSURE_NUM_THREADS, else 1).
   subroutine nn_set_num_threads(n, stat, errmsg)
     integer, intent(in) :: n
     integer, intent(out), optional :: stat
@@ -206,7 +206,7 @@ contains
     call finish(nnc_set_num_threads(int(n, c_int)), "nn_set_num_threads", stat, errmsg)
   end subroutine nn_set_num_threads
 
-  !> libtorch's intra-op thread count.
+  !> The intra-op thread count calls run with.
   integer function nn_get_num_threads()
     integer(c_int) :: n, status
     status = nnc_get_num_threads(n)

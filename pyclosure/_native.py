@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._files import publish
 from ._native_twin import arith
 from .lipschitz import LipschitzConv1d, LipschitzLinear
 from .models import (
@@ -286,7 +287,7 @@ def write_atomic(path, data):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise

@@ -16,6 +16,8 @@ import warnings
 
 import torch
 
+from ._files import publish
+
 #: CPU feature names a contract may list, in this order.
 CPU_FEATURES = ("sse4_2", "avx", "avx2", "fma", "f16c", "bmi", "bmi2",
                 "avx512f", "avx512bw", "avx512dq", "avx512vl")
@@ -200,7 +202,7 @@ def compile_package(program, path, contract_text, configs):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
             aoti_compile_and_package(program, package_path=built, inductor_configs=settings)
-        os.replace(built, path)
+        publish(built, path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return time.perf_counter() - start

@@ -45,12 +45,13 @@ def version():
 
 
 def set_num_threads(n):
-    """Set libtorch's intra-op thread count (before other threads start calling)."""
+    """Set the intra-op thread count of every later call, on every thread (default:
+    ``NN_CLOSURE_NUM_THREADS``, else 1)."""
     _check(lib.nnc_set_num_threads(int(n)))
 
 
 def get_num_threads():
-    """libtorch's intra-op thread count."""
+    """The intra-op thread count calls run with."""
     n = ffi.new("int *")
     _check(lib.nnc_get_num_threads(n))
     return n[0]

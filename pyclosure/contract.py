@@ -193,7 +193,7 @@ def _engine_line(contract):
 def describe(contract):
     """A few human-readable lines about a contract (used by ``pyclosure info``)."""
 
-    def dims(shape):
+    def extents(shape):
         out = []
         for d in shape:
             if isinstance(d, dict):
@@ -201,7 +201,13 @@ def describe(contract):
                 out.append(f"{d['input']}[{d['dim']}]" + (f"{off:+d}" if off else ""))
             else:
                 out.append(":" if d < 0 else str(d))
-        return "(batch" + "".join(", " + x for x in out) + ")"
+        return out
+
+    def dims(shape):
+        return "(batch" + "".join(", " + x for x in extents(shape)) + ")"
+
+    def fortran(shape):  # the same array as a Fortran host declares it: torch order reversed
+        return "(" + "".join(x + ", " for x in reversed(extents(shape))) + "ncol)"
 
     header = (f"pyclosure contract {contract.get('schema')}, written by pyclosure "
               f"{contract.get('pyclosure_version')} with torch {contract.get('torch_version')}")
@@ -218,8 +224,9 @@ def describe(contract):
             free = [f"dim {d}: {_extent_range(r)}" for d, r in enumerate(io.get("ranges") or []) if r is not None]
             if free:
                 extra += "  sizes " + ", ".join(free)
-            lines.append(f"  {io['name']:<16} {io.get('dtype', '?'):<8} torch {dims(io['shape'])}{extra}")
-    for key in ("weights_sha256", "training_data", "lipschitz_bound", "ood"):
-        if contract.get(key) is not None:
+            lines.append(f"  {io['name']:<16} {io.get('dtype', '?'):<8} torch {dims(io['shape'])}{extra}"
+                         f"  Fortran {fortran(io['shape'])}")
+    for key in ("weights_sha256", "training_data", "lipschitz_bound", "ood", "state", "extra"):
+        if contract.get(key) not in (None, [], {}):
             lines.append(f"{key}: {json.dumps(contract[key], sort_keys=True)}")
     return "\n".join(lines)

@@ -5,18 +5,22 @@ Coarse-graining of a fine field ``u`` (last axis: ``n_fine`` periodic cells) by 
 flux of Burgers-type advection ``tau = 0.5 * (filter(u*u) - filter(u)**2)`` at coarse faces
 (see :func:`subgrid_flux`). :class:`ArrayDataset` reads ``.npz`` (numpy) and NetCDF
 (through xarray, optional) whole into a torch ``Dataset``; data larger than memory streams
-through :class:`pyclosure.stream.StreamDataset`.
+through :class:`pyclosure.stream.StreamDataset`. :func:`subgrid_tendency` turns a coarse
+trajectory into tendency targets, with a stated choice of time difference.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ArrayDataset", "box_filter", "coarsen", "spectral_filter", "subgrid_flux"]
+__all__ = ["ArrayDataset", "ForwardDifferenceWarning", "box_filter", "coarsen", "spectral_filter",
+           "subgrid_flux", "subgrid_tendency"]
 
 
 def box_filter(u: np.ndarray, width: int) -> np.ndarray:
@@ -109,6 +113,72 @@ def subgrid_flux(u: np.ndarray, factor: int, filter: str = "box",
     right = np.arange(n_coarse) * factor
     tau_faces = 0.5 * (tau[..., right - 1] + tau[..., right])
     return coarsen(u, factor), tau_faces
+
+
+class ForwardDifferenceWarning(UserWarning):
+    """Tendency targets from a forward difference carry the resolved dynamics' time error."""
+
+
+DIFFERENCES = ("centred", "step", "forward")
+
+
+def subgrid_tendency(trajectory, dt: float, resolved: Callable | None = None,
+                     difference: str = "centred", step: Callable | None = None):
+    """Subgrid tendency targets from a coarse trajectory: what the closure must add.
+
+    Parameters
+    ----------
+    trajectory : array, shape (T, ...)
+        Coarse states (coarse-grained truth) every ``dt``, time first.
+    dt : float
+        Time between consecutive states.
+    resolved : callable(states) -> tendencies, optional
+        The coarse model's own right-hand side without closure, on states shaped
+        ``(n, ...)``; for ``"centred"`` and ``"forward"``.
+    difference : {"centred", "step", "forward"}
+        ``"centred"`` (default): at states ``1 .. T-2``,
+        ``(X[n+1] - X[n-1]) / (2 dt) - resolved(X[n])``; its error in ``dX/dt`` is
+        ``O(dt**2)``.
+        ``"step"``: at states ``0 .. T-2``, ``(X[n+1] - step(X[n])) / dt`` with ``step``
+        the host's own time step without closure: the tendency that, added as
+        ``dt * U`` after the host's step, reproduces the trajectory exactly, time-stepping
+        error included (consistent with a host that applies the closure that way).
+        ``"forward"``: at states ``0 .. T-2``, ``(X[n+1] - X[n]) / dt - resolved(X[n])``.
+        Its ``O(dt)`` error, ``dt/2 d2X/dt2``, is mostly the resolved dynamics' own
+        curvature, not subgrid physics; a closure trained on it learns that error too,
+        and can score better a priori yet worse in the coupled run. It warns
+        (:class:`ForwardDifferenceWarning`).
+    step : callable(states) -> next states, optional
+        For ``"step"``.
+
+    Returns
+    -------
+    states, targets : arrays, each (T - 2, ...) for "centred", (T - 1, ...) otherwise
+        Aligned in time: ``targets[i]`` belongs to ``states[i]``.
+    """
+    x = np.asarray(trajectory, dtype=np.float64)
+    if x.ndim < 1 or x.shape[0] < 3:
+        raise ValueError(f"trajectory needs at least 3 states along axis 0, got shape {x.shape}")
+    if not dt > 0:
+        raise ValueError(f"dt must be > 0, got {dt}")
+    if difference not in DIFFERENCES:
+        raise ValueError(f"difference must be one of {DIFFERENCES}, got {difference!r}")
+    needs = "step" if difference == "step" else "resolved"
+    fn = step if difference == "step" else resolved
+    if fn is None:
+        raise ValueError(f"difference={difference!r} needs {needs}=")
+    if difference == "centred":
+        states = x[1:-1]
+        return states, (x[2:] - x[:-2]) / (2 * dt) - np.asarray(fn(states))
+    states = x[:-1]
+    if difference == "step":
+        return states, (x[1:] - np.asarray(fn(states))) / dt
+    warnings.warn("forward-difference tendency targets carry the resolved dynamics' O(dt) "
+                  "time-stepping error (dt/2 d2X/dt2); a closure trained on them can look "
+                  "better a priori and do worse coupled. Use difference='centred' or 'step', "
+                  "or train a posteriori (pyclosure.train.fit_a_posteriori)",
+                  ForwardDifferenceWarning, stacklevel=2)
+    return states, (x[1:] - x[:-1]) / dt - np.asarray(fn(states))
 
 
 def _load_npz(path: Path) -> dict:

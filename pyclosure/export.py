@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from . import _pt2
+from ._files import publish
 from .contract import EXTRA_FILE, SCHEMA
 
 
@@ -174,7 +175,47 @@ def _signature(module, example_inputs, input_names, variable_dims):
     unknown = set(variable) - set(input_names)
     if unknown:
         raise ValueError(f"variable_dims names unknown inputs {sorted(unknown)}; inputs are {input_names}")
+    _check_dtypes(module, inputs, input_names)
     return meta, inputs, input_names, variable
+
+
+def _check_dtypes(module, inputs, input_names):
+    """A float module fed examples of another float dtype gets a message saying what to change."""
+    kinds = {p.dtype for p in module.parameters() if p.is_floating_point()}
+    if len(kinds) != 1:
+        return
+    (kind,) = kinds
+    try:
+        with torch.no_grad():
+            module(*inputs)
+    except RuntimeError as exc:
+        wrong = [(n, x.dtype) for n, x in zip(input_names, inputs) if x.is_floating_point() and x.dtype != kind]
+        if not wrong:
+            raise
+        listed = ", ".join(f"'{n}' is {_dtype_name(d)}" for n, d in wrong)
+        raise TypeError(f"the module's parameters are {_dtype_name(kind)} but example input {listed}: pass "
+                        f"{_dtype_name(kind)} examples (x.to(torch.{_dtype_name(kind)})), or convert the module "
+                        f"(module.to(torch.{_dtype_name(wrong[0][1])})); the exported file's dtypes are the "
+                        f"examples'. torch said: {exc}") from exc
+
+
+def _dtype_name(dtype):
+    return str(dtype).replace("torch.", "")
+
+
+def _state(meta, input_names, output_names, inputs, outputs):
+    """The contract's ``state`` pairs, checked: named input and output, same dtype and shape."""
+    pairs = list(meta.get("state", []))
+    for pair in pairs:
+        i, o = pair.get("input"), pair.get("output")
+        if i not in input_names or o not in output_names:
+            raise ValueError(f"state pair {pair} names an unknown input or output; inputs are {input_names}, "
+                             f"outputs {output_names}")
+        x, y = inputs[input_names.index(i)], outputs[output_names.index(o)]
+        if x.dtype != y.dtype or tuple(x.shape) != tuple(y.shape):
+            raise ValueError(f"state input '{i}' is {_dtype_name(x.dtype)} {tuple(x.shape)} but state output "
+                             f"'{o}' is {_dtype_name(y.dtype)} {tuple(y.shape)}: they must match")
+    return pairs
 
 
 def _contract(module, meta, run, inputs, input_names, variable, format, described):
@@ -213,6 +254,7 @@ def _contract(module, meta, run, inputs, input_names, variable, format, describe
         "training_data": data_fingerprint(training_data) if training_data is not None else None,
         "lipschitz_bound": meta.get("lipschitz_bound"),
         "ood": meta.get("ood"),
+        "state": _state(meta, input_names, output_names, inputs, outputs),
         "extra": {**meta.get("extra", {}), **(described["extra"] or {})},
     }
 
@@ -241,7 +283,7 @@ def _torchscript(module, path, signature, described, method):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.*")
             torch.jit.save(compiled, tmp, _extra_files={EXTRA_FILE: text})
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -361,6 +403,11 @@ def export(module, path, example_inputs, *, format=None, input_names=None, outpu
                  "extra": extra}
     if format == "native":
         from ._native import export_native
+
+        state = signature[0].get("state")
+        if state:
+            raise ValueError(f"{type(module).__name__} is a stateful closure (state {state[0]['input']!r} in, "
+                             "next state out); the native engine does not run it: export a .pt2 or .pt")
 
         start = time.perf_counter()
         contract = export_native(module, path, signature[1], input_names=signature[2],

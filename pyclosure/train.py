@@ -1,6 +1,7 @@
 """Training closures: a priori (fit fluxes) and a posteriori (fit unrolled trajectories).
 
-Both loops are seeded and deterministic on CPU, split train/validation, stop early when
+Both loops are seeded and deterministic on CPU, split train/validation (by default in time:
+the last samples validate, see :func:`split_indices`), stop early when
 the validation loss stops improving, restore the best weights, show an optional tqdm bar,
 and can save the best ``state_dict`` (``torch.save``; reload with
 ``torch.load(path, weights_only=True)``) and the loss history as JSON, and resume.
@@ -27,7 +28,7 @@ from tqdm.auto import tqdm
 from . import distributed as _dist
 from .stream import StreamDataset
 
-__all__ = ["History", "fit", "fit_a_posteriori", "load_checkpoint", "unroll"]
+__all__ = ["History", "fit", "fit_a_posteriori", "load_checkpoint", "split_indices", "unroll"]
 
 
 @dataclass
@@ -61,9 +62,30 @@ def _history_path(checkpoint_path, history_path):
     return None
 
 
-def _split(n: int, val_fraction: float, generator: torch.Generator):
-    perm = torch.randperm(n, generator=generator)
+SPLITS = ("blocked", "random")
+
+
+def split_indices(n: int, val_fraction: float, split: str = "blocked", seed: int = 0):
+    """Training and validation sample indices, as :func:`fit` chooses them.
+
+    ``"blocked"`` (the default): samples are taken to be in time order, and validation is
+    the last ``val_fraction`` of them, one contiguous block, so no validation sample has a
+    training sample a time step away (a random split puts neighbours on both sides, the
+    validation loss then tracks the training loss and early stopping cannot fire).
+    ``"random"``: a seeded permutation, for samples that are independent of each other.
+    """
+    return _split(n, val_fraction, split, torch.Generator().manual_seed(seed))
+
+
+def _split(n: int, val_fraction: float, split: str, generator: torch.Generator):
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     n_val = round(n * val_fraction) if n > 1 else 0
+    if split == "blocked":
+        return torch.arange(n - n_val), torch.arange(n - n_val, n)
+    perm = torch.randperm(n, generator=generator)
     return perm[n_val:], perm[:n_val]
 
 
@@ -78,13 +100,30 @@ def _loss_on(module, loss_fn, xs, y, idx, batch_size) -> float:
     return total / len(idx)
 
 
-class _Tensors:
-    """In-memory samples: the random split, and each epoch's shuffled batches (this rank's share)."""
+def _with_validation(xs: tuple, y: Tensor, val_data, val_fraction: float, split: str,
+                     gen: torch.Generator):
+    """(inputs, targets, train indices, validation indices): ``val_data`` appended, or a split
+    (a random one drawn from ``gen``, which then shuffles the epochs)."""
+    if val_data is None:
+        return (xs, y, *_split(len(y), val_fraction, split, gen))
+    if not isinstance(val_data, tuple | list) or len(val_data) != 2:
+        raise TypeError("val_data must be (inputs, targets), as the training data is given")
+    vxs, vy = _as_tuple(val_data[0]), val_data[1]
+    if len(vxs) != len(xs):
+        raise ValueError(f"val_data has {len(vxs)} input(s), the training data {len(xs)}")
+    n, m = len(y), len(vy)
+    xs = tuple(torch.cat([a, b]) for a, b in zip(xs, vxs))
+    return xs, torch.cat([y, vy]), torch.arange(n), torch.arange(n, n + m)
 
-    def __init__(self, xs, y, val_fraction, batch_size, seed):
-        self.xs, self.y, self.batch_size = xs, y, batch_size
+
+class _Tensors:
+    """In-memory samples: the split (or ``val_data``), and each epoch's shuffled batches (this
+    rank's share)."""
+
+    def __init__(self, xs, y, validation, batch_size, seed):
+        self.batch_size = batch_size
         self.gen = torch.Generator().manual_seed(seed)
-        self.train_idx, self.val_idx = _split(len(y), val_fraction, self.gen)
+        self.xs, self.y, self.train_idx, self.val_idx = _with_validation(xs, y, *validation, self.gen)
 
     def train_batches(self, epoch):
         order = self.train_idx[torch.randperm(len(self.train_idx), generator=self.gen)]
@@ -112,7 +151,11 @@ class _Tensors:
 class _Streamed:
     """A :class:`~pyclosure.stream.StreamDataset`, split by chunks into training and validation."""
 
-    def __init__(self, data, val_fraction, batch_size, num_workers):
+    def __init__(self, data, validation, batch_size, num_workers):
+        val_data, val_fraction, split = validation
+        if val_data is not None or split != "blocked":
+            raise ValueError("a StreamDataset validates on its last chunks (the latest times): give "
+                             "val_fraction, not val_data or split")
         self.train, self.val = data.split(val_fraction) if val_fraction > 0 else (data, None)
         self.batch_size, self.num_workers = batch_size, num_workers
 
@@ -218,21 +261,22 @@ def _loop(module, saved, data, loss_fn, epochs, lr, patience, seed, progress, ch
     return hist
 
 
-def _source(inputs, targets, val_fraction, batch_size, seed, num_workers):
+def _source(inputs, targets, validation, batch_size, seed, num_workers):
     if isinstance(inputs, StreamDataset):
         if targets is not None:
             raise ValueError("a StreamDataset carries its target: call fit(model, data) without targets")
-        return _Streamed(inputs, val_fraction, batch_size, num_workers)
+        return _Streamed(inputs, validation, batch_size, num_workers)
     if targets is None:
         raise ValueError("fit needs targets, unless inputs is a pyclosure.stream.StreamDataset")
-    return _Tensors(_as_tuple(inputs), targets, val_fraction, batch_size, seed)
+    return _Tensors(_as_tuple(inputs), targets, validation, batch_size, seed)
 
 
 def fit(model: nn.Module, inputs, targets: Tensor | None = None, *,
         loss_fn: Callable = _mse, epochs: int = 200, batch_size: int = 64,
-        lr: float = 1e-3, val_fraction: float = 0.2, patience: int = 20, seed: int = 0,
-        progress: bool = True, checkpoint_path=None, history_path=None, resume: bool = False,
-        distributed: bool | None = None, num_workers: int = 0) -> History:
+        lr: float = 1e-3, val_fraction: float = 0.2, split: str = "blocked", val_data=None,
+        patience: int = 20, seed: int = 0, progress: bool = True, checkpoint_path=None,
+        history_path=None, resume: bool = False, distributed: bool | None = None,
+        num_workers: int = 0) -> History:
     """A priori training: fit ``model(*inputs)`` to ``targets``.
 
     Parameters
@@ -245,10 +289,19 @@ def fit(model: nn.Module, inputs, targets: Tensor | None = None, *,
     loss_fn : callable(prediction, target) -> scalar Tensor
         Mean squared error by default; use :func:`pyclosure.uncertainty.gaussian_nll`
         for a model returning ``(mean, std)``.
-    val_fraction, patience : float, int
-        Validation share, and how many epochs in a row without a new best
-        validation loss are tolerated: the next one stops training (with the
-        best at epoch ``b``, the last epoch run is ``b + patience + 1``).
+    val_fraction, split : float, {"blocked", "random"}
+        Validation share, and how it is chosen (:func:`split_indices`). The default
+        ``"blocked"`` takes samples to be in time order and validates on the last
+        ``val_fraction`` of them: neighbouring time steps are nearly the same sample,
+        and a random split would validate on the training data. Use ``"random"`` only
+        for independent samples.
+    val_data : (inputs, targets), optional
+        Validation data of its own (another period, other runs); then nothing is split
+        off and ``val_fraction`` and ``split`` are ignored.
+    patience : int
+        How many epochs in a row without a new best validation loss are tolerated:
+        the next one stops training (with the best at epoch ``b``, the last epoch run
+        is ``b + patience + 1``; ``History.stopped_early`` says it happened).
     seed : int
         Seeds the split, the shuffling and the global RNG (dropout).
     progress : bool
@@ -275,7 +328,7 @@ def fit(model: nn.Module, inputs, targets: Tensor | None = None, *,
         The model is left with its best-validation weights.
     """
     _dist.setup(distributed)
-    data = _source(inputs, targets, val_fraction, batch_size, seed, num_workers)
+    data = _source(inputs, targets, (val_data, val_fraction, split), batch_size, seed, num_workers)
     return _train(model, model, data, loss_fn, epochs, lr, patience, seed, progress,
                   checkpoint_path, history_path, "a priori", resume)
 
@@ -300,9 +353,9 @@ class _Unrolled(nn.Module):
 
 def fit_a_posteriori(closure: nn.Module, step: Callable, trajectories: Tensor, *, k: int = 10,
                      loss_fn: Callable = _mse, epochs: int = 50, batch_size: int = 16,
-                     lr: float = 1e-3, val_fraction: float = 0.2, patience: int = 10,
-                     seed: int = 0, progress: bool = True, checkpoint_path=None,
-                     history_path=None, resume: bool = False,
+                     lr: float = 1e-3, val_fraction: float = 0.2, split: str = "blocked",
+                     patience: int = 10, seed: int = 0, progress: bool = True,
+                     checkpoint_path=None, history_path=None, resume: bool = False,
                      distributed: bool | None = None) -> History:
     """A posteriori training: backpropagate through ``k`` steps of a differentiable solver.
 
@@ -317,6 +370,9 @@ def fit_a_posteriori(closure: nn.Module, step: Callable, trajectories: Tensor, *
         (its first state the initial condition, the rest the targets).
     k : int
         Unroll length.
+    val_fraction, split
+        As :func:`fit`; windows are ordered trajectory by trajectory, in time, so the
+        blocked default validates on the last windows of the last trajectories.
     resume, distributed : as for :func:`fit`.
 
     Returns
@@ -328,12 +384,18 @@ def fit_a_posteriori(closure: nn.Module, step: Callable, trajectories: Tensor, *
     windows = windows.movedim(-1, 2).reshape(-1, k + 1, *trajectories.shape[2:])
     wrapped = _Unrolled(closure, step, k)
     _dist.setup(distributed)
-    data = _Tensors((windows[:, 0],), windows[:, 1:], val_fraction, batch_size, seed)
+    data = _Tensors((windows[:, 0],), windows[:, 1:], (None, val_fraction, split), batch_size, seed)
     return _train(wrapped, closure, data, loss_fn, epochs, lr, patience, seed, progress,
                   checkpoint_path, history_path, "a posteriori", resume)
 
 
 def load_checkpoint(model: nn.Module, path) -> nn.Module:
-    """Load a ``state_dict`` saved by :func:`fit` (``weights_only=True``) into ``model``."""
+    """Load a ``state_dict`` saved by :func:`fit` (``weights_only=True``) into ``model``.
+
+    ``model`` must be built as the trained one was, normalisers included: their buffers
+    are loaded, so give them the trained shapes, e.g. ``Normalizer(torch.zeros(F),
+    torch.ones(F))`` for one fitted with ``per="feature"`` on F features, ``(C, 1)`` for
+    ``per="channel"`` on C channels, ``(1,)`` otherwise. A mismatch names the buffer.
+    """
     model.load_state_dict(torch.load(str(path), weights_only=True))
     return model

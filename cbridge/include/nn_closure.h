@@ -128,11 +128,12 @@ const char *nnc_last_error(void);
  *  buflen-1 bytes). For Fortran callers. */
 int nnc_last_error_copy(char *buf, size_t buflen);
 
-/** Set libtorch's intra-op thread count (n >= 1). A thread takes the count at its
- *  first parallel operation, so set it before the host starts its threads.
+/** Set the intra-op thread count every later call runs with, on every thread (n >= 1).
+ *  Without it: NN_CLOSURE_NUM_THREADS, else 1 (closure calls are small). It also sets
+ *  the calling thread's OpenMP thread count; a call alone restores the caller's.
  *  Bit-for-bit comparisons hold only for the same thread count. */
 int nnc_set_num_threads(int n);
-/** The current intra-op thread count. */
+/** The intra-op thread count calls run with (see nnc_set_num_threads). */
 int nnc_get_num_threads(int *n);
 
 /**

@@ -132,6 +132,37 @@ void check_array(const IoSpec &io, const nnc_array &a, const char *kind, int i, 
     }
 }
 
+/// Whether output dim `b` always has the extent of dim `d` of input `i` (whose spec is `a`).
+bool same_extent(const Dim &a, const Dim &b, int i, int d) {
+    if (b.kind == Dim::Kind::FromInput) return b.input == i && b.input_dim == d && b.offset == 0;
+    return a.kind == b.kind && a.extent == b.extent;
+}
+
+/// One entry of "state": {"input": NAME, "output": NAME, ...}, the two alike in dtype and shape.
+std::pair<int, int> state_pair(const Contract &c, const Value &v) {
+    if (!v.is(Value::Kind::Object)) bad("each 'state' entry must be an object");
+    const Value *in = v.find("input");
+    const Value *out = v.find("output");
+    if (!in || !out || !in->is(Value::Kind::String) || !out->is(Value::Kind::String))
+        bad("each 'state' entry needs 'input' and 'output' names");
+    auto find = [](const std::vector<IoSpec> &ios, const std::string &name) {
+        for (size_t i = 0; i < ios.size(); ++i)
+            if (ios[i].name == name) return static_cast<int>(i);
+        return -1;
+    };
+    const int i = find(c.inputs, in->string);
+    const int o = find(c.outputs, out->string);
+    if (i < 0 || o < 0)
+        bad("state pair '" + in->string + "' -> '" + out->string + "' names an unknown " +
+            (i < 0 ? "input" : "output"));
+    const IoSpec &a = c.inputs[static_cast<size_t>(i)];
+    const IoSpec &b = c.outputs[static_cast<size_t>(o)];
+    bool alike = a.dtype == b.dtype && a.dims.size() == b.dims.size();
+    for (size_t d = 0; alike && d < a.dims.size(); ++d) alike = same_extent(a.dims[d], b.dims[d], i, static_cast<int>(d));
+    if (!alike) bad("state input '" + a.name + "' and output '" + b.name + "' differ in dtype or shape");
+    return {i, o};
+}
+
 }  // namespace
 
 Contract parse_contract(const std::string &text) {
@@ -150,6 +181,10 @@ Contract parse_contract(const std::string &text) {
     for (const Value &v : outs->array) c.outputs.push_back(io_spec(v, &c.inputs, "output"));
     if (const Value *b = doc.find("batch_range"); b && !b->is(Value::Kind::Null))
         range(*b, c.batch_min, c.batch_max, "batch_range");
+    if (const Value *st = doc.find("state"); st && !st->is(Value::Kind::Null)) {
+        if (!st->is(Value::Kind::Array)) bad("'state' must be an array");
+        for (const Value &v : st->array) c.state.push_back(state_pair(c, v));
+    }
     return c;
 }
 

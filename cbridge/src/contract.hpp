@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "nn_closure.h"
@@ -36,6 +37,9 @@ struct Contract {
     std::vector<IoSpec> outputs;
     int64_t batch_min = 0;   // "batch_range": the batch sizes a compiled package accepts
     int64_t batch_max = -1;  // (a call with no columns never reaches the package)
+    /// "state": (input, output) index pairs the host carries between calls; the bridge
+    /// keeps nothing, it only checks each pair names an input and an output alike.
+    std::vector<std::pair<int, int>> state;
 };
 
 /// Parse the embedded JSON; NNC_ERR_FORMAT if it is not a valid contract.

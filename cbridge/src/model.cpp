@@ -150,6 +150,7 @@ Model::Model(const std::string &path, const std::string &device, const Policy &p
     const DeviceChoice dev = native ? DeviceChoice{"cpu", device == "auto" ? "auto: a native program runs on the "
                                                                              "CPU only" : "requested"}
                                     : resolve_device(device);
+    get_num_threads();  // a bad NN_CLOSURE_NUM_THREADS fails the load, not a later call
     impl_->path = path;
     impl_->policy = policy;
     impl_->device = torch::Device(dev.device);
@@ -200,6 +201,7 @@ void Model::forward(int num_inputs, const nnc_array *inputs, int num_outputs, co
                     int num_fallback, const nnc_array *fallback, const nnc_array *flags, bool on_device) {
     const auto t0 = std::chrono::steady_clock::now();
     try {
+        CallThreads threads;
         run(num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags, on_device, t0);
     } catch (...) {
         impl_->stats.add_error();
@@ -447,11 +449,5 @@ std::string Model::record_dir() const { return impl_->recorder ? impl_->recorder
 
 const char *libtorch_version() { return TORCH_VERSION; }
 
-void set_num_threads(int n) {
-    if (n < 1) throw Error(NNC_ERR_ARGUMENT, "thread count must be >= 1, got " + std::to_string(n));
-    at::set_num_threads(n);
-}
-
-int get_num_threads() { return at::get_num_threads(); }
 
 }  // namespace nnc

@@ -98,7 +98,21 @@ Model &live_model(nnc_model m);
 
 /// libtorch version "MAJOR.MINOR.PATCH"; thread-count control.
 const char *libtorch_version();
+/// The intra-op thread count of every call (threads.cpp): nnc_set_num_threads, else
+/// NN_CLOSURE_NUM_THREADS, else 1. The first call reads the environment (and may throw).
 void set_num_threads(int n);
 int get_num_threads();
+
+/// Runs a call with get_num_threads() intra-op threads and restores the caller's OpenMP
+/// thread count when it ends.
+class CallThreads {
+public:
+    CallThreads();
+    ~CallThreads();
+    CallThreads(const CallThreads &) = delete;
+    CallThreads &operator=(const CallThreads &) = delete;
+private:
+    int host_;
+};
 
 }  // namespace nnc

@@ -107,5 +107,5 @@ def a_posteriori(model, data, cfg, k, epochs, nwin, seed=0, progress=True):
     traj = torch.stack([state[i:i + k + 1] for i in starts.tolist()])
     # one trajectory per window: fit_a_posteriori takes all windows of length k + 1
     return fit_a_posteriori(model, _Stepper(cfg, table, sub), traj, k=k, epochs=epochs,
-                            batch_size=16, lr=3e-4, patience=4, seed=seed,
+                            batch_size=16, lr=3e-4, patience=4, seed=seed, split="random",
                             progress=progress)

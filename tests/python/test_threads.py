@@ -76,10 +76,9 @@ def test_openmp_thread_with_bad_input_gets_its_own_status_and_message(omp_exe, m
 
 def test_libtorch_shares_the_hosts_openmp_thread_count(omp_exe, model_dir):
     # With gfortran -fopenmp there is one OpenMP runtime in the process (libgomp):
-    # libtorch's first parallel call sets the calling thread's OpenMP thread count
-    # to its own default, and nn_set_num_threads(n) sets it to n. The README says
-    # so; hosts size their teams with a num_threads clause (or omp_set_num_threads
-    # after the first call).
+    # nn_set_num_threads(n) sets the calling thread's OpenMP thread count to n (a
+    # call alone gives the host's count back when it returns). The README says so;
+    # hosts size their teams with a num_threads clause.
     proc, v = _run_omp(omp_exe, model_dir, 4, 1, rounds=1)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert v["omp_max_threads_at_start"] == "4"
@@ -172,9 +171,9 @@ def test_thread_count_set_in_main_thread_reaches_threads_started_later(restore_t
     assert seen == [1]
 
 
-def test_thread_count_set_later_does_not_reach_a_thread_that_already_ran(model_dir, restore_threads):
-    # libtorch keeps the count a thread took at its first parallel operation: so
-    # set it once, before the threads start calling (the README says so).
+def test_thread_count_set_later_reaches_a_thread_that_already_ran(model_dir, restore_threads):
+    # The bridge runs every call with its own count (set, else NN_CLOSURE_NUM_THREADS,
+    # else 1), whichever thread calls and whenever it first ran.
     set_num_threads(3)
     model = Model(model_dir / "mlp64.pt")
     ran, go_on, seen = threading.Event(), threading.Event(), []
@@ -194,7 +193,7 @@ def test_thread_count_set_later_does_not_reach_a_thread_that_already_ran(model_d
     go_on.set()
     thread.join()
     assert get_num_threads() == 1
-    assert seen == [3, 3]
+    assert seen == [3, 1]
 
 
 def test_models_loaded_and_freed_in_threads_while_another_thread_runs(model_dir):

@@ -1,0 +1,13 @@
+"""Publishing a finished file: readable as the umask allows, then renamed into place."""
+
+import os
+
+
+def publish(tmp, path):
+    """Give ``tmp`` the mode a plain ``open(path, "w")`` would (0666 less the umask), then
+    rename it to ``path`` atomically. ``tempfile.mkstemp`` makes files 0600, which would
+    keep a closure from the colleagues the umask means to share it with."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)
