@@ -185,13 +185,13 @@ def _check_dtypes(module, inputs, input_names):
     if len(kinds) != 1:
         return
     (kind,) = kinds
+    wrong = [(n, x.dtype) for n, x in zip(input_names, inputs) if x.is_floating_point() and x.dtype != kind]
+    if not wrong:
+        return
     try:
         with torch.no_grad():
             module(*inputs)
     except RuntimeError as exc:
-        wrong = [(n, x.dtype) for n, x in zip(input_names, inputs) if x.is_floating_point() and x.dtype != kind]
-        if not wrong:
-            raise
         listed = ", ".join(f"'{n}' is {_dtype_name(d)}" for n, d in wrong)
         raise TypeError(f"the module's parameters are {_dtype_name(kind)} but example input {listed}: pass "
                         f"{_dtype_name(kind)} examples (x.to(torch.{_dtype_name(kind)})), or convert the module "

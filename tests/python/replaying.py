@@ -41,7 +41,7 @@ def run_les(folder, model, *, threads, record_every=None, nsteps=60, env_extra=N
     if record_every:
         params.update(record_dir="rec", record_every=record_every)
     write_namelist(folder / "burgers.nml", params)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), **(env_extra or {}))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), NN_CLOSURE_NUM_THREADS=str(threads), **(env_extra or {}))
     proc = subprocess.run([str(PROGRAM), "burgers.nml"], cwd=folder, env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
