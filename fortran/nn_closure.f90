@@ -290,7 +290,9 @@ contains
     integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: an error stops the program
     character(len=*), intent(out), optional :: errmsg  !! the error message ("" on success)
     type(nnc_io_info) :: info
-    integer(c_int) :: is_output
+    integer(c_int) :: is_output, status, count(0:1)
+    character(len=:), allocatable :: message
+    character(len=12) :: num, most
     info%name = c_null_char
     info%dtype = 0
     info%rank = 0
@@ -299,7 +301,17 @@ contains
     if (present(output)) then
       if (output) is_output = 1
     end if
-    call finish(nnc_model_io(model%handle, is_output, int(index - 1, c_int), info), "nn_io", stat, errmsg)
+    count = 0
+    status = nnc_model_num_io(model%handle, count(0), count(1))
+    if (status == NN_OK .and. (index < 1 .or. index > count(is_output))) then
+      write (num, '(i0)') index
+      write (most, '(i0)') count(is_output)
+      message = trim(merge("output", "input ", is_output == 1)) // " " // trim(num) // &
+          " does not exist: the contract declares " // trim(most)
+      status = NN_ERR_ARGUMENT
+    end if
+    if (status == NN_OK) status = nnc_model_io(model%handle, is_output, int(index - 1, c_int), info)
+    call finish(status, "nn_io", stat, errmsg, message)
     if (present(name)) name = from_c(info%name)
     if (present(dtype)) dtype = int(info%dtype)
     if (present(shape)) shape = int(info%shape(info%rank:1:-1))

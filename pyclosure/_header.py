@@ -56,6 +56,7 @@ NNC_ORDER_F = 1
 
 # enum nnc_limits
 NNC_MAX_RANK = 8
+#: bytes of an nnc_io_info name; device and engine names fit too
 NNC_NAME_LEN = 64
 
 # enum nnc_flag
