@@ -237,10 +237,10 @@ contains
     type(nn_model), intent(in) :: model  !! a loaded model
     integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: an error stops the program
     character(len=*), intent(out), optional :: errmsg  !! the error message ("" on success)
-    integer(c_int) :: has
-    has = 0
-    call finish(nnc_model_has_contract(model%handle, has), "nn_has_contract", stat, errmsg)
-    nn_has_contract = has /= 0
+    integer(c_int) :: has, status
+    status = nnc_model_has_contract(model%handle, has)  ! has is set only on success
+    nn_has_contract = status == NN_OK .and. has /= 0
+    call finish(status, "nn_has_contract", stat, errmsg)
   end function nn_has_contract
 
   !> The model's contract as JSON text ("" for a file without one).
@@ -253,8 +253,8 @@ contains
     character(kind=c_char) :: probe(1)
     integer(c_size_t) :: needed
     integer(c_int) :: status
-    needed = 1
-    status = nnc_model_contract(model%handle, probe, 1_c_size_t, needed)
+    status = nnc_model_contract(model%handle, probe, 1_c_size_t, needed)  ! needed is set only on success
+    if (status /= NN_OK) needed = 1
     allocate (buf(needed))
     buf = c_null_char
     if (status == NN_OK) status = nnc_model_contract(model%handle, buf, needed, needed)
@@ -269,12 +269,11 @@ contains
     integer, intent(out) :: num_outputs  !! receives the number of outputs
     integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: an error stops the program
     character(len=*), intent(out), optional :: errmsg  !! the error message ("" on success)
-    integer(c_int) :: nin, nout
-    nin = 0
-    nout = 0
-    call finish(nnc_model_num_io(model%handle, nin, nout), "nn_num_io", stat, errmsg)
-    num_inputs = int(nin)
-    num_outputs = int(nout)
+    integer(c_int) :: nin, nout, status
+    status = nnc_model_num_io(model%handle, nin, nout)  ! nin and nout are set only on success
+    num_inputs = merge(int(nin), 0, status == NN_OK)
+    num_outputs = merge(int(nout), 0, status == NN_OK)
+    call finish(status, "nn_num_io", stat, errmsg)
   end subroutine nn_num_io
 
   !> What the contract says of input (or, with output=.true., output) number index:
@@ -293,15 +292,10 @@ contains
     integer(c_int) :: is_output, status, count(0:1)
     character(len=:), allocatable :: message
     character(len=12) :: num, most
-    info%name = c_null_char
-    info%dtype = 0
-    info%rank = 0
-    info%shape = 0
     is_output = 0
     if (present(output)) then
       if (output) is_output = 1
     end if
-    count = 0
     status = nnc_model_num_io(model%handle, count(0), count(1))
     if (status == NN_OK .and. (index < 1 .or. index > count(is_output))) then
       write (num, '(i0)') index
@@ -312,6 +306,7 @@ contains
     end if
     if (status == NN_OK) status = nnc_model_io(model%handle, is_output, int(index - 1, c_int), info)
     call finish(status, "nn_io", stat, errmsg, message)
+    if (status /= NN_OK) info = nnc_io_info(c_null_char, 0, 0, 0)  ! info is set only on success
     if (present(name)) name = from_c(info%name)
     if (present(dtype)) dtype = int(info%dtype)
     if (present(shape)) shape = int(info%shape(info%rank:1:-1))

@@ -36,6 +36,11 @@ program model_queries
   call nn_record_stop(m)
   call nn_free(m)
 
+  call nn_load(m, trim(dir) // "/affine_rank3.pt")
+  call nn_io(m, 1, shape=shape)
+  print '(a, *(1x, i0))', "rank3_input_shape", shape
+  call nn_free(m)
+
   call nn_load(plain, trim(dir) // "/no_contract.pt")
   print '(a, l1)', "plain_has_contract ", nn_has_contract(plain)
   call nn_num_io(plain, nin, nout)

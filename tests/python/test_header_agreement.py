@@ -31,6 +31,8 @@ FORTRAN_TYPES = {"nnc_array": "nnc_array", "nnc_io_info": "nnc_io_info", "nnc_st
 #: Header functions Fortran does not bind, and what it uses instead.
 NOT_BOUND = {
     "nnc_last_error": "returns a pointer; Fortran copies the message with nnc_last_error_copy",
+    "nnc_model_load": "nn_load calls nnc_model_load_with, which is nnc_model_load when no option is given",
+    "nnc_model_forward": "nn_forward calls nnc_model_forward_fallback, which is nnc_model_forward without fallback",
     "nnc_model_forward_on_device": "nn_forward(on_device=.true.) calls nnc_model_forward_on_device_fallback "
                                    "(with no fallback when none is given)",
 }
@@ -110,12 +112,12 @@ def test_check_fails_when_a_header_constant_changes_until_regenerated(tmp_path):
 
 
 def _struct_fields():
-    """Header struct -> [(field, offset)], as the compiled cffi module lays them out."""
-    return {name: [(f, t.offset) for f, t in ffi.typeof(name).fields] for name in FORTRAN_TYPES}
+    """Header struct -> [(field, offset, size)], as the compiled cffi module lays them out."""
+    return {name: [(f, t.offset, ffi.sizeof(t.type)) for f, t in ffi.typeof(name).fields] for name in FORTRAN_TYPES}
 
 
 def _agreement_program():
-    """A Fortran program printing every constant and each bind(c) type's size and field offsets."""
+    """A Fortran program printing every constant and each bind(c) type's size, field offsets and sizes."""
     public = ("nnc_status", "nnc_dtype", "nnc_flag")
     lines = ["program agreement", "  use, intrinsic :: iso_c_binding", "  use nn_closure_c", "  use nn_closure",
              "  implicit none"]
@@ -128,8 +130,9 @@ def _agreement_program():
     for cname, fields in _struct_fields().items():
         lines += [f"  base = transfer(c_loc(v_{cname}), base)",
                   f'  print "(a, 1x, i0)", "sizeof.{cname}", c_sizeof(v_{cname})']
-        lines += [f'  print "(a, 1x, i0)", "offsetof.{cname}.{f}", transfer(c_loc(v_{cname}%{f}), base) - base'
-                  for f, _ in fields]
+        lines += [f'  print "(a, 1x, i0)", "offsetof.{cname}.{f}", &\n      transfer(c_loc(v_{cname}%{f}), base) - base'
+                  for f, _, _ in fields]
+        lines += [f'  print "(a, 1x, i0)", "sizeof.{cname}.{f}", c_sizeof(v_{cname}%{f})' for f, _, _ in fields]
     lines.append("end program agreement")
     return "\n".join(lines) + "\n"
 
@@ -155,8 +158,9 @@ def test_every_header_struct_has_a_fortran_type_of_the_same_layout(fortran_view)
     assert set(re.findall(r"typedef struct (\w+) \{", HEADER.read_text())) == set(FORTRAN_TYPES)
     for cname, fields in _struct_fields().items():
         assert fortran_view[f"sizeof.{cname}"] == ffi.sizeof(cname), cname
-        for field, offset in fields:
+        for field, offset, size in fields:
             assert fortran_view[f"offsetof.{cname}.{field}"] == offset, f"{cname}.{field}"
+            assert fortran_view[f"sizeof.{cname}.{field}"] == size, f"{cname}.{field}"
 
 
 def _header_functions():

@@ -31,9 +31,11 @@ def test_fortran_reads_the_contract_as_python_does(answers, model_dir):
     # per-sample shapes in Fortran order: the contract's torch shape reversed, as nn_forward passes arrays
     t = model.contract["inputs"][1]
     assert lines["input2"].split() == [t["name"], str(lib.NNC_FLOAT64), "shape",
-                                       *map(str, t["shape"][1:][::-1])]
+                                       *map(str, t["shape"][::-1])]
     flux = model.contract["outputs"][0]
-    assert lines["output1"].split() == [flux["name"], str(lib.NNC_FLOAT64), "shape", *map(str, flux["shape"][1:][::-1])]
+    assert lines["output1"].split() == [flux["name"], str(lib.NNC_FLOAT64), "shape", *map(str, flux["shape"][::-1])]
+    rank3 = Model(model_dir / "affine_rank3.pt").contract["inputs"][0]["shape"]
+    assert len(rank3) == 2 and lines["rank3_input_shape"].split() == [str(n) for n in rank3[::-1]]
     status, message = lines["input3"].split(" ", 1)
     assert int(status) == lib.NNC_ERR_ARGUMENT and message == "input 3 does not exist: the contract declares 2"
 
