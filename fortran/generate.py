@@ -16,7 +16,9 @@ of each file; pyclosure/_header.py is generated whole.
 After editing the header (or this file) run ``python fortran/generate.py`` and
 rebuild; a test runs ``python fortran/generate.py --check``, which fails while
 any copy differs from what the header gives. ``--root DIR`` works on another
-copy of the tree.
+copy of the tree. The bind(c) types and interfaces of nn_closure_c are written
+by hand: tests/python/test_header_agreement.py compares their layouts with the
+header's structs and their names and arguments with the header's functions.
 """
 
 import pathlib
@@ -30,6 +32,11 @@ HEADER = "cbridge/include/nn_closure.h"
 #: The header's enums that nn_closure makes public, as NN_<name without NNC_>.
 PUBLIC_ENUMS = ("nnc_status", "nnc_dtype", "nnc_flag")
 WIDTH = 110  # longest generated line
+STAT = (
+    "    integer, intent(out), optional :: stat"
+    "  !! NN_OK or an NN_ERR_* status; absent: an error stops the program"
+)
+ERRMSG = '    character(len=*), intent(out), optional :: errmsg  !! the error message ("" on success)'
 
 
 def begin(region):
@@ -45,7 +52,9 @@ def header_enums(text):
     enums = {}
     for m in re.finditer(r"enum (nnc_\w+) \{(.*?)\};", text, re.DOTALL):
         entries = re.findall(r"(NNC_\w+)\s*=\s*(-?\d+)\s*,?\s*(?:/\*\*<\s*(.*?)\s*\*/)?", m.group(2))
-        enums[m.group(1)] = [(name, int(value), " ".join(comment.split())) for name, value, comment in entries]
+        enums[m.group(1)] = [
+            (name, int(value), " ".join(comment.split())) for name, value, comment in entries
+        ]
     return enums
 
 
@@ -160,10 +169,10 @@ def forward_pair(kind):
         "    type(nn_model), intent(in) :: model  !! a loaded model",
         f"    real({kind}), intent(in), target :: x(..)  !! the input, features first (x(nfeat, ncol))",
         f"    real({kind}), intent(inout), target :: y(..)  !! receives the output, shaped as the model's",
-        "    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: stop on error",
-        "    character(len=*), intent(out), optional :: errmsg  !! the error message (\"\" on success)",
-        f"    real({kind}), intent(in), target, optional :: fallback(..)  !! the host's classical result, shaped like y",
-        "    integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)  !! NN_FLAG_* bits per column",
+        STAT,
+        ERRMSG,
+        f"    real({kind}), intent(in), target, optional :: fallback(..)  !! the host's result, shaped like y",
+        "    integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)  !! NN_FLAG_* bits",
         "    logical, intent(in), optional :: on_device  !! .true.: every array lives on the model's device",
         "    if (present(fallback)) then",
         "      call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, [nn_array(fallback)], flags, &",
@@ -181,10 +190,10 @@ def record_array(kind):
         f"  !> Add a real({kind}) host array of rank 0 to {MAX_RANK} to the current record.",
         f"  subroutine record_{kind}(model, name, x, stat, errmsg)",
         "    type(nn_model), intent(in) :: model  !! a loaded, recording model",
-        "    character(len=*), intent(in) :: name  !! the array's name in the record (letters, digits, _ - .)",
+        "    character(len=*), intent(in) :: name  !! its name in the record (letters, digits, _ - .)",
         f"    real({kind}), intent(in), target :: x(..)  !! the host array, stored in Fortran order",
-        "    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: stop on error",
-        "    character(len=*), intent(out), optional :: errmsg  !! the error message (\"\" on success)",
+        STAT,
+        ERRMSG,
         "    call record_described(model, name, nn_array(x), stat, errmsg)",
         f"  end subroutine record_{kind}",
         "",
@@ -198,9 +207,9 @@ def train_pair(kind):
         "    type(nn_trainer), intent(in) :: trainer  !! a trainer from nn_train_create",
         f"    real({kind}), intent(in), target :: x(..)  !! the input, as nn_forward takes it",
         f"    real({kind}), intent(in), target :: y(..)  !! the target, shaped like the model's output",
-        "    real(real64), intent(out), optional :: loss  !! the batch loss before the step (mean over ranks)",
-        "    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: stop on error",
-        "    character(len=*), intent(out), optional :: errmsg  !! the error message (\"\" on success)",
+        "    real(real64), intent(out), optional :: loss  !! the batch loss before the step (rank mean)",
+        STAT,
+        ERRMSG,
         "    call train_arrays(trainer, [nn_array(x)], [nn_array(y)], loss, stat, errmsg)",
         f"  end subroutine train_{kind}",
         "",
@@ -240,7 +249,11 @@ def outputs(root):
 
 
 def main(argv):
-    root = pathlib.Path(argv[argv.index("--root") + 1]) if "--root" in argv else pathlib.Path(__file__).parents[1]
+    root = (
+        pathlib.Path(argv[argv.index("--root") + 1])
+        if "--root" in argv
+        else pathlib.Path(__file__).parents[1]
+    )
     stale = [path for path, (old, new) in outputs(root).items() if old != new]
     if "--check" in argv:
         for path in stale:

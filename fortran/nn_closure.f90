@@ -256,8 +256,8 @@ contains
     status = nnc_model_contract(model%handle, probe, 1_c_size_t, needed)  ! needed is set only on success
     if (status /= NN_OK) needed = 1
     allocate (buf(needed))
-    buf = c_null_char
     if (status == NN_OK) status = nnc_model_contract(model%handle, buf, needed, needed)
+    if (status /= NN_OK) buf = c_null_char
     call finish(status, "nn_contract", stat, errmsg)
     json = from_c(buf)
   end function nn_contract
@@ -543,8 +543,10 @@ contains
     character(len=*), intent(out), optional :: errmsg
     character(len=:), allocatable :: text
     character(kind=c_char) :: buf(buflen)
-    buf = c_null_char
-    call finish(query(model%handle, buf, int(buflen, c_size_t)), where, stat, errmsg)
+    integer(c_int) :: status
+    status = query(model%handle, buf, int(buflen, c_size_t))
+    if (status /= NN_OK) buf = c_null_char  ! buf is set only on success
+    call finish(status, where, stat, errmsg)
     text = from_c(buf)
   end function model_text
 
@@ -767,10 +769,10 @@ contains
     type(nn_model), intent(in) :: model  !! a loaded model
     real(real32), intent(in), target :: x(..)  !! the input, features first (x(nfeat, ncol))
     real(real32), intent(inout), target :: y(..)  !! receives the output, shaped as the model's
-    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: stop on error
+    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: an error stops the program
     character(len=*), intent(out), optional :: errmsg  !! the error message ("" on success)
-    real(real32), intent(in), target, optional :: fallback(..)  !! the host's classical result, shaped like y
-    integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)  !! NN_FLAG_* bits per column
+    real(real32), intent(in), target, optional :: fallback(..)  !! the host's result, shaped like y
+    integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)  !! NN_FLAG_* bits
     logical, intent(in), optional :: on_device  !! .true.: every array lives on the model's device
     if (present(fallback)) then
       call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, [nn_array(fallback)], flags, &
@@ -783,9 +785,9 @@ contains
   !> Add a real(real32) host array of rank 0 to 5 to the current record.
   subroutine record_real32(model, name, x, stat, errmsg)
     type(nn_model), intent(in) :: model  !! a loaded, recording model
-    character(len=*), intent(in) :: name  !! the array's name in the record (letters, digits, _ - .)
+    character(len=*), intent(in) :: name  !! its name in the record (letters, digits, _ - .)
     real(real32), intent(in), target :: x(..)  !! the host array, stored in Fortran order
-    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: stop on error
+    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: an error stops the program
     character(len=*), intent(out), optional :: errmsg  !! the error message ("" on success)
     call record_described(model, name, nn_array(x), stat, errmsg)
   end subroutine record_real32
@@ -795,8 +797,8 @@ contains
     type(nn_trainer), intent(in) :: trainer  !! a trainer from nn_train_create
     real(real32), intent(in), target :: x(..)  !! the input, as nn_forward takes it
     real(real32), intent(in), target :: y(..)  !! the target, shaped like the model's output
-    real(real64), intent(out), optional :: loss  !! the batch loss before the step (mean over ranks)
-    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: stop on error
+    real(real64), intent(out), optional :: loss  !! the batch loss before the step (rank mean)
+    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: an error stops the program
     character(len=*), intent(out), optional :: errmsg  !! the error message ("" on success)
     call train_arrays(trainer, [nn_array(x)], [nn_array(y)], loss, stat, errmsg)
   end subroutine train_real32
@@ -871,10 +873,10 @@ contains
     type(nn_model), intent(in) :: model  !! a loaded model
     real(real64), intent(in), target :: x(..)  !! the input, features first (x(nfeat, ncol))
     real(real64), intent(inout), target :: y(..)  !! receives the output, shaped as the model's
-    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: stop on error
+    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: an error stops the program
     character(len=*), intent(out), optional :: errmsg  !! the error message ("" on success)
-    real(real64), intent(in), target, optional :: fallback(..)  !! the host's classical result, shaped like y
-    integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)  !! NN_FLAG_* bits per column
+    real(real64), intent(in), target, optional :: fallback(..)  !! the host's result, shaped like y
+    integer(c_int32_t), intent(inout), contiguous, target, optional :: flags(:)  !! NN_FLAG_* bits
     logical, intent(in), optional :: on_device  !! .true.: every array lives on the model's device
     if (present(fallback)) then
       call forward_arrays(model, [nn_array(x)], [nn_array(y)], stat, errmsg, [nn_array(fallback)], flags, &
@@ -887,9 +889,9 @@ contains
   !> Add a real(real64) host array of rank 0 to 5 to the current record.
   subroutine record_real64(model, name, x, stat, errmsg)
     type(nn_model), intent(in) :: model  !! a loaded, recording model
-    character(len=*), intent(in) :: name  !! the array's name in the record (letters, digits, _ - .)
+    character(len=*), intent(in) :: name  !! its name in the record (letters, digits, _ - .)
     real(real64), intent(in), target :: x(..)  !! the host array, stored in Fortran order
-    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: stop on error
+    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: an error stops the program
     character(len=*), intent(out), optional :: errmsg  !! the error message ("" on success)
     call record_described(model, name, nn_array(x), stat, errmsg)
   end subroutine record_real64
@@ -899,8 +901,8 @@ contains
     type(nn_trainer), intent(in) :: trainer  !! a trainer from nn_train_create
     real(real64), intent(in), target :: x(..)  !! the input, as nn_forward takes it
     real(real64), intent(in), target :: y(..)  !! the target, shaped like the model's output
-    real(real64), intent(out), optional :: loss  !! the batch loss before the step (mean over ranks)
-    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: stop on error
+    real(real64), intent(out), optional :: loss  !! the batch loss before the step (rank mean)
+    integer, intent(out), optional :: stat  !! NN_OK or an NN_ERR_* status; absent: an error stops the program
     character(len=*), intent(out), optional :: errmsg  !! the error message ("" on success)
     call train_arrays(trainer, [nn_array(x)], [nn_array(y)], loss, stat, errmsg)
   end subroutine train_real64

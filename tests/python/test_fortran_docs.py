@@ -50,7 +50,7 @@ def _procedures(lines):
         if not m:
             continue
         spec = []
-        for body in lines[i + 1:]:
+        for body in lines[i + 1 :]:
             if "::" not in body or body.strip().startswith("!"):
                 if body.strip().startswith("!!") and spec:
                     spec[-1] += " " + body.strip()
@@ -89,7 +89,9 @@ def test_every_argument_of_every_public_procedure_has_its_own_doc_comment():
 
 
 def test_the_check_finds_an_undocumented_argument(monkeypatch, tmp_path):
-    text = MODULE.read_text().replace("intent(in) :: n  !! the thread count, at least 1", "intent(in) :: n", 1)
+    text = MODULE.read_text().replace(
+        "intent(in) :: n  !! the thread count, at least 1", "intent(in) :: n", 1
+    )
     assert text != MODULE.read_text()
     (tmp_path / "nn_closure.f90").write_text(text)
     monkeypatch.setattr(__import__(__name__), "MODULE", tmp_path / "nn_closure.f90")

@@ -32,9 +32,9 @@ FORTRAN_TYPES = {"nnc_array": "nnc_array", "nnc_io_info": "nnc_io_info", "nnc_st
 NOT_BOUND = {
     "nnc_last_error": "returns a pointer; Fortran copies the message with nnc_last_error_copy",
     "nnc_model_load": "nn_load calls nnc_model_load_with, which is nnc_model_load when no option is given",
-    "nnc_model_forward": "nn_forward calls nnc_model_forward_fallback, which is nnc_model_forward without fallback",
+    "nnc_model_forward": "nn_forward calls nnc_model_forward_fallback (nnc_model_forward without a fallback)",
     "nnc_model_forward_on_device": "nn_forward(on_device=.true.) calls nnc_model_forward_on_device_fallback "
-                                   "(with no fallback when none is given)",
+    "(with no fallback when none is given)",
 }
 
 
@@ -78,21 +78,31 @@ def test_every_status_has_its_python_error_class():
 
 
 def test_generated_copies_are_up_to_date():
-    proc = subprocess.run([sys.executable, str(GENERATE), "--check"], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(GENERATE), "--check"], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout
 
 
 def _tree_copy(tmp_path):
-    for rel in ("cbridge/include/nn_closure.h", "fortran/nn_closure.f90", "fortran/nn_closure_c.f90",
-                "pyclosure/_header.py"):
+    for rel in (
+        "cbridge/include/nn_closure.h",
+        "fortran/nn_closure.f90",
+        "fortran/nn_closure_c.f90",
+        "pyclosure/_header.py",
+    ):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, tmp_path / rel)
     return tmp_path
 
 
 def _generate_in(root, *args):
-    return subprocess.run([sys.executable, str(GENERATE), "--root", str(root), *args], capture_output=True, text=True,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, str(GENERATE), "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_check_fails_when_a_header_constant_changes_until_regenerated(tmp_path):
@@ -106,21 +116,34 @@ def test_check_fails_when_a_header_constant_changes_until_regenerated(tmp_path):
         assert f"{rel} is out of date" in proc.stdout, proc.stdout
     assert _generate_in(root).returncode == 0
     assert _generate_in(root, "--check").returncode == 0
-    assert "integer(c_int), parameter, public :: NNC_FLAG_CLIPPED = 8" in (root / "fortran/nn_closure_c.f90").read_text()
-    assert "integer, parameter, public :: NN_FLAG_CLIPPED = 8" in (root / "fortran/nn_closure.f90").read_text()
+    assert (
+        "integer(c_int), parameter, public :: NNC_FLAG_CLIPPED = 8"
+        in (root / "fortran/nn_closure_c.f90").read_text()
+    )
+    assert (
+        "integer, parameter, public :: NN_FLAG_CLIPPED = 8" in (root / "fortran/nn_closure.f90").read_text()
+    )
     assert '"NNC_FLAG_CLIPPED": NNC_FLAG_CLIPPED,' in (root / "pyclosure/_header.py").read_text()
 
 
 def _struct_fields():
     """Header struct -> [(field, offset, size)], as the compiled cffi module lays them out."""
-    return {name: [(f, t.offset, ffi.sizeof(t.type)) for f, t in ffi.typeof(name).fields] for name in FORTRAN_TYPES}
+    return {
+        name: [(f, t.offset, ffi.sizeof(t.type)) for f, t in ffi.typeof(name).fields]
+        for name in FORTRAN_TYPES
+    }
 
 
 def _agreement_program():
     """A Fortran program printing every constant and each bind(c) type's size, field offsets and sizes."""
     public = ("nnc_status", "nnc_dtype", "nnc_flag")
-    lines = ["program agreement", "  use, intrinsic :: iso_c_binding", "  use nn_closure_c", "  use nn_closure",
-             "  implicit none"]
+    lines = [
+        "program agreement",
+        "  use, intrinsic :: iso_c_binding",
+        "  use nn_closure_c",
+        "  use nn_closure",
+        "  implicit none",
+    ]
     lines += [f"  type({ftype}), target :: v_{cname}" for cname, ftype in FORTRAN_TYPES.items()]
     lines += ["  integer(c_intptr_t) :: base"]
     for enum in ENUMS:
@@ -128,11 +151,18 @@ def _agreement_program():
     for enum in public:
         lines += [f'  print "(a, 1x, i0)", "NN_{n[4:]}", NN_{n[4:]}' for n in _values(enum)]
     for cname, fields in _struct_fields().items():
-        lines += [f"  base = transfer(c_loc(v_{cname}), base)",
-                  f'  print "(a, 1x, i0)", "sizeof.{cname}", c_sizeof(v_{cname})']
-        lines += [f'  print "(a, 1x, i0)", "offsetof.{cname}.{f}", &\n      transfer(c_loc(v_{cname}%{f}), base) - base'
-                  for f, _, _ in fields]
-        lines += [f'  print "(a, 1x, i0)", "sizeof.{cname}.{f}", c_sizeof(v_{cname}%{f})' for f, _, _ in fields]
+        lines += [
+            f"  base = transfer(c_loc(v_{cname}), base)",
+            f'  print "(a, 1x, i0)", "sizeof.{cname}", c_sizeof(v_{cname})',
+        ]
+        lines += [
+            f'  print "(a, 1x, i0)", "offsetof.{cname}.{f}", &\n'
+            f"      transfer(c_loc(v_{cname}%{f}), base) - base"
+            for f, _, _ in fields
+        ]
+        lines += [
+            f'  print "(a, 1x, i0)", "sizeof.{cname}.{f}", c_sizeof(v_{cname}%{f})' for f, _, _ in fields
+        ]
     lines.append("end program agreement")
     return "\n".join(lines) + "\n"
 
@@ -141,7 +171,9 @@ def _agreement_program():
 def fortran_view(build_fortran, tmp_path_factory):
     src = tmp_path_factory.mktemp("agreement") / "agreement.f90"
     src.write_text(_agreement_program())
-    out = subprocess.run([str(build_fortran(src, name="agreement"))], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(build_fortran(src, name="agreement"))], capture_output=True, text=True, check=True
+    )
     return {key: int(value) for key, value in (line.split() for line in out.stdout.splitlines())}
 
 
@@ -181,7 +213,9 @@ def test_fortran_binds_every_header_function_but_those_it_replaces():
     assert len(header) >= 30
     assert set(NOT_BOUND) <= set(header)
     assert set(bound) == set(header) - set(NOT_BOUND), (
-        f"unbound: {sorted(set(header) - set(NOT_BOUND) - set(bound))}, not in the header: {sorted(set(bound) - set(header))}")
+        f"unbound: {sorted(set(header) - set(NOT_BOUND) - set(bound))}, "
+        f"not in the header: {sorted(set(bound) - set(header))}"
+    )
     for name, nargs in bound.items():
         assert nargs == header[name], f"{name}: {nargs} Fortran arguments, {header[name]} in the header"
 

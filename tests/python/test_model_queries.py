@@ -30,14 +30,20 @@ def test_fortran_reads_the_contract_as_python_does(answers, model_dir):
     assert json.loads((out / "contract.json").read_text()) == model.contract
     # per-sample shapes in Fortran order: the contract's torch shape reversed, as nn_forward passes arrays
     t = model.contract["inputs"][1]
-    assert lines["input2"].split() == [t["name"], str(lib.NNC_FLOAT64), "shape",
-                                       *map(str, t["shape"][::-1])]
+    assert lines["input2"].split() == [t["name"], str(lib.NNC_FLOAT64), "shape", *map(str, t["shape"][::-1])]
     flux = model.contract["outputs"][0]
-    assert lines["output1"].split() == [flux["name"], str(lib.NNC_FLOAT64), "shape", *map(str, flux["shape"][::-1])]
+    assert lines["output1"].split() == [
+        flux["name"],
+        str(lib.NNC_FLOAT64),
+        "shape",
+        *map(str, flux["shape"][::-1]),
+    ]
     rank3 = Model(model_dir / "affine_rank3.pt").contract["inputs"][0]["shape"]
     assert len(rank3) == 2 and lines["rank3_input_shape"].split() == [str(n) for n in rank3[::-1]]
     status, message = lines["input3"].split(" ", 1)
-    assert int(status) == lib.NNC_ERR_ARGUMENT and message == "input 3 does not exist: the contract declares 2"
+    assert (
+        int(status) == lib.NNC_ERR_ARGUMENT and message == "input 3 does not exist: the contract declares 2"
+    )
 
 
 def test_fortran_policy_device_engine_and_record_dir_are_the_bridges(answers, model_dir):
@@ -59,11 +65,14 @@ def test_fortran_on_a_file_without_contract_and_on_a_freed_model(answers):
     assert int(lines["unloaded_stat"]) == lib.NNC_ERR_HANDLE
 
 
-@pytest.mark.parametrize("call, text", [
-    (lib.nnc_model_device, "cpu"),
-    (lib.nnc_model_engine, "torchscript"),
-    (lib.nnc_model_policy, "nonfinite=error, ood=off"),
-])
+@pytest.mark.parametrize(
+    "call, text",
+    [
+        (lib.nnc_model_device, "cpu"),
+        (lib.nnc_model_engine, "torchscript"),
+        (lib.nnc_model_policy, "nonfinite=error, ood=off"),
+    ],
+)
 def test_a_string_that_does_not_fit_is_an_error_with_the_size_it_needs(model_dir, call, text):
     model = Model(model_dir / "affine64.pt")
     buf = ffi.new("char[]", b"x" * 40)
