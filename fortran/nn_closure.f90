@@ -102,16 +102,6 @@ module nn_closure
     module procedure :: train_arrays, train_real32, train_real64
   end interface nn_train_step
 
-  !> A bridge call that copies a string into (buf, buflen), such as nnc_model_device.
-  abstract interface
-    integer(c_int) function c_text(model, buf, buflen) bind(c)
-      import :: c_char, c_int, c_ptr, c_size_t
-      type(c_ptr), value :: model
-      character(kind=c_char), intent(out) :: buf(*)
-      integer(c_size_t), value :: buflen
-    end function c_text
-  end interface
-
   !> Run the model: nn_forward(model, x, y) for one input and one output of the
   !> same kind, or nn_forward(model, [nn_array(...), ...], [nn_array(...)]).
   interface nn_forward

@@ -75,7 +75,22 @@ module nn_closure_c
   public :: nnc_model_device, nnc_model_engine, nnc_record_start, nnc_record_array, nnc_record_stop, nnc_record_dir
   public :: nnc_model_load_with, nnc_model_forward_fallback, nnc_model_stats, nnc_model_stats_summary
   public :: nnc_train_create, nnc_train_step, nnc_train_sync, nnc_train_version, nnc_train_save, nnc_train_free
-  public :: nnc_model_forward_on_device_fallback
+  public :: nnc_model_forward_on_device_fallback, c_text
+
+  !> A call that copies a string into (buf, buflen); the header says what a string that does not fit gives.
+  abstract interface
+    integer(c_int) function c_text(model, buf, buflen) bind(c)
+      import :: c_char, c_int, c_ptr, c_size_t
+      type(c_ptr), value :: model
+      character(kind=c_char), intent(out) :: buf(*)
+      integer(c_size_t), value :: buflen
+    end function c_text
+  end interface
+  procedure(c_text), bind(c, name="nnc_model_policy") :: nnc_model_policy
+  procedure(c_text), bind(c, name="nnc_model_device") :: nnc_model_device
+  procedure(c_text), bind(c, name="nnc_model_engine") :: nnc_model_engine
+  procedure(c_text), bind(c, name="nnc_model_stats_summary") :: nnc_model_stats_summary
+  procedure(c_text), bind(c, name="nnc_record_dir") :: nnc_record_dir
 
   interface
     integer(c_int) function nnc_version(version, libtorch_version) bind(c, name="nnc_version")
@@ -104,13 +119,6 @@ module nn_closure_c
       type(c_ptr), intent(inout) :: model
     end function nnc_model_free
 
-    integer(c_int) function nnc_model_policy(model, buf, buflen) bind(c, name="nnc_model_policy")
-      import :: c_int, c_ptr, c_char, c_size_t
-      type(c_ptr), value :: model
-      character(kind=c_char), intent(out) :: buf(*)
-      integer(c_size_t), value :: buflen
-    end function nnc_model_policy
-
     integer(c_int) function nnc_model_has_contract(model, has_contract) bind(c, name="nnc_model_has_contract")
       import :: c_int, c_ptr
       type(c_ptr), value :: model
@@ -124,20 +132,6 @@ module nn_closure_c
       integer(c_size_t), value :: buflen
       integer(c_size_t), intent(out) :: needed
     end function nnc_model_contract
-
-    integer(c_int) function nnc_model_device(model, buf, buflen) bind(c, name="nnc_model_device")
-      import :: c_int, c_ptr, c_char, c_size_t
-      type(c_ptr), value :: model
-      character(kind=c_char), intent(out) :: buf(*)
-      integer(c_size_t), value :: buflen
-    end function nnc_model_device
-
-    integer(c_int) function nnc_model_engine(model, buf, buflen) bind(c, name="nnc_model_engine")
-      import :: c_int, c_ptr, c_char, c_size_t
-      type(c_ptr), value :: model
-      character(kind=c_char), intent(out) :: buf(*)
-      integer(c_size_t), value :: buflen
-    end function nnc_model_engine
 
     integer(c_int) function nnc_model_num_io(model, num_inputs, num_outputs) bind(c, name="nnc_model_num_io")
       import :: c_int, c_ptr
@@ -201,20 +195,6 @@ module nn_closure_c
       type(c_ptr), value :: model
       type(nn_stats), intent(out) :: stats
     end function nnc_model_stats
-
-    integer(c_int) function nnc_model_stats_summary(model, buf, buflen) bind(c, name="nnc_model_stats_summary")
-      import :: c_char, c_int, c_ptr, c_size_t
-      type(c_ptr), value :: model
-      character(kind=c_char), intent(out) :: buf(*)
-      integer(c_size_t), value :: buflen
-    end function nnc_model_stats_summary
-
-    integer(c_int) function nnc_record_dir(model, buf, buflen) bind(c, name="nnc_record_dir")
-      import :: c_char, c_int, c_ptr, c_size_t
-      type(c_ptr), value :: model
-      character(kind=c_char), intent(out) :: buf(*)
-      integer(c_size_t), value :: buflen
-    end function nnc_record_dir
 
     ! ---- Online training
     integer(c_int) function nnc_train_create(trainer, model, spec, options) bind(c, name="nnc_train_create")

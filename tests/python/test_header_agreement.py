@@ -202,10 +202,18 @@ def _header_functions():
 
 
 def _fortran_bindings():
-    """C name -> number of dummy arguments, from nn_closure_c's interfaces."""
+    """C name -> number of dummy arguments, from nn_closure_c's interfaces and procedure declarations."""
     text = re.sub(r"&\s*\n\s*", "", C_MODULE.read_text())
-    found = re.findall(r"function \w+\(([^)]*)\)\s*bind\(c, name=\"(nnc_\w+)\"\)", text)
-    return {name: len([a for a in args.split(",") if a.strip()]) for args, name in found}
+    nargs = {
+        name: len([a for a in args.split(",") if a.strip()])
+        for name, args in re.findall(r"function (\w+)\(([^)]*)\)", text)
+    }
+    bound = {
+        c: nargs[f] for f, c in re.findall(r"function (\w+)\([^)]*\)\s*bind\(c, name=\"(nnc_\w+)\"\)", text)
+    }
+    for interface, c in re.findall(r"procedure\((\w+)\), bind\(c, name=\"(nnc_\w+)\"\)", text):
+        bound[c] = nargs[interface]
+    return bound
 
 
 def test_fortran_binds_every_header_function_but_those_it_replaces():
