@@ -21,7 +21,8 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-PAGES = ["README.md", "tests/README.md", "examples/first/README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md"))]
+PAGES = ["README.md", "tests/README.md", "examples/first/README.md",
+         *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md"))]
 LANGUAGE = {".f90": "fortran", ".c": "c", ".h": "c", ".py": "python", ".sh": "bash", ".cpp": "cpp"}
 
 SNIPPET = re.compile(

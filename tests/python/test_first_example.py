@@ -2,6 +2,7 @@
 host.f90 and host.c built with the flags of ``pyclosure config`` and run.py call it, and all
 three print the closure's output for the same columns as torch computes it."""
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -85,9 +86,8 @@ def test_fortran_host_stops_with_the_bridges_message_on_a_missing_file(tmp_path,
     assert "cannot open model file" in proc.stderr + proc.stdout
 
 
-def test_more_falls_back_on_the_bad_column_counts_it_and_records_the_call(exported, build_fortran, tmp_path):
-    import json
-
+def test_more_falls_back_on_the_bad_column_counts_it_and_records_the_call(exported, build_fortran,
+                                                                         tmp_path):
     d, _ = exported
     exe = build_fortran(FIRST / "more.f90", name="first_more")
     out = _run([exe, d / "closure.pt", tmp_path / "records"])
