@@ -165,7 +165,7 @@ def test_stats_summary_printed_at_free_when_asked(model_dir, tmp_path):
 
 
 def test_nonfinite_error_writes_nothing_into_any_output(model_dir):
-    # README: under nonfinite=error a NaN or Inf is NNC_ERR_NONFINITE "(nothing written)".
+    # docs/guardrails.md: under nonfinite=error a NaN or Inf is NNC_ERR_NONFINITE "(nothing written)".
     # two_in_two_out (u, t) -> (flux, s): every output array keeps what it held, also the
     # first output when only the second is not finite.
     m = Model(model_dir / "two_in_two_out.pt")
