@@ -160,6 +160,8 @@ CATALOG = [
     Fault("device_buflen_0", "C", "`nnc_model_device` with buffer length 0", "NNC_ERR_ARGUMENT", "buflen is 0"),
     Fault("contract_buffer_too_small", "C", "`nnc_model_contract` into 8 bytes: empty string and the size needed",
           "NNC_OK", ""),
+    Fault("engine_buffer_too_small", "C", "`nnc_model_engine` into 8 bytes: an error, not a name cut short",
+          "NNC_ERR_ARGUMENT", "cannot hold the engine name 'torchscript': it needs 12"),
     # AOTInductor packages (.pt2): native code that checks none of its inputs, so the bridge checks them all.
     # Faults of arguments are done on plain_affine64.pt2, the same model as plain_affine64.pt.
     Fault("pt2_wrong_dtype", "CFP", "float32 arrays for a float64 package", "NNC_ERR_DTYPE",
