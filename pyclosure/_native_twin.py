@@ -129,7 +129,8 @@ def run(program, x, *more, threads=1):
 
 
 def available_isas():
-    """The instruction sets whose kernels this library has and this CPU runs, scalar first."""
+    """The instruction sets whose kernels this library has and this CPU runs, narrowest first:
+    the last is the one ``"auto"`` runs."""
     return [name for name, isa in ISAS.items()
             if name != "auto" and lib.nnn_activation(isa, lib.NNN_F32, 0, ffi.NULL, 0) == lib.NNN_OK]
 
