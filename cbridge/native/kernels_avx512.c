@@ -1,7 +1,7 @@
 /* kernels_avx512.c: AVX-512 kernels (this file alone is compiled with -mavx512f -mavx512dq -mfma).
  *
  * One zmm register holds one packed output block (16 float or 8 double, kernels_scalar.c).
- * Register tiles: up to 12 rows x 2 blocks (24 accumulators of the 32 registers); 1 to 3 rows
+ * Register tiles: up to 12 rows x 2 blocks (24 accumulators of the 32 registers); 1 to 6 rows
  * take up to 8 (one row) or 4 blocks so that at least 8 accumulators hide the fma latency.
  * Each lane runs exactly the scalar chain of nnn_math.h and kernels_scalar.c, so the bits
  * are the reference's (and the AVX2 kernels'). */
@@ -227,12 +227,14 @@ static void act_f64(int act, double *v, int64_t n) {
                R##n(T_ROW_STORE, m))                                                              \
     }
 
-/* The tiles of one element type: 1 to 3 rows by 1 to 8 blocks, 4 to 12 rows by 1 or 2. */
+/* The tiles of one element type: 1 row by 1 to 8 blocks, 2 to 6 rows by 1 to 4, 7 to 12 rows
+ * by 1 or 2. */
 #define TILES(P)                                                                                  \
     TILE(P, 1, 1) TILE(P, 1, 2) TILE(P, 1, 3) TILE(P, 1, 4) TILE(P, 1, 5) TILE(P, 1, 6)           \
     TILE(P, 1, 7) TILE(P, 1, 8) TILE(P, 2, 1) TILE(P, 2, 2) TILE(P, 2, 3) TILE(P, 2, 4)           \
-    TILE(P, 3, 1) TILE(P, 3, 2) TILE(P, 3, 3) TILE(P, 3, 4)                                       \
-    TILE(P, 4, 1) TILE(P, 4, 2) TILE(P, 5, 1) TILE(P, 5, 2) TILE(P, 6, 1) TILE(P, 6, 2)           \
+    TILE(P, 3, 1) TILE(P, 3, 2) TILE(P, 3, 3) TILE(P, 3, 4) TILE(P, 4, 1) TILE(P, 4, 2)           \
+    TILE(P, 4, 3) TILE(P, 4, 4) TILE(P, 5, 1) TILE(P, 5, 2) TILE(P, 5, 3) TILE(P, 5, 4)           \
+    TILE(P, 6, 1) TILE(P, 6, 2) TILE(P, 6, 3) TILE(P, 6, 4)                                       \
     TILE(P, 7, 1) TILE(P, 7, 2) TILE(P, 8, 1) TILE(P, 8, 2) TILE(P, 9, 1) TILE(P, 9, 2)           \
     TILE(P, 10, 1) TILE(P, 10, 2) TILE(P, 11, 1) TILE(P, 11, 2) TILE(P, 12, 1) TILE(P, 12, 2)
 #define TILE_TABLE(P)                                                                             \
@@ -240,7 +242,9 @@ static void act_f64(int act, double *v, int64_t n) {
            tile1x7_##P, tile1x8_##P},                                                             \
      {0, tile2x1_##P, tile2x2_##P, tile2x3_##P, tile2x4_##P},                                      \
      {0, tile3x1_##P, tile3x2_##P, tile3x3_##P, tile3x4_##P},                                      \
-     {0, tile4x1_##P, tile4x2_##P}, {0, tile5x1_##P, tile5x2_##P}, {0, tile6x1_##P, tile6x2_##P},   \
+     {0, tile4x1_##P, tile4x2_##P, tile4x3_##P, tile4x4_##P},                                      \
+     {0, tile5x1_##P, tile5x2_##P, tile5x3_##P, tile5x4_##P},                                      \
+     {0, tile6x1_##P, tile6x2_##P, tile6x3_##P, tile6x4_##P},                                      \
      {0, tile7x1_##P, tile7x2_##P}, {0, tile8x1_##P, tile8x2_##P}, {0, tile9x1_##P, tile9x2_##P},   \
      {0, tile10x1_##P, tile10x2_##P}, {0, tile11x1_##P, tile11x2_##P}, {0, tile12x1_##P, tile12x2_##P}}
 
@@ -292,15 +296,15 @@ static void act_tile_f64(int act, double *y, int64_t ldy, int64_t rows, int64_t 
                 _mm512_storeu_pd(y + r * ldy + o, act_f64x8(act, _mm512_loadu_pd(y + r * ldy + o)));
 }
 
-/* From 4 rows on: tiles of 2 blocks (one for an odd last block) over near-equal runs of at
+/* From 7 rows on: tiles of 2 blocks (one for an odd last block) over near-equal runs of at
  * most 12 rows, output blocks outside so a pair's packed weights stay in L1. Fewer rows: all
- * rows at once over up to 8 blocks (one row) or 4 (two or three rows). Each tile's
- * activation runs right after the tile, so it overlaps the next tile's loads. */
+ * rows at once over up to 8 blocks (one row) or 4 (2 to 6 rows). Each tile's activation runs
+ * right after the tile, so it overlaps the next tile's loads. */
 #define DENSE(P, T, NBW)                                                                           \
     static void dense_##P(const T *w, const T *b, int64_t n_in, int64_t n_pad, int act, const T *x, \
                           int64_t ldx, T *y, int64_t ldy, int64_t rows) {                          \
         const int64_t nblk = n_pad / NBW;                                                          \
-        if (rows >= 4) {                                                                           \
+        if (rows >= 7) {                                                                           \
             const int64_t tiles = (rows + MAX_TILE_ROWS - 1) / MAX_TILE_ROWS;                      \
             for (int64_t j = 0; j < nblk; j += 2) {                                                \
                 const int64_t m = nblk - j < 2 ? 1 : 2;                                            \
