@@ -16,9 +16,9 @@ and takes its turn in every round; each row names the kernels that ran. In the s
 ``bench_native`` measures the core's FMA peak and its read bandwidth from an L2-sized buffer,
 with AVX2's 32-byte vectors and, where the CPU runs it, AVX-512's 64-byte ones (the machine's
 limit is the faster); the report gives the native kernels' fraction of each (FLOP rate over
-the peak; weight bytes per call over the time a stream of that size takes). Limits and rates use the driver thread's CPU
-time (on a shared machine a long call's wall time includes other processes' time slices);
-the ratios compare wall times, measured alike in both drivers.
+the peak; weight bytes per call over the time a stream of that size takes). Limits and rates
+use the driver thread's CPU time (on a shared machine a long call's wall time includes other
+processes' time slices); the ratios compare wall times, measured alike in both drivers.
 """
 
 import argparse
@@ -152,6 +152,17 @@ def _rounds(floor, natives, batch, rounds, block_seconds):
     return ratios, {k: statistics.median(v) for k, v in medians.items()}
 
 
+def _row(model, batch, isa, ratios, floor_ns, native_ns, native_cpu_ns, weight_bytes, limits, diff):
+    """One result row: the ratios to the floor, and the rates (over CPU time) against the limits."""
+    gflops = model.flops_per_sample * batch / native_cpu_ns
+    peak = limits["peak_gflops_f32" if model.dtype == "float32" else "peak_gflops_f64"]
+    return {"model": model.name, "batch": batch, "isa": isa, "ratio": statistics.median(ratios),
+            "ratio_min": min(ratios), "ratio_max": max(ratios), "floor_ns": floor_ns, "native_ns": native_ns,
+            "native_cpu_ns": native_cpu_ns, "native_gflops": gflops, "fma_fraction": gflops / peak,
+            "weights_gbs": weight_bytes / native_cpu_ns,
+            "l2_fraction": weight_bytes / native_cpu_ns / limits["stream_gbs"], "max_rel_diff": diff}
+
+
 def measure(names=models.NAMES, batches=BATCHES, rounds=7, block_seconds=0.05, folder=None, progress=print,
             isas=("auto",)):
     """Run the comparison with the native kernels of each of ``isas`` (names of
@@ -173,24 +184,17 @@ def measure(names=models.NAMES, batches=BATCHES, rounds=7, block_seconds=0.05, f
                 limits = _limits(next(iter(natives.values())))
                 progress(_describe(limits))
             for batch in batches:
-                diffs = {isa: _agreement(floor, native, torch_model, batch, folder) for isa, native in natives.items()}
+                diffs = {isa: _agreement(floor, d, torch_model, batch, folder) for isa, d in natives.items()}
                 ratios, med = _rounds(floor, natives, batch, rounds, block_seconds)
                 for isa, native in natives.items():
-                    gflops = torch_model.flops_per_sample * batch / med[isa + "_cpu"]
-                    peak = limits["peak_gflops_f32" if torch_model.dtype == "float32" else "peak_gflops_f64"]
-                    row = {"model": name, "batch": batch, "isa": native.isa, "ratio": statistics.median(ratios[isa]),
-                           "ratio_min": min(ratios[isa]), "ratio_max": max(ratios[isa]), "floor_ns": med["floor"],
-                           "native_ns": med[isa], "native_cpu_ns": med[isa + "_cpu"],
-                           "native_gflops": gflops,
-                           "fma_fraction": gflops / peak, "weights_gbs": weight_bytes / med[isa + "_cpu"],
-                           "l2_fraction": weight_bytes / med[isa + "_cpu"] / limits["stream_gbs"],
-                           "max_rel_diff": diffs[isa]}
+                    row = _row(torch_model, batch, native.isa, ratios[isa], med["floor"], med[isa],
+                               med[isa + "_cpu"], weight_bytes, limits, diffs[isa])
                     rows.append(row)
                     progress(f"{name:8s} batch {batch:5d} {native.isa:6s}: native/floor {row['ratio']:.3f} "
                              f"[{row['ratio_min']:.3f}, {row['ratio_max']:.3f}]  "
                              f"native {med[isa] / 1e3:9.2f} us floor {med['floor'] / 1e3:9.2f} us  "
-                             f"{gflops:6.2f} GFLOP/s = {100 * row['fma_fraction']:4.1f}% FMA peak, "
-                             f"weights at {100 * row['l2_fraction']:5.1f}% of L2 read; "
+                             f"{row['native_gflops']:6.2f} GFLOP/s = {100 * row['fma_fraction']:4.1f}% FMA "
+                             f"peak, weights at {100 * row['l2_fraction']:5.1f}% of L2 read; "
                              f"max |diff| {diffs[isa]:.2g} of max |y|")
         finally:
             floor.close()
