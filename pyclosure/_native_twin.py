@@ -19,7 +19,8 @@ from . import _native_c
 from .errors import ArgumentError, ModelFormatError
 
 ffi, lib = _native_c.ffi, _native_c.lib
-ISAS = {"auto": lib.NNN_ISA_AUTO, "scalar": lib.NNN_ISA_SCALAR, "avx2": lib.NNN_ISA_AVX2}
+ISAS = {"auto": lib.NNN_ISA_AUTO, "scalar": lib.NNN_ISA_SCALAR, "avx2": lib.NNN_ISA_AVX2,
+        "avx512": lib.NNN_ISA_AVX512}
 _NAMES = {v: k for k, v in ISAS.items()}
 _DTYPES = {lib.NNN_F32: np.dtype(np.float32), lib.NNN_F64: np.dtype(np.float64)}
 
@@ -61,7 +62,8 @@ class Program:
 
     @property
     def isa(self):
-        """The kernels in use: "scalar" or "avx2"; set "auto", "scalar" or "avx2"."""
+        """The kernels in use: "scalar", "avx2" or "avx512"; set one of those or "auto" (the
+        widest this CPU runs)."""
         return _NAMES[lib.nnn_isa(self._p)]
 
     @isa.setter
@@ -124,6 +126,13 @@ def run(program, x, *more, threads=1):
     """Run a native program (path, bytes or :class:`Program`) on ``x`` (and ``more`` inputs)."""
     p = program if isinstance(program, Program) else Program(program)
     return p(x, *more, threads=threads)
+
+
+def available_isas():
+    """The instruction sets whose kernels this library has and this CPU runs, narrowest first:
+    the last is the one ``"auto"`` runs."""
+    return [name for name, isa in ISAS.items()
+            if name != "auto" and lib.nnn_activation(isa, lib.NNN_F32, 0, ffi.NULL, 0) == lib.NNN_OK]
 
 
 def activation(name, values, isa="auto"):

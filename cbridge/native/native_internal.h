@@ -52,6 +52,8 @@ extern const nnn_kernels nnn_kernels_scalar;
 #if defined(__x86_64__) || defined(_M_X64)
 #define NNN_HAVE_AVX2 1
 extern const nnn_kernels nnn_kernels_avx2;
+#define NNN_HAVE_AVX512 1
+extern const nnn_kernels nnn_kernels_avx512;
 #endif
 
 struct nnn_program {

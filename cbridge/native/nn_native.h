@@ -37,7 +37,8 @@ enum nnn_dtype { NNN_F32 = 1, NNN_F64 = 2 };
 enum nnn_isa {
     NNN_ISA_AUTO = 0,   /* the best this CPU runs (the default) */
     NNN_ISA_SCALAR = 1, /* the plain C reference */
-    NNN_ISA_AVX2 = 2    /* AVX2 + FMA */
+    NNN_ISA_AVX2 = 2,   /* AVX2 + FMA */
+    NNN_ISA_AVX512 = 3  /* AVX-512 F + DQ (with its FMA) */
 };
 
 typedef struct nnn_program nnn_program;
@@ -80,9 +81,10 @@ int nnn_num_inputs(const nnn_program *program);
 /** 1 when the program is a window program (input and output sizes follow ncells). */
 int nnn_is_window(const nnn_program *program);
 
-/** Choose the kernels of this program: NNN_ISA_AUTO (the default after loading),
- * NNN_ISA_SCALAR or NNN_ISA_AVX2. All give the same bits. Not thread safe against
- * concurrent nnn_run on the same program. Returns NNN_OK or NNN_ERR_ISA (with msg). */
+/** Choose the kernels of this program: NNN_ISA_AUTO (the default after loading: the widest
+ * this CPU runs), NNN_ISA_SCALAR, NNN_ISA_AVX2 or NNN_ISA_AVX512. All give the same bits. Not
+ * thread safe against concurrent nnn_run on the same program. Returns NNN_OK or NNN_ERR_ISA
+ * (with msg). */
 int nnn_set_isa(nnn_program *program, int isa, char *msg, size_t msg_size);
 
 /** The instruction set the program's kernels use now (never NNN_ISA_AUTO). */

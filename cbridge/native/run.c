@@ -26,7 +26,20 @@ static int cpu_has_avx2(void) {
 #endif
 }
 
+/* __builtin_cpu_supports("avx512f") is set only when the OS saves the zmm state (XCR0). */
+static int cpu_has_avx512(void) {
+#if defined(NNN_HAVE_AVX512) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+#else
+    return 0;
+#endif
+}
+
 const nnn_kernels *nnn_kernels_for(int isa) {
+#ifdef NNN_HAVE_AVX512
+    if ((isa == NNN_ISA_AUTO || isa == NNN_ISA_AVX512) && cpu_has_avx512()) return &nnn_kernels_avx512;
+#endif
 #ifdef NNN_HAVE_AVX2
     if ((isa == NNN_ISA_AUTO || isa == NNN_ISA_AVX2) && cpu_has_avx2()) return &nnn_kernels_avx2;
 #endif

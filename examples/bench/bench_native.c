@@ -3,8 +3,12 @@
  *
  * Usage: bench_native native PROGRAM.nnp DTYPE NIN NOUT THREADS DEVICE DUMPDIR, then the
  * protocol's commands (time, dump, quit) and two more:
- *   peak 0 0 CALLS     single-thread FMA peak: {"peak_gflops_f32":..,"peak_gflops_f64":..}
- *   stream BYTES 0 CALLS  read bandwidth over a BYTES buffer (L2-sized): {"stream_gbs":..}
+ *   peak 0 0 CALLS     single-thread FMA peak: {"peak_gflops_f32":..,"peak_gflops_f64":..}, the
+ *                      widest vectors' (AVX-512 where the CPU runs it, else AVX2), and each
+ *                      width's own ("peak_avx2_gflops_f32", .., "peak_avx512_gflops_f64")
+ *   stream BYTES 0 CALLS  read bandwidth over a BYTES buffer (L2-sized): {"stream_gbs":..}, the
+ *                      faster of 32- and 64-byte loads (each: "stream_avx2_gbs", "stream_avx512_gbs")
+ *   isa ISA 0 0        run the kernels of nn_native.h's instruction set ISA: {"isa":ISA}
  * THREADS > 1 splits the columns over OpenMP threads (when built with OpenMP), each with
  * its own workspace; DEVICE must be cpu. */
 #include <stdint.h>
@@ -12,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <immintrin.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -112,6 +117,33 @@ static void time_calls(int64_t warmup, int64_t calls) {
 PEAK(peak_f32, v8, 8, float, __builtin_ia32_vfmaddps256)
 PEAK(peak_f64, v4, 4, double, __builtin_ia32_vfmaddpd256)
 
+/* The same with 16 float or 8 double lanes (zmm registers). */
+#define PEAK512(name, vt, lanes, scalar, set1, fma)                                           \
+    __attribute__((target("avx512f"))) static double name(int64_t iters) {                    \
+        vt m = set1((scalar)0.999999), s = set1((scalar)1e-7);                                \
+        vt a0 = s, a1 = s, a2 = s, a3 = s, a4 = s, a5 = s, a6 = s, a7 = s, a8 = s, a9 = s, a10 = s, a11 = s; \
+        int64_t t0 = cpu_ns();                                                                \
+        for (int64_t i = 0; i < iters; ++i) {                                                 \
+            a0 = fma(a0, m, s); a1 = fma(a1, m, s); a2 = fma(a2, m, s); a3 = fma(a3, m, s);   \
+            a4 = fma(a4, m, s); a5 = fma(a5, m, s); a6 = fma(a6, m, s); a7 = fma(a7, m, s);   \
+            a8 = fma(a8, m, s); a9 = fma(a9, m, s); a10 = fma(a10, m, s); a11 = fma(a11, m, s); \
+            __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4));          \
+            __asm__ volatile("" : "+v"(a5), "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9));          \
+            __asm__ volatile("" : "+v"(a10), "+v"(a11));                                      \
+        }                                                                                     \
+        double ns = (double)(cpu_ns() - t0);                                                  \
+        volatile scalar sink = a0[0] + a1[0] + a2[0] + a3[0] + a4[0] + a5[0] + a6[0] + a7[0] + a8[0] + a9[0] + a10[0] + a11[0]; \
+        (void)sink;                                                                           \
+        return (double)iters * 12 * lanes * 2 / ns;                                           \
+    }
+PEAK512(peak512_f32, __m512, 16, float, _mm512_set1_ps, _mm512_fmadd_ps)
+PEAK512(peak512_f64, __m512d, 8, double, _mm512_set1_pd, _mm512_fmadd_pd)
+
+static int has_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
 /* Read bandwidth over a buffer of `bytes` (sized to stay in L2), 8 independent sums, over
  * this thread's CPU time. */
 __attribute__((target("avx2"))) static double stream(int64_t bytes, int64_t reps) {
@@ -131,6 +163,26 @@ __attribute__((target("avx2"))) static double stream(int64_t bytes, int64_t reps
     double ns = (double)(cpu_ns() - t0);
     free(buf);
     return (double)n * 32 * (double)reps / ns;
+}
+
+/* As stream, with 64-byte loads. */
+__attribute__((target("avx512f"))) static double stream512(int64_t bytes, int64_t reps) {
+    typedef float v16 __attribute__((vector_size(64)));
+    const int64_t n = bytes / 512 * 8;  /* whole groups of 8 vectors */
+    v16 *buf = aligned_alloc(64, (size_t)n * 64), a0 = {0}, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (int64_t k = 0; k < n; ++k) buf[k] = a0 + 1.0f;
+    int64_t t0 = 0;
+    for (int64_t r = -1; r < reps; ++r) {
+        if (r == 0) t0 = cpu_ns();
+        for (int64_t k = 0; k < n; k += 8) {
+            a0 += buf[k]; a1 += buf[k + 1]; a2 += buf[k + 2]; a3 += buf[k + 3];
+            a4 += buf[k + 4]; a5 += buf[k + 5]; a6 += buf[k + 6]; a7 += buf[k + 7];
+        }
+        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7));
+    }
+    double ns = (double)(cpu_ns() - t0);
+    free(buf);
+    return (double)n * 64 * (double)reps / ns;
 }
 
 static void load(const char *path) {
@@ -170,9 +222,26 @@ int main(int argc, char **argv) {
     while (scanf("%15s", op) == 1 && strcmp(op, "quit") != 0) {
         if (scanf("%lld %lld %lld", &b, &warm, &calls) != 3) die("bad command");
         if (!strcmp(op, "peak")) {
-            printf("{\"peak_gflops_f32\":%.3f,\"peak_gflops_f64\":%.3f}\n", peak_f32(calls), peak_f64(calls));
+            const double f32 = peak_f32(calls), f64 = peak_f64(calls);
+            if (has_avx512()) {
+                const double w32 = peak512_f32(calls), w64 = peak512_f64(calls);
+                printf("{\"peak_gflops_f32\":%.3f,\"peak_gflops_f64\":%.3f,\"peak_avx2_gflops_f32\":%.3f,"
+                       "\"peak_avx2_gflops_f64\":%.3f,\"peak_avx512_gflops_f32\":%.3f,\"peak_avx512_gflops_f64\":%.3f}\n",
+                       w32 > f32 ? w32 : f32, w64 > f64 ? w64 : f64, f32, f64, w32, w64);
+            } else {
+                printf("{\"peak_gflops_f32\":%.3f,\"peak_gflops_f64\":%.3f,\"peak_avx2_gflops_f32\":%.3f,"
+                       "\"peak_avx2_gflops_f64\":%.3f}\n", f32, f64, f32, f64);
+            }
         } else if (!strcmp(op, "stream")) {
-            printf("{\"bytes\":%lld,\"stream_gbs\":%.3f}\n", b, stream(b, calls));
+            const double narrow = stream(b, calls), wide = has_avx512() ? stream512(b, calls) : 0;
+            printf("{\"bytes\":%lld,\"stream_gbs\":%.3f,\"stream_avx2_gbs\":%.3f", b, wide > narrow ? wide : narrow,
+                   narrow);
+            if (has_avx512()) printf(",\"stream_avx512_gbs\":%.3f", wide);
+            printf("}\n");
+        } else if (!strcmp(op, "isa")) {
+            char msg[256];
+            if (nnn_set_isa(prog, (int)b, msg, sizeof msg) != NNN_OK) die(msg);
+            printf("{\"isa\":%d}\n", nnn_isa(prog));
         } else if (b < 1) {
             die("bad batch");
         } else if (!strcmp(op, "time")) {

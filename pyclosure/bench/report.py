@@ -104,7 +104,8 @@ def native_table(doc):
     title = ("Native engine (.nnp) through the bridge: each route's time / the floor's, and / its time on the .pt "
              "file" + (f"; machine: FMA peak {limits['peak_gflops_f32']:.1f} GFLOP/s float32, "
                        f"{limits['peak_gflops_f64']:.1f} float64, L2 read {limits['stream_gbs']:.1f} GB/s "
-                       "(one core, CPU time); the fractions use wall time" if limits else ""))
+                       "(one core, CPU time); the fractions use wall time"
+                       + (f"; kernels: {limits['isa']}" if "isa" in limits else "") if limits else ""))
     lines = ["", title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in names:
         for t in doc["settings"]["threads"]:

@@ -17,6 +17,7 @@ import pytest
 import torch
 from conftest import cli
 
+from pyclosure._native_twin import available_isas
 from pyclosure.bench import pt2
 
 TORCHSCRIPT = {"floor", "c", "fortran", "python", "embedded"}
@@ -185,8 +186,29 @@ def test_bench_reports_the_native_routes_against_the_machine_limits(quick):
     if doc["limits"] is None:
         pytest.skip("no machine limits here (bench_native not built, or no AVX2 and FMA)")
     assert doc["limits"]["peak_gflops_f32"] > 0 and doc["limits"]["stream_gbs"] > 0
+    assert doc["limits"]["isa"] == available_isas()[-1]
     for r in rows:
         assert 0 < r["fma_fraction"] and 0 < r["l2_fraction"], r
+
+
+def test_native_bench_times_each_instruction_set_in_the_same_rounds(tmp_path):
+    # python -m pyclosure.bench.native --isa ...: a row per batch and ISA, naming the kernels
+    # that ran; the machine's peak is the widest vectors', each width's beside it
+    from pyclosure.bench import drivers, native
+
+    if drivers.missing_reason("floor") or not (drivers.package_dir() / "bin" / "bench_native").exists():
+        pytest.skip("bench_floor or bench_native is not built")
+    isas = available_isas()
+    rows, limits = native.measure(["mlp32"], [1, 7], rounds=2, block_seconds=0.002, folder=tmp_path,
+                                  progress=lambda line: None, isas=["auto", *isas])
+    assert [(r["batch"], r["isa"]) for r in rows] == [(b, i) for b in (1, 7) for i in [isas[-1], *isas]]
+    assert all(r["ratio"] > 0 and r["max_rel_diff"] < 1e-5 for r in rows)
+    assert limits["isa"] == isas[-1]
+    if "avx512" in isas:
+        assert limits["peak_gflops_f32"] == max(limits["peak_avx2_gflops_f32"], limits["peak_avx512_gflops_f32"])
+        assert limits["stream_gbs"] == max(limits["stream_avx2_gbs"], limits["stream_avx512_gbs"])
+    elif "avx2" in isas:
+        assert limits["peak_gflops_f64"] == limits["peak_avx2_gflops_f64"] and "peak_avx512_gflops_f64" not in limits
 
 
 def test_bench_refuses_a_gpu_it_does_not_have():

@@ -22,12 +22,13 @@ from torch import nn
 
 from pyclosure import _native
 from pyclosure._native import Op, encode, export_native, program_of
-from pyclosure._native_twin import Program, activation
-from pyclosure.errors import ModelFormatError
+from pyclosure._native_twin import ISAS, Program, activation, available_isas
+from pyclosure.errors import ArgumentError, ModelFormatError
 from pyclosure.models import PeriodicFluxClosure, mlp
 from pyclosure.normalize import Normalizer
 
 DTYPES = [torch.float32, torch.float64]
+SIMD = [name for name in ISAS if name not in ("auto", "scalar")]  # each skipped where this CPU lacks it
 TOL = {torch.float32: 2e-6, torch.float64: 1e-14}
 
 
@@ -127,26 +128,49 @@ def test_column_bits_do_not_depend_on_threads(case, threads):
     assert np.array_equal(program(x, threads=threads), program(x, threads=1))
 
 
-def test_scalar_and_simd_kernels_give_the_same_bits(case):
+def _runs(isa):
+    if isa not in available_isas():
+        pytest.skip(f"this CPU does not run the {isa} kernels")
+
+
+@pytest.mark.parametrize("isa", SIMD)
+def test_scalar_and_simd_kernels_give_the_same_bits(case, isa):
+    # every tile shape of the SIMD kernels: 1 to 13 rows, uneven splits of a chunk's 48 rows
+    _runs(isa)
     program, x = case
-    program.isa = "auto"
-    fast = program(x)
     program.isa = "scalar"
+    ref = program(x)
+    program.isa = isa
     try:
-        assert np.array_equal(program(x), fast)
+        assert program.isa == isa
+        assert np.array_equal(program(x), ref)
+        for n in (*range(1, 14), 23, 25, 37, 47, 49, 61):
+            assert np.array_equal(program(x[:n]), ref[:n]), n
     finally:
         program.isa = "auto"
 
 
+def test_auto_runs_the_widest_kernels_and_others_are_refused(case):
+    program, _ = case
+    assert program.isa == available_isas()[-1] and available_isas()[0] == "scalar"
+    for isa in set(SIMD) - set(available_isas()):
+        with pytest.raises(ArgumentError, match="not on this CPU"):
+            program.isa = isa
+        assert program.isa == available_isas()[-1]
+
+
+@pytest.mark.parametrize("isa", SIMD)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_tanh_special_values_and_simd_agree_on_a_sweep(dtype):
+def test_tanh_special_values_and_simd_agree_on_a_sweep(dtype, isa):
+    _runs(isa)
     special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, -1e-30, 30.0, -30.0], dtype)
-    got = activation("tanh", special)
+    got = activation("tanh", special, isa=isa)
     assert np.array_equal(np.signbit(got[:2]), [False, True]) and list(got[2:4]) == [1.0, -1.0]
     assert np.isnan(got[4]) and got[5] == special[5] and list(got[7:]) == [1.0, -1.0]
     sweep = np.linspace(-12, 12, 200_001, dtype=dtype)
-    fast, ref = activation("tanh", sweep), activation("tanh", sweep, isa="scalar")
+    fast, ref = activation("tanh", sweep, isa=isa), activation("tanh", sweep, isa="scalar")
     assert np.array_equal(fast, ref)
+    assert np.array_equal(activation("tanh", sweep[:-3], isa=isa), ref[:-3])  # a part-register tail
     assert np.abs(fast - np.tanh(sweep.astype(np.float64))).max() <= 3 * np.finfo(dtype).eps
 
 

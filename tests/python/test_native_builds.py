@@ -3,9 +3,10 @@ survives a short fuzzing run under AddressSanitizer and UBSan.
 
 Builds (cbridge/native sources, -ffp-contract=off as always): -O0; -O2 for plain x86-64
 (SSE2, so the scalar reference's fma is libm's software fma); -O3 -march=native. Each runs
-the scalar kernels and, where the CPU has them, the AVX2 ones (that file is always compiled
-with -mavx2 -mfma). The fuzzer (tests/c/native_fuzz.c) mutates programs written by
-export_native for a few seconds; any out-of-bounds read or undefined behaviour fails it.
+the scalar kernels and, where the CPU has them, the AVX2 and AVX-512 ones (those files are
+always compiled with -mavx2 -mfma and -mavx512f -mavx512dq -mfma). The fuzzer
+(tests/c/native_fuzz.c) mutates programs written by export_native for a few seconds; any
+out-of-bounds read or undefined behaviour fails it.
 """
 
 import json
@@ -18,7 +19,7 @@ import pytest
 import torch
 
 from pyclosure._native import export_native
-from pyclosure._native_twin import Program
+from pyclosure._native_twin import ISAS, Program, available_isas
 from pyclosure.models import (
     ColumnDownGradientClosure,
     InsulatedColumnFluxClosure,
@@ -31,6 +32,8 @@ from pyclosure.normalize import Normalizer
 ROOT = pathlib.Path(__file__).parents[2]
 NATIVE = ROOT / "cbridge" / "native"
 SOURCES = ["load.c", "run.c", "kernels_scalar.c", "sha256.c"]
+# the SIMD kernels, each compiled only with its own instruction set's flags (as meson does)
+ISA_FLAGS = {"kernels_avx2.c": ["-mavx2", "-mfma"], "kernels_avx512.c": ["-mavx512f", "-mavx512dq", "-mfma"]}
 BUILDS = {"O0": ["-O0"], "sse2": ["-O2", "-march=x86-64"], "native": ["-O3", "-march=native"]}
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
@@ -38,10 +41,10 @@ pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C co
 
 def _compile(out, name, main, flags, extra=()):
     objects = []
-    for src in SOURCES + ["kernels_avx2.c", str(main)]:
+    for src in SOURCES + [*ISA_FLAGS, str(main)]:
         path = NATIVE / src if not src.startswith("/") else pathlib.Path(src)
         obj = out / f"{name}-{path.stem}.o"
-        isa = ["-mavx2", "-mfma"] if src == "kernels_avx2.c" else []
+        isa = ISA_FLAGS.get(src, [])
         subprocess.run(["cc", "-std=c11", "-ffp-contract=off", *flags, *isa, *extra, f"-I{NATIVE}", "-c",
                         str(path), "-o", str(obj)], check=True, capture_output=True)
         objects.append(str(obj))
@@ -85,7 +88,7 @@ def test_other_builds_give_the_twins_bits(programs, build):
     exe = _compile(out, f"run-{build}", ROOT / "tests" / "c" / "native_run.c", BUILDS[build])
     for key, (path, x, ncells) in cases.items():
         want = Program(path)(*x)
-        for isa in (1, 2):
+        for isa in (1, 2, 3):  # NNN_ISA_SCALAR, NNN_ISA_AVX2, NNN_ISA_AVX512
             y = out / f"{key}-{build}-{isa}.y"
             args = [path, isa, ncells, len(x[0]), out / f"{key}.x0", y] + ([out / f"{key}.x1"] if len(x) > 1 else [])
             proc = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
@@ -94,6 +97,19 @@ def test_other_builds_give_the_twins_bits(programs, build):
             assert proc.returncode == 0, proc.stderr
             got = np.fromfile(y, dtype=x[0].dtype).reshape(want.shape)
             assert np.array_equal(got, want), (key, build, isa)
+
+
+@pytest.mark.parametrize("build", ["sse2", "native"])
+def test_simd_kernels_give_the_scalar_bits_on_every_tile_shape(tmp_path, build):
+    # tests/c/native_kernels.c: 1 to 29 rows x 1 to 10 output blocks x 10 input widths, each
+    # activation, both dtypes, for every SIMD kernel table this CPU runs
+    exe = _compile(tmp_path, f"kernels-{build}", ROOT / "tests" / "c" / "native_kernels.c", BUILDS[build])
+    proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    names = {v: k for k, v in ISAS.items()}
+    assert [names[i] for i in doc["isas"]] == [n for n in available_isas() if n != "scalar"]
+    assert doc["mismatches"] == 0 and doc["cases"] == len(doc["isas"]) * 4 * 2 * (29 * 10 * 10 + 41)
 
 
 def test_loader_fuzzing_under_sanitizers_finds_nothing(programs):

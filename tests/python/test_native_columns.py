@@ -19,7 +19,7 @@ from torch import nn
 
 from pyclosure import _native
 from pyclosure._native import GRADIENT, Op, encode, export_native, program_of
-from pyclosure._native_twin import Program, activation
+from pyclosure._native_twin import ISAS, Program, activation, available_isas
 from pyclosure.bridge import Model
 from pyclosure.errors import ModelFormatError
 from pyclosure.models import (
@@ -35,6 +35,7 @@ from pyclosure.models import (
 from pyclosure.normalize import Normalizer
 
 TOL = {torch.float32: 2e-6, torch.float64: 1e-14}
+SIMD = [name for name in ISAS if name not in ("auto", "scalar")]  # each skipped where this CPU lacks it
 
 
 @pytest.fixture(autouse=True)
@@ -141,25 +142,35 @@ def test_column_bits_do_not_depend_on_threads(case, threads):
     assert np.array_equal(program(*args, threads=threads), program(*args))
 
 
-def test_scalar_and_simd_kernels_give_the_same_bits(case):
+@pytest.mark.parametrize("isa", SIMD)
+def test_scalar_and_simd_kernels_give_the_same_bits(case, isa):
+    if isa not in available_isas():
+        pytest.skip(f"this CPU does not run the {isa} kernels")
     program, args = case
-    fast = program(*args)
     program.isa = "scalar"
+    ref = program(*args)
+    program.isa = isa
     try:
-        assert np.array_equal(program(*args), fast)
+        assert program.isa == isa
+        assert np.array_equal(program(*args), ref)
+        for n in (1, 2, 3, 5):
+            assert np.array_equal(program(*(a[:n] for a in args)), ref[:n]), n
     finally:
         program.isa = "auto"
 
 
+@pytest.mark.parametrize("isa", SIMD)
 @pytest.mark.parametrize("dtype,ulps", [(np.float32, 3), (np.float64, 4)])
-def test_softplus_special_values_accuracy_and_simd(dtype, ulps):
+def test_softplus_special_values_accuracy_and_simd(dtype, ulps, isa):
+    if isa not in available_isas():
+        pytest.skip(f"this CPU does not run the {isa} kernels")
     special = np.array([np.nan, -np.inf, np.inf, -0.0, 0.0, 21.0, -1000.0], dtype)
-    got = activation("softplus", special)
+    got = activation("softplus", special, isa=isa)
     assert np.isnan(got[0]) and got[1] == 0 and got[2] == np.inf and got[5] == 21.0 and got[6] == 0
     assert got[3] == got[4] == dtype(np.log(2.0))
     sweep = np.concatenate([np.linspace(-80, 20, 400_001), np.geomspace(1e-30, 20, 1000),
                             -np.geomspace(1e-30, 80, 1000)]).astype(dtype)
-    fast, ref = activation("softplus", sweep), activation("softplus", sweep, isa="scalar")
+    fast, ref = activation("softplus", sweep, isa=isa), activation("softplus", sweep, isa="scalar")
     assert np.array_equal(fast, ref)
     exact = np.log1p(np.exp(sweep.astype(np.longdouble)))
     ulp = np.spacing(exact.astype(dtype)).astype(np.longdouble)
