@@ -6,7 +6,7 @@
  *   peak 0 0 CALLS     single-thread FMA peak: {"peak_gflops_f32":..,"peak_gflops_f64":..}
  *   stream BYTES 0 CALLS  read bandwidth over a BYTES buffer (L2-sized): {"stream_gbs":..}
  * THREADS > 1 splits the columns over OpenMP threads (when built with OpenMP), each with
- * its own workspace; DEVICE must be cpu. */
+ * its own workspace, from 64 columns on (as the bridge does); DEVICE must be cpu. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,9 +54,17 @@ static void prepare(int64_t b) {
     }
 }
 
+/* Fewest columns a thread is given, as in the bridge's native engine: a call of fewer than
+ * two grains (or with one thread) runs on the calling thread, without a parallel region. */
+#define GRAIN 32
+
 static void call(void) {
     char msg[256];
     int failed = 0;
+    if (threads == 1 || batch < 2 * GRAIN) {
+        if (nnn_run(prog, work[0], ncells, x, y, 0, batch, msg, sizeof msg) != NNN_OK) die(msg);
+        return;
+    }
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
         int t = 0, n = 1;
