@@ -79,6 +79,22 @@ def _replay(args):
 def _bench(args):
     from .bench import Settings, run
 
+    if args.kernels:
+        from .bench import native
+        from .errors import ArgumentError
+
+        unused = [f"--{k.replace('_', '-')}" for k in ("threads", "device", "keep", "pt2_cache", "quick")
+                  if getattr(args, k) not in (None, False, "cpu")]
+        if unused:
+            raise ArgumentError("pyclosure bench --kernels runs one thread on the CPU; it takes no "
+                                + ", ".join(unused))
+        native.run(args.models or native.models.NAMES, args.batches or native.BATCHES,
+                   args.rounds or 7, json_path=args.json, isas=args.isa or ("auto",))
+        return 0
+    if args.isa:
+        from .errors import ArgumentError
+
+        raise ArgumentError("--isa chooses the native kernels of pyclosure bench --kernels; add --kernels")
     chosen = {"models": args.models, "batches": args.batches, "threads": args.threads, "rounds": args.rounds,
               "device": args.device}
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in chosen.items() if v is not None}
@@ -158,6 +174,13 @@ def build_parser():
                    help="run the drivers with glibc's adaptive malloc thresholds (default: fixed ones, alike in all)")
     p.add_argument("--no-pt2", action="store_true", help="skip the AOTInductor (.pt2) routes and their compile")
     p.add_argument("--no-native", action="store_true", help="skip the native-engine (.nnp) routes")
+    p.add_argument("--kernels", action="store_true",
+                   help="instead: the native kernels alone (no bridge) against the floor, one thread, with the "
+                        "fraction of the core's FMA peak and L2 read rate (default batches 1 4 16 64 256 4096, "
+                        "7 rounds; --models, --batches, --rounds, --json and --isa apply)")
+    p.add_argument("--isa", nargs="+", choices=["auto", "scalar", "avx2", "avx512"],
+                   help="with --kernels: the native kernels to time, each in every round (default: auto, the widest "
+                        "this CPU runs)")
     p.add_argument("--pt2-cache", metavar="DIR",
                    help="folder of compiled .pt2 packages, reused across runs (default: $PYCLOSURE_BENCH_CACHE, "
                         "else ~/.cache/pyclosure/bench; '' to compile every time)")

@@ -103,12 +103,15 @@ static void FN(elementwise)(const nnn_step *s, T *rows, int64_t stride, int64_t 
     }
 }
 
-/* The steps over nr rows in a; returns the buffer holding the result. */
-static T *FN(steps)(const nnn_program *p, T *a, T *b, int64_t nr) {
+/* The steps over nr rows: the first reads rows of stride ld at `in`, which is a itself or,
+ * when that step is a dense layer, the caller's input (read in place, never written); the
+ * others work in a and b. Returns the buffer holding the result. */
+static T *FN(steps)(const nnn_program *p, const T *in, int64_t ld, T *a, T *b, int64_t nr) {
     for (int k = 0; k < p->nsteps; ++k) {
         const nnn_step *s = &p->steps[k];
         if (s->kind == NNN_OP_DENSE) {
-            p->kernels->CAT(dense, SFX)(s->w, s->b, s->n_in, s->n_pad, s->act, a, p->stride, b, p->stride, nr);
+            p->kernels->CAT(dense, SFX)(s->w, s->b, s->n_in, s->n_pad, s->act, k ? a : in, k ? p->stride : ld, b,
+                                        p->stride, nr);
             T *t = a;
             a = b;
             b = t;
@@ -128,17 +131,19 @@ static void FN(run)(const nnn_program *p, T *a, T *b, int64_t ncells, const T *c
         for (int64_t g = begin * R; g < end * R; g += NNN_ROWS) {
             const int64_t nr = end * R - g < NNN_ROWS ? end * R - g : NNN_ROWS;
             FN(gather)(p, x[0], ncells, g, nr, a);
-            FN(scatter)(p, FN(steps)(p, a, b, nr), x[0], ncells, g, nr, y);
+            FN(scatter)(p, FN(steps)(p, a, p->stride, a, b, nr), x[0], ncells, g, nr, y);
         }
         if (p->frame) FN(frame)(p, p->ninputs > 1 ? x[1] : NULL, p->n_out * R + 2, y, begin, end);
         return;
     }
-    const int front = p->frame != 0;
+    const int front = p->frame != 0, in_place = p->steps[0].kind == NNN_OP_DENSE;
     const int64_t width = p->n_out + 2 * front;
     for (int64_t c = begin; c < end; c += NNN_ROWS) {
         const int64_t nr = end - c < NNN_ROWS ? end - c : NNN_ROWS;
-        for (int64_t r = 0; r < nr; ++r) memcpy(a + r * p->stride, x[0] + (c + r) * p->n_in, (size_t)p->n_in * sizeof(T));
-        const T *res = FN(steps)(p, a, b, nr);
+        const T *xc = x[0] + c * p->n_in;
+        if (!in_place)  /* a normaliser first: it works in place, so on a copy */
+            for (int64_t r = 0; r < nr; ++r) memcpy(a + r * p->stride, xc + r * p->n_in, (size_t)p->n_in * sizeof(T));
+        const T *res = in_place ? FN(steps)(p, xc, p->n_in, a, b, nr) : FN(steps)(p, a, p->stride, a, b, nr);
         for (int64_t r = 0; r < nr; ++r) {
             T *yc = y + (c + r) * width + front;
             memcpy(yc, res + r * p->stride, (size_t)p->n_out * sizeof(T));

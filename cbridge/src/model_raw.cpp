@@ -107,7 +107,7 @@ void Model::run_raw(int num_inputs, const nnc_array *inputs, int num_outputs, co
     for (size_t i = 0; i < no; ++i) {
         const nnc_array &o = outputs[i];
         s.out_sizes[i] = torch_sizes(o);
-        const Dims strides = torch_strides(o);
+        const Dims strides = o.strides ? torch_strides(o) : Dims();  // no strides given: dense, nothing overlaps
         for (size_t d = 0; d < strides.size(); ++d)
             if (strides[d] == 0 && s.out_sizes[i][d] > 1)
                 throw Error(NNC_ERR_ARGUMENT, out_label(c, static_cast<int>(i)) +

@@ -10,7 +10,7 @@
  *                      faster of 32- and 64-byte loads (each: "stream_avx2_gbs", "stream_avx512_gbs")
  *   isa ISA 0 0        run the kernels of nn_native.h's instruction set ISA: {"isa":ISA}
  * THREADS > 1 splits the columns over OpenMP threads (when built with OpenMP), each with
- * its own workspace; DEVICE must be cpu. */
+ * its own workspace, from 64 columns on (as the bridge does); DEVICE must be cpu. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,9 +59,17 @@ static void prepare(int64_t b) {
     }
 }
 
+/* Fewest columns a thread is given, as in the bridge's native engine: a call of fewer than
+ * two grains (or with one thread) runs on the calling thread, without a parallel region. */
+#define GRAIN 32
+
 static void call(void) {
     char msg[256];
     int failed = 0;
+    if (threads == 1 || batch < 2 * GRAIN) {
+        if (nnn_run(prog, work[0], ncells, x, y, 0, batch, msg, sizeof msg) != NNN_OK) die(msg);
+        return;
+    }
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
         int t = 0, n = 1;

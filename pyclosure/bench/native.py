@@ -1,7 +1,8 @@
 """The native kernels against the libtorch floor, one thread, interleaved rounds.
 
-    python -m pyclosure.bench.native [--batches 1 4 16 64 256 4096] [--rounds 7] [--out DIR]
-                                     [--isa auto | --isa avx2 avx512 ...]
+    pyclosure bench --kernels [--models mlp32 mlp64] [--batches 1 4 16 64 256 4096] [--rounds 7] [--json PATH]
+                              [--isa auto | --isa avx2 avx512 ...]
+    python -m pyclosure.bench.native [--batches ...] [--rounds 7] [--isa ...] [--out PATH]   (outside the source tree)
 
 For each benchmark closure (:mod:`pyclosure.bench.models`: ``mlp32``, ``mlp64``,
 ``burgers``) the TorchScript file runs in ``bench_floor floor`` (libtorch called directly,
@@ -23,6 +24,7 @@ processes' time slices); the ratios compare wall times, measured alike in both d
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -203,6 +205,35 @@ def measure(names=models.NAMES, batches=BATCHES, rounds=7, block_seconds=0.05, f
     return rows, limits
 
 
+def run(names=models.NAMES, batches=BATCHES, rounds=7, block_seconds=0.05, json_path=None, progress=print):
+    """:func:`measure` on one torch thread, with the load average before and after; the
+    rows, limits and load averages also go to ``json_path`` when given."""
+    torch.set_num_threads(1)
+    load = [os.getloadavg()[0]]
+    progress(f"load average {load[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
+    rows, limits = measure(names, batches, rounds, block_seconds, progress=progress)
+    load.append(os.getloadavg()[0])
+    progress(f"load average {load[1]:.2f} (1 min) at the end")
+    if json_path:
+        Path(json_path).write_text(json.dumps({"limits": limits, "rows": rows, "load_average": load}, indent=1))
+    return rows, limits
+
+
+def run(names=models.NAMES, batches=BATCHES, rounds=7, block_seconds=0.05, json_path=None, progress=print,
+        isas=("auto",)):
+    """:func:`measure` on one torch thread, with the load average before and after; the
+    rows, limits and load averages also go to ``json_path`` when given."""
+    torch.set_num_threads(1)
+    load = [os.getloadavg()[0]]
+    progress(f"load average {load[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
+    rows, limits = measure(names, batches, rounds, block_seconds, progress=progress, isas=isas)
+    load.append(os.getloadavg()[0])
+    progress(f"load average {load[1]:.2f} (1 min) at the end")
+    if json_path:
+        Path(json_path).write_text(json.dumps({"limits": limits, "rows": rows, "load_average": load}, indent=1))
+    return rows, limits
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(models.NAMES))
@@ -213,10 +244,7 @@ def main(argv=None):
                         help="the native kernels to time, each in every round (default: auto, the widest)")
     parser.add_argument("--out", help="write the rows and limits as JSON here")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    rows, limits = measure(args.models, args.batches, args.rounds, args.block_seconds, isas=args.isa)
-    if args.out:
-        Path(args.out).write_text(json.dumps({"limits": limits, "rows": rows}, indent=1))
+    run(args.models, args.batches, args.rounds, args.block_seconds, args.out, isas=args.isa)
 
 
 if __name__ == "__main__":

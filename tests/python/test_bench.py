@@ -11,6 +11,7 @@ No timing is asserted: the numbers depend on the machine and on what else runs o
 
 import json
 import os
+import pathlib
 import subprocess
 
 import pytest
@@ -209,6 +210,27 @@ def test_native_bench_times_each_instruction_set_in_the_same_rounds(tmp_path):
         assert limits["stream_gbs"] == max(limits["stream_avx2_gbs"], limits["stream_avx512_gbs"])
     elif "avx2" in isas:
         assert limits["peak_gflops_f64"] == limits["peak_avx2_gflops_f64"] and "peak_avx512_gflops_f64" not in limits
+
+
+def test_bench_kernels_runs_from_the_source_tree_and_reports_limits_and_load(tmp_path):
+    # From the repository root, where `python -m pyclosure.bench.native` would import the
+    # unbuilt source package: the installed command runs the kernels' bench there too.
+    root = pathlib.Path(__file__).parents[2]
+    out = tmp_path / "kernels.json"
+    proc = subprocess.run(cli("bench", "--kernels", "--models", "mlp32", "--batches", "1", "5", "--rounds", "1",
+                              "--json", out), capture_output=True, text=True, timeout=300, check=False, cwd=root)
+    if proc.returncode and "bench_native is not built" in proc.stderr:
+        pytest.skip("bench_native is not built")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert [(r["model"], r["batch"]) for r in doc["rows"]] == [("mlp32", 1), ("mlp32", 5)]
+    assert all(r["ratio"] > 0 and r["max_rel_diff"] < 1e-5 for r in doc["rows"]), doc["rows"]
+    assert len(doc["load_average"]) == 2 and "load average" in proc.stdout
+    if doc["limits"] is not None:
+        assert all(r["fma_fraction"] > 0 and r["l2_fraction"] > 0 for r in doc["rows"])
+    refused = subprocess.run(cli("bench", "--kernels", "--threads", "2"), capture_output=True, text=True,
+                             timeout=120, check=False)
+    assert refused.returncode == 2 and "takes no --threads" in refused.stderr
 
 
 def test_bench_refuses_a_gpu_it_does_not_have():

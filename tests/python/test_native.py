@@ -102,13 +102,16 @@ def test_float32_accuracy_is_no_worse_than_torchs_best_against_float64(tmp_path)
     assert native_err <= min(batched, one), (native_err, batched, one)
 
 
-@pytest.fixture(scope="module", params=["mlp32", "mlp64", "periodic32", "periodic64"])
+@pytest.fixture(scope="module", params=["mlp32", "mlp64", "plain32", "periodic32", "periodic64"])
 def case(request, tmp_path_factory):
-    """A program and 4096 columns of input for it."""
+    """A program and 4096 columns of input for it (plain: an MLP without a normaliser, whose
+    first dense layer reads the caller's input in place)."""
     dtype = torch.float32 if request.param.endswith("32") else torch.float64
     torch.manual_seed(5)
     if request.param.startswith("mlp"):
         module, x = _mlp(dtype), torch.randn(4096, 30, dtype=dtype) * 3
+    elif request.param.startswith("plain"):
+        module, x = nn.Sequential(*_mlp(dtype)[1:]).eval(), torch.randn(4096, 30, dtype=dtype)
     else:
         module, x = _periodic(dtype, 2), torch.randn(4096, 2, 37, dtype=dtype)
     return _program(module, x[:4], tmp_path_factory.mktemp("native")), x.numpy()
@@ -116,7 +119,9 @@ def case(request, tmp_path_factory):
 
 def test_column_bits_do_not_depend_on_batch_size_or_position(case):
     program, x = case
+    before = x.copy()
     full = program(x)
+    assert np.array_equal(x, before)  # the input is read, never written
     for n in (1, 2, 5, 6, 7, 13, 47, 48, 49, 97, 1000, 4095):
         for start in (0, 4096 - n, 17 % (4097 - n)):
             assert np.array_equal(program(x[start:start + n]), full[start:start + n]), (n, start)

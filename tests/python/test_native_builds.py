@@ -55,8 +55,8 @@ def _compile(out, name, main, flags, extra=()):
 
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory):
-    """Programs (MLP, periodic, column down-gradient with its surface input, a non-negative
-    insulated column, float32 and float64) with inputs."""
+    """Programs (MLP with and without a normaliser, periodic, column down-gradient with its
+    surface input, a non-negative insulated column, float32 and float64) with inputs."""
     out = tmp_path_factory.mktemp("native_builds")
     torch.manual_seed(7)
     cases = {}
@@ -64,6 +64,8 @@ def programs(tmp_path_factory):
         name = str(dtype).split(".")[-1]
         m = torch.nn.Sequential(Normalizer(torch.randn(30), torch.rand(30) + 0.5), *mlp(30, 31, 128, 2))
         cases[f"mlp-{name}"] = (m.to(dtype).eval(), torch.randn(97, 30, dtype=dtype) * 3, 0)
+        plain = torch.nn.Sequential(*mlp(30, 31, 128, 2))  # its first dense layer reads the input in place
+        cases[f"plain-{name}"] = (plain.to(dtype).eval(), torch.randn(97, 30, dtype=dtype), 0)
         norm = Normalizer(torch.randn(2, 1), torch.rand(2, 1) + 1)
         p = PeriodicFluxClosure(2, 6, 32, 2, input_normalizer=norm)
         cases[f"periodic-{name}"] = (p.to(dtype).eval(), torch.randn(13, 2, 41, dtype=dtype), 41)
