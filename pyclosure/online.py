@@ -115,6 +115,13 @@ class TrainingSpec:
         A learning-rate scheduler, stepped after every optimiser step.
     max_grad_norm : float, optional
         Clip the gradient norm to this before each step.
+    prepare : callable, optional
+        ``prepare(inputs, targets) -> (inputs, targets)`` (lists of tensors, batch first):
+        turns what the host passes into the module's inputs and the loss's targets, inside
+        the step. For example, the host passes its companion high-resolution state as the
+        target and ``prepare`` coarse-grains it into the subgrid flux (see
+        :mod:`pyclosure.demo.online`). The host's arrays are checked before it (dtype,
+        columns), the module's outputs against the prepared targets after it.
     """
 
     module: nn.Module
@@ -122,6 +129,7 @@ class TrainingSpec:
     loss: Callable = mse
     scheduler: Any = None
     max_grad_norm: Optional[float] = None
+    prepare: Optional[Callable] = None
 
 
 def default_spec(ctx):
@@ -285,6 +293,8 @@ class OnlineTrainer:
         then not applied), or whatever the module, loss or optimiser raises.
         """
         self._check(inputs, targets, show)
+        if self.spec.prepare is not None:
+            inputs, targets = (list(a) for a in self.spec.prepare(list(inputs), list(targets)))
         opt = self.spec.optimizer
         opt.zero_grad(set_to_none=True)
         out = self.module(*inputs)
