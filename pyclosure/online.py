@@ -160,9 +160,13 @@ def weights_spec(ctx):
     return TrainingSpec(module, torch.optim.SGD(module.parameters(), lr=0.0))
 
 
-def read_versions(folder):
-    """{SHA-256: path} of the weight versions a run saved in ``folder`` (``versions=``), each
-    file checked against its listed SHA-256."""
+def read_versions(folder, programs=False):
+    """{SHA-256 of the weights: path} of the weight versions a run saved in ``folder``
+    (``versions=``), each file checked against its listed SHA-256.
+
+    With ``programs`` the paths are the native programs the syncs put into a native-engine
+    model (``weights-v<N>.nnp``), still keyed by the weights' SHA-256 (what records name).
+    """
     folder = pathlib.Path(folder)
     try:
         listed = json.loads((folder / "versions.json").read_text())["versions"]
@@ -170,12 +174,16 @@ def read_versions(folder):
         raise FileAccessError(f"cannot read the weight versions in '{folder}': {exc}") from exc
     out = {}
     for v in listed:
-        path = folder / v["file"]
+        if programs and "program" not in v:
+            raise FileAccessError(f"weight version {v['version']} in '{folder}' has no native program: the run's "
+                                  "model was not a native (.nnp) one")
+        name, sha = (v["program"], v["program_sha256"]) if programs else (v["file"], v["sha256"])
+        path = folder / name
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise FileAccessError(f"weight version {v['version']}: cannot read '{path}': {exc.strerror}") from exc
-        if hashlib.sha256(data).hexdigest() != v["sha256"]:
+        if hashlib.sha256(data).hexdigest() != sha:
             raise FileAccessError(f"weight version {v['version']}: '{path}' does not have its listed SHA-256")
         out[v["sha256"]] = path
     return out
@@ -356,8 +364,12 @@ class OnlineTrainer:
         """Save :meth:`checkpoint` to ``path`` atomically; ``torch.load(path, weights_only=True)`` reads it."""
         _save_atomic(self.checkpoint(), path)
 
-    def new_version(self):
-        """Count a sync; with the ``versions`` option, save its weights (rank 0) and return their SHA-256."""
+    def new_version(self, program=None):
+        """Count a sync; with the ``versions`` option, save its weights (rank 0) and return their SHA-256.
+
+        ``program``: the native program the sync put into a native-engine model (bytes); it
+        is saved beside the weights, so replay runs exactly what the model ran.
+        """
         self.version += 1
         folder = self.ctx.options.get("versions")
         buf = io.BytesIO()
@@ -365,7 +377,7 @@ class OnlineTrainer:
         data = buf.getvalue()
         sha = hashlib.sha256(data).hexdigest()
         if folder and self.ctx.rank == 0:
-            save_version(folder, self.version, data, sha, self.steps)
+            save_version(folder, self.version, data, sha, self.steps, program)
         return sha
 
 
@@ -380,17 +392,26 @@ def _save_atomic(obj, path):
         raise FileAccessError(f"cannot write checkpoint '{path}': {exc.strerror or exc}") from exc
 
 
-def save_version(folder, version, data, sha, steps):
-    """Write weights-v<version>.pt (torch.save of the state_dict) and list it in versions.json."""
+def _write_atomic(path, data):
+    path.with_name(path.name + ".partial").write_bytes(data)
+    os.replace(path.with_name(path.name + ".partial"), path)
+
+
+def save_version(folder, version, data, sha, steps, program=None):
+    """Write weights-v<version>.pt (torch.save of the state_dict) and list it in versions.json; with
+    ``program`` (a native program's bytes) also weights-v<version>.nnp, listed with its own SHA-256."""
     folder = pathlib.Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         name = f"weights-v{version}.pt"
-        (folder / (name + ".partial")).write_bytes(data)
-        os.replace(folder / (name + ".partial"), folder / name)
+        _write_atomic(folder / name, data)
+        entry = {"version": version, "file": name, "sha256": sha, "steps": steps}
+        if program is not None:
+            entry.update(program=f"weights-v{version}.nnp", program_sha256=hashlib.sha256(program).hexdigest())
+            _write_atomic(folder / entry["program"], bytes(program))
         index = folder / "versions.json"
         listed = json.loads(index.read_text()) if index.exists() else {"versions": []}
-        listed["versions"].append({"version": version, "file": name, "sha256": sha, "steps": steps})
+        listed["versions"].append(entry)
         (folder / "versions.json.partial").write_text(json.dumps(listed, indent=1))
         os.replace(folder / "versions.json.partial", index)
     except OSError as exc:

@@ -134,8 +134,12 @@ class _Runner:
     def __init__(self, model_path, device, use_torch, reference=None, weights=None):
         from .bridge import Model, Trainer, version
 
+        native = _is_native(model_path)
+        self.sha256 = _sha256(model_path)  # the model file the records name, whatever version runs
+        if native and weights is not None:  # the native program the host's sync put in (online.read_versions)
+            model_path = weights
         self.bridge = Model(model_path, device=device)
-        if weights is not None:  # a weight version of an online run, synced in as the host did
+        if weights is not None and not native:  # a weight version of an online run, synced in as the host did
             Trainer(self.bridge, spec="pyclosure.online:weights_spec", weights=weights).sync(self.bridge)
         self.engine = self.bridge.engine
         self.bridge_libtorch = version()[1]
@@ -146,12 +150,11 @@ class _Runner:
             self.torch = torch
         if use_torch:
             self.torch_module = self._load(model_path, device)
-            if weights is not None:
+            if weights is not None and not native:
                 self.torch_module.load_state_dict(self.torch.load(str(weights), weights_only=True))
         if reference is not None:
             self.reference = self._load(reference, device)
         self.device = self.bridge.device
-        self.sha256 = _sha256(model_path)
 
     def _load(self, path, device):
         if _is_native(path):
@@ -326,7 +329,8 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
 
     A record made after an online-training sync names its weight version; ``versions``
     (the folder the run saved them in, see :mod:`pyclosure.online`) supplies them, and
-    each record is replayed with its own version's weights.
+    each record is replayed with its own version's weights (for a native ``.nnp`` model,
+    the native program that sync put into it, through the bridge and the cffi twin).
 
     Parameters
     ----------
@@ -352,7 +356,7 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
     if versions is not None:
         from .online import read_versions
 
-        known = read_versions(versions)
+        known = read_versions(versions, programs=_is_native(model))
     runner = _Runner(model, device, use_torch, reference)
     runners = {None: runner}
 
