@@ -29,10 +29,17 @@ stochastic heads with their Gaussian NLL as ``loss``, a posteriori losses.
 Data parallel
 -------------
 With ``rank``, ``size`` and ``rendezvous`` options every rank's trainer joins one
-``torch.distributed`` group (gloo), starts from rank 0's weights and averages the
-gradients of each step over the ranks, so all ranks keep the same weights. The ranks
-first agree that each built its spec: a rank whose spec failed reports its own message,
-the others report which rank failed, and nobody waits forever.
+``torch.distributed`` group, starts from rank 0's weights and averages the gradients of
+each step over the ranks, so all ranks keep the same weights. The ranks first agree that
+each built its spec: a rank whose spec failed reports its own message, the others report
+which rank failed, and nobody waits forever.
+
+The group's backend (:func:`dist_backend`) is gloo where torch has no CUDA, and
+``"cpu:gloo,cuda:nccl"`` where it has: CPU tensors (the ranks' agreement, a CPU module)
+go through gloo and CUDA tensors (a module the spec put on a GPU, its gradients and
+loss) through NCCL, in the same group. Every rank picks the same backend without asking
+the others, whether or not its own spec built. The NCCL path has not been run in this
+project's tests, which have no GPU; gloo with two ranks is tested.
 """
 
 import dataclasses
@@ -189,6 +196,16 @@ def read_versions(folder, programs=False):
     return out
 
 
+def dist_backend():
+    """The torch.distributed backend of data-parallel training: ``"cpu:gloo,cuda:nccl"`` when
+    torch has CUDA and NCCL (each tensor goes through the backend of its device), else ``"gloo"``."""
+    import torch.distributed as dist
+
+    if torch.cuda.is_available() and dist.is_nccl_available():
+        return "cpu:gloo,cuda:nccl"
+    return "gloo"
+
+
 def load_spec(spec):
     """The spec function named by ``spec`` (see the module docstring); default_spec for ""."""
     if not spec:
@@ -250,7 +267,7 @@ class OnlineTrainer:
         params = [p for p in self.module.parameters() if p.requires_grad]
         if not params:
             raise ArgumentError("the spec's module has no trainable parameters")
-        self.dtype = params[0].dtype
+        self.dtype, self.device = params[0].dtype, params[0].device
 
     def _join(self, failure):
         """Join the group; all ranks learn whether every rank built its spec."""
@@ -259,7 +276,7 @@ class OnlineTrainer:
         where = self.ctx.options.get("rendezvous")
         if not where:
             raise ArgumentError("data-parallel training (size > 1) needs rendezvous=FILE, a path all ranks share")
-        dist.init_process_group("gloo", init_method=f"file://{os.path.abspath(where)}", rank=self.ctx.rank,
+        dist.init_process_group(dist_backend(), init_method=f"file://{os.path.abspath(where)}", rank=self.ctx.rank,
                                 world_size=self.ctx.size, timeout=timedelta(seconds=DIST_TIMEOUT))
         self.group = dist.group.WORLD
         ok = torch.tensor([0 if failure else 1], dtype=torch.int32)
@@ -303,6 +320,8 @@ class OnlineTrainer:
         self._check(inputs, targets, show)
         if self.spec.prepare is not None:
             inputs, targets = (list(a) for a in self.spec.prepare(list(inputs), list(targets)))
+        if self.device.type != "cpu":  # the host's arrays are in its memory; the spec put the module there
+            inputs, targets = [t.to(self.device) for t in inputs], [t.to(self.device) for t in targets]
         opt = self.spec.optimizer
         opt.zero_grad(set_to_none=True)
         out = self.module(*inputs)

@@ -263,3 +263,20 @@ def test_replay_of_a_native_online_run_is_bit_for_bit_through_the_bridge_and_the
     (tmp_path / "versions" / "weights-v2.nnp").write_bytes(b"not the program")
     with pytest.raises(FileAccessError, match="weight version 2"):
         replay(tmp_path / "records", tmp_path / "mlp.nnp", versions=tmp_path / "versions")
+
+
+def test_data_parallel_backend_is_gloo_on_cpu_and_nccl_for_cuda_tensors(monkeypatch):
+    """Every rank picks the backend alone, from what torch has: gloo where there is no CUDA,
+    gloo for CPU tensors and NCCL for CUDA tensors where there is (not run on a GPU here)."""
+    import torch
+    import torch.distributed as dist
+
+    from pyclosure.online import dist_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert dist_backend() == "gloo"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: True)
+    assert dist_backend() == "cpu:gloo,cuda:nccl"
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: False)
+    assert dist_backend() == "gloo"
