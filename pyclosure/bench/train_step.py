@@ -14,6 +14,11 @@ warm-up steps, then timed steps) and then the Python loop the same way; a round'
 is the median step time, and the result is the median over rounds of the per-round ratio.
 The rounds interleave so that load on a shared machine hits both sides alike; the load
 average is reported with the numbers.
+
+Measured on 2 cores at load average ~5 (5 rounds of 100 steps): Fortran / Python 1.31 at
+16 columns (319 against 246 us: the fixed cost of the call into the embedded interpreter
+and the views of the host's arrays), 1.14 at 256 (522 against 450 us), 0.91 at 4096 (7.0
+against 7.9 ms).
 """
 
 import argparse
@@ -41,8 +46,9 @@ def make_model(path):
 
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        module = torch.nn.Sequential(torch.nn.Linear(NFEAT, HIDDEN), torch.nn.Tanh(), torch.nn.Linear(HIDDEN, HIDDEN),
-                                     torch.nn.Tanh(), torch.nn.Linear(HIDDEN, NOUT))
+        module = torch.nn.Sequential(torch.nn.Linear(NFEAT, HIDDEN), torch.nn.Tanh(),
+                                     torch.nn.Linear(HIDDEN, HIDDEN), torch.nn.Tanh(),
+                                     torch.nn.Linear(HIDDEN, NOUT))
     export(module, path, torch.zeros(4, NFEAT))
     return path
 
@@ -123,7 +129,8 @@ def run(columns=COLUMNS, rounds=5, warmup=20, steps=100, folder=None):
     rows = {}
     for c in columns:
         ratios = [f / p for f, p in zip(per["fortran"][c], per["python"][c])]
-        rows[c] = {"fortran_s": statistics.median(per["fortran"][c]), "python_s": statistics.median(per["python"][c]),
+        rows[c] = {"fortran_s": statistics.median(per["fortran"][c]),
+                   "python_s": statistics.median(per["python"][c]),
                    "ratio": statistics.median(ratios), "ratios": ratios}
     return {"model": f"MLP {NFEAT}-{HIDDEN}-{HIDDEN}-{NOUT} float32, tanh, Adam, MSE", "threads": 1,
             "rounds": rounds, "warmup": warmup, "steps": steps, "columns": rows,
@@ -131,17 +138,20 @@ def run(columns=COLUMNS, rounds=5, warmup=20, steps=100, folder=None):
 
 
 def format_result(r):
-    lines = [f"online training step, {r['model']}; {r['rounds']} interleaved rounds of {r['steps']} timed steps "
-             f"(median), 1 thread; load average {r['loadavg_before'][0]:.2f} before, {r['loadavg_after'][0]:.2f} after",
+    load = f"load average {r['loadavg_before'][0]:.2f} before, {r['loadavg_after'][0]:.2f} after"
+    lines = [f"online training step, {r['model']}; {r['rounds']} interleaved rounds of {r['steps']} timed "
+             f"steps (median), 1 thread; {load}",
              "| columns | Fortran nn_train_step | pure Python | Fortran / Python (median of rounds) |",
              "|---|---|---|---|"]
     for c, v in r["columns"].items():
-        lines.append(f"| {c} | {v['fortran_s'] * 1e6:.1f} us | {v['python_s'] * 1e6:.1f} us | {v['ratio']:.3f} |")
+        lines.append(f"| {c} | {v['fortran_s'] * 1e6:.1f} us | {v['python_s'] * 1e6:.1f} us "
+                     f"| {v['ratio']:.3f} |")
     return "\n".join(lines)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m pyclosure.bench.train_step", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m pyclosure.bench.train_step",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--columns", type=int, nargs="+", default=list(COLUMNS))
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=100)

@@ -92,7 +92,8 @@ def run_program(folder, s, model, train):
     params = {"n_les": s.n_les, "n_dns": s.n_dns, "length": s.length, "dt_les": s.dt_les, "seed": s.seed,
               "spinup": s.spinup, "window": s.window, "windows": s.windows, "train": train,
               "model": str(Path(model).resolve()), "spec": "pyclosure.demo.online.spec:spec",
-              "options": f"lr={s.lr}", "versions": "versions", "checkpoint": "ckpt.pt", "output": "online.txt"}
+              "options": f"lr={s.lr}", "versions": "versions", "checkpoint": "ckpt.pt",
+              "output": "online.txt"}
     (folder / "online.nml").write_text("&online\n" + "".join(
         f"  {k} = {_nml(v)},\n" for k, v in params.items()) + "/\n")
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -106,7 +107,8 @@ def run_program(folder, s, model, train):
     names = ("window", "time", "version", "loss", "error_nn", "error_none")
     steps = np.fromfile(folder / "losses.bin", dtype="<f8")
     return {**{k: table[:, i] for i, k in enumerate(names)}, "step_loss": steps,
-            "step_time": s.spinup + s.dt_les * np.arange(1, steps.size + 1), "seconds": time.perf_counter() - t0}
+            "step_time": s.spinup + s.dt_les * np.arange(1, steps.size + 1),
+            "seconds": time.perf_counter() - t0}
 
 
 def _nml(v):
