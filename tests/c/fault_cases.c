@@ -201,6 +201,22 @@ static int c_train_freed_handle(void) {
     return note(train_step(copy, x, NNC_FLOAT64, ty, NNC_FLOAT64, ys));
 }
 
+/* A stale copy after later creates: a freed trainer's address is never handed out again. */
+static int c_train_stale_handle_after_reuse(void) {
+    nnc_trainer t = NULL, stale;
+    if (nnc_train_create(&t, tmodel, "", "") != NNC_OK) return broken("cannot create a trainer");
+    stale = t;
+    nnc_train_free(&t);
+    for (int k = 0; k < 50 && t != stale; ++k) {
+        nnc_train_free(&t);
+        if (nnc_train_create(&t, tmodel, "", "") != NNC_OK) return broken("cannot create a trainer");
+    }
+    int reused = t == stale;
+    note(train_step(stale, x, NNC_FLOAT64, ty, NNC_FLOAT64, ys));
+    nnc_train_free(&t);
+    return reused ? broken("a freed trainer's address was handed out again") : status_seen;
+}
+
 static int c_train_never_created(void) {
     nnc_trainer t = NULL;
     return note(train_step(t, x, NNC_FLOAT64, ty, NNC_FLOAT64, ys));
@@ -642,6 +658,7 @@ static const struct {
     CASE(native_cuda), CASE(native_engine_required),
     CASE(train_missing_spec), CASE(train_spec_raises), CASE(train_wrong_shape), CASE(train_wrong_dtype),
     CASE(train_nan_loss), CASE(train_sync_other_architecture), CASE(train_freed_handle), CASE(train_never_created),
+    CASE(train_stale_handle_after_reuse),
 #undef CASE
 };
 

@@ -230,6 +230,8 @@ CATALOG = [
           "another architecture; nothing was changed"),
     Fault("train_freed_handle", "CF", "a training step through a copy of a freed trainer", "NNC_ERR_HANDLE",
           "not a live trainer"),
+    Fault("train_stale_handle_after_reuse", "C", "a step through a stale copy once later creates ran",
+          "NNC_ERR_HANDLE", "not a live trainer"),
     Fault("train_never_created", "CFP", "a training step on a trainer never created (Python: closed)",
           "NNC_ERR_HANDLE", "trainer handle is NULL: not created, or already freed"),
 ]
