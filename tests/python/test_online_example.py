@@ -59,3 +59,22 @@ def test_the_spec_trains_on_the_demos_own_coarse_graining():
     assert xs[0] is cells
     assert np.array_equal(ys[0].numpy(), data.subgrid_flux(fine.numpy(), 32))
     assert float(relative_mse(torch.zeros_like(ys[0]), ys[0])) == pytest.approx(1.0)
+
+
+def test_the_replay_buffer_trains_on_the_new_snapshot_and_copies_of_earlier_ones():
+    from pyclosure.demo import data
+    from pyclosure.demo.online.spec import Replay
+
+    replay = Replay(size=3, batch=3)
+    rng = np.random.default_rng(1)
+    seen = []
+    for _ in range(5):
+        fine = torch.from_numpy(rng.standard_normal((1, 64)))
+        cells = torch.from_numpy(data.coarse_grain(fine.numpy(), 8))
+        xs, ys = replay([cells], [fine])
+        seen.append(cells.clone())
+        cells.fill_(99.0)                      # the host overwrites its arrays after the step
+        assert xs[0].shape[0] == min(len(seen), 3) and ys[0].shape == xs[0].shape
+        assert torch.equal(xs[0][0], seen[-1][0])                      # the new snapshot first
+        for row in xs[0][1:]:                                          # then earlier ones, kept as they were
+            assert any(torch.equal(row, s[0]) for s in seen[-3:-1])

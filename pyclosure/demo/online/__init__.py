@@ -51,6 +51,8 @@ class Settings:
     window: float = 4.0        # online: LES restarts from the filtered DNS every window, then a sync
     windows: int = 100
     lr: float = 1e-3
+    buffer: int = 500          # online: snapshots kept for the spec's replay buffer (0: none)
+    batch: int = 8             # online: snapshots per training step (the new one and 7 from the buffer)
     seed: int = 7              # forcing seed of the online run (the offline data use 1, 2, ...)
     data_spinup: float = 200.0
     t_train: float = 400.0     # offline training snapshots every 0.5
@@ -92,7 +94,7 @@ def run_program(folder, s, model, train):
     params = {"n_les": s.n_les, "n_dns": s.n_dns, "length": s.length, "dt_les": s.dt_les, "seed": s.seed,
               "spinup": s.spinup, "window": s.window, "windows": s.windows, "train": train,
               "model": str(Path(model).resolve()), "spec": "pyclosure.demo.online.spec:spec",
-              "options": f"lr={s.lr}", "versions": "versions", "checkpoint": "ckpt.pt",
+              "options": f"lr={s.lr}, buffer={s.buffer}, batch={s.batch}", "versions": "versions", "checkpoint": "ckpt.pt",
               "output": "online.txt"}
     (folder / "online.nml").write_text("&online\n" + "".join(
         f"  {k} = {_nml(v)},\n" for k, v in params.items()) + "/\n")
