@@ -1,7 +1,7 @@
 """The host's side of a record: what the model got, what the host applied, and the update it made.
 
 A chain of bit-for-bit links from the model to the host's state, each checked
-from arrays the host recorded (see the README, "Signing off a coupled run"):
+from arrays the host recorded (see docs/replay.md):
 
 1. ``given_<input>`` (the host state an input was built from) equals the
    recorded input: the model got what the host had.

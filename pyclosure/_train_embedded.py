@@ -13,11 +13,13 @@ import traceback
 
 import torch
 
+from ._header import NNC_FLOAT32, NNC_FLOAT64, NNC_INT32, NNC_INT64, NNC_ORDER_F
 from .errors import ArgumentError, ClosureError, FileAccessError, TrainingError
 from .online import OnlineTrainer, SpecContext
 
-TORCH_DTYPES = {1: torch.float32, 2: torch.float64, 3: torch.int32, 4: torch.int64}
-ORDER_F = 1
+TORCH_DTYPES = {NNC_FLOAT32: torch.float32, NNC_FLOAT64: torch.float64, NNC_INT32: torch.int32,
+                NNC_INT64: torch.int64}
+ORDER_F = NNC_ORDER_F
 
 
 def _options(text):

@@ -158,15 +158,15 @@ class Model:
     @property
     def device(self):
         """The device the model runs on, e.g. "cpu"."""
-        buf = ffi.new("char[]", 64)
-        _check(lib.nnc_model_device(self.handle, buf, 64))
+        buf = ffi.new("char[]", lib.NNC_NAME_LEN)
+        _check(lib.nnc_model_device(self.handle, buf, lib.NNC_NAME_LEN))
         return ffi.string(buf).decode()
 
     @property
     def engine(self):
         """The engine that runs the model: "torchscript", "aotinductor" or "native"."""
-        buf = ffi.new("char[]", 32)
-        _check(lib.nnc_model_engine(self.handle, buf, 32))
+        buf = ffi.new("char[]", lib.NNC_NAME_LEN)
+        _check(lib.nnc_model_engine(self.handle, buf, lib.NNC_NAME_LEN))
         return ffi.string(buf).decode()
 
     @property

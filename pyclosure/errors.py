@@ -1,8 +1,15 @@
 """Exceptions raised by pyclosure: one base class, one subclass per bridge status.
 
-The status values are those of ``enum nnc_status`` in ``nn_closure.h``; a test
-checks that they agree with the header and the Fortran module.
+The status values are those of ``enum nnc_status`` in ``nn_closure.h``, from
+pyclosure._header (generated from the header); a test checks that every status
+has its class.
 """
+
+from ._header import (
+    NNC_ERR_ARGUMENT, NNC_ERR_BAD_DEVICE, NNC_ERR_DTYPE, NNC_ERR_FORMAT, NNC_ERR_HANDLE, NNC_ERR_INTERNAL,
+    NNC_ERR_IO, NNC_ERR_MEMORY, NNC_ERR_NARGS, NNC_ERR_NO_DEVICE, NNC_ERR_NONFINITE, NNC_ERR_RANK,
+    NNC_ERR_RECORD, NNC_ERR_RUNTIME, NNC_ERR_SHAPE, NNC_ERR_TRAIN, NNC_ERR_UNTRUSTED, STATUS,
+)
 
 
 class ClosureError(Exception):
@@ -19,103 +26,103 @@ class ClosureError(Exception):
 class FileAccessError(ClosureError):
     """A file is missing, unreadable or unwritable (NNC_ERR_IO)."""
 
-    status = 1
+    status = NNC_ERR_IO
 
 
 class ModelFormatError(ClosureError):
     """Not a TorchScript file, truncated, or an invalid contract (NNC_ERR_FORMAT)."""
 
-    status = 2
+    status = NNC_ERR_FORMAT
 
 
 class BadDeviceError(ClosureError):
     """A malformed device string (NNC_ERR_BAD_DEVICE)."""
 
-    status = 3
+    status = NNC_ERR_BAD_DEVICE
 
 
 class DeviceUnavailableError(ClosureError):
     """The device asked for is not available, e.g. CUDA without CUDA (NNC_ERR_NO_DEVICE)."""
 
-    status = 4
+    status = NNC_ERR_NO_DEVICE
 
 
 class InvalidHandleError(ClosureError):
     """The model is not loaded or already freed (NNC_ERR_HANDLE)."""
 
-    status = 5
+    status = NNC_ERR_HANDLE
 
 
 class ArgumentCountError(ClosureError):
     """Wrong number of inputs or outputs (NNC_ERR_NARGS)."""
 
-    status = 6
+    status = NNC_ERR_NARGS
 
 
 class RankError(ClosureError):
     """An array has the wrong rank (NNC_ERR_RANK)."""
 
-    status = 7
+    status = NNC_ERR_RANK
 
 
 class ShapeError(ClosureError):
     """An array has the wrong shape (NNC_ERR_SHAPE)."""
 
-    status = 8
+    status = NNC_ERR_SHAPE
 
 
 class DtypeError(ClosureError):
     """An array has the wrong element type (NNC_ERR_DTYPE)."""
 
-    status = 9
+    status = NNC_ERR_DTYPE
 
 
 class ArgumentError(ClosureError):
     """An invalid argument (NNC_ERR_ARGUMENT)."""
 
-    status = 10
+    status = NNC_ERR_ARGUMENT
 
 
 class ModelRuntimeError(ClosureError):
     """The model raised an error while running (NNC_ERR_RUNTIME)."""
 
-    status = 11
+    status = NNC_ERR_RUNTIME
 
 
 class NonFiniteError(ClosureError):
     """Non-finite values where they are not allowed (NNC_ERR_NONFINITE)."""
 
-    status = 12
+    status = NNC_ERR_NONFINITE
 
 
 class RecordError(ClosureError):
     """Recording failed (NNC_ERR_RECORD)."""
 
-    status = 13
+    status = NNC_ERR_RECORD
 
 
 class OutOfMemoryError(ClosureError):
     """Out of memory (NNC_ERR_MEMORY)."""
 
-    status = 14
+    status = NNC_ERR_MEMORY
 
 
 class UntrustedModelError(ClosureError):
     """A trusted list is set and the model file's SHA-256 is not on it (NNC_ERR_UNTRUSTED)."""
 
-    status = 15
+    status = NNC_ERR_UNTRUSTED
 
 
 class TrainingError(ClosureError):
     """Online training failed: the spec or the Python training code raised, or no Python (NNC_ERR_TRAIN)."""
 
-    status = 16
+    status = NNC_ERR_TRAIN
 
 
 class InternalError(ClosureError):
     """A bug in the bridge (NNC_ERR_INTERNAL): please report it."""
 
-    status = 99
+    status = NNC_ERR_INTERNAL
 
 
 #: status value -> exception class, and the header's names for them.
@@ -127,13 +134,7 @@ BY_STATUS = {
         OutOfMemoryError, UntrustedModelError, TrainingError, InternalError,
     )
 }
-STATUS_NAMES = {
-    "NNC_OK": 0, "NNC_ERR_IO": 1, "NNC_ERR_FORMAT": 2, "NNC_ERR_BAD_DEVICE": 3, "NNC_ERR_NO_DEVICE": 4,
-    "NNC_ERR_HANDLE": 5, "NNC_ERR_NARGS": 6, "NNC_ERR_RANK": 7, "NNC_ERR_SHAPE": 8, "NNC_ERR_DTYPE": 9,
-    "NNC_ERR_ARGUMENT": 10, "NNC_ERR_RUNTIME": 11, "NNC_ERR_NONFINITE": 12, "NNC_ERR_RECORD": 13,
-    "NNC_ERR_MEMORY": 14, "NNC_ERR_UNTRUSTED": 15, "NNC_ERR_TRAIN": 16,
-    "NNC_ERR_INTERNAL": 99,
-}
+STATUS_NAMES = STATUS
 
 
 def raise_for_status(status, message):

@@ -11,9 +11,20 @@
  *    nnc_last_error() then says in words what went wrong, for this thread.
  *  - Nothing here calls exit or abort, and no C++ exception crosses it.
  *  - Handles are opaque; nnc_model_free is idempotent and sets the handle NULL.
+ *  - Strings are copied "into buf" of buflen bytes, NUL included. A string that
+ *    does not fit is NNC_ERR_ARGUMENT (buf gets "", the message the size it
+ *    needs), never a silent cut; only nnc_last_error_copy and
+ *    nnc_model_stats_summary truncate, and nnc_model_contract reports *needed.
+ *    Device and engine names fit in NNC_NAME_LEN bytes.
  *  - Layout: arrays are described as the caller sees them. A Fortran array
  *    x(nfeat, ncol) passed with order NNC_ORDER_F is the torch tensor
  *    (ncol, nfeat): the Fortran shape reversed, no transpose, no copy.
+ *
+ * The constants below (enums) and structs have copies for Fortran
+ * (fortran/nn_closure_c.f90, fortran/nn_closure.f90) and Python
+ * (pyclosure/_header.py): after changing them run `python fortran/generate.py`
+ * and rebuild. tests/python/test_header_agreement.py fails until every copy,
+ * the bind(c) types and the Fortran bindings agree with this file.
  */
 #ifndef NN_CLOSURE_H
 #define NN_CLOSURE_H
@@ -65,7 +76,7 @@ enum nnc_order {
 /** Limits. */
 enum nnc_limits {
     NNC_MAX_RANK = 8,
-    NNC_NAME_LEN = 64
+    NNC_NAME_LEN = 64           /**< bytes of an nnc_io_info name; device and engine names fit too */
 };
 
 /**

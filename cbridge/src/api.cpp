@@ -63,6 +63,15 @@ void copy_string(const std::string &s, char *buf, size_t buflen) {
     buf[n] = '\0';
 }
 
+// copy_string for answers that are useless cut short: "" and NNC_ERR_ARGUMENT when s does not fit.
+void copy_whole(const std::string &s, char *buf, size_t buflen, const char *what) {
+    copy_string("", buf, buflen);
+    if (s.size() >= buflen)
+        throw Error(NNC_ERR_ARGUMENT, std::string("buf of ") + std::to_string(buflen) + " bytes cannot hold the " + what +
+                                          " '" + s + "': it needs " + std::to_string(s.size() + 1));
+    copy_string(s, buf, buflen);
+}
+
 }  // namespace
 
 Model &live_model(nnc_model m) { return live(m); }
@@ -136,7 +145,7 @@ int nnc_model_load(nnc_model *model, const char *path, const char *device) {
 }
 
 int nnc_model_policy(nnc_model model, char *buf, size_t buflen) {
-    return guarded([&] { nnc::copy_string(nnc::live(model).policy().describe(), buf, buflen); });
+    return guarded([&] { nnc::copy_whole(nnc::live(model).policy().describe(), buf, buflen, "policy"); });
 }
 
 int nnc_model_free(nnc_model *model) {
@@ -177,11 +186,11 @@ int nnc_model_contract(nnc_model model, char *buf, size_t buflen, size_t *needed
 }
 
 int nnc_model_device(nnc_model model, char *buf, size_t buflen) {
-    return guarded([&] { nnc::copy_string(nnc::live(model).device(), buf, buflen); });
+    return guarded([&] { nnc::copy_whole(nnc::live(model).device(), buf, buflen, "device name"); });
 }
 
 int nnc_model_engine(nnc_model model, char *buf, size_t buflen) {
-    return guarded([&] { nnc::copy_string(nnc::live(model).engine(), buf, buflen); });
+    return guarded([&] { nnc::copy_whole(nnc::live(model).engine(), buf, buflen, "engine name"); });
 }
 
 int nnc_model_num_io(nnc_model model, int *num_inputs, int *num_outputs) {
@@ -263,7 +272,7 @@ int nnc_record_stop(nnc_model model) {
 }
 
 int nnc_record_dir(nnc_model model, char *buf, size_t buflen) {
-    return guarded([&] { nnc::copy_string(nnc::live(model).record_dir(), buf, buflen); });
+    return guarded([&] { nnc::copy_whole(nnc::live(model).record_dir(), buf, buflen, "record directory"); });
 }
 
 }  // extern "C"

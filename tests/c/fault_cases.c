@@ -621,6 +621,14 @@ static int c_device_buflen_0(void) {
     return note(nnc_model_device(good, buf, 0));
 }
 
+/* A name that does not fit is an error: an empty string, never a name cut short. */
+static int c_engine_buffer_too_small(void) {
+    char buf[8] = "xxxxxxx";
+    note(nnc_model_engine(good, buf, sizeof buf));
+    if (buf[0] != '\0') return broken("a partial copy");
+    return status_seen;
+}
+
 /* Too small a buffer for the contract is not an error: an empty string and the size. */
 static int c_contract_buffer_too_small(void) {
     char buf[8] = "xxxxxxx";
@@ -648,7 +656,7 @@ static const struct {
     CASE(model_returns_wrong_count), CASE(model_returns_non_tensor), CASE(plain_model_torch_shape_error),
     CASE(plain_model_wrong_nargs), CASE(zero_threads), CASE(null_thread_count), CASE(null_version),
     CASE(last_error_copy_buflen_0), CASE(last_error_copy_null_buf), CASE(io_index_out_of_range),
-    CASE(io_without_contract), CASE(device_buflen_0), CASE(contract_buffer_too_small),
+    CASE(io_without_contract), CASE(device_buflen_0), CASE(contract_buffer_too_small), CASE(engine_buffer_too_small),
     CASE(pt2_wrong_dtype), CASE(pt2_wrong_rank), CASE(pt2_wrong_shape), CASE(pt2_grid_outside_range),
     CASE(pt2_fortran_order), CASE(pt2_strided_input), CASE(pt2_zero_size_batch), CASE(pt2_untrusted),
     CASE(pt2_export_archive), CASE(pt2_torchscript_named), CASE(pt2_truncated), CASE(pt2_without_contract),

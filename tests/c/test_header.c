@@ -104,6 +104,17 @@ int main(int argc, char **argv) {
     check(nnc_model_engine(good, engine, sizeof engine) == NNC_OK && strcmp(engine, "torchscript") == 0,
           "engine of a .pt file is torchscript");
     expect_status(nnc_model_engine(good, engine, 0), NNC_ERR_ARGUMENT, "engine into a buffer of length 0", good);
+    /* a name that does not fit is an error with the size it needs, never a silent cut */
+    char small[11] = "untouched";
+    check(nnc_model_engine(good, small, sizeof small) == NNC_ERR_ARGUMENT && small[0] == '\0' &&
+              strstr(nnc_last_error(), "needs 12") != NULL,
+          "engine 'torchscript' into 11 bytes: NNC_ERR_ARGUMENT, \"\" and the size it needs");
+    check(nnc_model_device(good, small, 3) == NNC_ERR_ARGUMENT && small[0] == '\0' &&
+              strstr(nnc_last_error(), "needs 4") != NULL,
+          "device 'cpu' into 3 bytes: NNC_ERR_ARGUMENT, \"\" and the size it needs");
+    check(nnc_model_device(good, small, 4) == NNC_OK && strcmp(small, "cpu") == 0, "device 'cpu' fits in 4 bytes");
+    check(nnc_model_policy(good, small, sizeof small) == NNC_ERR_ARGUMENT && small[0] == '\0',
+          "a policy longer than the buffer is NNC_ERR_ARGUMENT");
     expect_status(nnc_model_engine(NULL, engine, sizeof engine), NNC_ERR_HANDLE, "engine of an unloaded handle",
                   good);
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from pyclosure._header import NNC_FLAG_NONFINITE_INPUT
 from pyclosure.bridge import Model
 from pyclosure.errors import ArgumentError, DtypeError, NonFiniteError
 
@@ -114,7 +115,7 @@ def test_nonfinite_fallback_and_flags_on_device_route(mlp_file):
     m(torch.from_numpy(x), out=[y], fallback=[fb], flags=flags, on_device=True)
     host_y, host_flags = np.zeros((6, 4)), np.zeros(6, np.int32)
     m(x, out=[host_y], fallback=[fb.numpy()], flags=host_flags)
-    assert flags.tolist() == host_flags.tolist() == [0, 0, 1, 0, 0, 0]  # NNC_FLAG_NONFINITE_INPUT
+    assert flags.tolist() == host_flags.tolist() == [0, 0, NNC_FLAG_NONFINITE_INPUT, 0, 0, 0]
     assert y[2].tolist() == [-3.0] * 4
     assert y.numpy().tobytes() == host_y.tobytes()
 

@@ -5,9 +5,9 @@ message it must carry, and a valid call right after it that must still work:
 on the very model that got the fault, where the fault leaves it loaded, and
 giving known values.
 
-CATALOG is the one readable list; README.md's "Fault catalog" table is made from
-it (``python tests/python/test_fault_catalog.py`` prints the table) and a test
-keeps the two equal. An entry with ``bug`` set states the right behaviour and
+CATALOG is the one readable list; the table of docs/faults.md is made from it
+(``python docs/tools/sync_docs.py`` writes it; ``python tests/python/test_fault_catalog.py``
+prints it) and a test keeps the two equal. An entry with ``bug`` set states the right behaviour and
 is an expected failure until the bridge is fixed (the test fails once it passes).
 """
 
@@ -28,7 +28,7 @@ from pyclosure import errors
 from pyclosure.bridge import Model
 
 TESTS = pathlib.Path(__file__).parents[1]
-README = TESTS.parent / "README.md"
+FAULT_PAGE = TESTS.parent / "docs" / "faults.md"
 
 
 class Fault(NamedTuple):
@@ -37,7 +37,7 @@ class Fault(NamedTuple):
     what: str
     status: str       # the header's name; "NNC_OK" where the input is fine after all
     fragment: str     # in the message ("" for NNC_OK: the message is empty)
-    bug: str = ""     # set while the bridge does something else (see the README row)
+    bug: str = ""     # set while the bridge does something else (see the row in docs/faults.md)
     na: str = ""      # languages whose driver answers "not applicable" by design (any other such answer fails)
 
 
@@ -160,6 +160,8 @@ CATALOG = [
     Fault("device_buflen_0", "C", "`nnc_model_device` with buffer length 0", "NNC_ERR_ARGUMENT", "buflen is 0"),
     Fault("contract_buffer_too_small", "C", "`nnc_model_contract` into 8 bytes: empty string and the size needed",
           "NNC_OK", ""),
+    Fault("engine_buffer_too_small", "C", "`nnc_model_engine` into 8 bytes: an error, not a name cut short",
+          "NNC_ERR_ARGUMENT", "cannot hold the engine name 'torchscript': it needs 12"),
     # AOTInductor packages (.pt2): native code that checks none of its inputs, so the bridge checks them all.
     # Faults of arguments are done on plain_affine64.pt2, the same model as plain_affine64.pt.
     Fault("pt2_wrong_dtype", "CFP", "float32 arrays for a float64 package", "NNC_ERR_DTYPE",
@@ -415,7 +417,7 @@ def test_c_fault_cases_run_clean_under_valgrind(fault_dir, build_c):
 
 
 def markdown_table():
-    """The README's fault catalog table, made from CATALOG."""
+    """The fault catalog's table (docs/faults.md), made from CATALOG."""
     rows = ["| fault | what is done | languages | status | message contains |", "|---|---|---|---|---|"]
     for f in CATALOG:
         status = f"`{f.status}`" + (f" (known bug: {f.bug})" if f.bug else "")
@@ -425,11 +427,9 @@ def markdown_table():
     return "\n".join(rows)
 
 
-def test_readme_fault_table_is_the_catalog():
-    text = README.read_text()
-    assert "## Fault catalog" in text
-    section = text.split("## Fault catalog", 1)[1].split("\n## ", 1)[0]
-    assert markdown_table() in section, "README's table differs: python tests/python/test_fault_catalog.py prints it"
+def test_docs_fault_table_is_the_catalog():
+    text = FAULT_PAGE.read_text()
+    assert markdown_table() in text, "docs/faults.md differs from CATALOG: python docs/tools/sync_docs.py rewrites it"
 
 
 if __name__ == "__main__":

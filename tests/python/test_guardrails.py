@@ -14,6 +14,7 @@ import torch
 from pyclosure.burgers_core import burgers_core as core  # built with the package (examples/burgers)
 
 import pyclosure
+from pyclosure._header import NNC_FLAG_NONFINITE_INPUT, NNC_FLAG_NONFINITE_OUTPUT, NNC_FLAG_OOD
 from pyclosure.bridge import Model
 from pyclosure.errors import ArgumentError, DtypeError, NonFiniteError, ShapeError
 from pyclosure.models import PeriodicFluxClosure
@@ -110,7 +111,8 @@ def test_python_fallback_and_flags(burgers):
     flux, score = m(burgers["cols"], fallback=[burgers["smag"]], flags=flags)
     assert np.array_equal(flux[OOD_COL], burgers["smag"][OOD_COL])
     assert np.array_equal(flux[0], burgers["net"][0])
-    assert flags[NAN_COL] == 7 and flags[OOD_COL] == 4
+    assert flags[NAN_COL] == NNC_FLAG_NONFINITE_INPUT | NNC_FLAG_NONFINITE_OUTPUT | NNC_FLAG_OOD
+    assert flags[OOD_COL] == NNC_FLAG_OOD
     assert np.isnan(score[NAN_COL])  # outputs without a fallback keep the network's values
     s = m.stats
     assert (s["calls"], s["columns"], s["fallback_columns"], s["ood_columns"]) == (1, NCOL, 2, 2)
@@ -118,7 +120,7 @@ def test_python_fallback_and_flags(burgers):
     # a lower threshold given at load flags more columns
     low = Model(burgers["path"], nonfinite="fallback", ood="flag", ood_threshold=0.0)
     low(burgers["cols"], fallback=[burgers["smag"]], flags=flags)
-    assert (flags & 4).all()
+    assert (flags & NNC_FLAG_OOD).all()
 
 
 def test_guardrail_misuse_is_a_clear_error(burgers, model_dir):
@@ -163,7 +165,7 @@ def test_stats_summary_printed_at_free_when_asked(model_dir, tmp_path):
 
 
 def test_nonfinite_error_writes_nothing_into_any_output(model_dir):
-    # README: under nonfinite=error a NaN or Inf is NNC_ERR_NONFINITE "(nothing written)".
+    # docs/guardrails.md: under nonfinite=error a NaN or Inf is NNC_ERR_NONFINITE "(nothing written)".
     # two_in_two_out (u, t) -> (flux, s): every output array keeps what it held, also the
     # first output when only the second is not finite.
     m = Model(model_dir / "two_in_two_out.pt")

@@ -1,4 +1,4 @@
-"""pyclosure installs into a user's own environment as the README says: an sdist, built without
+"""pyclosure installs into a user's own environment as docs/install.md says: an sdist, built without
 isolation into a new venv that holds torch and pyproject.toml's build requirements and nothing
 else, gives a package whose ``pyclosure config`` flags build and run a Fortran host."""
 
@@ -36,19 +36,19 @@ def _clean_env(bin_dir=None):
     return env
 
 
-def _readme_build_requirements():
-    """The packages the README's 'own environment' section says to install before pyclosure."""
-    text = (REPO / "README.md").read_text()
+def _documented_build_requirements():
+    """The packages docs/install.md says to install before pyclosure."""
+    text = (REPO / "docs" / "install.md").read_text()
     lines = [ln for ln in text.splitlines() if ln.startswith("pip install ") and "meson-python" in ln]
-    assert len(lines) == 1, "the README names the build requirements on exactly one 'pip install' line"
+    assert len(lines) == 1, "docs/install.md names the build requirements on exactly one 'pip install' line"
     words = shlex.split(lines[0].split("#")[0])[2:]
     return sorted(words)
 
 
-def test_readme_lists_exactly_the_build_requirements_of_pyproject():
+def test_install_page_lists_exactly_the_build_requirements_of_pyproject():
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
     without_torch = sorted(r for r in requires if not re.match(r"torch\b", r))
-    assert _readme_build_requirements() == without_torch
+    assert _documented_build_requirements() == without_torch
 
 
 def test_package_declares_a_torch_range_not_a_pin():

@@ -77,7 +77,7 @@ def test_openmp_thread_with_bad_input_gets_its_own_status_and_message(omp_exe, m
 def test_libtorch_shares_the_hosts_openmp_thread_count(omp_exe, model_dir):
     # With gfortran -fopenmp there is one OpenMP runtime in the process (libgomp):
     # nn_set_num_threads(n) sets the calling thread's OpenMP thread count to n (a
-    # call alone gives the host's count back when it returns). The README says so;
+    # call alone gives the host's count back when it returns). docs/threads-mpi.md says so;
     # hosts size their teams with a num_threads clause.
     proc, v = _run_omp(omp_exe, model_dir, 4, 1, rounds=1)
     assert proc.returncode == 0, proc.stdout + proc.stderr
