@@ -594,7 +594,7 @@ contains
   !> options: "key=value, ..." for the spec (lr=1e-3, ...). versions: a folder
   !> where every synced weight version is saved for replay. rank, nranks and
   !> rendezvous (a file path all ranks share): data-parallel training over MPI
-  !> ranks (torch.distributed, gloo). Starts Python in this process.
+  !> ranks (torch.distributed: gloo on CPU, NCCL for CUDA tensors). Starts Python here.
   subroutine nn_train_create(trainer, model, spec, options, versions, rank, nranks, rendezvous, stat, errmsg)
     type(nn_trainer), intent(inout) :: trainer  !! receives the trainer (one held is freed first)
     type(nn_model), intent(in) :: model  !! the loaded model whose network is trained

@@ -146,9 +146,11 @@ def attach(ffi, lib):
         def body():
             t = trainer(h)
             keep = []
+            t.synced_program = None
             if native:
                 data = t.native_program()
                 keep.append(data)
+                t.synced_program = data  # saved with the version (commit), for replay
                 put_program(ctx, ffi.from_buffer(data), len(data))
             else:
                 for name, w in t.weights().items():
@@ -171,7 +173,8 @@ def attach(ffi, lib):
     def pyc_train_commit(h, version, sha, msg, msglen):
         def body():
             t = trainer(h)
-            digest = t.new_version().encode()
+            digest = t.new_version(getattr(t, "synced_program", None)).encode()
+            t.synced_program = None
             ffi.memmove(sha, digest + b"\0", len(digest) + 1)
             version[0] = t.version
 

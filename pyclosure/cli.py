@@ -44,6 +44,14 @@ def _info(args):
 
 
 def _demo(args):
+    if args.example == "online":
+        if args.engine != "pt2" or args.no_pt2:
+            print("pyclosure demo: --engine and --no-pt2 do not apply to --example online (it trains the "
+                  "TorchScript closure.pt)", file=sys.stderr)
+            return 2
+        from .demo.online import run as run_online
+
+        return run_online(out=args.out or "pyclosure-demo-online", quick=args.quick)
     if args.example == "column":
         if args.engine != "pt2":
             print("pyclosure demo: --engine applies to the Burgers demo (the column example runs every engine)",
@@ -77,6 +85,12 @@ def _replay(args):
     return 0 if report["summary"]["ok"] else 1
 
 def _bench(args):
+    if args.train_step:
+        from .bench import train_step
+
+        argv = ["--rounds", str(args.rounds or 5)] + (["--json", args.json] if args.json else [])
+        argv += ["--columns", *map(str, args.batches)] if args.batches else []
+        return train_step.main(argv)
     from .bench import Settings, run
 
     if args.kernels:
@@ -126,10 +140,12 @@ def build_parser():
     p.set_defaults(func=_info)
 
     p = sub.add_parser("demo", help="the end-to-end demo: train, export, run from Fortran, check")
-    p.add_argument("--example", choices=["burgers", "column"], default="burgers",
+    p.add_argument("--example", choices=["burgers", "column", "online"], default="burgers",
                    help="burgers (default): a flux closure for Burgers turbulence; column: an emulator of a "
-                        "Fortran longwave radiation scheme in a single-column model")
-    p.add_argument("--out", help="output folder (default: ./pyclosure-demo, ./pyclosure-demo-column)")
+                        "Fortran longwave radiation scheme in a single-column model; online: the Burgers LES "
+                        "learns its closure while it runs, from a DNS companion")
+    p.add_argument("--out", help="output folder (default: ./pyclosure-demo, ./pyclosure-demo-column, "
+                                 "./pyclosure-demo-online)")
     p.add_argument("--quick", action="store_true", help="a smaller, faster version (used by the tests)")
     p.add_argument("--engine", choices=("pt2", "native"), default="pt2",
                    help="what the coupled runs call: closure.pt2 (AOTInductor, default) or closure.nnp (the "
@@ -184,6 +200,9 @@ def build_parser():
     p.add_argument("--pt2-cache", metavar="DIR",
                    help="folder of compiled .pt2 packages, reused across runs (default: $PYCLOSURE_BENCH_CACHE, "
                         "else ~/.cache/pyclosure/bench; '' to compile every time)")
+    p.add_argument("--train-step", action="store_true",
+                   help="instead: the cost of an online training step, Fortran nn_train_step against pure Python "
+                        "(columns from --batches, default 16 256 4096; --rounds default 5)")
     p.set_defaults(func=_bench)
     return parser
 

@@ -29,10 +29,17 @@ stochastic heads with their Gaussian NLL as ``loss``, a posteriori losses.
 Data parallel
 -------------
 With ``rank``, ``size`` and ``rendezvous`` options every rank's trainer joins one
-``torch.distributed`` group (gloo), starts from rank 0's weights and averages the
-gradients of each step over the ranks, so all ranks keep the same weights. The ranks
-first agree that each built its spec: a rank whose spec failed reports its own message,
-the others report which rank failed, and nobody waits forever.
+``torch.distributed`` group, starts from rank 0's weights and averages the gradients of
+each step over the ranks, so all ranks keep the same weights. The ranks first agree that
+each built its spec: a rank whose spec failed reports its own message, the others report
+which rank failed, and nobody waits forever.
+
+The group's backend (:func:`dist_backend`) is gloo where torch has no CUDA, and
+``"cpu:gloo,cuda:nccl"`` where it has: CPU tensors (the ranks' agreement, a CPU module)
+go through gloo and CUDA tensors (a module the spec put on a GPU, its gradients and
+loss) through NCCL, in the same group. Every rank picks the same backend without asking
+the others, whether or not its own spec built. The NCCL path has not been run in this
+project's tests, which have no GPU; gloo with two ranks is tested.
 """
 
 import dataclasses
@@ -115,6 +122,13 @@ class TrainingSpec:
         A learning-rate scheduler, stepped after every optimiser step.
     max_grad_norm : float, optional
         Clip the gradient norm to this before each step.
+    prepare : callable, optional
+        ``prepare(inputs, targets) -> (inputs, targets)`` (lists of tensors, batch first):
+        turns what the host passes into the module's inputs and the loss's targets, inside
+        the step. For example, the host passes its companion high-resolution state as the
+        target and ``prepare`` coarse-grains it into the subgrid flux (see
+        :mod:`pyclosure.demo.online`). The host's arrays are checked before it (dtype,
+        columns), the module's outputs against the prepared targets after it.
     """
 
     module: nn.Module
@@ -122,6 +136,7 @@ class TrainingSpec:
     loss: Callable = mse
     scheduler: Any = None
     max_grad_norm: Optional[float] = None
+    prepare: Optional[Callable] = None
 
 
 def default_spec(ctx):
@@ -152,9 +167,13 @@ def weights_spec(ctx):
     return TrainingSpec(module, torch.optim.SGD(module.parameters(), lr=0.0))
 
 
-def read_versions(folder):
-    """{SHA-256: path} of the weight versions a run saved in ``folder`` (``versions=``), each
-    file checked against its listed SHA-256."""
+def read_versions(folder, programs=False):
+    """{SHA-256 of the weights: path} of the weight versions a run saved in ``folder``
+    (``versions=``), each file checked against its listed SHA-256.
+
+    With ``programs`` the paths are the native programs the syncs put into a native-engine
+    model (``weights-v<N>.nnp``), still keyed by the weights' SHA-256 (what records name).
+    """
     folder = pathlib.Path(folder)
     try:
         listed = json.loads((folder / "versions.json").read_text())["versions"]
@@ -162,15 +181,29 @@ def read_versions(folder):
         raise FileAccessError(f"cannot read the weight versions in '{folder}': {exc}") from exc
     out = {}
     for v in listed:
-        path = folder / v["file"]
+        if programs and "program" not in v:
+            raise FileAccessError(f"weight version {v['version']} in '{folder}' has no native program: the run's "
+                                  "model was not a native (.nnp) one")
+        name, sha = (v["program"], v["program_sha256"]) if programs else (v["file"], v["sha256"])
+        path = folder / name
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise FileAccessError(f"weight version {v['version']}: cannot read '{path}': {exc.strerror}") from exc
-        if hashlib.sha256(data).hexdigest() != v["sha256"]:
+        if hashlib.sha256(data).hexdigest() != sha:
             raise FileAccessError(f"weight version {v['version']}: '{path}' does not have its listed SHA-256")
         out[v["sha256"]] = path
     return out
+
+
+def dist_backend():
+    """The torch.distributed backend of data-parallel training: ``"cpu:gloo,cuda:nccl"`` when
+    torch has CUDA and NCCL (each tensor goes through the backend of its device), else ``"gloo"``."""
+    import torch.distributed as dist
+
+    if torch.cuda.is_available() and dist.is_nccl_available():
+        return "cpu:gloo,cuda:nccl"
+    return "gloo"
 
 
 def load_spec(spec):
@@ -234,7 +267,7 @@ class OnlineTrainer:
         params = [p for p in self.module.parameters() if p.requires_grad]
         if not params:
             raise ArgumentError("the spec's module has no trainable parameters")
-        self.dtype = params[0].dtype
+        self.dtype, self.device = params[0].dtype, params[0].device
 
     def _join(self, failure):
         """Join the group; all ranks learn whether every rank built its spec."""
@@ -243,7 +276,7 @@ class OnlineTrainer:
         where = self.ctx.options.get("rendezvous")
         if not where:
             raise ArgumentError("data-parallel training (size > 1) needs rendezvous=FILE, a path all ranks share")
-        dist.init_process_group("gloo", init_method=f"file://{os.path.abspath(where)}", rank=self.ctx.rank,
+        dist.init_process_group(dist_backend(), init_method=f"file://{os.path.abspath(where)}", rank=self.ctx.rank,
                                 world_size=self.ctx.size, timeout=timedelta(seconds=DIST_TIMEOUT))
         self.group = dist.group.WORLD
         ok = torch.tensor([0 if failure else 1], dtype=torch.int32)
@@ -285,6 +318,10 @@ class OnlineTrainer:
         then not applied), or whatever the module, loss or optimiser raises.
         """
         self._check(inputs, targets, show)
+        if self.spec.prepare is not None:
+            inputs, targets = (list(a) for a in self.spec.prepare(list(inputs), list(targets)))
+        if self.device.type != "cpu":  # the host's arrays are in its memory; the spec put the module there
+            inputs, targets = [t.to(self.device) for t in inputs], [t.to(self.device) for t in targets]
         opt = self.spec.optimizer
         opt.zero_grad(set_to_none=True)
         out = self.module(*inputs)
@@ -346,8 +383,12 @@ class OnlineTrainer:
         """Save :meth:`checkpoint` to ``path`` atomically; ``torch.load(path, weights_only=True)`` reads it."""
         _save_atomic(self.checkpoint(), path)
 
-    def new_version(self):
-        """Count a sync; with the ``versions`` option, save its weights (rank 0) and return their SHA-256."""
+    def new_version(self, program=None):
+        """Count a sync; with the ``versions`` option, save its weights (rank 0) and return their SHA-256.
+
+        ``program``: the native program the sync put into a native-engine model (bytes); it
+        is saved beside the weights, so replay runs exactly what the model ran.
+        """
         self.version += 1
         folder = self.ctx.options.get("versions")
         buf = io.BytesIO()
@@ -355,7 +396,7 @@ class OnlineTrainer:
         data = buf.getvalue()
         sha = hashlib.sha256(data).hexdigest()
         if folder and self.ctx.rank == 0:
-            save_version(folder, self.version, data, sha, self.steps)
+            save_version(folder, self.version, data, sha, self.steps, program)
         return sha
 
 
@@ -370,17 +411,26 @@ def _save_atomic(obj, path):
         raise FileAccessError(f"cannot write checkpoint '{path}': {exc.strerror or exc}") from exc
 
 
-def save_version(folder, version, data, sha, steps):
-    """Write weights-v<version>.pt (torch.save of the state_dict) and list it in versions.json."""
+def _write_atomic(path, data):
+    path.with_name(path.name + ".partial").write_bytes(data)
+    os.replace(path.with_name(path.name + ".partial"), path)
+
+
+def save_version(folder, version, data, sha, steps, program=None):
+    """Write weights-v<version>.pt (torch.save of the state_dict) and list it in versions.json; with
+    ``program`` (a native program's bytes) also weights-v<version>.nnp, listed with its own SHA-256."""
     folder = pathlib.Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         name = f"weights-v{version}.pt"
-        (folder / (name + ".partial")).write_bytes(data)
-        os.replace(folder / (name + ".partial"), folder / name)
+        _write_atomic(folder / name, data)
+        entry = {"version": version, "file": name, "sha256": sha, "steps": steps}
+        if program is not None:
+            entry.update(program=f"weights-v{version}.nnp", program_sha256=hashlib.sha256(program).hexdigest())
+            _write_atomic(folder / entry["program"], bytes(program))
         index = folder / "versions.json"
         listed = json.loads(index.read_text()) if index.exists() else {"versions": []}
-        listed["versions"].append({"version": version, "file": name, "sha256": sha, "steps": steps})
+        listed["versions"].append(entry)
         (folder / "versions.json.partial").write_text(json.dumps(listed, indent=1))
         os.replace(folder / "versions.json.partial", index)
     except OSError as exc:

@@ -134,8 +134,12 @@ class _Runner:
     def __init__(self, model_path, device, use_torch, reference=None, weights=None):
         from .bridge import Model, Trainer, version
 
+        native = _is_native(model_path)
+        self.sha256 = _sha256(model_path)  # the model file the records name, whatever version runs
+        if native and weights is not None:  # the native program the host's sync put in (online.read_versions)
+            model_path = weights
         self.bridge = Model(model_path, device=device)
-        if weights is not None:  # a weight version of an online run, synced in as the host did
+        if weights is not None and not native:  # a weight version of an online run, synced in as the host did
             Trainer(self.bridge, spec="pyclosure.online:weights_spec", weights=weights).sync(self.bridge)
         self.engine = self.bridge.engine
         self.bridge_libtorch = version()[1]
@@ -146,12 +150,11 @@ class _Runner:
             self.torch = torch
         if use_torch:
             self.torch_module = self._load(model_path, device)
-            if weights is not None:
+            if weights is not None and not native:
                 self.torch_module.load_state_dict(self.torch.load(str(weights), weights_only=True))
         if reference is not None:
             self.reference = self._load(reference, device)
         self.device = self.bridge.device
-        self.sha256 = _sha256(model_path)
 
     def _load(self, path, device):
         if _is_native(path):
@@ -248,42 +251,72 @@ def _run_paths(meta, runner, inputs, outputs, torch_version, rtol, n_threads):
 
 def replay_record(path, runner, *, threads=None, torch_version=None, contract=None, budgets=True,
                   cell_update="exact", rtol=None, allow_other_model=False):
-    """Replay one record file; returns its report entry (``status`` is its verdict)."""
-    entry = {"file": str(path)}
+    """Replay one record file; returns its report entry (``status`` is its verdict).
+
+    The steps: read and check the record; describe it; set the thread count; run it
+    through the bridge (and torch or the cffi twin); judge the outputs; check the host's
+    arrays (given inputs, the update and its budget); judge the model file; conclude.
+    """
     try:
         meta, arrays = read_record(path)
     except CorruptRecord as exc:
-        return {**entry, "status": "corrupt", "message": str(exc)}
+        return {"file": str(path), "status": "corrupt", "message": str(exc)}
     inputs, outputs, host = (_role(meta, arrays, r) for r in ("input", "output", "host"))
-    call = meta["call"]
-    entry.update(call=call, recorded_threads=meta["threads"], recorded_device=meta["device"],
-                 recorded_libtorch=meta["libtorch"], model_sha256=meta["model_sha256"],
-                 model_matches=meta["model_sha256"] == runner.sha256)
-    n_threads = meta["threads"] if threads is None else int(threads)
-    from .bridge import set_num_threads
-
-    set_num_threads(n_threads)
-    entry["replay_threads"] = n_threads
-    entry["recorded_engine"] = meta.get("engine", "torchscript")
-    entry["weights_version"] = meta.get("weights_version", 0)
-    entry["paths"], entry["engines_agree"] = _run_paths(meta, runner, inputs, outputs, torch_version, rtol, n_threads)
+    entry = _record_entry(path, meta, runner)
+    entry["replay_threads"] = _set_threads(meta, threads)
+    entry["paths"], entry["engines_agree"] = _run_paths(meta, runner, inputs, outputs, torch_version, rtol,
+                                                        entry["replay_threads"])
     if runner.reference is not None:
         entry["reference"] = runner.reference_diff(inputs, outputs)
-    status, message = outputs_verdict(call, entry["paths"], entry["engines_agree"])
-    entry["outputs"] = status
-    host = dict(host)
+    verdict = outputs_verdict(meta["call"], entry["paths"], entry["engines_agree"])
+    entry["outputs"] = verdict[0]
+    verdict = _host_checks(entry, meta["call"], inputs, outputs, dict(host), verdict, contract=contract,
+                           budgets=budgets, cell_update=cell_update)
+    verdict = _model_check(entry, meta, runner, verdict, allow_other_model)
+    return _conclude(entry, *verdict)
+
+
+def _record_entry(path, meta, runner):
+    """The report entry's description of the record: what made it and with which model."""
+    return {"file": str(path), "call": meta["call"], "recorded_threads": meta["threads"],
+            "recorded_device": meta["device"], "recorded_libtorch": meta["libtorch"],
+            "model_sha256": meta["model_sha256"], "model_matches": meta["model_sha256"] == runner.sha256,
+            "recorded_engine": meta.get("engine", "torchscript"),
+            "weights_version": meta.get("weights_version", 0)}
+
+
+def _set_threads(meta, threads):
+    """Set the bridge's thread count for the record (as recorded unless ``threads``); return it."""
+    from .bridge import set_num_threads
+
+    n_threads = meta["threads"] if threads is None else int(threads)
+    set_num_threads(n_threads)
+    return n_threads
+
+
+def _host_checks(entry, call, inputs, outputs, host, verdict, **update):
+    """Check the host's arrays (the inputs it gave, the update and its budget); the verdict after them."""
+    status, message = verdict
     entry["inputs_given"], given_failure = check_given(call, inputs, host)
-    entry["budget"], update_failure = check_update(call, outputs, host, contract, budgets=budgets,
-                                                   cell_update=cell_update)
+    entry["budget"], update_failure = check_update(call, outputs, host, **update)
     if status != "mismatch" and given_failure:
-        status, message = "mismatch", given_failure
+        return "mismatch", given_failure
     if status != "mismatch" and update_failure:
-        status, message = "budget_violation", update_failure
-    if not entry["model_matches"] and not allow_other_model:
-        message = (f"call {call}: recorded with model SHA-256 {meta['model_sha256'][:16]}..., replayed with "
-                   f"{runner.sha256[:16]}... (outputs: {status}); replaying against another model needs "
-                   "--allow-other-model")
-        status = "other_model"
+        return "budget_violation", update_failure
+    return status, message
+
+
+def _model_check(entry, meta, runner, verdict, allow_other_model):
+    """A record replayed against another model file fails unless allowed; the verdict after that."""
+    status, message = verdict
+    if entry["model_matches"] or allow_other_model:
+        return status, message
+    return "other_model", (f"call {meta['call']}: recorded with model SHA-256 {meta['model_sha256'][:16]}..., "
+                           f"replayed with {runner.sha256[:16]}... (outputs: {status}); replaying against "
+                           "another model needs --allow-other-model")
+
+
+def _conclude(entry, status, message):
     entry["status"] = status
     if message:
         entry["message"] = message
@@ -326,7 +359,8 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
 
     A record made after an online-training sync names its weight version; ``versions``
     (the folder the run saved them in, see :mod:`pyclosure.online`) supplies them, and
-    each record is replayed with its own version's weights.
+    each record is replayed with its own version's weights (for a native ``.nnp`` model,
+    the native program that sync put into it, through the bridge and the cffi twin).
 
     Parameters
     ----------
@@ -352,7 +386,7 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
     if versions is not None:
         from .online import read_versions
 
-        known = read_versions(versions)
+        known = read_versions(versions, programs=_is_native(model))
     runner = _Runner(model, device, use_torch, reference)
     runners = {None: runner}
 

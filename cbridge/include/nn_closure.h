@@ -353,8 +353,9 @@ typedef struct nnc_trainer_s *nnc_trainer;
  *   versions=DIR  save every synced weight version (DIR/weights-vN.pt and its
  *       SHA-256 in DIR/versions.json) for replay;
  *   rank=R, size=N, rendezvous=FILE  data-parallel training over N processes
- *       (torch.distributed, gloo on CPU): every rank calls create with the
- *       same FILE (a path on a file system all ranks share, not existing yet).
+ *       (torch.distributed: gloo on CPU, NCCL for CUDA tensors): every rank
+ *       calls create with the same FILE (a path on a file system all ranks
+ *       share, not existing yet).
  *       A rank whose spec fails returns its own message; the others return
  *       NNC_ERR_TRAIN naming it, none hangs.
  * Errors: NNC_ERR_HANDLE (model), NNC_ERR_IO (spec file missing),

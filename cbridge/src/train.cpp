@@ -17,6 +17,10 @@
 #include "model.hpp"
 #include "nn_closure.h"
 
+// As for models (api.cpp): freeing a trainer frees its Python side but keeps
+// this shell, marked dead, for the life of the process, so its address is
+// never handed out again and a stale copy of a freed handle stays an error
+// (NNC_ERR_HANDLE) instead of reaching a newer trainer.
 struct nnc_trainer_s {
     void *py = nullptr;      // the Python trainer's id in the embedded library
     int64_t version = 0;     // weight versions synced so far
@@ -89,15 +93,21 @@ void check(int status, const char *msg) {
 }
 
 std::mutex registry_mutex;
-std::unordered_set<const nnc_trainer_s *> &registry() {
+std::unordered_set<const nnc_trainer_s *> &registry() {  // live handles
     static std::unordered_set<const nnc_trainer_s *> live;
     return live;
+}
+
+std::vector<const nnc_trainer_s *> &retired() {  // dead shells, kept (see nnc_trainer_s)
+    static auto *dead = new std::vector<const nnc_trainer_s *>;  // never destroyed: stays reachable at exit
+    return *dead;
 }
 
 nnc_trainer_s &live(nnc_trainer t) {
     if (t == nullptr) throw Error(NNC_ERR_HANDLE, "trainer handle is NULL: not created, or already freed");
     std::lock_guard<std::mutex> lock(registry_mutex);
-    if (registry().count(t) == 0) throw Error(NNC_ERR_HANDLE, "trainer handle is not a live trainer (freed?)");
+    if (registry().count(t) == 0)
+        throw Error(NNC_ERR_HANDLE, "trainer handle is not a live trainer (freed, or never created)");
     return *t;
 }
 
@@ -205,14 +215,19 @@ int nnc_train_free(nnc_trainer *trainer) {
         require_nonnull(trainer, "trainer");
         nnc_trainer t = *trainer;
         if (t == nullptr) return;
+        void *py = nullptr;
         {
             std::lock_guard<std::mutex> lock(nnc::registry_mutex);
-            if (nnc::registry().erase(t) == 0) throw Error(NNC_ERR_HANDLE, "trainer handle is not a live trainer");
+            if (nnc::registry().erase(t) == 0)
+                throw Error(NNC_ERR_HANDLE,
+                            "trainer handle is not a live trainer (freed through a copy, or never created)");
+            nnc::retired().push_back(t);
+            py = t->py;
+            t->py = nullptr;  // the shell stays, dead (see nnc_trainer_s)
         }
         *trainer = nullptr;
-        std::unique_ptr<nnc_trainer_s> owned(t);
         char msg[nnc::kMessage] = {};
-        nnc::check(nnc::embed().free(owned->py, msg, sizeof msg), msg);
+        nnc::check(nnc::embed().free(py, msg, sizeof msg), msg);
     });
 }
 

@@ -25,7 +25,9 @@ Steps (everything is written into ``out``):
 7. ``report.md``, ``report.json``, ``report.png``.
 
 ``run`` returns 0 when every claim held, else 1 (and says which did not). The second
-example, ``pyclosure demo --example column``, is :mod:`pyclosure.demo.column`.
+example, ``pyclosure demo --example column``, is :mod:`pyclosure.demo.column`; the third,
+``pyclosure demo --example online`` (the Burgers LES training its closure while it runs),
+is :mod:`pyclosure.demo.online`.
 """
 
 import copy

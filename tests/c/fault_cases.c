@@ -10,10 +10,15 @@
  * ("next-call-FAILED" otherwise). The same holds for the AOTInductor package
  * plain_affine64.pt2 (the same model): it gets the pt2_ faults of arguments, is
  * called after every case, and a pt2_ case also loads and runs a fresh copy.
+ * A train_ case (online training, nnc_train_*) also needs a training step on
+ * the shared trainer (train64.pt, a float64 Linear(3, 2)) to work right after
+ * it, with a finite loss, and a sync of it into its own model.
  * A case that finds the bridge
  * doing something other than returning a status (a handle left set after a
  * failed load, wrong numbers) reports status -1 and says what. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn_closure.h"
@@ -118,6 +123,103 @@ static int model_fault(const char *file, double sign) {
         for (int i = 0; i < 2; ++i) same_model_ok &= yy[j][i] == xin[j][i];
     nnc_model_free(&m);
     return status_seen;
+}
+
+/* ---- Online training: one trainer on train64.pt for the cases of arguments. */
+static nnc_model tmodel = NULL;  /* train64.pt: Linear(3, 2), float64, trainable */
+static nnc_trainer trainer = NULL;
+static int train_case;
+static double ty[5][2];          /* targets */
+
+static int train_setup(void) {
+    if (trainer != NULL) return 1;
+    for (int j = 0; j < 5; ++j) ty[j][0] = 0.5 * j, ty[j][1] = -0.25 * j;
+    return nnc_model_load(&tmodel, path("train64.pt"), "cpu") == NNC_OK &&
+           nnc_train_create(&trainer, tmodel, "", "lr=0.01") == NNC_OK;
+}
+
+static int train_step(nnc_trainer t, void *xd, int xdtype, void *yd, int ydtype, const int64_t *yshape) {
+    nnc_array in = array(xd, xdtype, 2, xs), tg = array(yd, ydtype, 2, yshape);
+    double loss = -1.0;
+    int status = nnc_train_step(t, 1, &in, 1, &tg, &loss);
+    return status == NNC_OK && !(isfinite(loss) && loss >= 0.0) ? -1 : status;
+}
+
+/* The shared trainer steps with a finite loss and syncs into its model. */
+static int training_works(void) {
+    return trainer != NULL && train_step(trainer, x, NNC_FLOAT64, ty, NNC_FLOAT64, ys) == NNC_OK &&
+           nnc_train_sync(trainer, tmodel) == NNC_OK;
+}
+
+static int train_create_fault(const char *spec) {
+    nnc_trainer t = NULL;
+    char full[2048];
+    snprintf(full, sizeof full, "%s:spec", path(spec));
+    note(nnc_train_create(&t, tmodel, full, ""));
+    if (t != NULL) {
+        nnc_train_free(&t);
+        return broken("the trainer handle is not NULL after a failed create");
+    }
+    return status_seen;
+}
+
+static int c_train_missing_spec(void) { return train_create_fault("no_such_spec.py"); }
+static int c_train_spec_raises(void) { return train_create_fault("raising_spec.py"); }
+
+static int c_train_wrong_shape(void) {
+    static double wide[5][3];
+    static const int64_t ws[2] = {5, 3};
+    return note(train_step(trainer, x, NNC_FLOAT64, wide, NNC_FLOAT64, ws));
+}
+
+static int c_train_wrong_dtype(void) {
+    static float x32[5][3], y32[5][2];
+    return note(train_step(trainer, x32, NNC_FLOAT32, y32, NNC_FLOAT32, ys));
+}
+
+static int c_train_nan_loss(void) {
+    double bad[5][2];
+    memcpy(bad, ty, sizeof bad);
+    bad[2][1] = NAN;
+    return note(train_step(trainer, x, NNC_FLOAT64, bad, NNC_FLOAT64, ys));
+}
+
+static int c_train_sync_other_architecture(void) {
+    nnc_model other = NULL;
+    if (nnc_model_load(&other, path("train_other.pt"), "cpu") != NNC_OK) return broken("cannot load train_other.pt");
+    note(nnc_train_sync(trainer, other));
+    nnc_model_free(&other);
+    return status_seen;
+}
+
+static int c_train_freed_handle(void) {
+    nnc_trainer t = NULL, copy;
+    if (nnc_train_create(&t, tmodel, "", "") != NNC_OK) return broken("cannot create a trainer");
+    copy = t;
+    nnc_train_free(&t);
+    if (t != NULL) return broken("nnc_train_free left the handle set");
+    return note(train_step(copy, x, NNC_FLOAT64, ty, NNC_FLOAT64, ys));
+}
+
+/* A stale copy after later creates: a freed trainer's address is never handed out again. */
+static int c_train_stale_handle_after_reuse(void) {
+    nnc_trainer t = NULL, stale;
+    if (nnc_train_create(&t, tmodel, "", "") != NNC_OK) return broken("cannot create a trainer");
+    stale = t;
+    nnc_train_free(&t);
+    for (int k = 0; k < 50 && t != stale; ++k) {
+        nnc_train_free(&t);
+        if (nnc_train_create(&t, tmodel, "", "") != NNC_OK) return broken("cannot create a trainer");
+    }
+    int reused = t == stale;
+    note(train_step(stale, x, NNC_FLOAT64, ty, NNC_FLOAT64, ys));
+    nnc_train_free(&t);
+    return reused ? broken("a freed trainer's address was handed out again") : status_seen;
+}
+
+static int c_train_never_created(void) {
+    nnc_trainer t = NULL;
+    return note(train_step(t, x, NNC_FLOAT64, ty, NNC_FLOAT64, ys));
 }
 
 static int forward_good(int nin, const nnc_array *in, int nout, const nnc_array *out) {
@@ -562,6 +664,9 @@ static const struct {
     CASE(native_truncated), CASE(native_bad_sizes), CASE(native_absurd_dims), CASE(native_wrong_arith),
     CASE(native_not_native), CASE(native_wrong_dtype), CASE(native_wrong_shape), CASE(native_strided_input),
     CASE(native_cuda), CASE(native_engine_required),
+    CASE(train_missing_spec), CASE(train_spec_raises), CASE(train_wrong_shape), CASE(train_wrong_dtype),
+    CASE(train_nan_loss), CASE(train_sync_other_architecture), CASE(train_freed_handle), CASE(train_never_created),
+    CASE(train_stale_handle_after_reuse),
 #undef CASE
 };
 
@@ -571,8 +676,13 @@ static void run_case(int k) {
     same_model_ok = 1;
     pt2_case = strncmp(cases[k].id, "pt2_", 4) == 0;
     native_case = strncmp(cases[k].id, "native_", 7) == 0;
+    train_case = strncmp(cases[k].id, "train_", 6) == 0;
+    if (train_case && !train_setup()) {
+        fprintf(stderr, "cannot set up the shared trainer: %s\n", nnc_last_error());
+        exit(2);
+    }
     cases[k].run();
-    int ok = same_model_ok && next_call_works();
+    int ok = same_model_ok && next_call_works() && (!train_case || training_works());
     for (char *c = message_seen; *c; ++c)
         if (*c == '\n' || *c == '\r') *c = ' ';
     printf("case|%s|%d|%s|%s\n", cases[k].id, status_seen, ok ? "next-call-ok" : "next-call-FAILED", message_seen);
@@ -601,6 +711,8 @@ int main(int argc, char **argv) {
         for (int a = 2; a < argc; ++a) wanted |= strcmp(argv[a], cases[k].id) == 0;
         if (wanted) run_case(k);
     }
+    nnc_train_free(&trainer);
+    nnc_model_free(&tmodel);
     nnc_model_free(&good2);
     nnc_model_free(&good);
     return 0;

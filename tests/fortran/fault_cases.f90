@@ -9,9 +9,12 @@
 !> misbehaving model gave x(1:2, :) when called as it allows ("next-call-FAILED"
 !> otherwise). The same holds for the AOTInductor package plain_affine64.pt2 (the
 !> same model): it gets the pt2_ faults of arguments, is called after every case,
-!> and a pt2_ case also loads and runs a fresh copy.
+!> and a pt2_ case also loads and runs a fresh copy. A train_ case (online
+!> training, nn_train_*) also needs a step of the shared trainer (train64.pt, a
+!> float64 Linear(3, 2)) to work right after it, and its sync.
 program fault_cases
   use, intrinsic :: iso_fortran_env, only: real32, real64
+  use, intrinsic :: ieee_arithmetic, only: ieee_value, ieee_quiet_nan, ieee_is_finite
   use nn_closure
   implicit none
   character(len=*), parameter :: all_cases(*) = [character(len=32) :: &
@@ -28,10 +31,14 @@ program fault_cases
       "pt2_torchscript_named", "pt2_truncated", "pt2_without_contract", "pt2_missing_cpu_feature", &
       "pt2_unknown_cpu_feature", "pt2_built_for_cuda", "native_truncated", "native_bad_sizes", &
       "native_absurd_dims", "native_wrong_arith", "native_not_native", "native_wrong_dtype", &
-      "native_wrong_shape", "native_strided_input", "native_cuda", "native_engine_required"]
+      "native_wrong_shape", "native_strided_input", "native_cuda", "native_engine_required", &
+      "train_missing_spec", "train_spec_raises", "train_wrong_shape", "train_wrong_dtype", "train_nan_loss", &
+      "train_sync_other_architecture", "train_freed_handle", "train_never_created"]
   character(len=1024) :: fdir, msg
   character(len=64) :: arg
   type(nn_model) :: good, good2   ! plain_affine64.pt and the same model as plain_affine64.pt2
+  type(nn_model) :: tmodel        ! train64.pt, trained by `trainer` in the train_ cases
+  type(nn_trainer) :: trainer
   integer :: ierr, k, a
   logical :: same_model_ok
   real(real64), target :: x(3, 5), y(2, 5)
@@ -54,6 +61,8 @@ program fault_cases
       call run_case(trim(arg))
     end do
   end if
+  call nn_train_free(trainer)
+  call nn_free(tmodel)
   call nn_free(good2)
   call nn_free(good)
 
@@ -231,6 +240,9 @@ contains
       call nn_load(m, path("plain_affine64.nnp"), device="cuda", stat=ierr, errmsg=msg)
     case ("native_engine_required")
       call nn_load(m, path("plain_affine64.nnp"), engine="torchscript", stat=ierr, errmsg=msg)
+    case ("train_missing_spec", "train_spec_raises", "train_wrong_shape", "train_wrong_dtype", "train_nan_loss", &
+          "train_sync_other_architecture", "train_freed_handle", "train_never_created")
+      call train_case(name)
     case default
       msg = "unknown case"
     end select
@@ -285,6 +297,69 @@ contains
     gives_first_two = s == NN_OK .and. all(yy == xin(1:2, :))
   end function gives_first_two
 
+  !> The online-training cases (the shared trainer is made on first use).
+  subroutine train_case(name)
+    character(len=*), intent(in) :: name
+    type(nn_trainer) :: t, tcopy
+    type(nn_model) :: other
+    real(real64) :: wide(3, 5), tg(2, 5), loss
+    real(real32) :: x32(3, 5), y32(2, 5)
+    integer :: s
+    call train_setup()
+    tg = targets()
+    select case (name)
+    case ("train_missing_spec")
+      call nn_train_create(t, tmodel, spec=path("no_such_spec.py") // ":spec", stat=ierr, errmsg=msg)
+    case ("train_spec_raises")
+      call nn_train_create(t, tmodel, spec=path("raising_spec.py") // ":spec", stat=ierr, errmsg=msg)
+    case ("train_wrong_shape")
+      wide = 0.5d0
+      call nn_train_step(trainer, x, wide, loss=loss, stat=ierr, errmsg=msg)
+    case ("train_wrong_dtype")
+      x32 = 0.5; y32 = 0.5
+      call nn_train_step(trainer, x32, y32, loss=loss, stat=ierr, errmsg=msg)
+    case ("train_nan_loss")
+      tg(2, 3) = ieee_value(1d0, ieee_quiet_nan)
+      call nn_train_step(trainer, x, tg, loss=loss, stat=ierr, errmsg=msg)
+    case ("train_sync_other_architecture")
+      call nn_load(other, path("train_other.pt"))
+      call nn_train_sync(trainer, other, stat=ierr, errmsg=msg)
+      call nn_free(other)
+    case ("train_freed_handle")
+      call nn_train_create(t, tmodel)
+      tcopy = t
+      call nn_train_free(t)
+      call nn_train_step(tcopy, x, tg, loss=loss, stat=ierr, errmsg=msg)
+    case ("train_never_created")
+      call nn_train_step(t, x, tg, loss=loss, stat=ierr, errmsg=msg)
+    end select
+    call nn_train_free(t, stat=s)
+  end subroutine train_case
+
+  subroutine train_setup()
+    if (nn_loaded(tmodel)) return
+    call nn_load(tmodel, path("train64.pt"))
+    call nn_train_create(trainer, tmodel, options="lr=0.01")
+  end subroutine train_setup
+
+  function targets() result(tg)
+    real(real64) :: tg(2, 5)
+    integer :: j
+    do j = 1, 5
+      tg(:, j) = [0.5d0, -0.25d0] * (j - 1)
+    end do
+  end function targets
+
+  !> The shared trainer steps with a finite loss and syncs into its model.
+  logical function training_works()
+    real(real64) :: loss
+    integer :: s1, s2
+    loss = -1
+    call nn_train_step(trainer, x, targets(), loss=loss, stat=s1)
+    call nn_train_sync(trainer, tmodel, stat=s2)
+    training_works = s1 == NN_OK .and. s2 == NN_OK .and. ieee_is_finite(loss) .and. loss >= 0
+  end function training_works
+
   !> Print the case and prove the next valid calls work.
   subroutine report(name)
     character(len=*), intent(in) :: name
@@ -300,6 +375,7 @@ contains
     call nn_load(fresh, path("plain_affine64.pt"), stat=s3)
     ok = ok .and. s3 == NN_OK .and. nn_loaded(fresh) .and. same_model_ok
     call nn_free(fresh)
+    if (index(name, "train_") == 1) ok = ok .and. training_works()
     if (index(name, "pt2_") == 1 .or. index(name, "native_") == 1) then   ! a fresh package/program runs too
       call nn_load(fresh, path(merge("plain_affine64.pt2", "plain_affine64.nnp", index(name, "pt2_") == 1)), &
                    stat=s3)

@@ -252,3 +252,46 @@ def python_next_call_works(d, model, pt2=False, native=False):
             with Model(d / name) as fresh:
                 ok = _gives_known_values(fresh)
     return ok
+
+
+# Online training (nnc_train_*): train64.pt is a float64 Linear(3, 2), train_other.pt
+# a network of another architecture with the same inputs and outputs.
+T_X = X_NEXT
+T_Y = np.stack([0.5 * np.arange(5.0), -0.25 * np.arange(5.0)], 1)
+
+
+def python_train_fault(case, d):
+    """Run one training fault through pyclosure.bridge.Trainer.
+
+    Returns (status, message, recovered): recovered is True when, right after the
+    fault, a trainer (the one that got the fault, or a fresh one after a failed
+    create) steps with a finite loss and syncs into its model.
+    """
+    from pyclosure.bridge import Trainer
+
+    model = Model(d / "train64.pt")
+    trainer = Trainer(model, lr=0.01)
+
+    def closed():
+        t = Trainer(model)
+        t.close()
+        return t
+
+    actions = {
+        "train_missing_spec": lambda: Trainer(model, spec=f"{d / 'no_such_spec.py'}:spec"),
+        "train_spec_raises": lambda: Trainer(model, spec=f"{d / 'raising_spec.py'}:spec"),
+        "train_wrong_shape": lambda: trainer.step(T_X, np.zeros((5, 3))),
+        "train_wrong_dtype": lambda: trainer.step(T_X.astype(np.float32), T_Y.astype(np.float32)),
+        "train_nan_loss": lambda: trainer.step(T_X, np.where(np.arange(10).reshape(5, 2) == 5, np.nan, T_Y)),
+        "train_sync_other_architecture": lambda: trainer.sync(Model(d / "train_other.pt")),
+        "train_never_created": lambda: closed().step(T_X, T_Y),
+    }
+    try:
+        actions[case]()
+        status, message = 0, ""
+    except errors.ClosureError as e:
+        status, message = e.status, str(e)
+    loss = trainer.step(T_X, T_Y)
+    recovered = bool(np.isfinite(loss)) and trainer.sync(model) == 1
+    trainer.close()
+    return status, message, recovered

@@ -224,3 +224,59 @@ def test_a_host_that_never_trains_never_loads_python():
         assert "NEEDED" in needed
         assert "libpython" not in needed and "pyclosure_train_embed" not in needed, needed
     assert (lib / "libpyclosure_train_embed.so").is_file()
+
+
+def test_replay_of_a_native_online_run_is_bit_for_bit_through_the_bridge_and_the_twin(tmp_path):
+    """A .nnp model trained online: every record names its weight version, the versions folder
+    holds the native program each sync put in, and replay --versions runs each record with its
+    own version through the bridge and the cffi twin, bit for bit."""
+    from pyclosure.bridge import Model, Trainer
+    from pyclosure.cli import main
+    from pyclosure.errors import FileAccessError
+    from pyclosure.replay import replay
+
+    (tmp_path / "spec.py").write_text(SPEC)
+    pyclosure.export(_mlp(16, 0), tmp_path / "mlp.nnp", torch.zeros(4, NFEAT, dtype=torch.float64))
+    model = Model(tmp_path / "mlp.nnp")
+    model.record_start(tmp_path / "records", every=10)
+    trainer = Trainer(model, spec=f"{tmp_path / 'spec.py'}:spec", versions=tmp_path / "versions")
+    x, y = _regression()
+    outputs = []
+    for step in range(1, 61):  # forward calls 1, 11, ..., 51 recorded; syncs after steps 20 and 40
+        outputs.append(model(x[:8]))
+        trainer.step(x, y)
+        if step % 20 == 0:
+            trainer.sync(model)
+    model.record_stop()
+    assert not np.array_equal(outputs[0], outputs[-1])  # the syncs changed what the model runs
+    listed = json.loads((tmp_path / "versions" / "versions.json").read_text())["versions"]
+    assert [v["program"] for v in listed] == ["weights-v1.nnp", "weights-v2.nnp", "weights-v3.nnp"]
+    report = replay(tmp_path / "records", tmp_path / "mlp.nnp", versions=tmp_path / "versions")
+    assert report["summary"]["ok"], report["summary"]
+    by_call = {r["call"]: r for r in report["records"]}
+    assert {c: r["weights_version"] for c, r in by_call.items()} == {1: 0, 11: 0, 21: 1, 31: 1, 41: 2, 51: 2}
+    for r in by_call.values():
+        assert r["status"] == "equal", r
+        assert r["paths"]["bridge"]["equal"] and r["paths"]["torch"]["equal"]  # "torch" is the cffi twin here
+    assert main(["replay", str(tmp_path / "records"), "--model", str(tmp_path / "mlp.nnp"),
+                 "--versions", str(tmp_path / "versions"), "--report", str(tmp_path / "r.json")]) == 0
+    (tmp_path / "versions" / "weights-v2.nnp").write_bytes(b"not the program")
+    with pytest.raises(FileAccessError, match="weight version 2"):
+        replay(tmp_path / "records", tmp_path / "mlp.nnp", versions=tmp_path / "versions")
+
+
+def test_data_parallel_backend_is_gloo_on_cpu_and_nccl_for_cuda_tensors(monkeypatch):
+    """Every rank picks the backend alone, from what torch has: gloo where there is no CUDA,
+    gloo for CPU tensors and NCCL for CUDA tensors where there is (not run on a GPU here)."""
+    import torch
+    import torch.distributed as dist
+
+    from pyclosure.online import dist_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert dist_backend() == "gloo"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: True)
+    assert dist_backend() == "cpu:gloo,cuda:nccl"
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: False)
+    assert dist_backend() == "gloo"
