@@ -108,7 +108,8 @@ def subgrid_flux(u: np.ndarray, factor: int, filter: str = "box",
     n_coarse = u.shape[-1] // factor
     if filter == "face_box":
         if factor % 2:
-            raise ValueError(f"a face-centred box of {factor} fine cells has no centre on a face: use an even factor")
+            raise ValueError(f"a face-centred box of {factor} fine cells has no centre on a face: "
+                             "use an even factor")
         shifted = np.roll(u, factor // 2, axis=-1)  # coarse block I now spans face I +- factor/2
         mean = coarsen(shifted, factor)
         return coarsen(u, factor), 0.5 * (coarsen(shifted * shifted, factor) - mean * mean)
