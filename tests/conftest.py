@@ -2,6 +2,7 @@
 test time (no committed .pt files), and helpers that compile C and Fortran
 programs against the installed bridge using only ``pyclosure config``."""
 
+import importlib.resources
 import json
 import os
 import pathlib
@@ -275,6 +276,20 @@ def cli(*args):
     """The installed `pyclosure` command of this Python (works in a venv not on PATH)."""
     script = pathlib.Path(sys.executable).parent / "pyclosure"
     return [str(script) if script.exists() else "pyclosure", *map(str, args)]
+
+
+def run_demo(tmp_path_factory, program, *args, timeout):
+    """Run ``pyclosure demo --quick ARGS --out DIR`` once (the installed CLI, in a subprocess)
+    into a fresh folder: ``(process, report.json as a dict, DIR)``. ``program`` is the
+    example's Fortran program the demo drives (``burgers_les``, ``column_scm``): a build
+    that lacks it fails here, by name."""
+    path = pathlib.Path(str(importlib.resources.files("pyclosure"))) / "bin" / program
+    assert path.exists(), f"{path} is not built"
+    out = tmp_path_factory.mktemp(program)
+    proc = subprocess.run(cli("demo", "--quick", *args, "--out", out), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    assert (out / "report.json").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, json.loads((out / "report.json").read_text()), out
 
 
 def _run(cmd, **kw):
