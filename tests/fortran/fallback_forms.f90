@@ -2,12 +2,14 @@
 !> in one column: the single-array form nn_forward(m, x, y, fallback=fb), and
 !> the general form with one fallback array and with two (one per output).
 !> Writes inputs, outputs and flags as raw streams for
-!> tests/python/test_fortran_api.py to check against known values.
+!> tests/python/test_fortran_api.py to check against known values (built with
+!> dump_arrays.f90).
 !> Usage: fallback_forms MODEL_DIR OUT_DIR
 program fallback_forms
   use, intrinsic :: iso_fortran_env, only: real64, int32
   use, intrinsic :: ieee_arithmetic, only: ieee_value, ieee_quiet_nan
   use nn_closure
+  use dump_arrays, only: dump, dump_dir
   implicit none
   character(len=512) :: mdir, odir, msg
   type(nn_model) :: m
@@ -18,6 +20,7 @@ program fallback_forms
 
   call get_command_argument(1, mdir)
   call get_command_argument(2, odir)
+  dump_dir = odir
 
   ! single-array form on plain_affine64 (y = W x + b): NaN in column 3 of x
   do j = 1, 5
@@ -35,7 +38,7 @@ program fallback_forms
   call check("single-array form")
   call nn_free(m)
   call dump("single_x", x); call dump("single_y", y); call dump("single_fb", fb)
-  call dump_flags("single_flags", flags5)
+  call dump("single_flags", flags5)
 
   ! general form on two_in_two_out ((u, t) -> (flux, s)): NaN in column 2 of u
   do j = 1, 4
@@ -67,7 +70,7 @@ contains
         fallback=fallback, flags=flags4)
     call check("general form, fallback arrays: " // tag)
     call dump(tag // "_flux", flux); call dump(tag // "_s", s)
-    call dump_flags(tag // "_flags", flags4)
+    call dump(tag // "_flags", flags4)
   end subroutine general
 
   subroutine check(what)
@@ -77,24 +80,4 @@ contains
       error stop 3
     end if
   end subroutine check
-
-  subroutine dump(name, a)
-    character(len=*), intent(in) :: name
-    real(real64), intent(in) :: a(:, :)
-    integer :: unit
-    open (newunit=unit, file=trim(odir) // "/" // name // ".bin", access="stream", form="unformatted", &
-        status="replace")
-    write (unit) a
-    close (unit)
-  end subroutine dump
-
-  subroutine dump_flags(name, f)
-    character(len=*), intent(in) :: name
-    integer(int32), intent(in) :: f(:)
-    integer :: unit
-    open (newunit=unit, file=trim(odir) // "/" // name // ".bin", access="stream", form="unformatted", &
-        status="replace")
-    write (unit) f
-    close (unit)
-  end subroutine dump_flags
 end program fallback_forms

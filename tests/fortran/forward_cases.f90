@@ -1,9 +1,10 @@
 !> Runs the fixture models through nn_closure and writes inputs and outputs as
 !> raw stream files, for tests/python/test_fortran_api.py to compare bit for
-!> bit with torch. Usage: forward_cases MODEL_DIR OUT_DIR
+!> bit with torch (built with dump_arrays.f90). Usage: forward_cases MODEL_DIR OUT_DIR
 program forward_cases
   use, intrinsic :: iso_fortran_env, only: real32, real64
   use nn_closure
+  use dump_arrays, only: dump, dump_dir
   implicit none
   character(len=512) :: mdir, odir
   type(nn_model) :: m
@@ -16,6 +17,7 @@ program forward_cases
 
   call get_command_argument(1, mdir)
   call get_command_argument(2, odir)
+  dump_dir = odir
 
   do j = 1, 5
     do i = 1, 3
@@ -53,7 +55,7 @@ program forward_cases
   call check("load affine32")
   call nn_forward(m, s2, t2, stat=ierr, errmsg=msg)
   call check("forward rank2 real32")
-  call dump32("rank2_32_x", s2); call dump32("rank2_32_y", t2)
+  call dump("rank2_32_x", s2); call dump("rank2_32_y", t2)
   call nn_free(m)
 
   ! rank 1: one scalar per sample
@@ -115,31 +117,4 @@ contains
       error stop 3
     end if
   end subroutine check
-
-  subroutine dump(name, a)
-    character(len=*), intent(in) :: name
-    real(real64), intent(in) :: a(..)
-    integer :: unit
-    open (newunit=unit, file=trim(odir) // "/" // name // ".bin", access="stream", form="unformatted", &
-        status="replace")
-    select rank (a)
-    rank (1)
-      write (unit) a
-    rank (2)
-      write (unit) a
-    rank (3)
-      write (unit) a
-    end select
-    close (unit)
-  end subroutine dump
-
-  subroutine dump32(name, a)
-    character(len=*), intent(in) :: name
-    real(real32), intent(in) :: a(:, :)
-    integer :: unit
-    open (newunit=unit, file=trim(odir) // "/" // name // ".bin", access="stream", form="unformatted", &
-        status="replace")
-    write (unit) a
-    close (unit)
-  end subroutine dump32
 end program forward_cases
