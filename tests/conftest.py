@@ -4,6 +4,7 @@ programs against the installed bridge using only ``pyclosure config``."""
 
 import importlib.resources
 import json
+import math
 import os
 import pathlib
 import shlex
@@ -66,6 +67,34 @@ class CellsToFaces(torch.nn.Module):
     def forward(self, q):
         pad = torch.zeros(q.shape[0], 1, dtype=q.dtype)
         return torch.cat([pad, 0.5 * (q[:, 1:] + q[:, :-1]), pad], dim=1)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one intra-op thread for the test (restored after): for files of many tiny operations,
+    where threads only add synchronisation (on a busy two-core machine 200 s with them, 10 s
+    without), and for comparisons with kernels that sum in one order. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def smooth_fields(n, cells=32, amp=1.0, shift=0.0, noise=0.0, seed=0):
+    """``n`` random periodic fields of ``cells`` cells (float32): 4 Fourier modes with 1/k amplitudes,
+    times ``amp``, plus ``shift`` and white noise of standard deviation ``noise``."""
+    g = torch.Generator().manual_seed(seed)
+    k = torch.arange(1, 5, dtype=torch.float64)
+    a = torch.randn(n, 4, generator=g, dtype=torch.float64) / k
+    phase = 2 * math.pi * torch.rand(n, 4, generator=g, dtype=torch.float64)
+    xg = torch.arange(cells, dtype=torch.float64) * 2 * math.pi / cells
+    u = amp * (a[:, :, None] * torch.cos(k[None, :, None] * xg + phase[:, :, None])).sum(1)
+    if shift:
+        u = u + shift
+    if noise:
+        u = u + noise * torch.randn(n, cells, generator=g, dtype=torch.float64)
+    return u.float()
 
 
 def mlp(nin=16, nhidden=64, nout=4, seed=0):
