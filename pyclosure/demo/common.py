@@ -1,8 +1,12 @@
 """What the Burgers demo and the column example share: the ``demo`` extra, the step lines,
-claims and their table, the replay of the recorded calls, and the closing report."""
+runs of the examples' Fortran programs on a namelist, claims and their table, the replay of
+the recorded calls, and the closing report."""
 
 import importlib
+import importlib.resources
 import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -39,6 +43,46 @@ def require_extras(what):
 def say(i, text):
     """The line that starts step ``i``."""
     print(f"[{i}/{STEPS}] {text}", flush=True)
+
+
+def program(name):
+    """Path of the installed Fortran program ``name`` (``burgers_les``, ``column_scm``)."""
+    path = Path(str(importlib.resources.files("pyclosure"))) / "bin" / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: build pyclosure with the demo (meson option demo, on by "
+                                "default)")
+    return path
+
+
+def _nml_value(v):
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_nml_value(x) for x in v)
+    if isinstance(v, str):
+        return f"'{v}'"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def write_namelist(path, params, group):
+    """Write ``&group`` with ``params`` (a dict of namelist variables) to ``path``."""
+    body = ",\n".join(f"  {k} = {_nml_value(v)}" for k, v in params.items())
+    Path(path).write_text(f"&{group}\n{body}\n/\n")
+
+
+def run_program(name, folder, params, group, threads=1):
+    """Run the installed program ``name`` in ``folder`` on ``params``, written there as namelist
+    ``&group`` to ``GROUP.nml``, with ``threads`` OpenMP and MKL threads; its output is kept in
+    ``log.txt``. Returns (exit status, output)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_namelist(folder / f"{group}.nml", params, group)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    proc = subprocess.run([str(program(name)), f"{group}.nml"], cwd=folder, env=env, capture_output=True,
+                          text=True, check=False)
+    log = proc.stdout + proc.stderr
+    (folder / "log.txt").write_text(log)
+    return proc.returncode, log
 
 
 def claim(held, detail):
