@@ -1,7 +1,6 @@
 """The Mahalanobis guard flags shifted inputs and passes training-like ones."""
 
 import functools
-import math
 import warnings
 
 import conftest

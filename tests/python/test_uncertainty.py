@@ -1,6 +1,5 @@
 """Seeded stochastic sampling is reproducible; ensemble spread grows off the training data."""
 
-import math
 
 import pytest
 import torch
