@@ -91,9 +91,9 @@ def claim(held, detail):
 
 
 def claims_table(claims):
-    """Markdown lines: one row per claim, whether it held and its detail."""
-    return (["| claim | held | detail |", "|---|---|---|"]
-            + [f"| {k} | {'yes' if c['held'] else 'NO'} | {c['detail']} |" for k, c in claims.items()])
+    """Markdown lines: one row per claim, whether it held and its detail (a ``|`` in it escaped)."""
+    rows = [(k, "yes" if c["held"] else "NO", c["detail"].replace("|", "\\|")) for k, c in claims.items()]
+    return ["| claim | held | detail |", "|---|---|---|"] + [f"| {k} | {h} | {d} |" for k, h, d in rows]
 
 
 def replay_into(records, model, **kw):
