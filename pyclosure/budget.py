@@ -1,5 +1,19 @@
-"""Conservation budget of one recorded host update in flux form.
+"""Conservation budgets of a flux-form update, checked in exact arithmetic: one module for both forms.
 
+Two questions, with one rounding model (unit roundoff ``u`` and underflow constant ``eta`` of
+the host's float type, :func:`rounding_units`) and exact rational sums:
+
+* **the update budget** (:func:`update_budget`, :func:`closure_in_total`): did one recorded
+  host update ``after = before - dt (F_{i+1} - F_i) / dx + dt s`` use the fluxes it claims,
+  cell by cell and over the domain? Replay checks every record with it.
+* **the tendency budget** (:func:`check_budget`, :func:`budget_residual`,
+  :func:`budget_bound`): do tendencies ``t_i = -(F_{i+1} - F_i) / dx_i`` (as
+  :mod:`pyclosure.fluxes` computes them) conserve, ``sum_i t_i dx_i = F_bottom - F_top``
+  (zero for a periodic domain), within a rigorous rounding bound that needs only the
+  tendencies and the two boundary fluxes?
+
+Update budget
+-------------
 The host updates cells by flux differences (one explicit stage)::
 
     after_i = before_i - dt * (flux[i+1] - flux[i]) / dx_i + dt * source_i
@@ -44,6 +58,13 @@ which the code takes with a factor 2 of margin, evaluated in floating point.
 :func:`closure_in_total` ties the closure to the update: the total face flux
 the host applied must be its non-closure part plus the closure's flux, one
 IEEE addition per face, bit for bit.
+
+Tendency budget
+---------------
+Each computed tendency is ``t_i = fl(fl(-(F_{i+1} - F_i)) / dx_i)``; the exact differences
+telescope to ``F_0 - F_N``, so :func:`budget_residual`, ``sum_i t_i dx_i - (F_bottom - F_top)``
+in exact arithmetic, is rounding alone, bounded by :func:`budget_bound` (derived there).
+:func:`check_budget` takes a batch and the face fluxes it came from.
 """
 
 import math
@@ -52,7 +73,19 @@ from fractions import Fraction
 
 import numpy as np
 
+__all__ = ["DOMAIN_LAMBDA", "BudgetCheck", "BudgetReport", "budget_bound", "budget_residual", "check_budget",
+           "closure_in_total", "rounding_units", "same_bits", "ulps_between", "update_budget"]
+
 DOMAIN_LAMBDA = 8.0
+
+
+def rounding_units(dtype):
+    """Unit roundoff ``u`` and half the smallest subnormal ``eta`` of a float dtype, as floats.
+
+    Both are powers of two, so ``Fraction(u)`` and ``Fraction(eta)`` are exact.
+    """
+    finfo = np.finfo(np.dtype(dtype))
+    return float(finfo.eps) / 2, float(finfo.smallest_subnormal) / 2
 
 
 @dataclass
@@ -131,8 +164,7 @@ def _prepare(before, after, flux, dt, dx, source, boundary):
 
 
 def _cell_bounds(a, b, f, dt, dxa, s, dtype):
-    finfo = np.finfo(dtype)
-    u, eta = float(finfo.eps) / 2, float(finfo.smallest_subnormal) / 2
+    u, eta = rounding_units(dtype)
     q = np.abs(dt * (f[..., 1:] - f[..., :-1]) / dxa)
     src = 0.0 if s is None else np.abs(dt * s)
     return 2 * (u * np.abs(a) + u * (np.abs(b) + q * (1 + u) ** 3) + u * (1 + u) * src
@@ -278,3 +310,138 @@ def closure_in_total(total, other, closure, state_shape, *, boundary="periodic",
     out["message"] = (f"the total flux the update used is not other_flux + applied_{name} at {int(flat.sum())} "
                       f"face(s), first face {first}: the closure's flux is not (all) in the update")
     return out
+
+
+# --- the tendency budget ----------------------------------------------------------------------------------
+
+def _np(a):
+    """Array view of a numpy array, scalar or (possibly grad-tracking) torch tensor."""
+    if hasattr(a, "detach"):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _fractions(values):
+    out = []
+    for v in _np(values).ravel().tolist():
+        if not np.isfinite(v):
+            raise ValueError(f"budget check needs finite values, got {v!r}")
+        out.append(Fraction(v))
+    return out
+
+
+def _per_cell(dx, shape):
+    return np.broadcast_to(_np(dx).astype(np.float64), shape)
+
+
+def budget_residual(tendency, dx, flux_bottom=0.0, flux_top=0.0) -> Fraction:
+    """Exact residual ``sum_i tend_i * dx_i - (F_bottom - F_top)`` of one sample.
+
+    Parameters
+    ----------
+    tendency : array, shape (N,)
+        Tendencies as computed by the host (any float dtype).
+    dx : float or array, shape (N,)
+        Cell widths, the exact values the host divided by.
+    flux_bottom, flux_top : float
+        Flux through face 0 and face N (both 0 for a periodic domain).
+
+    Returns
+    -------
+    Fraction
+        The residual in exact rational arithmetic.
+    """
+    t = _np(tendency)
+    total = sum(
+        (a * b for a, b in zip(_fractions(t), _fractions(_per_cell(dx, t.shape)), strict=True)),
+        Fraction(0),
+    )
+    return total - (Fraction(float(flux_bottom)) - Fraction(float(flux_top)))
+
+
+def budget_bound(tendency, dx, dtype=None) -> Fraction:
+    """Rigorous bound on ``|budget_residual|`` caused by rounding in the host's tendencies.
+
+    Each computed tendency is ``t_i = fl(fl(-(F_{i+1} - F_i)) / dx_i)``. With unit
+    roundoff ``u`` and underflow constant ``eta`` (:func:`rounding_units`)::
+
+        t_i * dx_i = -(F_{i+1} - F_i) (1 + d1)(1 + d2) + e_i * dx_i,
+        |d1|, |d2| <= u,  |e_i| <= eta  (the subtraction is exact when it underflows).
+
+    The exact differences telescope to ``F_0 - F_N``, hence::
+
+        |residual| <= sum_i |F_{i+1} - F_i| ((1+u)^2 - 1) + eta |dx_i|
+        |F_{i+1} - F_i| <= (|t_i dx_i| + eta |dx_i|) / (1 - u)^2.
+
+    The bound assumes no overflow (non-finite values raise ``ValueError``).
+
+    Parameters
+    ----------
+    tendency : array, shape (N,)
+    dx : float or array, shape (N,)
+    dtype : numpy dtype, optional
+        Precision of the host arithmetic; defaults to ``tendency.dtype``.
+
+    Returns
+    -------
+    Fraction
+    """
+    t = _np(tendency)
+    u, eta = (Fraction(v) for v in rounding_units(dtype if dtype is not None else t.dtype))
+    rel = ((1 + u) ** 2 - 1) / (1 - u) ** 2
+    bound = Fraction(0)
+    for ti, di in zip(_fractions(t), _fractions(_per_cell(dx, t.shape)), strict=True):
+        bound += rel * (abs(ti * di) + eta * abs(di)) + eta * abs(di)
+    return bound
+
+
+@dataclass(frozen=True)
+class BudgetReport:
+    """Outcome of :func:`check_budget` for a batch.
+
+    Attributes
+    ----------
+    residuals, bounds : list of Fraction, length batch
+    closes : bool
+        ``abs(residual) <= bound`` for every sample.
+    worst_ratio : float
+        ``max |residual| / bound`` (0 when all bounds are 0 and residuals 0).
+    """
+
+    residuals: list
+    bounds: list
+    closes: bool
+    worst_ratio: float
+
+
+def check_budget(tendency, dx, flux, boundary: str, dtype=None) -> BudgetReport:
+    """Check the tendency budget of a batch of tendencies computed from ``flux``.
+
+    Parameters
+    ----------
+    tendency : array, shape (batch, N)
+    dx : float or array broadcastable to (batch, N)
+    flux : array, shape (batch, N) for ``"periodic"`` or (batch, N + 1) for ``"column"``
+    boundary : {"periodic", "column"}
+    dtype : numpy dtype, optional
+
+    Returns
+    -------
+    BudgetReport
+    """
+    t = np.atleast_2d(_np(tendency))
+    f = np.atleast_2d(_np(flux))
+    d = np.broadcast_to(_np(dx), t.shape)
+    if boundary not in ("periodic", "column"):
+        raise ValueError(f"boundary must be 'periodic' or 'column', got {boundary!r}")
+    residuals, bounds = [], []
+    for b in range(t.shape[0]):
+        bottom, top = (0.0, 0.0) if boundary == "periodic" else (f[b, 0], f[b, -1])
+        residuals.append(budget_residual(t[b], d[b], bottom, top))
+        bounds.append(budget_bound(t[b], d[b], dtype if dtype is not None else t.dtype))
+    ratios = [
+        float(abs(r) / bd) if bd > 0 else (0.0 if r == 0 else float("inf"))
+        for r, bd in zip(residuals, bounds, strict=True)
+    ]
+    closes = all(abs(r) <= bd for r, bd in zip(residuals, bounds, strict=True))
+    return BudgetReport(residuals, bounds, closes, max(ratios))

@@ -1,6 +1,7 @@
 """The ``pyclosure`` command: demo, info, replay, bench, config."""
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -43,7 +44,16 @@ def _info(args):
     return 0
 
 
+def _built_without(part):
+    """The message and status of a command whose part of pyclosure this build left out."""
+    print(f"pyclosure {part}: this pyclosure was built without the {part} (meson option -D{part}=false); "
+          f"rebuild it with -D{part}=true (the default)", file=sys.stderr)
+    return 2
+
+
 def _demo(args):
+    if importlib.util.find_spec("pyclosure.demo") is None:
+        return _built_without("demo")
     if args.example == "online":
         if args.engine != "pt2" or args.no_pt2:
             print("pyclosure demo: --engine and --no-pt2 do not apply to --example online (it trains the "
@@ -85,6 +95,8 @@ def _replay(args):
     return 0 if report["summary"]["ok"] else 1
 
 def _bench(args):
+    if importlib.util.find_spec("pyclosure.bench") is None:
+        return _built_without("bench")
     if args.train_step:
         from .bench import train_step
 

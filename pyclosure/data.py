@@ -76,7 +76,7 @@ def subgrid_flux(u: np.ndarray, factor: int, filter: str = "box",
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Coarse state and subgrid flux ``tau = 0.5*(filter(u*u) - filter(u)**2)`` at faces.
 
-    Exactly how:
+    Exactly how, for ``filter="box"`` or ``"spectral"``:
 
     1. ``tau`` is evaluated on the fine grid at fine cell centres, with ``filter`` the box
        filter (default ``width = factor + 1`` if ``factor`` is even, else ``factor``) or
@@ -85,11 +85,16 @@ def subgrid_flux(u: np.ndarray, factor: int, filter: str = "box",
        ``I*factor - 1`` and ``I*factor``; ``tau_face[I]`` is the mean of ``tau`` at those
        two fine cells (periodic, so ``I = 0`` uses fine cell ``n - 1``).
 
+    ``filter="face_box"`` (``factor`` even) filters at the faces themselves: a box of exactly
+    ``factor`` fine cells centred on coarse face ``I``, fine cells ``I*factor - factor/2 ..
+    I*factor + factor/2 - 1`` (periodic), i.e. the block means of the coarse grid shifted by
+    half a coarse cell; ``width`` and ``cutoff`` do not apply.
+
     Parameters
     ----------
     u : array, shape (..., n_fine)
     factor : int
-    filter : {"box", "spectral"}
+    filter : {"box", "spectral", "face_box"}
 
     Returns
     -------
@@ -101,6 +106,13 @@ def subgrid_flux(u: np.ndarray, factor: int, filter: str = "box",
     """
     u = np.asarray(u, dtype=np.float64)
     n_coarse = u.shape[-1] // factor
+    if filter == "face_box":
+        if factor % 2:
+            raise ValueError(f"a face-centred box of {factor} fine cells has no centre on a face: "
+                             "use an even factor")
+        shifted = np.roll(u, factor // 2, axis=-1)  # coarse block I now spans face I +- factor/2
+        mean = coarsen(shifted, factor)
+        return coarsen(u, factor), 0.5 * (coarsen(shifted * shifted, factor) - mean * mean)
     if filter == "box":
         w = width if width is not None else (factor + 1 if factor % 2 == 0 else factor)
         filt = lambda v: box_filter(v, w)
@@ -108,7 +120,7 @@ def subgrid_flux(u: np.ndarray, factor: int, filter: str = "box",
         kc = cutoff if cutoff is not None else n_coarse // 2
         filt = lambda v: spectral_filter(v, kc)
     else:
-        raise ValueError(f"filter must be 'box' or 'spectral', got {filter!r}")
+        raise ValueError(f"filter must be 'box', 'spectral' or 'face_box', got {filter!r}")
     tau = 0.5 * (filt(u * u) - filt(u) ** 2)
     right = np.arange(n_coarse) * factor
     tau_faces = 0.5 * (tau[..., right - 1] + tau[..., right])

@@ -4,9 +4,18 @@
 
     def test_coupled_run_signed_off():
         assert_replays("runs/records", "closure.pt")
+
+:func:`elf_dynamic` reads what a built host or library links (``NEEDED``) and where it looks
+for it (its run path), e.g. to check that a host links ``libnnclosure`` and no torch library.
 """
 
+import re
+import shutil
+import subprocess
+
 from .replay import FAILING, format_report, replay
+
+__all__ = ["assert_replays", "elf_dynamic"]
 
 
 def assert_replays(directory, model, *, budgets=True, threads=None, device="cpu", use_torch=True,
@@ -33,3 +42,31 @@ def assert_replays(directory, model, *, budgets=True, threads=None, device="cpu"
             why = " (records within tolerance only, not bit for bit: pass allow_within_tolerance=True to accept)"
         raise AssertionError("replay of " + str(directory) + " failed" + why + ":\n" + format_report(report))
     return report
+
+
+def elf_dynamic(path):
+    """The ``NEEDED`` entries and the run path of an ELF file's dynamic section.
+
+    Read with ``readelf -d`` (binutils).
+
+    Returns
+    -------
+    needed : list of str
+        The shared libraries the file names, in order (``["libnnclosure.so", "libc.so.6", ...]``).
+    runpath : list of str
+        Its ``RUNPATH`` (or older ``RPATH``) split at ``:``, ``$ORIGIN`` left as written; ``[""]``
+        when it has none.
+
+    Raises
+    ------
+    FileNotFoundError
+        readelf is not installed.
+    subprocess.CalledProcessError
+        readelf cannot read ``path`` (missing, or not ELF).
+    """
+    if shutil.which("readelf") is None:
+        raise FileNotFoundError("readelf (binutils) is needed to read an ELF file's dynamic section")
+    out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, check=True).stdout
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+    runpath = re.findall(r"\((?:RUNPATH|RPATH)\)\s+Library r(?:un)?path: \[([^\]]+)\]", out)
+    return needed, ":".join(runpath).split(":")

@@ -2,7 +2,9 @@
 test time (no committed .pt files), and helpers that compile C and Fortran
 programs against the installed bridge using only ``pyclosure config``."""
 
+import importlib.resources
 import json
+import math
 import os
 import pathlib
 import shlex
@@ -65,6 +67,34 @@ class CellsToFaces(torch.nn.Module):
     def forward(self, q):
         pad = torch.zeros(q.shape[0], 1, dtype=q.dtype)
         return torch.cat([pad, 0.5 * (q[:, 1:] + q[:, :-1]), pad], dim=1)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one intra-op thread for the test (restored after): for files of many tiny operations,
+    where threads only add synchronisation (on a busy two-core machine 200 s with them, 10 s
+    without), and for comparisons with kernels that sum in one order. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def smooth_fields(n, cells=32, amp=1.0, shift=0.0, noise=0.0, seed=0):
+    """``n`` random periodic fields of ``cells`` cells (float32): 4 Fourier modes with 1/k amplitudes,
+    times ``amp``, plus ``shift`` and white noise of standard deviation ``noise``."""
+    g = torch.Generator().manual_seed(seed)
+    k = torch.arange(1, 5, dtype=torch.float64)
+    a = torch.randn(n, 4, generator=g, dtype=torch.float64) / k
+    phase = 2 * math.pi * torch.rand(n, 4, generator=g, dtype=torch.float64)
+    xg = torch.arange(cells, dtype=torch.float64) * 2 * math.pi / cells
+    u = amp * (a[:, :, None] * torch.cos(k[None, :, None] * xg + phase[:, :, None])).sum(1)
+    if shift:
+        u = u + shift
+    if noise:
+        u = u + noise * torch.randn(n, cells, generator=g, dtype=torch.float64)
+    return u.float()
 
 
 def mlp(nin=16, nhidden=64, nout=4, seed=0):
@@ -275,6 +305,20 @@ def cli(*args):
     """The installed `pyclosure` command of this Python (works in a venv not on PATH)."""
     script = pathlib.Path(sys.executable).parent / "pyclosure"
     return [str(script) if script.exists() else "pyclosure", *map(str, args)]
+
+
+def run_demo(tmp_path_factory, program, *args, timeout):
+    """Run ``pyclosure demo --quick ARGS --out DIR`` once (the installed CLI, in a subprocess)
+    into a fresh folder: ``(process, report.json as a dict, DIR)``. ``program`` is the
+    example's Fortran program the demo drives (``burgers_les``, ``column_scm``): a build
+    that lacks it fails here, by name."""
+    path = pathlib.Path(str(importlib.resources.files("pyclosure"))) / "bin" / program
+    assert path.exists(), f"{path} is not built"
+    out = tmp_path_factory.mktemp(program)
+    proc = subprocess.run(cli("demo", "--quick", *args, "--out", out), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    assert (out / "report.json").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, json.loads((out / "report.json").read_text()), out
 
 
 def _run(cmd, **kw):

@@ -2,7 +2,7 @@
 
 Each driver loads one model, sets its thread count, prints a ready line and then
 answers commands on stdin (``time|dump|alloc BATCH WARMUP CALLS``, ``quit``) with
-one JSON line each (see ``examples/bench/floor.cpp``). Idle drivers wait in a
+one JSON line each (see ``cbridge/bench/floor.cpp``). Idle drivers wait in a
 blocking read, so only the driver being asked runs.
 """
 

@@ -1,6 +1,6 @@
 """Write the C source of ``libpyclosure_bench_embed``, the embedded-Python route's library.
 
-A build step (``examples/bench/meson.build``) runs ``python embed_source.py OUT.c``;
+A build step (``cbridge/bench/meson.build``) runs ``python embed_source.py OUT.c``;
 the build compiles the result against libpython. It is a cffi embedding
 (``ffi.embedding_api``): the library exports two C functions,
 

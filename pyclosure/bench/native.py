@@ -44,7 +44,7 @@ BATCHES = (1, 4, 16, 64, 256, 4096)
 
 
 class NativeDriver(drivers.Driver):
-    """``bench_native`` speaking the drivers' protocol (examples/bench/README.md)."""
+    """``bench_native`` speaking the drivers' protocol (cbridge/bench/README.md)."""
 
     def __init__(self, model, threads, folder, isa="auto"):
         program = drivers.package_dir() / "bin" / "bench_native"

@@ -12,7 +12,7 @@ timed calls), which is what a host with device-resident arrays (OpenACC) pays.
 
 ``python -m pyclosure.bench.torch_route ROUTE MODEL DTYPE NIN NOUT THREADS DEVICE DUMPDIR``
 is the Python driver: it answers the commands of the C++ and Fortran drivers
-(``time``, ``dump``, ``alloc``, ``quit``; see ``examples/bench/floor.cpp``) with
+(``time``, ``dump``, ``alloc``, ``quit``; see ``cbridge/bench/floor.cpp``) with
 the same JSON lines.
 """
 

@@ -35,31 +35,10 @@ import time
 from pathlib import Path
 
 from . import checks, data, learn, report
+from .common import finish, missing_extras, require_extras, say
 from .settings import ENGINES, Settings
 
 __all__ = ["run", "missing_extras"]
-
-#: What the demo needs beyond pyclosure's own dependencies (the ``demo`` extra): module -> package.
-EXTRAS = {"matplotlib": "matplotlib", "f90wrap": "f90wrap==0.3.0", "xarray": "xarray", "h5netcdf": "h5netcdf",
-          "h5py": "h5py", "dask": "dask"}
-
-
-def missing_extras():
-    """The packages of the ``demo`` extra that this environment lacks or cannot import (pip requirement
-    strings)."""
-    import importlib
-
-    missing = []
-    for module, pkg in EXTRAS.items():
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            missing.append(pkg)
-    return missing
-
-
-def _say(i, text):
-    print(f"[{i}/7] {text}", flush=True)
 
 
 def _total(score):
@@ -75,14 +54,9 @@ def run(out="pyclosure-demo", quick=False, engine="pt2"):
     when the ``demo`` extra is missing."""
     import torch
 
-    from ..errors import ClosureError
-
     if engine not in ENGINES:
         raise ValueError(f"engine {engine!r}: the demo runs {' or '.join(map(repr, ENGINES))}")
-    missing = missing_extras()
-    if missing:
-        raise ClosureError(f"the demo needs {', '.join(missing)} (the 'demo' extra), not installed in "
-                           f"this environment; install it with: pip install " + " ".join(repr(m) for m in missing))
+    require_extras("the demo")
 
     t_start = time.perf_counter()
     out = Path(out)
@@ -91,7 +65,7 @@ def run(out="pyclosure-demo", quick=False, engine="pt2"):
     s.engine = engine
     seconds = {}
 
-    _say(1, f"DNS N={s.n_dns}, {s.spinup + s.t_train + s.t_test + s.nseg * s.horizon:g} "
+    say(1, f"DNS N={s.n_dns}, {s.spinup + s.t_train + s.t_test + s.nseg * s.horizon:g} "
             f"time units, coarse-grained to N={s.n_les}")
     t0 = time.perf_counter()
     d = data.generate(out / "data.npz", n_dns=s.n_dns, n_les=s.n_les, dt_les=s.dt_les,
@@ -103,7 +77,7 @@ def run(out="pyclosure-demo", quick=False, engine="pt2"):
     print(f"      train {d['u'].shape}, test {d['test_u'].shape}, segments "
           f"{d['seg_u'].shape} ({seconds['data']:.1f} s)")
 
-    _say(2, "a priori training on both targets, each scored with the torch twin")
+    say(2, "a priori training on both targets, each scored with the torch twin")
     t0 = time.perf_counter()
     dx = s.length / s.n_les
     targets, models = {}, {}
@@ -130,7 +104,7 @@ def run(out="pyclosure-demo", quick=False, engine="pt2"):
     best = name if _total(post) < _total(targets[best]) else best
     seconds["training"] = time.perf_counter() - t0
 
-    _say(3, f"export the {best} closure to {s.package} ({s.engine_name}) and closure.pt (TorchScript reference)")
+    say(3, f"export the {best} closure to {s.package} ({s.engine_name}) and closure.pt (TorchScript reference)")
     t0 = time.perf_counter()
     exported = checks.export_closures(models[best], out, d, best.split()[0], s)
     seconds["export"] = time.perf_counter() - t0
@@ -139,13 +113,13 @@ def run(out="pyclosure-demo", quick=False, engine="pt2"):
             f"native program {exported['export_s']:.2f} s ({exported['engine']['arith']})")
     print(f"      {made}; TorchScript {exported['reference_export_s']:.1f} s")
 
-    _say(4, "coupled Fortran runs (burgers_les): none, smagorinsky, nn")
+    say(4, "coupled Fortran runs (burgers_les): none, smagorinsky, nn")
     t0 = time.perf_counter()
     runs = checks.coupled_runs(out, d, s)
     seconds["coupled"] = time.perf_counter() - t0
 
-    _say(5, "momentum budget")
-    _say(6, "Fortran nn run against the torch twin, and replay of its recorded calls")
+    say(5, "momentum budget")
+    say(6, "Fortran nn run against the torch twin, and replay of its recorded calls")
     t0 = time.perf_counter()
     torch.set_num_threads(s.threads)
     momentum, agreement = checks.budget_and_twin(out, d, s, runs)
@@ -155,7 +129,7 @@ def run(out="pyclosure-demo", quick=False, engine="pt2"):
           f"(TorchScript) differs from the records by {records['reference']['max_rel_diff']:.2g} (relative)")
     seconds["checks"] = time.perf_counter() - t0
 
-    _say(7, "report")
+    say(7, "report")
     results = checks.assemble(s, d, best, targets, runs, momentum, agreement, records, exported)
     seconds["total"] = time.perf_counter() - t_start
     results["seconds"] = seconds
@@ -163,11 +137,4 @@ def run(out="pyclosure-demo", quick=False, engine="pt2"):
     report.figure(out / "report.png", results, runs["spectra"], runs["lead"],
                   runs["errors"], d["test_u"], runs["long"]["nn"]["u"],
                   s.every)
-    print()
-    print(text)
-    failed = [k for k, c in results["claims"].items() if not c["held"]]
-    for k in failed:
-        print(f"CLAIM DID NOT HOLD: {k}: {results['claims'][k]['detail']}")
-    print(f"pyclosure demo: {'all claims held' if not failed else 'FAILED'}; "
-          f"wrote {out}; total {time.perf_counter() - t_start:.1f} s")
-    return 0 if not failed else 1
+    return finish("pyclosure demo", out, results, text, t_start)

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from .. import export
 from .._pt2 import cache_dir
 from . import coupled, report, twin
+from .common import claim, replay_into
 
 SNAP = 5  # LES steps per snapshot (every = 0.2 time units at dt = 0.04)
 
@@ -186,11 +187,8 @@ def replay_records(out, s):
     recorded outputs is information, not a check (neither inductor's nor the native
     kernels are eager torch's).
     """
-    from ..replay import replay
-
     rec = out / "runs" / "nn_seg0" / "records"
-    rep = replay(rec, out / s.package, reference=out / "closure.pt")
-    (rec / "replay_report.json").write_text(json.dumps(rep, indent=1) + "\n")
+    rep = replay_into(rec, out / s.package, reference=out / "closure.pt")
     worst = max((r["budget"]["budget"]["domain_residual"] / r["budget"]["budget"]["domain_bound"]
                  for r in rep["records"] if (r.get("budget") or {}).get("budget", {}).get("domain_bound")),
                 default=float("nan"))
@@ -203,10 +201,6 @@ def replay_records(out, s):
                                         if "recorded_engine" in r}),
             "worst_domain_residual_over_bound": worst, "reference": reference,
             "report": str((rec / "replay_report.json").relative_to(out))}
-
-
-def _claim(held, detail):
-    return {"held": bool(held), "detail": detail}
 
 
 def _momentum_detail(momentum):
@@ -228,22 +222,22 @@ def assemble(s, d, best, targets, runs, momentum, agreement, records, exported):
                        "rmse_by_lead": runs["errors"][c].tolist()}
     no, sm, nn = (closures[c] for c in report.CLOSURES)
     claims = {
-        "short_term": _claim(nn["short_term_rmse"] < min(no["short_term_rmse"],
+        "short_term": claim(nn["short_term_rmse"] < min(no["short_term_rmse"],
                                                          sm["short_term_rmse"]),
                              f"nn {nn['short_term_rmse']:.4g} vs none "
                              f"{no['short_term_rmse']:.4g}, smagorinsky "
                              f"{sm['short_term_rmse']:.4g}"),
-        "spectrum": _claim(nn["spectrum_error"] < min(no["spectrum_error"],
+        "spectrum": claim(nn["spectrum_error"] < min(no["spectrum_error"],
                                                       sm["spectrum_error"]),
                            f"nn {nn['spectrum_error']:.4g} vs none "
                            f"{no['spectrum_error']:.4g}, smagorinsky "
                            f"{sm['spectrum_error']:.4g}"),
-        "finite": _claim(all(runs["finite"].values()), f"{runs['finite']}"),
-        "momentum": _claim(momentum["worst_ratio"] < 1.0, _momentum_detail(momentum)),
-        "fortran_vs_twin": _claim(agreement["max_abs_diff"] <= agreement["tolerance"],
+        "finite": claim(all(runs["finite"].values()), f"{runs['finite']}"),
+        "momentum": claim(momentum["worst_ratio"] < 1.0, _momentum_detail(momentum)),
+        "fortran_vs_twin": claim(agreement["max_abs_diff"] <= agreement["tolerance"],
                                   f"max |diff| {agreement['max_abs_diff']:.3g} <= "
                                   f"{agreement['tolerance']:g}"),
-        "replay": _claim(records["ok"] and records["equal"] == records["records"]
+        "replay": claim(records["ok"] and records["equal"] == records["records"]
                          and records["budgets_closed"] == records["records"]
                          and records["engine"] == s.engine_name
                          and records["recorded_engines"] == [s.engine_name],

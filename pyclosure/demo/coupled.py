@@ -6,43 +6,17 @@
 state, trajectory, log) goes into the run's folder under the demo's ``--out``.
 """
 
-import importlib.resources
 import math
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import twin
+from .common import run_program
 
 EPS = np.finfo(np.float64).eps
-
-
-def program():
-    """Path of the installed ``burgers_les`` program."""
-    path = Path(str(importlib.resources.files("pyclosure"))) / "bin" / "burgers_les"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: build pyclosure with the Burgers example")
-    return path
-
-
-def _nml_value(v):
-    if isinstance(v, (list, tuple)):
-        return ", ".join(_nml_value(x) for x in v)
-    if isinstance(v, str):
-        return f"'{v}'"
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
-
-
-def write_namelist(path, params, group="burgers"):
-    """Write ``&group`` (default ``&burgers``) with ``params`` (a dict of namelist variables) to ``path``."""
-    body = ",\n".join(f"  {k} = {_nml_value(v)}" for k, v in params.items())
-    Path(path).write_text(f"&{group}\n{body}\n/\n")
 
 
 def read_trajectory(path):
@@ -91,18 +65,13 @@ def run_fortran(folder, cfg, u0, nsteps, every, model=None, threads=1, record_ev
               "initial": "initial.bin"}
     if record_every:
         params.update(record_dir="records", record_every=int(record_every))
-    write_namelist(folder / "burgers.nml", params)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    proc = subprocess.run([str(program()), "burgers.nml"], cwd=folder, env=env,
-                          capture_output=True, text=True, check=False)
-    log = proc.stdout + proc.stderr
-    (folder / "log.txt").write_text(log)
+    returncode, log = run_program("burgers_les", folder, params, "burgers", threads)
     t, u = read_trajectory(folder / "traj.bin") if (folder / "traj.bin").exists() \
         else (np.zeros(0), np.zeros((0, cfg.n)))
     m = re.search(r"momentum drift beyond forcing\s+(\S+)", log)
-    ok = proc.returncode == 0 and len(t) == nsteps // every + 1 and bool(np.isfinite(u).all())
+    ok = returncode == 0 and len(t) == nsteps // every + 1 and bool(np.isfinite(u).all())
     return {"time": t, "u": u, "ok": ok, "drift": float(m.group(1)) if m else float("nan"),
-            "log": log, "returncode": proc.returncode}
+            "log": log, "returncode": returncode}
 
 
 def package_closure(path):

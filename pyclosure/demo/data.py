@@ -2,7 +2,7 @@
 
 The DNS (default N = 4096, dx = L/4096) runs through ``pyclosure._burgers``
 (the f90wrap module of burgers_core). Snapshots are coarse-grained to the LES
-grid (default N = 128, so r = 32 fine cells per coarse cell):
+grid (default N = 128, so r = 32 fine cells per coarse cell) by :mod:`pyclosure.data`:
 
 * ``u``: block average of the fine cells of each coarse cell (the coarse
   finite-volume state, exactly the LES variable);
@@ -30,6 +30,7 @@ import time
 import numpy as np
 import torch
 
+from .. import data
 from . import twin
 
 
@@ -38,26 +39,10 @@ def _core():
     return burgers_core
 
 
-def coarse_grain(u, r):
-    """Block average of ``u (..., N)`` over ``r`` fine cells: ``(..., N // r)``."""
-    return u.reshape(*u.shape[:-1], u.shape[-1] // r, r).mean(axis=-1)
-
-
-def subgrid_flux(u, r):
-    """``0.5*(filter(u^2) - filter(u)^2)`` at the coarse faces, ``(..., N // r)``.
-
-    Box filter of width r fine cells centred on each coarse face (r even).
-    """
-    shifted = np.roll(u, r // 2, axis=-1)  # block I now spans face I +- r/2
-    ubar = coarse_grain(shifted, r)
-    u2bar = coarse_grain(shifted * shifted, r)
-    return 0.5 * (u2bar - ubar * ubar)
-
-
 def flux_defect(u, r, cfg_fine, cfg_coarse):
     """Fine total flux at the coarse faces minus the coarse flux of the block average."""
     ff = twin.fluxes(torch.from_numpy(u), cfg_fine, "none").numpy()[..., ::r]
-    fc = twin.fluxes(torch.from_numpy(coarse_grain(u, r)), cfg_coarse, "none").numpy()
+    fc = twin.fluxes(torch.from_numpy(data.coarsen(u, r)), cfg_coarse, "none").numpy()
     return ff - fc
 
 
@@ -84,7 +69,7 @@ def forecast_segments(core, start, nseg, horizon, every, seed0, dt, params, r):
         core.set_closure("none", 0.0, "central")
         core.set_state(start)
         fine, _ = _sample(core, round(horizon / every), round(every / dt))
-        segs.append(coarse_grain(np.concatenate([start[None], fine]), r))
+        segs.append(data.coarsen(np.concatenate([start[None], fine]), r))
         start = fine[-1]
     return np.array(segs)
 
@@ -123,10 +108,11 @@ def generate(path=None, n_dns=4096, n_les=128, dt=0.005, dt_les=0.04, spinup=200
     seg_u = forecast_segments(core, test_fine[-1], nseg, seg_horizon, test_every, seed + 2,
                               dt, params, r)
     t_dns = time.perf_counter() - t0
+    u, tau = data.subgrid_flux(fine, r, filter="face_box")
+    test_u, test_tau = data.subgrid_flux(test_fine, r, filter="face_box")
     out = {
-        "u": coarse_grain(fine, r), "tau": subgrid_flux(fine, r),
-        "tau_fv": flux_defect(fine, r, cfg_f, cfg_c), "time": times,
-        "test_u": coarse_grain(test_fine, r), "test_tau": subgrid_flux(test_fine, r),
+        "u": u, "tau": tau, "tau_fv": flux_defect(fine, r, cfg_f, cfg_c), "time": times,
+        "test_u": test_u, "test_tau": test_tau,
         "test_tau_fv": flux_defect(test_fine, r, cfg_f, cfg_c), "test_time": test_times,
         "n_dns": n_dns, "n_les": n_les, "dt": dt, "dt_les": dt_les, "nu": nu, "length": length,
         "seed": seed, "test_seed": seed + 1, "force_amp": force_amp, "kmin": kmin, "kmax": kmax,

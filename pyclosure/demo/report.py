@@ -9,10 +9,9 @@ Scores are computed against the filtered (block-averaged) DNS, the LES variable:
   over a long run.
 """
 
-import json
-from pathlib import Path
-
 import numpy as np
+
+from .common import claims_table, write_report
 
 CLOSURES = ("none", "smagorinsky", "nn")
 
@@ -82,8 +81,7 @@ def markdown(results):
             f"{ref['max_rel_diff']:.3g} (relative, max|diff| / max|flux|); {ref['records_equal']}/"
             f"{ref['records_run']} records equal bit for bit (the package's kernels are not eager torch's)")
     lines += ["", _export_line(results["export"]), "", mom, agree, rec, info, "", "## claims", ""]
-    for name, c in results["claims"].items():
-        lines.append(f"- {name}: {'held' if c['held'] else 'DID NOT HOLD'} ({c['detail']})")
+    lines += claims_table(results["claims"])
     lines += ["", f"total time {results['seconds']['total']:.1f} s"]
     return "\n".join(lines) + "\n"
 
@@ -106,8 +104,7 @@ def _export_line(e):
 def write(out, results):
     """Write ``report.json`` and ``report.md`` into ``out``; return the markdown."""
     text = markdown(results)
-    Path(out, "report.md").write_text(text)
-    Path(out, "report.json").write_text(json.dumps(results, indent=1, default=float))
+    write_report(out, results, text)
     return text
 
 

@@ -2,12 +2,14 @@
 !> in one column: the single-array form nn_forward(m, x, y, fallback=fb), and
 !> the general form with one fallback array and with two (one per output).
 !> Writes inputs, outputs and flags as raw streams for
-!> tests/python/test_fortran_api.py to check against known values.
+!> tests/python/test_fortran_api.py to check against known values (built with
+!> case_support.f90).
 !> Usage: fallback_forms MODEL_DIR OUT_DIR
 program fallback_forms
   use, intrinsic :: iso_fortran_env, only: real64, int32
   use, intrinsic :: ieee_arithmetic, only: ieee_value, ieee_quiet_nan
   use nn_closure
+  use case_support, only: check, dump, dump_dir
   implicit none
   character(len=512) :: mdir, odir, msg
   type(nn_model) :: m
@@ -18,6 +20,7 @@ program fallback_forms
 
   call get_command_argument(1, mdir)
   call get_command_argument(2, odir)
+  dump_dir = odir
 
   ! single-array form on plain_affine64 (y = W x + b): NaN in column 3 of x
   do j = 1, 5
@@ -30,12 +33,12 @@ program fallback_forms
   y = -1d0
   flags5 = -1
   call nn_load(m, trim(mdir) // "/plain_affine64.pt", nonfinite="fallback", stat=ierr, errmsg=msg)
-  call check("load plain_affine64")
+  call check("load plain_affine64", ierr, msg)
   call nn_forward(m, x, y, stat=ierr, errmsg=msg, fallback=fb, flags=flags5)
-  call check("single-array form")
+  call check("single-array form", ierr, msg)
   call nn_free(m)
   call dump("single_x", x); call dump("single_y", y); call dump("single_fb", fb)
-  call dump_flags("single_flags", flags5)
+  call dump("single_flags", flags5)
 
   ! general form on two_in_two_out ((u, t) -> (flux, s)): NaN in column 2 of u
   do j = 1, 4
@@ -46,7 +49,7 @@ program fallback_forms
   fb_flux = reshape([(200d0 + i, i = 1, 12)], [3, 4])
   fb_s = reshape([(300d0 + i, i = 1, 4)], [1, 4])
   call nn_load(m, trim(mdir) // "/two_in_two_out.pt", nonfinite="fallback", stat=ierr, errmsg=msg)
-  call check("load two_in_two_out")
+  call check("load two_in_two_out", ierr, msg)
   call general("two", [nn_array(fb_flux), nn_array(fb_s)])
   call general("one", [nn_array(fb_flux)])
   call nn_free(m)
@@ -65,36 +68,8 @@ contains
     flags4 = -1
     call nn_forward(m, [nn_array(u), nn_array(t)], [nn_array(flux), nn_array(s)], stat=ierr, errmsg=msg, &
         fallback=fallback, flags=flags4)
-    call check("general form, fallback arrays: " // tag)
+    call check("general form, fallback arrays: " // tag, ierr, msg)
     call dump(tag // "_flux", flux); call dump(tag // "_s", s)
-    call dump_flags(tag // "_flags", flags4)
+    call dump(tag // "_flags", flags4)
   end subroutine general
-
-  subroutine check(what)
-    character(len=*), intent(in) :: what
-    if (ierr /= NN_OK) then
-      print '(a, i0, 2a)', what // ": status ", ierr, " ", trim(msg)
-      error stop 3
-    end if
-  end subroutine check
-
-  subroutine dump(name, a)
-    character(len=*), intent(in) :: name
-    real(real64), intent(in) :: a(:, :)
-    integer :: unit
-    open (newunit=unit, file=trim(odir) // "/" // name // ".bin", access="stream", form="unformatted", &
-        status="replace")
-    write (unit) a
-    close (unit)
-  end subroutine dump
-
-  subroutine dump_flags(name, f)
-    character(len=*), intent(in) :: name
-    integer(int32), intent(in) :: f(:)
-    integer :: unit
-    open (newunit=unit, file=trim(odir) // "/" // name // ".bin", access="stream", form="unformatted", &
-        status="replace")
-    write (unit) f
-    close (unit)
-  end subroutine dump_flags
 end program fallback_forms

@@ -1,9 +1,10 @@
 !> Runs the fixture models through nn_closure and writes inputs and outputs as
 !> raw stream files, for tests/python/test_fortran_api.py to compare bit for
-!> bit with torch. Usage: forward_cases MODEL_DIR OUT_DIR
+!> bit with torch (built with case_support.f90). Usage: forward_cases MODEL_DIR OUT_DIR
 program forward_cases
   use, intrinsic :: iso_fortran_env, only: real32, real64
   use nn_closure
+  use case_support, only: check, dump, dump_dir
   implicit none
   character(len=512) :: mdir, odir
   type(nn_model) :: m
@@ -16,6 +17,7 @@ program forward_cases
 
   call get_command_argument(1, mdir)
   call get_command_argument(2, odir)
+  dump_dir = odir
 
   do j = 1, 5
     do i = 1, 3
@@ -25,9 +27,9 @@ program forward_cases
 
   ! rank 2, real64: Fortran (3, 5) is torch (5, 3)
   call nn_load(m, trim(mdir) // "/affine64.pt", stat=ierr, errmsg=msg)
-  call check("load affine64")
+  call check("load affine64", ierr, msg)
   call nn_forward(m, x2, y2, stat=ierr, errmsg=msg)
-  call check("forward rank2 real64")
+  call check("forward rank2 real64", ierr, msg)
   call dump("rank2_64_x", x2); call dump("rank2_64_y", y2)
 
   ! non-contiguous sections in and out: same numbers as the contiguous call
@@ -35,7 +37,7 @@ program forward_cases
   big(1:6:2, 2:10:2) = x2
   ybig = 7d0
   call nn_forward(m, big(1:6:2, 2:10:2), ybig(2:4:2, 3:11:2), stat=ierr, errmsg=msg)
-  call check("forward sections")
+  call check("forward sections", ierr, msg)
   ysec_ref = ybig(2:4:2, 3:11:2)
   if (any(ysec_ref /= y2)) error stop "section result differs from contiguous result"
   if (any(ybig(1, :) /= 7d0) .or. any(ybig(3, :) /= 7d0)) error stop "section write touched other elements"
@@ -43,17 +45,17 @@ program forward_cases
   ! lands where column j came from, so the same numbers appear
   ybig = 7d0
   call nn_forward(m, big(1:6:2, 10:2:-2), ybig(2:4:2, 11:3:-2), stat=ierr, errmsg=msg)
-  call check("forward reversed sections")
+  call check("forward reversed sections", ierr, msg)
   if (any(ybig(2:4:2, 3:11:2) /= y2)) error stop "reversed section result differs"
   call nn_free(m)
 
   ! rank 2, real32
   s2 = real(x2, real32)
   call nn_load(m, trim(mdir) // "/affine32.pt", stat=ierr, errmsg=msg)
-  call check("load affine32")
+  call check("load affine32", ierr, msg)
   call nn_forward(m, s2, t2, stat=ierr, errmsg=msg)
-  call check("forward rank2 real32")
-  call dump32("rank2_32_x", s2); call dump32("rank2_32_y", t2)
+  call check("forward rank2 real32", ierr, msg)
+  call dump("rank2_32_x", s2); call dump("rank2_32_y", t2)
   call nn_free(m)
 
   ! rank 1: one scalar per sample
@@ -61,9 +63,9 @@ program forward_cases
     x1(i) = 0.25d0 * i - 1d0
   end do
   call nn_load(m, trim(mdir) // "/pointwise64.pt", stat=ierr, errmsg=msg)
-  call check("load pointwise64")
+  call check("load pointwise64", ierr, msg)
   call nn_forward(m, x1, y1, stat=ierr, errmsg=msg)
-  call check("forward rank1")
+  call check("forward rank1", ierr, msg)
   call dump("rank1_x", x1); call dump("rank1_y", y1)
   call nn_free(m)
 
@@ -76,9 +78,9 @@ program forward_cases
     end do
   end do
   call nn_load(m, trim(mdir) // "/affine_rank3.pt", stat=ierr, errmsg=msg)
-  call check("load affine_rank3")
+  call check("load affine_rank3", ierr, msg)
   call nn_forward(m, x3, y3, stat=ierr, errmsg=msg)
-  call check("forward rank3")
+  call check("forward rank3", ierr, msg)
   call dump("rank3_x", x3); call dump("rank3_y", y3)
   call nn_free(m)
 
@@ -86,60 +88,23 @@ program forward_cases
   u = x2(:, 1:4)
   t = 0.5d0 * x2(1:2, 2:5)
   call nn_load(m, trim(mdir) // "/two_in_two_out.pt", stat=ierr, errmsg=msg)
-  call check("load two_in_two_out")
+  call check("load two_in_two_out", ierr, msg)
   call nn_forward(m, [nn_array(u), nn_array(t)], [nn_array(flux), nn_array(s)], stat=ierr, errmsg=msg)
-  call check("forward two in two out")
+  call check("forward two in two out", ierr, msg)
   call dump("multi_u", u); call dump("multi_t", t); call dump("multi_flux", flux); call dump("multi_s", s)
   call nn_free(m)
 
   ! for the layout test, checked by hand in Python: plain affine y = W x + b,
   ! x(i, j) = i + 3 (j - 1), so every element of y differs from every other
   call nn_load(m, trim(mdir) // "/plain_affine64.pt", stat=ierr, errmsg=msg)
-  call check("load plain_affine64")
+  call check("load plain_affine64", ierr, msg)
   x2 = reshape([(real(i, real64), i = 1, 15)], [3, 5])
   y2 = -1d0
   call nn_forward(m, x2, y2, stat=ierr, errmsg=msg)
-  call check("forward plain affine")
+  call check("forward plain affine", ierr, msg)
   call dump("plain_x", x2); call dump("plain_y", y2)
   call nn_free(m)
   call nn_free(m)   ! double free is fine
   if (nn_loaded(m)) error stop "model still loaded after nn_free"
   print '(a)', "forward_cases: all cases ran"
-
-contains
-
-  subroutine check(what)
-    character(len=*), intent(in) :: what
-    if (ierr /= NN_OK) then
-      print '(a, i0, 2a)', what // ": status ", ierr, " ", trim(msg)
-      error stop 3
-    end if
-  end subroutine check
-
-  subroutine dump(name, a)
-    character(len=*), intent(in) :: name
-    real(real64), intent(in) :: a(..)
-    integer :: unit
-    open (newunit=unit, file=trim(odir) // "/" // name // ".bin", access="stream", form="unformatted", &
-        status="replace")
-    select rank (a)
-    rank (1)
-      write (unit) a
-    rank (2)
-      write (unit) a
-    rank (3)
-      write (unit) a
-    end select
-    close (unit)
-  end subroutine dump
-
-  subroutine dump32(name, a)
-    character(len=*), intent(in) :: name
-    real(real32), intent(in) :: a(:, :)
-    integer :: unit
-    open (newunit=unit, file=trim(odir) // "/" // name // ".bin", access="stream", form="unformatted", &
-        status="replace")
-    write (unit) a
-    close (unit)
-  end subroutine dump32
 end program forward_cases

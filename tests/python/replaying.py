@@ -15,7 +15,7 @@ import torch
 from conftest import cli
 
 import pyclosure
-from pyclosure.demo.coupled import write_namelist
+from pyclosure.demo.common import write_namelist
 from pyclosure.models import PeriodicFluxClosure
 
 PROGRAM = Path(str(importlib.resources.files("pyclosure"))) / "bin" / "burgers_les"
@@ -40,7 +40,7 @@ def run_les(folder, model, *, threads, record_every=None, nsteps=60, env_extra=N
               "closure": "nn", "model": str(model), "output": "traj.bin", "seed": 2}
     if record_every:
         params.update(record_dir="rec", record_every=record_every)
-    write_namelist(folder / "burgers.nml", params)
+    write_namelist(folder / "burgers.nml", params, "burgers")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), NN_CLOSURE_NUM_THREADS=str(threads), **(env_extra or {}))
     proc = subprocess.run([str(PROGRAM), "burgers.nml"], cwd=folder, env=env, capture_output=True, text=True,
                           timeout=300, check=False)

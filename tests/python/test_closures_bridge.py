@@ -16,7 +16,8 @@ import torch
 
 import pyclosure
 from pyclosure.bridge import Model
-from pyclosure.fluxes import budget_bound, budget_residual, column_tendency_np, periodic_tendency_np
+from pyclosure.budget import budget_bound, budget_residual
+from pyclosure.fluxes import column_tendency_np, periodic_tendency_np
 from pyclosure.models import (
     ColumnDownGradientClosure,
     ColumnFluxClosure,

@@ -7,13 +7,12 @@ cores; it skips the .pt2 export (--no-pt2: a 20-70 s compile the bridge tests co
 """
 
 import importlib.resources
-import json
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli
+from conftest import cli, run_demo
 
 from pyclosure.budget import update_budget
 
@@ -129,12 +128,7 @@ def test_scm_names_a_missing_emulator_file(tmp_path):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    assert PROGRAM.exists(), f"{PROGRAM} is not built"
-    out = tmp_path_factory.mktemp("column")
-    proc = subprocess.run(cli("demo", "--example", "column", "--quick", "--no-pt2", "--out", out),
-                          capture_output=True, text=True, timeout=900, check=False)
-    assert (out / "report.json").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc, json.loads((out / "report.json").read_text()), out
+    return run_demo(tmp_path_factory, "column_scm", "--example", "column", "--no-pt2", timeout=900)
 
 
 def test_column_demo_exits_zero_with_every_claim_held(demo):

@@ -53,6 +53,18 @@ def test_subgrid_flux_face_is_mean_of_the_two_fine_cells_around_it():
     assert np.all(fine_tau >= -1e-12)  # a box filter is positive: a variance
 
 
+def test_face_box_subgrid_flux_is_the_variance_over_the_fine_cells_centred_on_each_face():
+    u = np.random.default_rng(3).normal(size=(2, 32))
+    u_c, tau = subgrid_flux(u, 4, filter="face_box")
+    assert np.array_equal(u_c, coarsen(u, 4)) and tau.shape == (2, 8)
+    around_face_0 = u[:, [30, 31, 0, 1]]  # fine cells -2 .. 1 of coarse face 0 (periodic)
+    around_face_3 = u[:, 10:14]
+    assert tau[:, 0] == pytest.approx(0.5 * around_face_0.var(axis=1))
+    assert tau[:, 3] == pytest.approx(0.5 * around_face_3.var(axis=1))
+    with pytest.raises(ValueError, match="even factor"):
+        subgrid_flux(u, 3, filter="face_box")
+
+
 def test_npz_dataset_yields_tensors(tmp_path):
     rng = np.random.default_rng(2)
     path = tmp_path / "d.npz"

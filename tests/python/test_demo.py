@@ -3,32 +3,23 @@
 It runs the whole demo once (DNS through the f90wrap core, training, export to
 an AOTInductor package, coupled Fortran runs through ``nn_closure``, checks,
 report; about 2.5 min on 2 shared cores, mostly training, of which the package's
-AOTInductor compile is 20-40 s) and checks the claims it writes into ``report.json``. Skips when the
-Burgers example (f90wrap core and ``burgers_les``) is not built.
+AOTInductor compile is 20-40 s) and checks the claims it writes into ``report.json``. Fails,
+saying so, when the Burgers example (f90wrap core and ``burgers_les``) is not built.
 """
 
-import importlib.resources
 import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli
-
-PROGRAM = Path(str(importlib.resources.files("pyclosure"))) / "bin" / "burgers_les"
+from conftest import run_demo
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    assert PROGRAM.exists(), f"{PROGRAM} is not built"
-    out = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run(cli("demo", "--quick", "--out", out), capture_output=True,
-                          text=True, timeout=600, check=False)
-    report = json.loads((out / "report.json").read_text())
-    return proc, report, out
+    return run_demo(tmp_path_factory, "burgers_les", timeout=600)
 
 
 def test_demo_exits_zero_and_prints_the_table(demo):

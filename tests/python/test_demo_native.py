@@ -2,29 +2,18 @@
 subprocess): the demo's closure exported as a native program, the coupled Fortran runs
 calling it through the bridge's native engine, the twin and the replay running the same
 file through the cffi twin of the native kernels. About 2 min on 2 shared cores (no
-compile: the export takes milliseconds). Skips when the Burgers example is not built.
+compile: the export takes milliseconds). Fails, saying so, when the Burgers example is not built.
 """
 
-import importlib.resources
 import json
-import subprocess
-from pathlib import Path
 
 import pytest
-from conftest import cli
-
-PROGRAM = Path(str(importlib.resources.files("pyclosure"))) / "bin" / "burgers_les"
+from conftest import run_demo
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    if not PROGRAM.exists():
-        pytest.skip(f"{PROGRAM} is not built")
-    out = tmp_path_factory.mktemp("demo_native")
-    proc = subprocess.run(cli("demo", "--quick", "--engine", "native", "--out", out), capture_output=True,
-                          text=True, timeout=900, check=False)
-    report = json.loads((out / "report.json").read_text())
-    return proc, report, out
+    return run_demo(tmp_path_factory, "burgers_les", "--engine", "native", timeout=900)
 
 
 def test_native_demo_holds_every_claim(demo):

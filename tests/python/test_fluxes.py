@@ -6,10 +6,8 @@ import pytest
 import torch
 from conftest import roundtrip
 
+from pyclosure.budget import budget_bound, budget_residual, check_budget
 from pyclosure.fluxes import (
-    budget_bound,
-    budget_residual,
-    check_budget,
     column_tendency,
     column_tendency_np,
     periodic_tendency,

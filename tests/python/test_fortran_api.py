@@ -12,8 +12,9 @@ FORTRAN = pathlib.Path(__file__).parents[1] / "fortran"
 
 
 def _run_program(name, done_line, model_dir, build_fortran, tmp_path_factory):
-    """Build tests/fortran/<name>.f90, run it on the fixture models; the folder it wrote its arrays to."""
-    exe = build_fortran(FORTRAN / f"{name}.f90", name=name)
+    """Build tests/fortran/<name>.f90 (with its case_support module), run it on the fixture models; the
+    folder it wrote its arrays to."""
+    exe = build_fortran(FORTRAN / "case_support.f90", FORTRAN / f"{name}.f90", name=name)
     out = tmp_path_factory.mktemp(f"{name}_out")
     proc = subprocess.run([str(exe), str(model_dir), str(out)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -21,32 +21,29 @@ import pytest
 import torch
 
 from pyclosure import config
+from pyclosure.testing import elf_dynamic
 
 TORCH_LIB = pathlib.Path(torch.__file__).parent / "lib"
+needs_readelf = pytest.mark.skipif(shutil.which("readelf") is None,
+                                   reason="readelf (binutils) is needed to read ELF dynamic sections")
 
 
-def _dynamic(path):
-    if shutil.which("readelf") is None:
-        pytest.skip("readelf (binutils) is needed to read ELF dynamic sections")
-    out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, check=True).stdout
-    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
-    runpath = re.findall(r"\((?:RUNPATH|RPATH)\)\s+Library r(?:un)?path: \[([^\]]+)\]", out)
-    return needed, ":".join(runpath).split(":")
-
-
+@needs_readelf
 def test_bridge_needs_libtorch_so_beside_torch_cpu_and_c10():
-    needed, _ = _dynamic(config.lib_dir() / "libnnclosure.so")
+    needed, _ = elf_dynamic(config.lib_dir() / "libnnclosure.so")
     assert "libtorch.so" in needed, f"libtorch.so was dropped by the linker: NEEDED is {needed}"
     assert {"libtorch_cpu.so", "libc10.so"} <= set(needed)
 
 
+@needs_readelf
 def test_bridge_finds_torch_by_a_relative_runpath():
-    _, runpath = _dynamic(config.lib_dir() / "libnnclosure.so")
+    _, runpath = elf_dynamic(config.lib_dir() / "libnnclosure.so")
     assert "$ORIGIN/../../torch/lib" in runpath
 
 
+@needs_readelf
 def test_libtorch_so_of_this_torch_brings_its_cuda_half_when_built_with_cuda():
-    needed, _ = _dynamic(TORCH_LIB / "libtorch.so")
+    needed, _ = elf_dynamic(TORCH_LIB / "libtorch.so")
     assert "libtorch_cpu.so" in needed
     if torch.version.cuda:
         assert "libtorch_cuda.so" in needed
@@ -54,8 +51,9 @@ def test_libtorch_so_of_this_torch_brings_its_cuda_half_when_built_with_cuda():
         assert not any("cuda" in n for n in needed), needed
 
 
+@needs_readelf
 def test_fortran_module_library_reaches_the_bridge():
-    needed, _ = _dynamic(config.lib_dir() / "libnnclosure_fortran.so")
+    needed, _ = elf_dynamic(config.lib_dir() / "libnnclosure_fortran.so")
     assert "libnnclosure.so" in needed
 
 

@@ -2,6 +2,7 @@
 isolation into a new venv that holds torch and pyproject.toml's build requirements and nothing
 else, gives a package whose ``pyclosure config`` flags build and run a Fortran host."""
 
+import json
 import os
 import pathlib
 import re
@@ -100,3 +101,53 @@ pyclosure.export(PlainAffine(), {str(model)!r}, torch.zeros(4, 3, dtype=torch.fl
     _run(["gfortran", *fflags, HOST, "-o", tmp_path / "host", *libs], env=env, cwd=tmp_path)
     out = _run([tmp_path / "host", model], env=_clean_env())
     assert "host_program flux:" in out and "1.250" in out and "3.750" in out
+
+
+def test_every_python_module_of_the_tree_is_installed():
+    """pyclosure/meson.build lists the package's modules: one that is not listed would be missing
+    from every install. Beside the tree's modules the package holds only the f90wrap shadow
+    modules the build generates."""
+    import pyclosure
+
+    installed_dir = pathlib.Path(pyclosure.__file__).parent
+    if installed_dir == REPO / "pyclosure":
+        pytest.skip("pyclosure is imported from the source tree, not from an install")
+    tree = {p.relative_to(REPO / "pyclosure").as_posix() for p in (REPO / "pyclosure").rglob("*.py")
+            if "__pycache__" not in p.parts}
+    installed = {p.relative_to(installed_dir).as_posix() for p in installed_dir.rglob("*.py")
+                 if "__pycache__" not in p.parts}
+    assert tree - installed == set(), "modules missing from pyclosure/meson.build's install lists"
+    assert installed - tree <= {"burgers_core.py", "column_physics.py"}, installed - tree
+    assert not list(installed_dir.rglob("meson.build")) and not (installed_dir / "host").exists()
+
+
+def test_build_options_leave_out_the_demo_and_the_bench(tmp_path):
+    """-Ddemo=false -Dbench=false configures a build that installs the library alone: no demo or
+    benchmark module, program, extension or library (read from meson's install plan)."""
+    meson = pathlib.Path(sys.executable).parent / "meson"
+    if not meson.exists():
+        pytest.skip("meson is not installed beside this Python")
+    env = {**os.environ, "PATH": f"{meson.parent}:{os.environ['PATH']}"}
+    _run([meson, "setup", tmp_path / "build", REPO, "-Ddemo=false", "-Dbench=false"], env=env)
+    plan = json.loads(_run([meson, "introspect", "--installed", tmp_path / "build"], env=env))
+    names = {pathlib.PurePosixPath(dest).as_posix().split("/pyclosure/", 1)[-1] for dest in plan.values()}
+    assert {"__init__.py", "budget.py", "lib/libnnclosure.so", "lib/libnnclosure_fortran.so"} <= names, names
+    assert any(n.startswith("_nnc.") for n in names) and any(n.startswith("_native_c.") for n in names)
+    left_out = ("demo/", "bench/", "_burgers.", "_column.", "burgers_core", "column_physics", "bin/", "lib/libbench",
+                "lib/libpyclosure_bench")
+    left_in = [n for n in names if n.startswith(left_out)]
+    assert left_in == [], left_in
+
+
+@pytest.mark.parametrize("part", ["demo", "bench"])
+def test_a_command_whose_part_was_left_out_says_how_to_build_it(monkeypatch, capsys, part):
+    import importlib.util
+
+    from pyclosure import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == f"pyclosure.{part}" else real(name, *a))
+    assert cli.main([part, "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert f"built without the {part} (meson option -D{part}=false)" in err and f"-D{part}=true" in err

@@ -34,14 +34,7 @@ N = 12
 f64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests run many tiny operations, where intra-op threads only add synchronisation:
-    on a busy two-core machine the file takes over 200 s with them and 10 s without."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # many tiny operations: threads only slow them
 
 # ---------------------------------------------------------------- activation gains
 # Grid: slopes of silu and gelu tend to 1 beyond |x| = 20 (silu' - 1 ~ x e^-x < 1e-7), and

@@ -32,12 +32,7 @@ SIMD = [name for name in ISAS if name not in ("auto", "scalar")]  # each skipped
 TOL = {torch.float32: 2e-6, torch.float64: 1e-14}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _mlp(dtype, lipschitz=None, act="tanh", nin=30, nout=31):

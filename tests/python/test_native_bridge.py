@@ -48,11 +48,12 @@ def _split(raw, name, batch):
 
 @pytest.mark.parametrize("threads_arg", [1, 4])
 def test_fortran_host_gets_the_twins_bits_at_every_batch(native_dir, build_fortran, tmp_path, threads_arg):
-    exe = build_fortran(TESTS / "fortran" / "native_host.f90", name="native_host", extra=["-std=f2018"])
-    proc = subprocess.run([str(exe), str(native_dir), str(tmp_path), str(threads_arg)], capture_output=True,
+    exe = build_fortran(TESTS / "fortran" / "model_host.f90", name="model_host", extra=["-std=f2018"])
+    files = [f"{name}.nnp" for name in SHAPES]
+    proc = subprocess.run([str(exe), str(native_dir), str(tmp_path), str(threads_arg), *files], capture_output=True,
                           text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "native_host: done" in proc.stdout
+    assert "model_host: done" in proc.stdout
     for name in SHAPES:
         assert f"engine {name}.nnp native" in proc.stdout
         program = Program(native_dir / f"{name}.nnp")

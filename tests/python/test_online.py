@@ -5,7 +5,9 @@ every fault is a status, a message and a working next call."""
 import hashlib
 import json
 import pathlib
+import shutil
 import subprocess
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -130,26 +132,37 @@ def _regression(ncol=64, seed=0):
     return x, np.stack([0.5 * x[:, 0] - 0.25 * x[:, 1] + 0.1, 0.3 * x[:, 2] + 0.2 * x[:, 3] - 0.05], 1)
 
 
-def test_native_sync_swaps_in_the_trained_program_bit_for_bit_with_the_twin(tmp_path):
-    from pyclosure import _native_twin
+def _train_and_sync(tmp_path, model_file):
+    """Export the seeded MLP to ``model_file``, take 50 steps of SPEC on the regression through the
+    bridge and sync them into the running model: x, the model's outputs before and after, the
+    losses, the synced version and the trained weights (read back from the trainer's checkpoint)."""
     from pyclosure.bridge import Model, Trainer
 
     (tmp_path / "spec.py").write_text(SPEC)
-    module = _mlp(16, 0)
-    pyclosure.export(module, tmp_path / "mlp.nnp", torch.zeros(4, NFEAT, dtype=torch.float64))
-    model = Model(tmp_path / "mlp.nnp")
+    pyclosure.export(_mlp(16, 0), tmp_path / model_file, torch.zeros(4, NFEAT, dtype=torch.float64))
+    model = Model(tmp_path / model_file)
     trainer = Trainer(model, spec=f"{tmp_path / 'spec.py'}:spec")
     x, y = _regression()
     before = model(x)
     losses = [trainer.step(x, y) for _ in range(50)]
-    assert losses[-1] < losses[0] / 5
-    assert trainer.sync(model) == 1
+    version = trainer.sync(model)
     after = model(x)
     trainer.save(tmp_path / "ckpt.pt")
-    module.load_state_dict(torch.load(str(tmp_path / "ckpt.pt"), weights_only=True)["module"])
+    weights = torch.load(str(tmp_path / "ckpt.pt"), weights_only=True)["module"]
+    return SimpleNamespace(x=x, before=before, after=after, losses=losses, version=version, weights=weights)
+
+
+def test_native_sync_swaps_in_the_trained_program_bit_for_bit_with_the_twin(tmp_path):
+    from pyclosure import _native_twin
+
+    run = _train_and_sync(tmp_path, "mlp.nnp")
+    assert run.losses[-1] < run.losses[0] / 5
+    assert run.version == 1
+    module = _mlp(16, 0)
+    module.load_state_dict(run.weights)
     pyclosure.export(module, tmp_path / "trained.nnp", torch.zeros(4, NFEAT, dtype=torch.float64))
-    assert np.array_equal(after, _native_twin.Program(str(tmp_path / "trained.nnp"))(x))
-    assert not np.array_equal(after, before)
+    assert np.array_equal(run.after, _native_twin.Program(str(tmp_path / "trained.nnp"))(run.x))
+    assert not np.array_equal(run.after, run.before)
 
 
 def test_python_face_runs_the_same_path_and_reports_faults(tmp_path):
@@ -187,42 +200,29 @@ def test_replay_of_an_online_run_uses_each_records_weight_version_bit_for_bit(on
 @pytest.mark.slow
 def test_aoti_sync_updates_the_package_constants_bit_for_bit_with_pythons_loader(tmp_path):
     from pyclosure._aoti import load_package
-    from pyclosure.bridge import Model, Trainer
 
-    (tmp_path / "spec.py").write_text(SPEC)
-    module = _mlp(16, 0)
-    pyclosure.export(module, tmp_path / "mlp.pt2", torch.zeros(4, NFEAT, dtype=torch.float64))
-    model = Model(tmp_path / "mlp.pt2")
-    trainer = Trainer(model, spec=f"{tmp_path / 'spec.py'}:spec")
-    x, y = _regression()
-    before = model(x)
-    for _ in range(50):
-        trainer.step(x, y)
-    trainer.sync(model)
-    after = model(x)
-    trainer.save(tmp_path / "ckpt.pt")
-    weights = torch.load(str(tmp_path / "ckpt.pt"), weights_only=True)["module"]
+    run = _train_and_sync(tmp_path, "mlp.pt2")
     package = load_package(tmp_path / "mlp.pt2")  # Python's loader, the same weights put in the same way
-    package._runner.load_constants(weights, check_full_update=True)
-    (ref,) = package(torch.from_numpy(x))
+    package._runner.load_constants(run.weights, check_full_update=True)
+    (ref,) = package(torch.from_numpy(run.x))
     ref = ref.numpy()
-    assert np.array_equal(after, ref), np.abs(after - ref).max()
-    assert not np.array_equal(after, before)
+    assert np.array_equal(run.after, ref), np.abs(run.after - ref).max()
+    assert not np.array_equal(run.after, run.before)
 
 
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="readelf (binutils) is not installed")
 def test_a_host_that_never_trains_never_loads_python():
     """libnnclosure and the Fortran library do not link libpython or the embedded library: only
     the first nn_train_create loads them (dlopen)."""
-    import shutil
     from importlib import resources
 
-    if shutil.which("readelf") is None:
-        pytest.skip("readelf is not installed")
+    from pyclosure.testing import elf_dynamic
+
     lib = resources.files("pyclosure") / "lib"
     for name in ("libnnclosure.so", "libnnclosure_fortran.so"):
-        needed = subprocess.run(["readelf", "-d", str(lib / name)], capture_output=True, text=True, check=True).stdout
-        assert "NEEDED" in needed
-        assert "libpython" not in needed and "pyclosure_train_embed" not in needed, needed
+        needed, _ = elf_dynamic(lib / name)
+        assert needed
+        assert not any("libpython" in n or "pyclosure_train_embed" in n for n in needed), needed
     assert (lib / "libpyclosure_train_embed.so").is_file()
 
 

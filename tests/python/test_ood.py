@@ -1,8 +1,9 @@
 """The Mahalanobis guard flags shifted inputs and passes training-like ones."""
 
-import math
+import functools
 import warnings
 
+import conftest
 import pytest
 import torch
 
@@ -10,16 +11,7 @@ from pyclosure.models import PeriodicFluxClosure
 from pyclosure.ood import GuardedClosure, MahalanobisGuard
 
 
-def smooth_fields(n, cells=32, amp=1.0, shift=0.0, seed=0):
-    """Random periodic fields: 4 Fourier modes with 1/k amplitudes plus 5% noise."""
-    g = torch.Generator().manual_seed(seed)
-    k = torch.arange(1, 5, dtype=torch.float64)
-    a = torch.randn(n, 4, generator=g, dtype=torch.float64) / k
-    phase = 2 * math.pi * torch.rand(n, 4, generator=g, dtype=torch.float64)
-    xg = torch.arange(cells, dtype=torch.float64) * 2 * math.pi / cells
-    u = (a[:, :, None] * torch.cos(k[None, :, None] * xg + phase[:, :, None])).sum(1)
-    noise = 0.05 * torch.randn(n, cells, generator=g, dtype=torch.float64)
-    return (amp * u + shift + noise).float()
+smooth_fields = functools.partial(conftest.smooth_fields, noise=0.05)  # fields with 5% noise
 
 
 TRAIN = smooth_fields(4000, seed=1)

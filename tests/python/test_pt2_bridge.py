@@ -60,11 +60,11 @@ def _assert_as_python_loader(pt2_dir, name, files):
 
 
 def test_fortran_host_gets_python_aoti_loaders_outputs_bit_for_bit(pt2_dir, build_fortran, tmp_path):
-    exe = build_fortran(TESTS / "fortran" / "pt2_host.f90", name="pt2_host", extra=["-std=f2018"])
-    proc = subprocess.run([str(exe), str(pt2_dir), str(tmp_path)], capture_output=True, text=True,
-                          timeout=300, check=False)
+    exe = build_fortran(TESTS / "fortran" / "model_host.f90", name="model_host", extra=["-std=f2018"])
+    proc = subprocess.run([str(exe), str(pt2_dir), str(tmp_path), "1", *PACKAGES], capture_output=True,
+                          text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "pt2_host: done" in proc.stdout
+    assert "model_host: done" in proc.stdout
     for name in PACKAGES:
         assert f"engine {name} aotinductor" in proc.stdout
         stem = name.removesuffix(".pt2")

@@ -1,10 +1,9 @@
 """Seeded stochastic sampling is reproducible; ensemble spread grows off the training data."""
 
-import math
 
 import pytest
 import torch
-from conftest import roundtrip
+from conftest import roundtrip, smooth_fields
 
 from pyclosure.models import PeriodicFluxClosure
 from pyclosure.train import fit
@@ -15,16 +14,6 @@ from pyclosure.uncertainty import (
     gaussian_nll,
     hash_normal,
 )
-
-
-def smooth_fields(n, cells=32, amp=1.0, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    k = torch.arange(1, 5, dtype=torch.float64)
-    a = torch.randn(n, 4, generator=g, dtype=torch.float64) / k
-    phase = 2 * math.pi * torch.rand(n, 4, generator=g, dtype=torch.float64)
-    xg = torch.arange(cells, dtype=torch.float64) * 2 * math.pi / cells
-    u = (a[:, :, None] * torch.cos(k[None, :, None] * xg + phase[:, :, None])).sum(1)
-    return (amp * u).float()
 
 
 def quadratic_flux(u):

@@ -19,18 +19,14 @@ Steps (everything is written into ``out``):
 ``run`` returns 0 when every claim held, else 1 (and says which did not).
 """
 
-import json
 import time
 from pathlib import Path
 
+from ..common import finish, require_extras, say
 from . import data, learn, report, runs
 from .settings import Settings
 
 __all__ = ["run", "Settings"]
-
-
-def _say(i, text):
-    print(f"[{i}/7] {text}", flush=True)
 
 
 def _coupled(out, s):
@@ -61,13 +57,8 @@ def run(out="pyclosure-demo-column", quick=False, pt2=True):
     import torch
 
     from ...bridge import set_num_threads
-    from ...errors import ClosureError
-    from .. import missing_extras
 
-    missing = missing_extras()
-    if missing:
-        raise ClosureError(f"the column example needs {', '.join(missing)} (the 'demo' extra); install it with: "
-                           "pip install " + " ".join(repr(m) for m in missing))
+    require_extras("the column example")
 
     t_start = time.perf_counter()
     out = Path(out)
@@ -79,14 +70,14 @@ def run(out="pyclosure-demo-column", quick=False, pt2=True):
     set_num_threads(1)   # the bridge in this process (replay)
     torch.set_num_threads(1)  # training: on shared cores a second thread spins more than it helps
 
-    _say(1, f"training data from the Fortran scheme (f90wrap): {len(s.train_rh0)} humidities x "
+    say(1, f"training data from the Fortran scheme (f90wrap): {len(s.train_rh0)} humidities x "
             f"{s.train_columns} columns x {s.train_steps} steps")
     t0 = time.perf_counter()
     d = data.generate(out / "data.npz", s)
     seconds["data"] = time.perf_counter() - t0
     print(f"      {d['x'].shape[0]} states ({seconds['data']:.1f} s)")
 
-    _say(2, f"training the flux-form emulator (MLP {d['x'].shape[1]}-{s.hidden}-{s.hidden}-{s.nlev + 1}) "
+    say(2, f"training the flux-form emulator (MLP {d['x'].shape[1]}-{s.hidden}-{s.hidden}-{s.nlev + 1}) "
             "and its guard")
     t0 = time.perf_counter()
     model, hist = learn.train(d["x"], d["flux"], s)
@@ -95,41 +86,33 @@ def run(out="pyclosure-demo-column", quick=False, pt2=True):
     print(f"      {len(hist.train)} epochs, best validation loss {min(hist.val):.3g}; guard threshold "
           f"{guarded.guard.threshold:.3g} ({seconds['training']:.1f} s)")
 
-    _say(3, f"exports: {', '.join('column.' + e for e in s.engines)}, column_guarded.pt")
+    say(3, f"exports: {', '.join('column.' + e for e in s.engines)}, column_guarded.pt")
     exported = learn.export_all(model, guarded, d["x"], out, s.engines)
     seconds["export"] = sum(exported.values())
     print("      " + ", ".join(f"{k} {v:.1f} s" for k, v in exported.items()))
 
-    _say(4, f"coupled Fortran runs: {s.ncol} columns in blocks of {s.nproma}, {s.nsteps} steps of "
+    say(4, f"coupled Fortran runs: {s.ncol} columns in blocks of {s.nproma}, {s.nsteps} steps of "
             f"{s.dt / 3600:g} h")
     t0 = time.perf_counter()
     coupled = _coupled(out, s)
     seconds["coupled"] = time.perf_counter() - t0
 
-    _say(5, "replay of the recorded emulator calls: bits and energy budgets")
+    say(5, "replay of the recorded emulator calls: bits and energy budgets")
     t0 = time.perf_counter()
     replayed = report.replay_records(out / "runs" / "nn" / "records", out / "column.nnp")
     seconds["replay"] = time.perf_counter() - t0
     print(f"      {replayed['equal']}/{replayed['records']} records bit for bit, budgets closed "
           f"{replayed['budgets_closed']}/{replayed['budgets_checked']} ({replayed['columns']} columns)")
 
-    _say(6, f"cost per block at nproma {', '.join(map(str, s.bench_nproma))} (one thread)")
+    say(6, f"cost per block at nproma {', '.join(map(str, s.bench_nproma))} (one thread)")
     t0 = time.perf_counter()
     cost = {e: runs.bench(out / "bench" / e, s, out / f"column.{e}") for e in s.engines}
     seconds["bench"] = time.perf_counter() - t0
 
-    _say(7, "report")
+    say(7, "report")
     results = report.assemble(s, d, model, coupled, replayed, cost, exported, hist)
     seconds["total"] = time.perf_counter() - t_start
     results["seconds"] = seconds
-    (out / "report.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
     text = report.write(out, results)
     report.figure(out / "report.png", results, coupled)
-    print()
-    print(text)
-    failed = [k for k, c in results["claims"].items() if not c["held"]]
-    for k in failed:
-        print(f"CLAIM DID NOT HOLD: {k}: {results['claims'][k]['detail']}")
-    print(f"pyclosure demo --example column: {'all claims held' if not failed else 'FAILED'}; wrote {out}; "
-          f"total {time.perf_counter() - t_start:.1f} s")
-    return 0 if not failed else 1
+    return finish("pyclosure demo --example column", out, results, text, t_start)

@@ -1,9 +1,8 @@
 """Numbers, claims, the text report and the figure of the column example."""
 
-import json
-
 import numpy as np
 
+from ..common import claim, claims_table, replay_into, write_report
 from . import data, learn
 
 DAY = 86400.0
@@ -12,10 +11,7 @@ DAY = 86400.0
 def replay_records(rec, model):
     """Replay the recorded calls of the native run (bridge and cffi twin, bit for bit, and the
     energy budget of every recorded column); its summary, with the worst residual over its bound."""
-    from ...replay import replay
-
-    rep = replay(rec, model)
-    (rec / "replay_report.json").write_text(json.dumps(rep, indent=1) + "\n")
+    rep = replay_into(rec, model)
     budgets = [r["budget"]["budget"] for r in rep["records"] if (r.get("budget") or {}).get("budget")]
     worst = max((b["domain_departure"] / b["domain_bound"] for b in budgets if b.get("domain_bound")),
                 default=0.0)
@@ -61,10 +57,6 @@ RUN = {"nn": "emulator (native)", "guarded": "guarded emulator, ood=fallback (To
        "guarded_warm": "warmer, moister: guarded emulator, ood=fallback (TorchScript)"}
 
 
-def _claim(held, detail):
-    return {"held": bool(held), "detail": detail}
-
-
 def assemble(s, d, model, coupled, replayed, cost, exported, hist):
     """All numbers and the claims, JSON-ready."""
     p_int, dx = d["p_int"], d["dx"]
@@ -79,22 +71,22 @@ def assemble(s, d, model, coupled, replayed, cost, exported, hist):
     native = cost.get("nnp", {})
     faster = {n: c["nn"] < c["scheme"] for n, c in native.items() if n >= 8}
     claims = {
-        "native_faster_than_scheme_from_nproma_8": _claim(
+        "native_faster_than_scheme_from_nproma_8": claim(
             faster and all(faster.values()),
             ", ".join(f"nproma {n}: {native[n]['scheme'] / native[n]['nn']:.1f}x" for n in sorted(native))),
-        "coupled_runs_finite": _claim(all(v["ok"] for v in coupled.values()),
+        "coupled_runs_finite": claim(all(v["ok"] for v in coupled.values()),
                                       ", ".join(k for k, v in coupled.items() if not v["ok"]) or "all finite"),
-        "steady_state_close_to_scheme": _claim(
+        "steady_state_close_to_scheme": claim(
             nn["ok"] and steady["rms"] < 1.0 and steady["max"] < 3.0,
             f"final state of the emulator run against the scheme run: RMS {steady['rms']:.3f} K, max "
             f"{steady['max']:.3f} K (limits 1 K, 3 K)"),
-        "energy_budget_closes_in_every_recorded_column": _claim(
+        "energy_budget_closes_in_every_recorded_column": claim(
             replayed["ok"] and replayed["budgets_checked"] > 0
             and replayed["budgets_closed"] == replayed["budgets_checked"] == replayed["records"],
             f"{replayed['budgets_closed']}/{replayed['budgets_checked']} records ({replayed['columns']} columns), "
             f"{replayed['equal']} bit for bit; worst domain departure {replayed['worst_departure_over_bound']:.2g}"
             " of its rounding bound"),
-        "flagged_columns_get_the_scheme_fluxes": _claim(
+        "flagged_columns_get_the_scheme_fluxes": claim(
             gw.get("ood_columns", 0) > 0 and gw.get("fallback_columns") == gw.get("host_fallbacks")
             == gw.get("host_fallbacks_exact") == gw.get("ood_columns"),
             f"perturbed run: {gw.get('ood_columns')} of {gw.get('columns')} columns flagged, "
@@ -134,7 +126,7 @@ def slower_than_scheme(cost):
 
 
 def write(out, results):
-    """Write report.md; return its text."""
+    """Write report.json and report.md; return the markdown."""
     h1, h2, r = results["heating_scheme_states"], results["heating_nn_states"], results["replay"]
     w, g = results["versus_scheme"], results["guard"]
     lines = [
@@ -164,10 +156,9 @@ def write(out, results):
               "Cost per block of nproma columns (one thread, median of interleaved rounds; speed-up = scheme / "
               "emulator, below 1 means slower than the scheme):", "", cost_table(results), "",
               slower_than_scheme(results["cost"]), ""]
-    lines += ["| claim | held | detail |", "|---|---|---|"]
-    lines += [f"| {k} | {'yes' if c['held'] else 'NO'} | {c['detail']} |" for k, c in results["claims"].items()]
+    lines += claims_table(results["claims"])
     text = "\n".join(lines) + "\n"
-    (out / "report.md").write_text(text)
+    write_report(out, results, text)
     return text
 
 

@@ -4,23 +4,12 @@ Every run is a folder with ``column.nml``, the program's log and its output ``tr
 (see ``examples/column/column_scm.f90`` for the format).
 """
 
-import importlib.resources
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
-from ..coupled import write_namelist
-
-
-def program():
-    """Path of the installed ``column_scm`` program."""
-    path = Path(str(importlib.resources.files("pyclosure"))) / "bin" / "column_scm"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: build pyclosure with the column example")
-    return path
+from ..common import run_program
 
 
 def read_trajectory(path):
@@ -42,18 +31,6 @@ def _params(s, **kw):
     return p
 
 
-def _run(folder, params):
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_namelist(folder / "column.nml", params, group="column")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    proc = subprocess.run([str(program()), "column.nml"], cwd=folder, env=env, capture_output=True, text=True,
-                          check=False)
-    log = proc.stdout + proc.stderr
-    (folder / "log.txt").write_text(log)
-    return proc.returncode, log
-
-
 def stats_of(log):
     """The emulator's statistics from the ``column_scm: stats`` line (empty without one)."""
     m = re.search(r"column_scm: stats (.*)", log)
@@ -70,7 +47,7 @@ def run(folder, s, radiation="scheme", model=None, ood="off", record_every=None,
         kw.update(record_dir="records", record_every=int(record_every))
     params = _params(s, **kw)
     params.update(overrides)
-    rc, log = _run(folder, params)
+    rc, log = run_program("column_scm", folder, params, "column")
     if (folder / "traj.bin").exists():
         time, ts, t = read_trajectory(folder / "traj.bin")
     else:
@@ -84,7 +61,7 @@ def bench(folder, s, model):
     process with interleaved rounds, one thread: ``{nproma: {"scheme": s, "nn": s}}``."""
     params = _params(s, radiation="nn", model=str(Path(model).resolve()), ncol=s.bench_ncol,
                      bench_rounds=s.bench_rounds, bench_nproma=list(s.bench_nproma), nsteps=0)
-    rc, log = _run(folder, params)
+    rc, log = run_program("column_scm", folder, params, "column")
     if rc != 0:
         raise RuntimeError(f"column_scm bench of {model} failed (exit {rc}):\n{log}")
     out = {}

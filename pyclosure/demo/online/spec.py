@@ -4,7 +4,7 @@ The Fortran host (``burgers_online``) calls ``nn_train_step(trainer, cells, fine
 the filtered DNS state ``cells`` (torch ``(1, n_les)``, the closure's input) and its DNS
 companion's fine state ``fine`` (``(1, n_dns)``). :func:`spec`'s ``prepare`` turns the fine
 state into the target, the subgrid flux at the coarse faces, with the same coarse-graining
-the offline data use (:func:`pyclosure.demo.data.subgrid_flux`), so online and offline
+the offline data use (:func:`pyclosure.data.subgrid_flux` with ``filter="face_box"``), so online and offline
 closures learn the same target. The module is the model file's own TorchScript network.
 
 Successive snapshots of one run are nearly the same sample; trained on each alone, with a
@@ -17,8 +17,8 @@ import collections
 
 import torch
 
+from ... import data
 from ...online import TrainingSpec
-from .. import data
 
 
 def relative_mse(prediction, target):
@@ -30,7 +30,7 @@ def prepare(inputs, targets):
     """(cells, fine state) -> (cells, subgrid flux at the coarse faces)."""
     cells, fine = inputs[0], targets[0]
     factor = fine.shape[-1] // cells.shape[-1]
-    tau = data.subgrid_flux(fine.detach().numpy(), factor)
+    _, tau = data.subgrid_flux(fine.detach().numpy(), factor, filter="face_box")
     return inputs, [torch.from_numpy(tau).to(cells.dtype)]
 
 
