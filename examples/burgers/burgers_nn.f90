@@ -27,8 +27,8 @@ module burgers_nn
 
    public :: burgers_nn_load, burgers_nn_free, burgers_nn_record, nn_sgs_flux
 
-   type(nn_model), save :: model              ! the loaded closure
-   real(real64), allocatable, save :: u2(:, :), tau2(:, :)  ! (n, 1) buffers
+   type(nn_model) :: model              ! the loaded closure
+   real(real64), allocatable :: u2(:, :), tau2(:, :)  ! (n, 1) buffers
 
 contains
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from . import checks, data, learn, report
 from .settings import ENGINES, Settings
 
-__all__ = ["run", "missing_extras"]
+__all__ = ["missing_extras", "run"]
 
 #: What the demo needs beyond pyclosure's own dependencies (the ``demo`` extra): module -> package.
 EXTRAS = {"matplotlib": "matplotlib", "f90wrap": "f90wrap==0.3.0", "xarray": "xarray", "h5netcdf": "h5netcdf",

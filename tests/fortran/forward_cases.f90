@@ -129,6 +129,8 @@ contains
       write (unit) a
     rank (3)
       write (unit) a
+    rank default
+      error stop "dump: ranks 1 to 3 only"
     end select
     close (unit)
   end subroutine dump

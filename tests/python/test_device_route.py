@@ -10,11 +10,10 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from conftest import mlp
 
 from pyclosure.bridge import Model
 from pyclosure.errors import ArgumentError, DtypeError, NonFiniteError
-
-from conftest import mlp
 
 
 class Interface:

@@ -20,8 +20,15 @@ from typing import NamedTuple
 
 import pytest
 import torch
-from python_faults import (Raises, ReturnsFloat32, ReturnsInt, ReturnsTwo, ReturnsWide, python_fault,
-                           python_next_call_works)
+from python_faults import (
+    Raises,
+    ReturnsFloat32,
+    ReturnsInt,
+    ReturnsTwo,
+    ReturnsWide,
+    python_fault,
+    python_next_call_works,
+)
 from test_leaks import run_under_valgrind
 
 from pyclosure import errors

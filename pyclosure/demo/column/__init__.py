@@ -26,7 +26,7 @@ from pathlib import Path
 from . import data, learn, report, runs
 from .settings import Settings
 
-__all__ = ["run", "Settings"]
+__all__ = ["Settings", "run"]
 
 
 def _say(i, text):
