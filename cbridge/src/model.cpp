@@ -241,20 +241,48 @@ void check_result(const Contract *c, int i, const nnc_array &o, const torch::Ten
         throw Error(NNC_ERR_SHAPE, out_label(c, i) + ": the model returned shape " +
                                        format_dims(r.sizes().data(), r.sizes().size(), o.order) +
                                        ", the output array has shape " + caller_shape(o));
-    const Dims strides = torch_strides(o);
-    for (size_t d = 0; d < want.size(); ++d)
-        if (strides[d] == 0 && want[d] > 1)
-            throw Error(NNC_ERR_ARGUMENT, out_label(c, i) + ": its strides make elements overlap (stride 0 "
-                                                           "along a dimension of extent " +
-                                                           std::to_string(want[d]) + ")");
+    check_no_overlap(c, i, o);
 }
 
-/// How many columns each guardrail flagged, for the statistics.
-struct FlagCounts {
-    int64_t nonfinite_in = 0, nonfinite_out = 0, ood = 0, replaced = 0;
-};
-
 }  // namespace
+
+void check_no_overlap(const Contract *c, int i, const nnc_array &o) {
+    const Dims sizes = torch_sizes(o), strides = torch_strides(o);
+    for (size_t d = 0; d < sizes.size(); ++d)
+        if (strides[d] == 0 && sizes[d] > 1)
+            throw Error(NNC_ERR_ARGUMENT, out_label(c, i) + ": its strides make elements overlap (stride 0 "
+                                                           "along a dimension of extent " +
+                                                           std::to_string(sizes[d]) + ")");
+}
+
+void throw_nonfinite(const Contract *c, bool output, int i, const nnc_array &a, int64_t first, int64_t batch,
+                     double v) {
+    const int64_t b = first / (numel(a) / batch);
+    const std::string value = std::isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf");
+    const std::string where = a.order == NNC_ORDER_F
+                                  ? "column " + std::to_string(b + 1) + " of " + std::to_string(batch) +
+                                        " (the last Fortran index)"
+                                  : "batch row " + std::to_string(b) + " of " + std::to_string(batch) + " (0-based)";
+    const std::string what = output ? out_label(c, i) + " of the model"
+                                    : "input " + (c ? "'" + c->inputs[static_cast<size_t>(i)].name + "' " : "") +
+                                          "(argument " + std::to_string(i + 1) + ")";
+    throw Error(NNC_ERR_NONFINITE, what + " has " + value + " in " + where +
+                                       "; load with nonfinite=fallback to give such columns the host's result");
+}
+
+FlagCounts count_flags(const std::vector<uint8_t> &col, int64_t batch, uint8_t replace, std::vector<int64_t> &rows) {
+    FlagCounts counts;
+    for (int64_t b = 0; b < batch; ++b) {
+        const uint8_t f = col[static_cast<size_t>(b)];
+        if (!f) continue;
+        counts.nonfinite_in += (f & kNonFiniteInput) != 0;
+        counts.nonfinite_out += (f & kNonFiniteOutput) != 0;
+        counts.ood += (f & kOod) != 0;
+        if (f & replace) rows.push_back(b);
+    }
+    counts.replaced = static_cast<int64_t>(rows.size());
+    return counts;
+}
 
 /// One forward call on the tensor path: the caller's arrays, where they live,
 /// and the per-column guardrail flags its steps fill in. Model::run lists the
@@ -348,17 +376,7 @@ struct Model::Call {
         const uint8_t replace = (pol.nonfinite == Policy::NonFinite::Fallback ? kNonFiniteInput | kNonFiniteOutput
                                                                                : 0) |
                                 (pol.ood == Policy::Ood::Fallback ? kOod : 0);
-        FlagCounts counts;
-        for (int64_t b = 0; b < batch; ++b) {
-            const uint8_t f = col[static_cast<size_t>(b)];
-            if (!f) continue;
-            counts.nonfinite_in += (f & kNonFiniteInput) != 0;
-            counts.nonfinite_out += (f & kNonFiniteOutput) != 0;
-            counts.ood += (f & kOod) != 0;
-            if (f & replace) rows.push_back(b);
-        }
-        counts.replaced = static_cast<int64_t>(rows.size());
-        return counts;
+        return nnc::count_flags(col, batch, replace, rows);
     }
 
     /// The host's fallback values in the flagged `rows`, the network's elsewhere.
@@ -480,18 +498,8 @@ void Model::check_finite(const torch::Tensor &t, const nnc_array &a, const Contr
     const int64_t first = on_device || !d.device().is_cpu() ? scan_on_device(d, batch, bit, col)  // also on a CPU
                                                             : scan_nonfinite(d.data_ptr(), a.dtype, batch, per, bit, col);
     if (first < 0 || impl_->policy.nonfinite != Policy::NonFinite::Error) return;
-    const int64_t b = first / per;
-    const double v = d.reshape({-1})[first].item<double>();  // one element (a copy to the host on a device)
-    const std::string value = std::isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf");
-    const std::string where = a.order == NNC_ORDER_F
-                                  ? "column " + std::to_string(b + 1) + " of " + std::to_string(batch) +
-                                        " (the last Fortran index)"
-                                  : "batch row " + std::to_string(b) + " of " + std::to_string(batch) + " (0-based)";
-    const std::string what = output ? out_label(c, i) + " of the model"
-                                    : "input " + (c ? "'" + c->inputs[static_cast<size_t>(i)].name + "' " : "") +
-                                          "(argument " + std::to_string(i + 1) + ")";
-    throw Error(NNC_ERR_NONFINITE, what + " has " + value + " in " + where +
-                                       "; load with nonfinite=fallback to give such columns the host's result");
+    // one element (a copy to the host on a device)
+    throw_nonfinite(c, output, i, a, first, batch, d.reshape({-1})[first].item<double>());
 }
 
 const Policy &Model::policy() const { return impl_->policy; }
