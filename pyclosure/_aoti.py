@@ -6,16 +6,23 @@ loading anything); only then is its library loaded through
 built by whoever exported it: load only packages you trust.
 """
 
+from __future__ import annotations
+
+import os
 import platform
+from collections.abc import Callable
 
 import torch
+from torch import Tensor
 
 from ._pt2 import host_cpu_features
 from .contract import read_contract, read_package_metadata
 from .errors import ArgumentCountError, DtypeError, ModelFormatError, RankError, ShapeError
 
+__all__ = ["Package", "load_package"]
 
-def _check_machine(path, contract):
+
+def _check_machine(path: str, contract: dict) -> None:
     """ModelFormatError when the package was built for another machine or for CPU features this one lacks."""
     engine = contract.get("engine") or {}
     if engine.get("device", "cpu") != "cpu":
@@ -40,11 +47,12 @@ class Package:
         AOTInductor's own metadata (``AOTI_CPU_ISA``, ...).
     """
 
-    def __init__(self, path, contract, metadata, runner):
+    def __init__(self, path: str, contract: dict, metadata: dict, runner: Callable) -> None:
         self.path, self.contract, self.metadata = path, contract, metadata
         self._runner = runner
 
-    def _check(self, args):
+    def _check(self, args: tuple[Tensor, ...]) -> None:
+        """Raise the pyclosure error of the first input the contract does not allow."""
         wanted = self.contract["inputs"]
         if len(args) != len(wanted):
             raise ArgumentCountError(f"{len(args)} inputs given, the contract has {len(wanted)}")
@@ -66,7 +74,7 @@ class Package:
                 if fixed[d] is not None and fixed[d] >= 0 and n != fixed[d]:
                     raise ShapeError(f"input {name}: extent {n} of dim {d}, the contract says {fixed[d]}")
 
-    def __call__(self, *args):
+    def __call__(self, *args: Tensor) -> tuple[Tensor, ...]:
         """Run the package on tensors ``(batch, ...)``; return a tuple of tensors."""
         self._check(args)
         with torch.no_grad():
@@ -74,7 +82,7 @@ class Package:
         return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 
-def load_package(path):
+def load_package(path: str | os.PathLike) -> Package:
     """Check an AOTInductor package's contract, then load it; return a :class:`Package`.
 
     Raises

@@ -20,15 +20,21 @@ the host records its update (``state_before``, ``state_after``, ``flux``,
 ``applied_<output>`` fails, since nothing would then tie the closure to it.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 
 from ._verdict import compare
 from .budget import closure_in_total, update_budget
 
+__all__ = ["BUDGET_ARRAYS", "check_given", "check_update", "flux_outputs"]
+
 BUDGET_ARRAYS = ("state_before", "state_after", "flux", "dt", "dx")
 
 
-def flux_outputs(contract):
+def flux_outputs(contract: dict | None) -> dict[str, dict]:
     """Output name -> meaning, for the outputs a contract declares as fluxes at faces."""
     if not contract:
         return {}
@@ -36,14 +42,15 @@ def flux_outputs(contract):
             if isinstance(io.get("meaning"), dict) and io["meaning"].get("kind") == "flux_at_faces"}
 
 
-def _flat_compare(name, got, want, what):
+def _flat_compare(name: str, got: np.ndarray, want: np.ndarray, what: str) -> dict:
     """Compare in memory order: a Fortran host's (nfeat, ncol) array is the model's (ncol, nfeat)."""
     if got.size != want.size:
         return {"array": name, "equal": False, "message": f"{what} has {got.size} values, the record {want.size}"}
     return compare(name, np.ravel(got, order="K"), np.ravel(want, order="K"))
 
 
-def check_given(call, inputs, host):
+def check_given(call: int, inputs: Iterable[tuple[str, np.ndarray]],
+                host: Mapping[str, np.ndarray]) -> tuple[dict | None, str | None]:
     """Link 1 for every input with a ``given_<input>``: ``(per-input dict or None, failure message or None)``."""
     given, failure = {}, None
     for name, recorded in inputs:
@@ -58,7 +65,9 @@ def check_given(call, inputs, host):
     return given or None, failure
 
 
-def check_update(call, outputs, host, contract, *, budgets=True, cell_update="exact"):
+def check_update(call: int, outputs: Iterable[tuple[str, np.ndarray]], host: Mapping[str, np.ndarray],
+                 contract: dict | None, *, budgets: bool = True,
+                 cell_update: str = "exact") -> tuple[dict | None, str | None]:
     """Links 2 to 4: ``(checks dict or None, failure message or None)``.
 
     The checks dict holds ``applied_<name>`` (link 2), ``closure_in_total``

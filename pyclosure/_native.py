@@ -220,7 +220,7 @@ def _periodic(module, dtype, where=""):
 def _face_net(module, dtype, where, width):
     """The per-face network and the output scale of a stencil closure."""
     ops = _chain(module.net, _at(where, "net"), dtype, width, conv_first=True)
-    if ops[-1].kind == DENSE and ops[-1].args[1] != 1 or module.net[-1].weight.shape[0] != 1:
+    if (ops[-1].kind == DENSE and ops[-1].args[1] != 1) or module.net[-1].weight.shape[0] != 1:
         raise NotNativeError(f"{_at(where, 'net')}: a flux closure has one output channel")
     return ops + [_normalizer(module.out_scale, DENORMALIZE, dtype, [], _at(where, "out_scale"))]
 

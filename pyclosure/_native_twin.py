@@ -12,6 +12,7 @@ built from ``cbridge/native``), so its results are the engine's bits.
 import json
 import os
 import threading
+from itertools import pairwise
 
 import numpy as np
 
@@ -112,7 +113,7 @@ class Program:
                                   int(begin), int(end), msg, 256) != lib.NNN_OK:
                 errors.append(_message(msg))
 
-        pool = [threading.Thread(target=work, args=(b, e)) for b, e in zip(bounds[:-1], bounds[1:])]
+        pool = [threading.Thread(target=work, args=(b, e)) for b, e in pairwise(bounds)]
         for t in pool:
             t.start()
         for t in pool:

@@ -6,6 +6,8 @@ CPU the package is built for), :func:`ranges` (the sizes the graph accepts, for
 the contract) and :func:`compile_package` (native code, written atomically).
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import platform
@@ -13,10 +15,18 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
+from torch import Tensor
 
 from ._files import publish
+
+__all__ = [
+    "CPU_FEATURES", "CPU_ISAS", "DEFAULT_CPU_ISA", "cache_dir", "compile_package", "engine", "export_program",
+    "host_cpu_features", "inductor_cache", "ranges",
+]
 
 #: CPU feature names a contract may list, in this order.
 CPU_FEATURES = ("sse4_2", "avx", "avx2", "fma", "f16c", "bmi", "bmi2",
@@ -32,7 +42,7 @@ _CPUINFO_NAMES = {**{name: name for name in CPU_FEATURES}, "bmi1": "bmi"}
 _CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 
-def cache_dir(path=None):
+def cache_dir(path: str | os.PathLike | None = None) -> str:
     """The inductor compile cache: ``path``, else ``$PYCLOSURE_CACHE_DIR``, else ``~/.cache/pyclosure/inductor``.
 
     The home default keeps compiled code of earlier exports across reboots
@@ -42,7 +52,7 @@ def cache_dir(path=None):
     return os.path.abspath(os.path.expanduser(os.fspath(chosen)))
 
 
-def host_cpu_features(cpuinfo="/proc/cpuinfo"):
+def host_cpu_features(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
     """The features of :data:`CPU_FEATURES` this CPU has (from the kernel's flags line; [] if unreadable)."""
     try:
         with open(cpuinfo) as f:
@@ -53,7 +63,7 @@ def host_cpu_features(cpuinfo="/proc/cpuinfo"):
     return [name for name in CPU_FEATURES if name in have]
 
 
-def engine(cpu_isa=None, machine=None, device="cpu"):
+def engine(cpu_isa: str | None = None, machine: str | None = None, device: str = "cpu") -> tuple[dict, dict]:
     """The contract's ``engine`` entry and the inductor settings that build for it.
 
     Parameters
@@ -99,13 +109,14 @@ def engine(cpu_isa=None, machine=None, device="cpu"):
     return info, configs
 
 
-def _native_simdlen():
+def _native_simdlen() -> int | None:
+    """The vector width (bits) inductor picks for this CPU, None for none."""
     from torch._inductor.cpu_vec_isa import pick_vec_isa
 
     return pick_vec_isa().bit_width() or None
 
 
-def _widen(x, axes):
+def _widen(x: Tensor, axes: Sequence[int]) -> Tensor:
     """x with each listed axis of extent 1 grown to 2 (export would specialise the dim to 1)."""
     for axis in axes:
         if x.shape[axis] == 1:
@@ -113,7 +124,8 @@ def _widen(x, axes):
     return x
 
 
-def export_program(module, inputs, names, variable):
+def export_program(module: torch.nn.Module, inputs: Sequence[Tensor], names: Sequence[str],
+                   variable: dict[str, list[int]]) -> tuple[Any, tuple[Tensor, ...], float]:
     """``torch.export`` the module: batch dim dynamic (min 1), each variable dim dynamic.
 
     Returns
@@ -135,7 +147,7 @@ def export_program(module, inputs, names, variable):
     return program, traced, time.perf_counter() - start
 
 
-def _bounds(program, size):
+def _bounds(program: Any, size: Any) -> list | None:
     """None for a fixed extent, else [min, max] of its symbol (max None when unbounded)."""
     from torch.utils._sympy.numbers import int_oo
 
@@ -147,7 +159,7 @@ def _bounds(program, size):
     return [int(found.lower), None if found.upper == int_oo else int(found.upper)]
 
 
-def ranges(program):
+def ranges(program: Any) -> tuple[list | None, list[list]]:
     """The batch dim's range and, per input, one range per per-sample dim (None where fixed)."""
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     shapes = [placeholders[name].meta["val"].shape for name in program.graph_signature.user_inputs]
@@ -156,7 +168,7 @@ def ranges(program):
 
 
 @contextlib.contextmanager
-def inductor_cache(path=None):
+def inductor_cache(path: str | os.PathLike | None = None) -> Iterator[None]:
     """TORCHINDUCTOR_CACHE_DIR set to :func:`cache_dir` ``(path)`` for the block only.
 
     Inductor reads the variable at each use, so this moves its compile output;
@@ -176,7 +188,7 @@ def inductor_cache(path=None):
             os.environ[_CACHE_ENV] = before
 
 
-def compile_package(program, path, contract_text, configs):
+def compile_package(program: Any, path: str | os.PathLike, contract_text: str, configs: dict) -> float:
     """AOTInductor-compile ``program`` into the package ``path``; return the seconds it took.
 
     The package is built under a temporary folder next to ``path`` (so its

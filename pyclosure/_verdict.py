@@ -31,14 +31,21 @@ in one weight can hide inside the tolerance, which is why replay refuses a
 model file whose SHA-256 is not the recorded one unless told otherwise.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .budget import same_bits, ulps_between
+
+__all__ = ["DEFAULT_RTOL", "compare", "default_rtol", "outputs_verdict", "tag_tolerance", "within"]
 
 DEFAULT_RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
 
 
-def default_rtol(dtype):
+def default_rtol(dtype: DTypeLike) -> float:
     """Tolerance for outputs of ``dtype`` (100 eps for float types not in :data:`DEFAULT_RTOL`)."""
     dtype = np.dtype(dtype)
     if dtype in DEFAULT_RTOL:
@@ -46,7 +53,7 @@ def default_rtol(dtype):
     return 100 * float(np.finfo(dtype).eps) if dtype.kind == "f" else 0.0
 
 
-def compare(name, got, want):
+def compare(name: str, got: ArrayLike, want: ArrayLike) -> dict:
     """Bit-for-bit comparison of one array; a dict for the report.
 
     When not equal: ``elements_differing``, ``first_index``, and for floats
@@ -80,12 +87,12 @@ def compare(name, got, want):
     return out
 
 
-def within(arrays):
+def within(arrays: Iterable[dict]) -> bool:
     """True when every compared array is equal or within its ``rtol`` (set by :func:`tag_tolerance`)."""
     return all(a["equal"] or a.get("rel_diff", float("inf")) <= a.get("rtol", 0.0) for a in arrays)
 
 
-def tag_tolerance(arrays, outputs, rtol):
+def tag_tolerance(arrays: list[dict], outputs: Iterable[tuple[str, np.ndarray]], rtol: float | None) -> list[dict]:
     """Set each compared array's ``rtol`` (given, or the default of its recorded dtype)."""
     dtypes = dict(outputs)
     for a in arrays:
@@ -94,7 +101,7 @@ def tag_tolerance(arrays, outputs, rtol):
     return arrays
 
 
-def outputs_verdict(call, paths, engines_agree):
+def outputs_verdict(call: int, paths: Mapping[str, dict], engines_agree: dict | None) -> tuple[str, str | None]:
     """``(status, message)`` from the per-path comparisons of one record.
 
     ``paths`` maps "bridge"/"torch" to ``{"equal", "comparable", "reasons", "arrays"[, "message"]}``;
@@ -121,7 +128,8 @@ def outputs_verdict(call, paths, engines_agree):
                                 f"difference {worst:.2e}; bridge and torch agree bit for bit)")
 
 
-def _describe(call, k, p, where):
+def _describe(call: int, k: str, p: dict, where: str) -> str:
+    """The failure message of path ``k``'s first differing output."""
     bad = [a for a in p["arrays"] if not a["equal"]]
     a = bad[0] if bad else {"array": "*"}
     return (f"call {call}: output '{a['array']}' differs through {k}{where}"

@@ -17,8 +17,12 @@ model's device (GPU memory for a model on "cuda:N"), with no host round trip:
     >>> flux = model(torch.randn(4096, 32, device="cuda:0"))   # a CUDA tensor back
 """
 
+from __future__ import annotations
+
 import json
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,38 +30,40 @@ from . import _device_arrays, _nnc
 from .contract import output_shape
 from .errors import ArgumentError, DtypeError, RankError, raise_for_status
 
+__all__ = ["DTYPES", "Model", "Trainer", "get_num_threads", "set_num_threads", "version"]
+
 ffi, lib = _nnc.ffi, _nnc.lib
 
 DTYPES = {np.dtype(np.float32): lib.NNC_FLOAT32, np.dtype(np.float64): lib.NNC_FLOAT64,
           np.dtype(np.int32): lib.NNC_INT32, np.dtype(np.int64): lib.NNC_INT64}
 
 
-def _check(status):
+def _check(status: int) -> None:
     if status != lib.NNC_OK:
         raise_for_status(status, ffi.string(lib.nnc_last_error()).decode("utf-8", "replace"))
 
 
-def version():
+def version() -> tuple[str, str]:
     """(bridge version, libtorch version) as strings."""
     v, t = ffi.new("char **"), ffi.new("char **")
     _check(lib.nnc_version(ffi.cast("const char **", v), ffi.cast("const char **", t)))
     return ffi.string(v[0]).decode(), ffi.string(t[0]).decode()
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Set the intra-op thread count of every later call, on every thread (default:
     ``NN_CLOSURE_NUM_THREADS``, else 1)."""
     _check(lib.nnc_set_num_threads(int(n)))
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The intra-op thread count calls run with."""
     n = ffi.new("int *")
     _check(lib.nnc_get_num_threads(n))
     return n[0]
 
 
-def _describe(arrays, descs, what, writable=False, first=1):
+def _describe(arrays: Sequence[np.ndarray], descs: Any, what: str, writable: bool = False, first: int = 1) -> list:
     """Fill nnc_array descriptors for numpy arrays; returns what must stay alive."""
     keep = []
     for i, a in enumerate(arrays):
@@ -86,7 +92,7 @@ def _describe(arrays, descs, what, writable=False, first=1):
     return keep
 
 
-def _describe_any(arrays, descs, what, writable=False):
+def _describe_any(arrays: Sequence[Any], descs: Any, what: str, writable: bool = False) -> list:
     """_describe for the on-device route: device arrays in place, numpy arrays as before."""
     keep = []
     for i, a in enumerate(arrays):
@@ -125,9 +131,10 @@ class Model:
         the file calls for.
     """
 
-    def __init__(self, path, device="cpu", *, nonfinite="error", ood="off", ood_threshold=None, trusted_sha256=None,
-                 engine=None):
-        self.path = os.fspath(path)
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", *, nonfinite: str = "error", ood: str = "off",
+                 ood_threshold: float | None = None, trusted_sha256: str | Sequence[str] | None = None,
+                 engine: str | None = None) -> None:
+        self.path: str = os.fspath(path)
         box = ffi.new("nnc_model *")
         options = f"nonfinite={nonfinite},ood={ood}"
         if ood_threshold is not None:
@@ -142,7 +149,7 @@ class Model:
         self._box = ffi.gc(box, lib.nnc_model_free)
         has = ffi.new("int *")
         _check(lib.nnc_model_has_contract(self._box[0], has))
-        self.contract = None
+        self.contract: dict | None = None
         if has[0]:
             needed = ffi.new("size_t *")
             _check(lib.nnc_model_contract(self._box[0], ffi.NULL, 0, needed))
@@ -151,43 +158,45 @@ class Model:
             self.contract = json.loads(ffi.string(buf).decode("utf-8"))
 
     @property
-    def handle(self):
+    def handle(self) -> Any:
         """The raw nnc_model handle (NULL once closed)."""
         return self._box[0]
 
     @property
-    def device(self):
+    def device(self) -> str:
         """The device the model runs on, e.g. "cpu"."""
         buf = ffi.new("char[]", lib.NNC_NAME_LEN)
         _check(lib.nnc_model_device(self.handle, buf, lib.NNC_NAME_LEN))
         return ffi.string(buf).decode()
 
     @property
-    def engine(self):
+    def engine(self) -> str:
         """The engine that runs the model: "torchscript", "aotinductor" or "native"."""
         buf = ffi.new("char[]", lib.NNC_NAME_LEN)
         _check(lib.nnc_model_engine(self.handle, buf, lib.NNC_NAME_LEN))
         return ffi.string(buf).decode()
 
     @property
-    def input_names(self):
+    def input_names(self) -> list[str]:
+        """The contract's input names ([] without a contract)."""
         return [io["name"] for io in self.contract["inputs"]] if self.contract else []
 
     @property
-    def output_names(self):
+    def output_names(self) -> list[str]:
+        """The contract's output names ([] without a contract)."""
         return [io["name"] for io in self.contract["outputs"]] if self.contract else []
 
-    def close(self):
+    def close(self) -> None:
         """Free the model now (also done when the object is collected). Idempotent."""
         _check(lib.nnc_model_free(self._box))
 
-    def __enter__(self):
+    def __enter__(self) -> Model:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _allocate(self, inputs, on_device):
+    def _allocate(self, inputs: Sequence[Any], on_device: bool) -> list:
         if self.contract is None:
             raise ArgumentError("this model file has no pyclosure contract: pass the output arrays with out=[...]")
         if len(inputs) != len(self.contract["inputs"]):
@@ -206,7 +215,8 @@ class Model:
                 outs.append(np.empty(shape, dtype=np.dtype(io["dtype"])))
         return outs
 
-    def forward(self, *inputs, out=None, fallback=None, flags=None, on_device=None):
+    def forward(self, *inputs: Any, out: list | None = None, fallback: Sequence[Any] | None = None,
+                flags: Any = None, on_device: bool | None = None) -> Any:
         """Run the model on numpy arrays (batch first); returns the output array(s).
 
         With one output, returns the array; with several, a tuple. ``out``
@@ -252,14 +262,14 @@ class Model:
     __call__ = forward
 
     @property
-    def policy(self):
+    def policy(self) -> str:
         """The guardrail options in effect, e.g. "nonfinite=error, ood=off"."""
         buf = ffi.new("char[]", 256)
         _check(lib.nnc_model_policy(self.handle, buf, 256))
         return ffi.string(buf).decode()
 
     @property
-    def stats(self):
+    def stats(self) -> dict[str, float]:
         """Statistics since load: calls, errors, columns, fallback and flag counts, times (s)."""
         st = ffi.new("nnc_stats *")
         _check(lib.nnc_model_stats(self.handle, st))
@@ -267,13 +277,13 @@ class Model:
                  "nonfinite_output_columns", "ood_columns", "time_min", "time_median", "time_max", "time_total")
         return {n: getattr(st, n) for n in names}
 
-    def stats_summary(self):
+    def stats_summary(self) -> str:
         """The one-paragraph statistics summary (as printed at free with NN_CLOSURE_STATS=1)."""
         buf = ffi.new("char[]", 1024)
         _check(lib.nnc_model_stats_summary(self.handle, buf, 1024))
         return ffi.string(buf).decode()
 
-    def record_start(self, directory, every=1, max_bytes=None):
+    def record_start(self, directory: str | os.PathLike, every: int = 1, max_bytes: int | None = None) -> None:
         """Record every ``every``-th forward call into ``directory`` for ``pyclosure replay``.
 
         ``max_bytes`` caps the disk use of all records (default 1 GiB); at the
@@ -282,7 +292,7 @@ class Model:
         _check(lib.nnc_record_start(self.handle, os.fsencode(os.fspath(directory)), int(every),
                                     int(max_bytes or 0)))
 
-    def record_array(self, name, array):
+    def record_array(self, name: str, array: Any) -> None:
         """Add a host array (state before/after, dt, dx...) to the last call's record."""
         a = np.asarray(array)
         desc = ffi.new("nnc_array[]", 1)
@@ -290,12 +300,12 @@ class Model:
         _check(lib.nnc_record_array(self.handle, name.encode(), desc))
         del keep
 
-    def record_stop(self):
+    def record_stop(self) -> None:
         """Write the last record and stop recording (no-op when not recording)."""
         _check(lib.nnc_record_stop(self.handle))
 
     @property
-    def record_dir(self):
+    def record_dir(self) -> str | None:
         """The directory being recorded into, or None."""
         buf = ffi.new("char[]", 4096)
         _check(lib.nnc_record_dir(self.handle, buf, 4096))
@@ -315,14 +325,14 @@ class Trainer:
     passed to the spec as strings (see :mod:`pyclosure.online`).
     """
 
-    def __init__(self, model, spec=None, **options):
+    def __init__(self, model: Model, spec: str | None = None, **options: object) -> None:
         box = ffi.new("nnc_trainer *")
         text = ",".join(f"{k}={v}" for k, v in options.items())
         _check(lib.nnc_train_create(box, model.handle, (spec or "").encode(), text.encode()))
         self._owner = box
         self._box = ffi.gc(box, lib.nnc_train_free)
 
-    def step(self, inputs, targets):
+    def step(self, inputs: Any, targets: Any) -> float:
         """One optimiser step; ``inputs`` and ``targets`` are arrays or lists of arrays. The loss before it."""
         inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         targets = list(targets) if isinstance(targets, (list, tuple)) else [targets]
@@ -333,22 +343,22 @@ class Trainer:
         del keep
         return loss[0]
 
-    def sync(self, model):
+    def sync(self, model: Model) -> int:
         """Put the trainer's weights into ``model``; returns the new weight version."""
         _check(lib.nnc_train_sync(self._box[0], model.handle))
         return self.version
 
     @property
-    def version(self):
+    def version(self) -> int:
         """The weight version last synced (0 before the first sync)."""
         v = ffi.new("int64_t *")
         _check(lib.nnc_train_version(self._box[0], v))
         return v[0]
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> None:
         """Save a checkpoint (weights, optimiser state); ``torch.load(path, weights_only=True)`` reads it."""
         _check(lib.nnc_train_save(self._box[0], os.fsencode(os.fspath(path))))
 
-    def close(self):
+    def close(self) -> None:
         """Free the trainer now (also done when collected). Idempotent."""
         _check(lib.nnc_train_free(self._box))

@@ -1,14 +1,19 @@
 """The ``pyclosure`` command: demo, info, replay, bench, config."""
 
+from __future__ import annotations
+
 import argparse
 import importlib.util
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import config
 
+__all__ = ["build_parser", "main"]
 
-def _config(args):
+
+def _config(args: argparse.Namespace) -> int:
     answers = config.flags()
     chosen = [name for name in answers if getattr(args, name.replace("-", "_"))]
     if not chosen:
@@ -19,7 +24,7 @@ def _config(args):
     return 0
 
 
-def _info(args):
+def _info(args: argparse.Namespace) -> int:
     from .contract import describe, is_package, read_contract, read_package_metadata
 
     contract = read_contract(args.model)  # a .pt2 package is read as a zip: its library is not loaded
@@ -44,14 +49,14 @@ def _info(args):
     return 0
 
 
-def _built_without(part):
+def _built_without(part: str) -> int:
     """The message and status of a command whose part of pyclosure this build left out."""
     print(f"pyclosure {part}: this pyclosure was built without the {part} (meson option -D{part}=false); "
           f"rebuild it with -D{part}=true (the default)", file=sys.stderr)
     return 2
 
 
-def _demo(args):
+def _demo(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("pyclosure.demo") is None:
         return _built_without("demo")
     if args.example == "online":
@@ -79,7 +84,7 @@ def _demo(args):
     return run(out=args.out or "pyclosure-demo", quick=args.quick, engine=args.engine)
 
 
-def _replay(args):
+def _replay(args: argparse.Namespace) -> int:
     import json
 
     from .replay import format_report, replay
@@ -94,7 +99,8 @@ def _replay(args):
     print(f"report: {out}")
     return 0 if report["summary"]["ok"] else 1
 
-def _bench(args):
+
+def _bench(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("pyclosure.bench") is None:
         return _built_without("bench")
     if args.train_step:
@@ -137,20 +143,30 @@ def _bench(args):
     return 0
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pyclosure`` command line: one subcommand per task."""
     parser = argparse.ArgumentParser(prog="pyclosure", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_config, _add_info, _add_demo, _add_replay, _add_bench):
+        add(sub)
+    return parser
 
+
+def _add_config(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("config", help="flags to build a host model against the bridge (like nf-config)")
     for name in config.flags():
         p.add_argument(f"--{name}", action="store_true")
     p.set_defaults(func=_config)
 
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="print a model file's contract")
     p.add_argument("model")
     p.add_argument("--bridge", action="store_true", help="also load it through the C bridge")
     p.set_defaults(func=_info)
 
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the end-to-end demo: train, export, run from Fortran, check")
     p.add_argument("--example", choices=["burgers", "column", "online"], default="burgers",
                    help="burgers (default): a flux closure for Burgers turbulence; column: an emulator of a "
@@ -165,6 +181,8 @@ def build_parser():
     p.add_argument("--no-pt2", action="store_true", help="column: skip the AOTInductor export and its cost row")
     p.set_defaults(func=_demo)
 
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="replay recorded calls: bit-for-bit and budgets (exit 1 on a real failure)")
     p.add_argument("directory", help="folder with record_*.npz files (searched recursively)")
     p.add_argument("--model", required=True, help="the model file the run used")
@@ -188,6 +206,8 @@ def build_parser():
     p.add_argument("--no-budgets", action="store_true", help="skip the conservation budgets")
     p.set_defaults(func=_replay)
 
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="the coupling benchmark: Fortran, C, C++, Python and embedded-Python calls, "
                                      "on TorchScript, AOTInductor and the native engine")
     p.add_argument("--quick", action="store_true", help="a short subset (CI): batches 1 and 256, one thread")
@@ -216,10 +236,10 @@ def build_parser():
                    help="instead: the cost of an online training step, Fortran nn_train_step against pure Python "
                         "(columns from --batches, default 16 256 4096; --rounds default 5)")
     p.set_defaults(func=_bench)
-    return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``pyclosure`` with ``argv`` (default: the process's); return the exit status."""
     args = build_parser().parse_args(argv)
     from .errors import ClosureError
 

@@ -10,10 +10,21 @@ or, for outputs only, ``{"input": NAME, "dim": D, "offset": K}``: the extent of
 input NAME's per-sample dim D plus K (N cells give N + 1 faces).
 """
 
+from __future__ import annotations
+
 import json
+import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Sequence
+
+__all__ = [
+    "EXTRA_FILE", "NATIVE_MAGIC", "PACKAGE_KEY", "SCHEMA", "describe", "is_native", "is_package", "output_shape",
+    "read_contract", "read_package_metadata",
+]
+
+PathLike = str | os.PathLike
 
 SCHEMA = "pyclosure.contract/1"
 EXTRA_FILE = "pyclosure_contract.json"
@@ -22,7 +33,7 @@ _AOTI_MODEL = "/data/aotinductor/model/"
 NATIVE_MAGIC = b"PYCLNATV"
 
 
-def is_native(path):
+def is_native(path: PathLike) -> bool:
     """True when ``path`` is a native program (by content: it starts with the native magic)."""
     try:
         with open(path, "rb") as f:
@@ -31,7 +42,7 @@ def is_native(path):
         return False
 
 
-def _native_contract(path):
+def _native_contract(path: PathLike) -> dict:
     """The contract of a native program, read from its header (nothing is loaded or run)."""
     from .errors import FileAccessError, ModelFormatError
 
@@ -59,7 +70,7 @@ def _native_contract(path):
         raise ModelFormatError(f"'{path}': the native program's contract is not valid JSON: {exc}") from exc
 
 
-def _members(path):
+def _members(path: PathLike) -> list[str]:
     """The archive's member names; FileAccessError / ModelFormatError when it cannot be read."""
     from .errors import FileAccessError, ModelFormatError
 
@@ -75,7 +86,7 @@ def _members(path):
         raise ModelFormatError(f"'{path}' is not a TorchScript archive with a readable contract: {exc}") from exc
 
 
-def _metadata_member(path, names):
+def _metadata_member(path: PathLike, names: list[str]) -> str:
     """The package's model metadata member; ModelFormatError for a zip that is not an AOTInductor package."""
     from .errors import ModelFormatError
 
@@ -91,7 +102,7 @@ def _metadata_member(path, names):
     raise ModelFormatError(f"'{path}' is not an AOTInductor package: no {_AOTI_MODEL.strip('/')}/*_metadata.json")
 
 
-def is_package(path):
+def is_package(path: PathLike) -> bool:
     """True when ``path`` is an AOTInductor package (by content: a zip with AOTInductor model members)."""
     from .errors import ClosureError
 
@@ -101,7 +112,7 @@ def is_package(path):
         return False
 
 
-def read_package_metadata(path):
+def read_package_metadata(path: PathLike) -> dict:
     """The AOTInductor metadata of a ``.pt2`` package (``AOTI_DEVICE_KEY``, ``AOTI_CPU_ISA``, ...).
 
     Read from the zip; the package's library is not loaded. Values are strings
@@ -123,7 +134,7 @@ def read_package_metadata(path):
     return metadata
 
 
-def read_contract(path):
+def read_contract(path: PathLike) -> dict | None:
     """Return the contract dict embedded in a model file, or None for a file without one.
 
     Reads the zip archive directly (no torch needed): a TorchScript file's
@@ -152,7 +163,7 @@ def read_contract(path):
         raise ModelFormatError(f"'{path}' is not a TorchScript archive with a readable contract: {exc}") from exc
 
 
-def output_shape(contract, index, input_shapes):
+def output_shape(contract: dict, index: int, input_shapes: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
     """Full torch-order shape of output ``index`` for a call with the given input shapes.
 
     Returns None when the contract leaves some extent free (-1).
@@ -170,11 +181,11 @@ def output_shape(contract, index, input_shapes):
     return tuple(shape)
 
 
-def _extent_range(r):
+def _extent_range(r: Sequence[int | None] | None) -> str:
     return "fixed" if r is None else f"{r[0]}..{'' if r[1] is None else r[1]}"
 
 
-def _engine_line(contract):
+def _engine_line(contract: dict) -> str:
     engine = contract.get("engine")
     if contract.get("format") == "native" and engine:
         return (f"format: native, a program of {len(engine.get('ops') or [])} ops for the native C kernels "
@@ -190,10 +201,10 @@ def _engine_line(contract):
             f"simdlen {engine.get('simdlen')}), torch {engine.get('torch_version')}")
 
 
-def describe(contract):
+def describe(contract: dict) -> str:
     """A few human-readable lines about a contract (used by ``pyclosure info``)."""
 
-    def extents(shape):
+    def extents(shape: list) -> list[str]:
         out = []
         for d in shape:
             if isinstance(d, dict):
@@ -203,10 +214,10 @@ def describe(contract):
                 out.append(":" if d < 0 else str(d))
         return out
 
-    def dims(shape):
+    def dims(shape: list) -> str:
         return "(batch" + "".join(", " + x for x in extents(shape)) + ")"
 
-    def fortran(shape):  # the same array as a Fortran host declares it: torch order reversed
+    def fortran(shape: list) -> str:  # the same array as a Fortran host declares it: torch order reversed
         return "(" + "".join(x + ", " for x in reversed(extents(shape))) + "ncol)"
 
     header = (f"pyclosure contract {contract.get('schema')}, written by pyclosure "

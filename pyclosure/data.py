@@ -115,10 +115,14 @@ def subgrid_flux(u: np.ndarray, factor: int, filter: str = "box",
         return coarsen(u, factor), 0.5 * (coarsen(shifted * shifted, factor) - mean * mean)
     if filter == "box":
         w = width if width is not None else (factor + 1 if factor % 2 == 0 else factor)
-        filt = lambda v: box_filter(v, w)
+        def filt(v):
+            return box_filter(v, w)
+
     elif filter == "spectral":
         kc = cutoff if cutoff is not None else n_coarse // 2
-        filt = lambda v: spectral_filter(v, kc)
+        def filt(v):
+            return spectral_filter(v, kc)
+
     else:
         raise ValueError(f"filter must be 'box', 'spectral' or 'face_box', got {filter!r}")
     tau = 0.5 * (filt(u * u) - filt(u) ** 2)

@@ -2,7 +2,10 @@
 
 The status values are those of ``enum nnc_status`` in ``nn_closure.h``, from
 pyclosure._header (generated from the header); a test checks that every status
-has its class.
+has its class. Each subclass also derives from the Python builtin that fits its
+meaning (a wrong shape is a ``ValueError``, a wrong dtype a ``TypeError``, an
+unreadable file an ``OSError``), so code that knows nothing of pyclosure catches
+them as it would numpy's or torch's; ``except ClosureError`` still catches them all.
 """
 
 from ._header import (
@@ -23,103 +26,103 @@ class ClosureError(Exception):
             self.status = status
 
 
-class FileAccessError(ClosureError):
+class FileAccessError(ClosureError, OSError):
     """A file is missing, unreadable or unwritable (NNC_ERR_IO)."""
 
     status = NNC_ERR_IO
 
 
-class ModelFormatError(ClosureError):
+class ModelFormatError(ClosureError, ValueError):
     """Not a TorchScript file, truncated, or an invalid contract (NNC_ERR_FORMAT)."""
 
     status = NNC_ERR_FORMAT
 
 
-class BadDeviceError(ClosureError):
+class BadDeviceError(ClosureError, ValueError):
     """A malformed device string (NNC_ERR_BAD_DEVICE)."""
 
     status = NNC_ERR_BAD_DEVICE
 
 
-class DeviceUnavailableError(ClosureError):
+class DeviceUnavailableError(ClosureError, RuntimeError):
     """The device asked for is not available, e.g. CUDA without CUDA (NNC_ERR_NO_DEVICE)."""
 
     status = NNC_ERR_NO_DEVICE
 
 
-class InvalidHandleError(ClosureError):
+class InvalidHandleError(ClosureError, RuntimeError):
     """The model is not loaded or already freed (NNC_ERR_HANDLE)."""
 
     status = NNC_ERR_HANDLE
 
 
-class ArgumentCountError(ClosureError):
+class ArgumentCountError(ClosureError, TypeError):
     """Wrong number of inputs or outputs (NNC_ERR_NARGS)."""
 
     status = NNC_ERR_NARGS
 
 
-class RankError(ClosureError):
+class RankError(ClosureError, ValueError):
     """An array has the wrong rank (NNC_ERR_RANK)."""
 
     status = NNC_ERR_RANK
 
 
-class ShapeError(ClosureError):
+class ShapeError(ClosureError, ValueError):
     """An array has the wrong shape (NNC_ERR_SHAPE)."""
 
     status = NNC_ERR_SHAPE
 
 
-class DtypeError(ClosureError):
+class DtypeError(ClosureError, TypeError):
     """An array has the wrong element type (NNC_ERR_DTYPE)."""
 
     status = NNC_ERR_DTYPE
 
 
-class ArgumentError(ClosureError):
+class ArgumentError(ClosureError, ValueError):
     """An invalid argument (NNC_ERR_ARGUMENT)."""
 
     status = NNC_ERR_ARGUMENT
 
 
-class ModelRuntimeError(ClosureError):
+class ModelRuntimeError(ClosureError, RuntimeError):
     """The model raised an error while running (NNC_ERR_RUNTIME)."""
 
     status = NNC_ERR_RUNTIME
 
 
-class NonFiniteError(ClosureError):
+class NonFiniteError(ClosureError, ValueError):
     """Non-finite values where they are not allowed (NNC_ERR_NONFINITE)."""
 
     status = NNC_ERR_NONFINITE
 
 
-class RecordError(ClosureError):
+class RecordError(ClosureError, OSError):
     """Recording failed (NNC_ERR_RECORD)."""
 
     status = NNC_ERR_RECORD
 
 
-class OutOfMemoryError(ClosureError):
+class OutOfMemoryError(ClosureError, MemoryError):
     """Out of memory (NNC_ERR_MEMORY)."""
 
     status = NNC_ERR_MEMORY
 
 
-class UntrustedModelError(ClosureError):
+class UntrustedModelError(ClosureError, PermissionError):
     """A trusted list is set and the model file's SHA-256 is not on it (NNC_ERR_UNTRUSTED)."""
 
     status = NNC_ERR_UNTRUSTED
 
 
-class TrainingError(ClosureError):
+class TrainingError(ClosureError, RuntimeError):
     """Online training failed: the spec or the Python training code raised, or no Python (NNC_ERR_TRAIN)."""
 
     status = NNC_ERR_TRAIN
 
 
-class InternalError(ClosureError):
+class InternalError(ClosureError, RuntimeError):
     """A bug in the bridge (NNC_ERR_INTERNAL): please report it."""
 
     status = NNC_ERR_INTERNAL

@@ -6,6 +6,8 @@ native programs (``.nnp``, run by the bridge's own C kernels, written by
 ``_native``). The contract is built here, the same way for all.
 """
 
+from __future__ import annotations
+
 import copy
 import datetime
 import hashlib
@@ -15,20 +17,30 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from . import _pt2
 from ._files import publish
 from .contract import EXTRA_FILE, SCHEMA
 
+__all__ = ["FORMATS", "data_fingerprint", "export", "weights_sha256"]
 
-def _as_tuple(x):
+#: The contract hook's dict, the example inputs, their names and their variable dims.
+Signature = tuple[dict, tuple[Tensor, ...], list[str], dict[str, list[int]]]
+#: Runs the compiled module on a tuple of inputs, returning its outputs as a tuple.
+Runner = Callable[[Sequence[Tensor]], tuple[Tensor, ...]]
+
+
+def _as_tuple(x: Any) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
-def weights_sha256(module):
+def weights_sha256(module: torch.nn.Module) -> str:
     """SHA-256 over every parameter and buffer (name, dtype, shape, bytes), in name order."""
     h = hashlib.sha256()
     for name, t in sorted(module.state_dict().items()):
@@ -38,7 +50,7 @@ def weights_sha256(module):
     return h.hexdigest()
 
 
-def data_fingerprint(arrays):
+def data_fingerprint(arrays: Any) -> dict:
     """SHA-256 and sizes of training data (arrays or tensors), for the contract."""
     h = hashlib.sha256()
     shapes = []
@@ -50,7 +62,7 @@ def data_fingerprint(arrays):
     return {"sha256": h.hexdigest(), "shapes": shapes}
 
 
-def _compile(module, example_inputs, method):
+def _compile(module: torch.nn.Module, example_inputs: tuple[Tensor, ...], method: str) -> Any:
     if method == "script":
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -64,7 +76,7 @@ def _compile(module, example_inputs, method):
     raise ValueError(f"method must be 'script' or 'trace', got {method!r}")
 
 
-def _grow(x, dims, extra):
+def _grow(x: Tensor, dims: Sequence[int], extra: int) -> Tensor:
     """x with each listed per-sample dim grown by `extra` (values repeated cyclically)."""
     for d in dims:
         axis = d + 1
@@ -74,7 +86,8 @@ def _grow(x, dims, extra):
     return x
 
 
-def _output_dims(run, inputs, names, variable):
+def _output_dims(run: Runner, inputs: tuple[Tensor, ...], names: list[str],
+                 variable: dict[str, list[int]]) -> list[list]:
     """Per-sample output dims: fixed, or derived from a variable input dim."""
     base = [tuple(o.shape) for o in run(inputs)]
     if not any(variable.values()):
@@ -102,14 +115,10 @@ def _output_dims(run, inputs, names, variable):
     return result
 
 
-def _dtype(t):
-    return str(t.dtype).replace("torch.", "")
-
-
 FORMATS = ("torchscript", "pt2", "native")
 
 
-def _check_device(format, device):
+def _check_device(format: str, device: Any) -> str:
     """The device a pt2 package is compiled for: "cpu" (default), "cuda" or "cuda:N"."""
     if device is None:
         return "cpu"
@@ -121,7 +130,8 @@ def _check_device(format, device):
     return text
 
 
-def _choose_format(path, format, method, cpu_isa, cache_dir):
+def _choose_format(path: str | os.PathLike, format: str | None, method: str | None, cpu_isa: str | None,
+                   cache_dir: str | os.PathLike | None) -> str:
     """The format asked for (or implied by a ``.pt2`` or ``.nnp`` suffix), with its keywords checked."""
     pt2_name = os.fspath(path).endswith(".pt2")
     nnp_name = os.fspath(path).endswith(".nnp")
@@ -153,7 +163,8 @@ def _choose_format(path, format, method, cpu_isa, cache_dir):
     return format
 
 
-def _signature(module, example_inputs, input_names, variable_dims):
+def _signature(module: torch.nn.Module, example_inputs: Tensor | Sequence[Tensor], input_names: Sequence[str] | None,
+               variable_dims: dict[str, list[int]] | None) -> Signature:
     """The module's contract hook, the example inputs, their names and variable dims, checked."""
     hook = getattr(module, "pyclosure_contract", None)
     meta = dict(hook()) if callable(hook) else {}
@@ -179,7 +190,7 @@ def _signature(module, example_inputs, input_names, variable_dims):
     return meta, inputs, input_names, variable
 
 
-def _check_dtypes(module, inputs, input_names):
+def _check_dtypes(module: torch.nn.Module, inputs: tuple[Tensor, ...], input_names: list[str]) -> None:
     """A float module fed examples of another float dtype gets a message saying what to change."""
     kinds = {p.dtype for p in module.parameters() if p.is_floating_point()}
     if len(kinds) != 1:
@@ -199,11 +210,13 @@ def _check_dtypes(module, inputs, input_names):
                         f"examples'. torch said: {exc}") from exc
 
 
-def _dtype_name(dtype):
+def _dtype_name(dtype: torch.dtype) -> str:
+    """'float64' for torch.float64."""
     return str(dtype).replace("torch.", "")
 
 
-def _state(meta, input_names, output_names, inputs, outputs):
+def _state(meta: dict, input_names: list[str], output_names: list[str], inputs: Sequence[Tensor],
+           outputs: Sequence[Tensor]) -> list[dict]:
     """The contract's ``state`` pairs, checked: named input and output, same dtype and shape."""
     pairs = list(meta.get("state", []))
     for pair in pairs:
@@ -218,7 +231,8 @@ def _state(meta, input_names, output_names, inputs, outputs):
     return pairs
 
 
-def _contract(module, meta, run, inputs, input_names, variable, format, described):
+def _contract(module: torch.nn.Module, meta: dict, run: Runner, inputs: tuple[Tensor, ...], input_names: list[str],
+              variable: dict[str, list[int]], format: str, described: dict) -> dict:
     """The contract dict; ``run(inputs)`` gives the outputs, ``described`` holds the caller's
     output_names, units, meaning, training_data and extra."""
     outputs = run(inputs)
@@ -241,13 +255,13 @@ def _contract(module, meta, run, inputs, input_names, variable, format, describe
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "module": type(module).__name__,
         "inputs": [
-            {"name": n, "dtype": _dtype(x),
+            {"name": n, "dtype": _dtype_name(x.dtype),
              "shape": [-1 if d in variable.get(n, []) else s for d, s in enumerate(x.shape[1:])],
              "units": units.get(n)}
             for n, x in zip(input_names, inputs)
         ],
         "outputs": [
-            {"name": n, "dtype": _dtype(o), "shape": dims, "units": units.get(n), "meaning": meaning.get(n)}
+            {"name": n, "dtype": _dtype_name(o.dtype), "shape": dims, "units": units.get(n), "meaning": meaning.get(n)}
             for n, o, dims in zip(output_names, outputs, out_dims)
         ],
         "weights_sha256": weights_sha256(module),
@@ -259,8 +273,9 @@ def _contract(module, meta, run, inputs, input_names, variable, format, describe
     }
 
 
-def _torchscript(module, path, signature, described, method):
-    """Write the TorchScript file; return (contract, seconds to script or trace)."""
+def _torchscript(module: torch.nn.Module, path: str | os.PathLike, signature: Signature, described: dict,
+                 method: str) -> tuple[dict, dict[str, float]]:
+    """Write the TorchScript file; return (contract, {"export_s": seconds to script or trace})."""
     meta, inputs, input_names, variable = signature
     start = time.perf_counter()
     try:
@@ -269,12 +284,17 @@ def _torchscript(module, path, signature, described, method):
         raise RuntimeError(f"torch.jit.{method} could not compile {type(module).__name__}: {exc}") from exc
     seconds = time.perf_counter() - start
 
-    def run(args):
+    def run(args: Sequence[Tensor]) -> tuple[Tensor, ...]:
         with torch.no_grad():
             return _as_tuple(compiled(*args))
 
     contract = _contract(module, meta, run, inputs, input_names, variable, "torchscript", described)
-    text = json.dumps(contract, indent=1, sort_keys=True)
+    _save_torchscript(compiled, path, json.dumps(contract, indent=1, sort_keys=True))
+    return contract, {"export_s": seconds}
+
+
+def _save_torchscript(compiled: Any, path: str | os.PathLike, text: str) -> None:
+    """Save ``compiled`` with the contract ``text`` embedded: under a temporary name, then renamed."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".pt", dir=folder)
@@ -287,18 +307,18 @@ def _torchscript(module, path, signature, described, method):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return contract, seconds
 
 
-def _package(module, path, signature, described, cpu_isa, device):
-    """Write the AOTInductor package; return (contract, export seconds, compile seconds)."""
+def _package(module: torch.nn.Module, path: str | os.PathLike, signature: Signature, described: dict,
+             cpu_isa: str | None, device: str) -> tuple[dict, dict[str, float]]:
+    """Write the AOTInductor package; return (contract, {"export_s": ..., "compile_s": ...} in seconds)."""
     meta, inputs, input_names, variable = signature
     placed = module if device == "cpu" else copy.deepcopy(module).to(device)  # the caller's module stays put
     inputs = tuple(x.to(device) for x in inputs)
     program, traced, export_s = _pt2.export_program(placed, inputs, input_names, variable)
     graph = program.module()
 
-    def run(args):
+    def run(args: Sequence[Tensor]) -> tuple[Tensor, ...]:
         with torch.no_grad():
             return _as_tuple(graph(*args))
 
@@ -314,12 +334,32 @@ def _package(module, path, signature, described, cpu_isa, device):
         compile_s = _pt2.compile_package(program, path, text, configs)
     except Exception as exc:
         raise RuntimeError(f"AOTInductor could not compile {type(module).__name__}: {exc}") from exc
-    return contract, export_s, compile_s
+    return contract, {"export_s": export_s, "compile_s": compile_s}
 
 
-def export(module, path, example_inputs, *, format=None, input_names=None, output_names=None, variable_dims=None,
-           units=None, meaning=None, training_data=None, extra=None, method=None, cpu_isa=None, cache_dir=None,
-           device=None, timings=None):
+def _native_program(module: torch.nn.Module, path: str | os.PathLike, signature: Signature,
+                    described: dict) -> tuple[dict, dict[str, float]]:
+    """Write the native program (stateful closures refused); return (contract, {"export_s": seconds})."""
+    from ._native import export_native
+
+    meta, inputs, input_names, variable = signature
+    state = meta.get("state")
+    if state:
+        raise ValueError(f"{type(module).__name__} is a stateful closure (state {state[0]['input']!r} in, "
+                         "next state out); the native engine does not run it: export a .pt2 or .pt")
+    start = time.perf_counter()
+    contract = export_native(module, path, inputs, input_names=input_names, variable_dims=dict(variable) or None,
+                             **described)
+    return contract, {"export_s": time.perf_counter() - start}
+
+
+def export(module: torch.nn.Module, path: str | os.PathLike, example_inputs: Tensor | Sequence[Tensor], *,
+           format: str | None = None, input_names: Sequence[str] | None = None,
+           output_names: Sequence[str] | None = None, variable_dims: dict[str, list[int]] | None = None,
+           units: dict[str, str] | None = None, meaning: dict[str, dict] | None = None, training_data: Any = None,
+           extra: dict | None = None, method: str | None = None, cpu_isa: str | None = None,
+           cache_dir: str | os.PathLike | None = None, device: str | None = None,
+           timings: dict[str, float] | None = None) -> dict:
     """Write ``module`` to ``path`` with its contract embedded; return the contract.
 
     Parameters
@@ -402,24 +442,12 @@ def export(module, path, example_inputs, *, format=None, input_names=None, outpu
     described = {"output_names": output_names, "units": units, "meaning": meaning, "training_data": training_data,
                  "extra": extra}
     if format == "native":
-        from ._native import export_native
-
-        state = signature[0].get("state")
-        if state:
-            raise ValueError(f"{type(module).__name__} is a stateful closure (state {state[0]['input']!r} in, "
-                             "next state out); the native engine does not run it: export a .pt2 or .pt")
-
-        start = time.perf_counter()
-        contract = export_native(module, path, signature[1], input_names=signature[2],
-                                 variable_dims={k: v for k, v in signature[3].items()} or None, **described)
-        seconds = {"export_s": time.perf_counter() - start}
+        contract, seconds = _native_program(module, path, signature, described)
     elif format == "pt2":
         with _pt2.inductor_cache(cache_dir):
-            contract, export_s, compile_s = _package(module, path, signature, described, cpu_isa, device)
-        seconds = {"export_s": export_s, "compile_s": compile_s}
+            contract, seconds = _package(module, path, signature, described, cpu_isa, device)
     else:
-        contract, export_s = _torchscript(module, path, signature, described, method or "script")
-        seconds = {"export_s": export_s}
+        contract, seconds = _torchscript(module, path, signature, described, method or "script")
     if timings is not None:
         timings.update(seconds)
     return contract

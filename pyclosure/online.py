@@ -51,14 +51,22 @@ import json
 import math
 import os
 import pathlib
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 from torch import nn
 
-from .errors import (ArgumentCountError, ArgumentError, DtypeError, FileAccessError, NonFiniteError, ShapeError,
-                     TrainingError)
+from .errors import (
+    ArgumentCountError,
+    ArgumentError,
+    DtypeError,
+    FileAccessError,
+    NonFiniteError,
+    ShapeError,
+    TrainingError,
+)
 
 #: Seconds a rank waits for the others (at creation and in each step) before it gives up.
 DIST_TIMEOUT = 120
@@ -84,7 +92,7 @@ class SpecContext:
 
     model_path: str
     engine: str
-    contract: Optional[dict]
+    contract: dict | None
     options: dict
     rank: int = 0
     size: int = 1
@@ -135,8 +143,8 @@ class TrainingSpec:
     optimizer: torch.optim.Optimizer
     loss: Callable = mse
     scheduler: Any = None
-    max_grad_norm: Optional[float] = None
-    prepare: Optional[Callable] = None
+    max_grad_norm: float | None = None
+    prepare: Callable | None = None
 
 
 def default_spec(ctx):
@@ -256,7 +264,7 @@ class OnlineTrainer:
         failure = None
         try:
             self.spec = _as_spec(load_spec(spec)(ctx), repr(spec or "default_spec"))
-        except Exception as exc:  # reported after the ranks agree (below)
+        except Exception as exc:  # noqa: BLE001 (reported after the ranks agree, below)
             failure = exc
         if ctx.size > 1:
             self._join(failure)

@@ -9,6 +9,9 @@
 for it (its run path), e.g. to check that a host links ``libnnclosure`` and no torch library.
 """
 
+from __future__ import annotations
+
+import os
 import re
 import shutil
 import subprocess
@@ -18,8 +21,10 @@ from .replay import FAILING, format_report, replay
 __all__ = ["assert_replays", "elf_dynamic"]
 
 
-def assert_replays(directory, model, *, budgets=True, threads=None, device="cpu", use_torch=True,
-                   cell_update="exact", rtol=None, allow_within_tolerance=False, allow_other_model=False):
+def assert_replays(directory: str | os.PathLike, model: str | os.PathLike, *, budgets: bool = True,
+                   threads: int | None = None, device: str = "cpu", use_torch: bool = True,
+                   cell_update: str = "exact", rtol: float | None = None, allow_within_tolerance: bool = False,
+                   allow_other_model: bool = False) -> dict:
     """Replay the records under ``directory`` through ``model`` and assert they hold.
 
     Strict by default: every record must be reproduced bit for bit by the model

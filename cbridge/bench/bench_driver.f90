@@ -55,8 +55,9 @@ contains
   !> Read the eight command-line arguments into the module's settings.
   subroutine read_arguments()
     character(len=32) :: num
-    if (command_argument_count() /= 8) &
-        call fail("usage: DRIVER ROUTE MODEL float32|float64 NIN NOUT THREADS DEVICE DUMPDIR")
+    if (command_argument_count() /= 8) then
+      call fail("usage: DRIVER ROUTE MODEL float32|float64 NIN NOUT THREADS DEVICE DUMPDIR")
+    end if
     route = argument(1)
     model_path = argument(2)
     dtype = argument(3)

@@ -61,7 +61,8 @@ program bench_embedded
   implicit none
 
   call read_arguments()
-  if (load(model_path, nin, nout, threads, device) /= 0) &
-      call fail("the embedded Python interpreter could not load " // model_path // " (its traceback is above)")
+  if (load(model_path, nin, nout, threads, device) /= 0) then
+    call fail("the embedded Python interpreter could not load " // model_path // " (its traceback is above)")
+  end if
   call serve(forward)
 end program bench_embedded

@@ -209,28 +209,215 @@ void Model::forward(int num_inputs, const nnc_array *inputs, int num_outputs, co
     }
 }
 
-void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs,
-                int num_fallback, const nnc_array *fallback, const nnc_array *flags, bool on_device,
-                std::chrono::steady_clock::time_point t0) {
+namespace {
+
+/// The call's argument counts and arrays against the contract, or, for a plain
+/// TorchScript file, each array on its own and the count against forward's arity.
+void check_arguments(const Contract *c, const Engine &engine, int num_inputs, const nnc_array *inputs,
+                     int num_outputs, const nnc_array *outputs) {
     if (num_inputs < 0 || num_outputs < 0) throw Error(NNC_ERR_NARGS, "negative number of inputs or outputs");
     if (num_inputs > 0) require_nonnull(inputs, "inputs");
     if (num_outputs > 0) require_nonnull(outputs, "outputs");
-    const Contract *c = impl_->contract.get();
     if (c) {
         check_call(*c, num_inputs, inputs, num_outputs, outputs);
-    } else {
-        for (int i = 0; i < num_inputs; ++i) validate(inputs[i], "input " + std::to_string(i + 1));
-        for (int i = 0; i < num_outputs; ++i) validate(outputs[i], "output " + std::to_string(i + 1));
-        const int arity = impl_->engine->arity();
-        if (arity >= 0 && num_inputs != arity)
-            throw Error(NNC_ERR_NARGS, "the model's forward takes " + std::to_string(arity) + " input(s), got " +
-                                           std::to_string(num_inputs));
+        return;
     }
-    const Policy &pol = impl_->policy;
+    for (int i = 0; i < num_inputs; ++i) validate(inputs[i], "input " + std::to_string(i + 1));
+    for (int i = 0; i < num_outputs; ++i) validate(outputs[i], "output " + std::to_string(i + 1));
+    const int arity = engine.arity();
+    if (arity >= 0 && num_inputs != arity)
+        throw Error(NNC_ERR_NARGS, "the model's forward takes " + std::to_string(arity) + " input(s), got " +
+                                       std::to_string(num_inputs));
+}
+
+/// Output `i` as the model returned it, checked against the caller's array
+/// before anything is written: dtype, shape, and strides that do not overlap.
+void check_result(const Contract *c, int i, const nnc_array &o, const torch::Tensor &r) {
+    if (r.scalar_type() != scalar_type(o.dtype))
+        throw Error(NNC_ERR_DTYPE, out_label(c, i) + ": the model returned " + scalar_name(r.scalar_type()) +
+                                       ", the output array is " + dtype_name(o.dtype));
+    const Dims want = torch_sizes(o);
+    if (r.sizes() != c10::IntArrayRef(want.data(), want.size()))
+        throw Error(NNC_ERR_SHAPE, out_label(c, i) + ": the model returned shape " +
+                                       format_dims(r.sizes().data(), r.sizes().size(), o.order) +
+                                       ", the output array has shape " + caller_shape(o));
+    check_no_overlap(c, i, o);
+}
+
+}  // namespace
+
+void check_no_overlap(const Contract *c, int i, const nnc_array &o) {
+    const Dims sizes = torch_sizes(o), strides = torch_strides(o);
+    for (size_t d = 0; d < sizes.size(); ++d)
+        if (strides[d] == 0 && sizes[d] > 1)
+            throw Error(NNC_ERR_ARGUMENT, out_label(c, i) + ": its strides make elements overlap (stride 0 "
+                                                           "along a dimension of extent " +
+                                                           std::to_string(sizes[d]) + ")");
+}
+
+void throw_nonfinite(const Contract *c, bool output, int i, const nnc_array &a, int64_t first, int64_t batch,
+                     double v) {
+    const int64_t b = first / (numel(a) / batch);
+    const std::string value = std::isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf");
+    const std::string where = a.order == NNC_ORDER_F
+                                  ? "column " + std::to_string(b + 1) + " of " + std::to_string(batch) +
+                                        " (the last Fortran index)"
+                                  : "batch row " + std::to_string(b) + " of " + std::to_string(batch) + " (0-based)";
+    const std::string what = output ? out_label(c, i) + " of the model"
+                                    : "input " + (c ? "'" + c->inputs[static_cast<size_t>(i)].name + "' " : "") +
+                                          "(argument " + std::to_string(i + 1) + ")";
+    throw Error(NNC_ERR_NONFINITE, what + " has " + value + " in " + where +
+                                       "; load with nonfinite=fallback to give such columns the host's result");
+}
+
+FlagCounts count_flags(const std::vector<uint8_t> &col, int64_t batch, uint8_t replace, std::vector<int64_t> &rows) {
+    FlagCounts counts;
+    for (int64_t b = 0; b < batch; ++b) {
+        const uint8_t f = col[static_cast<size_t>(b)];
+        if (!f) continue;
+        counts.nonfinite_in += (f & kNonFiniteInput) != 0;
+        counts.nonfinite_out += (f & kNonFiniteOutput) != 0;
+        counts.ood += (f & kOod) != 0;
+        if (f & replace) rows.push_back(b);
+    }
+    counts.replaced = static_cast<int64_t>(rows.size());
+    return counts;
+}
+
+/// One forward call on the tensor path: the caller's arrays, where they live,
+/// and the per-column guardrail flags its steps fill in. Model::run lists the
+/// steps in order.
+struct Model::Call {
+    const Model &model;
+    const Contract *c;
+    int num_inputs;
+    const nnc_array *inputs;
+    int num_outputs;
+    const nnc_array *outputs;
+    int num_fallback;
+    const nnc_array *fallback;
+    const nnc_array *flags;
+    bool on_device;
+    int64_t batch;
+    torch::Device at;           // where the caller's arrays live
+    std::vector<uint8_t> &col;  // per-column nnc_flag bits
+
+    Call(const Model &model, const Contract *c, int num_inputs, const nnc_array *inputs, int num_outputs,
+         const nnc_array *outputs, int num_fallback, const nnc_array *fallback, const nnc_array *flags, bool on_device,
+         int64_t batch, torch::Device at, std::vector<uint8_t> &col)
+        : model(model), c(c), num_inputs(num_inputs), inputs(inputs), num_outputs(num_outputs), outputs(outputs),
+          num_fallback(num_fallback), fallback(fallback), flags(flags), on_device(on_device), batch(batch), at(at),
+          col(col) {}
+
+    /// The inputs as tensors on the model's device (in place where they can
+    /// be), scanned for non-finite values and, when `recorded`, kept for the record.
+    std::vector<torch::Tensor> input_tensors(std::vector<NpyArray> *recorded) const {
+        const Engine &engine = *model.impl_->engine;
+        std::vector<torch::Tensor> args;
+        args.reserve(static_cast<size_t>(num_inputs));
+        for (int i = 0; i < num_inputs; ++i) {
+            torch::Tensor t = input_tensor(inputs[i], at);
+            if (engine.needs_contiguous() && !t.is_contiguous()) t = t.contiguous();  // a strided view: one copy
+            if (model.impl_->policy.nonfinite != Policy::NonFinite::Off)
+                model.check_finite(t, inputs[i], c, false, i, batch, col, on_device);
+            if (recorded) recorded->push_back(record_of(io_name(c, false, i), t));
+            args.emplace_back(t.device() == model.impl_->device ? t : t.to(model.impl_->device));
+        }
+        return args;
+    }
+
+    /// The engine's outputs (empty ones of the checked shapes for an empty batch
+    /// the engine cannot run); its errors become NNC_ERR_RUNTIME.
+    std::vector<torch::Tensor> run_engine(std::vector<torch::Tensor> args) const {
+        Engine &engine = *model.impl_->engine;
+        std::vector<torch::Tensor> results;
+        try {
+            if (batch == 0 && !engine.runs_empty_batch()) {
+                for (int i = 0; i < num_outputs; ++i)
+                    results.push_back(torch::empty(torch_sizes(outputs[i]).vec(),
+                                                   torch::TensorOptions().dtype(scalar_type(outputs[i].dtype))));
+            } else {
+                results = engine.run(std::move(args));
+            }
+        } catch (const Error &) {
+            throw;
+        } catch (const std::exception &e) {
+            throw Error(NNC_ERR_RUNTIME, "the model raised an error: " + torch_message(e));
+        }
+        if (static_cast<int>(results.size()) != num_outputs)
+            throw Error(NNC_ERR_NARGS, "the model returned " + std::to_string(results.size()) + " output(s), but " +
+                                           std::to_string(num_outputs) + " output array(s) were given");
+        return results;
+    }
+
+    /// Every output checked against its array, and scanned for non-finite values.
+    void check_results(std::vector<torch::Tensor> &results) const {
+        for (int i = 0; i < num_outputs; ++i) {  // check all before writing any
+            torch::Tensor &r = results[static_cast<size_t>(i)];
+            check_result(c, i, outputs[i], r);
+            if (model.impl_->policy.nonfinite != Policy::NonFinite::Off) {
+                if (!on_device && !r.device().is_cpu()) r = r.to(torch::kCPU);  // the copy the host route makes anyway
+                model.check_finite(r, outputs[i], c, true, i, batch, col, on_device);
+            }
+        }
+    }
+
+    /// Columns whose out-of-distribution score is over the threshold get kOod.
+    void flag_ood(const std::vector<torch::Tensor> &results) const {
+        const Impl &impl = *model.impl_;
+        torch::Tensor score = results[static_cast<size_t>(impl.ood_output)].to(torch::kCPU).contiguous();
+        scan_ood(score.data_ptr(), outputs[impl.ood_output].dtype, batch, batch ? score.numel() / batch : 0,
+                 impl.ood_threshold, col);
+    }
+
+    /// The flagged columns counted by kind; `rows` gets those the policy replaces.
+    FlagCounts count_flags(std::vector<int64_t> &rows) const {
+        const Policy &pol = model.impl_->policy;
+        const uint8_t replace = (pol.nonfinite == Policy::NonFinite::Fallback ? kNonFiniteInput | kNonFiniteOutput
+                                                                               : 0) |
+                                (pol.ood == Policy::Ood::Fallback ? kOod : 0);
+        return nnc::count_flags(col, batch, replace, rows);
+    }
+
+    /// The host's fallback values in the flagged `rows`, the network's elsewhere.
+    void replace_flagged(std::vector<torch::Tensor> &results, const std::vector<int64_t> &rows) const {
+        if (rows.empty()) return;
+        torch::Tensor idx = torch::tensor(rows, torch::kInt64);
+        for (int i = 0; i < num_fallback; ++i) {
+            torch::Tensor &r = results[static_cast<size_t>(i)];
+            torch::Tensor fb = input_tensor(fallback[i], at).to(r.device());
+            r = r.clone();
+            r.index_copy_(0, idx.to(r.device()), fb.index_select(0, idx.to(r.device())));
+        }
+    }
+
+    /// The outputs into the caller's arrays, and the column flags if asked for.
+    void write(const std::vector<torch::Tensor> &results) const {
+        for (int i = 0; i < num_outputs; ++i) write_output(outputs[i], results[static_cast<size_t>(i)], at);
+        if (flags && batch > 0) {
+            HostView v = view_of(*flags, at);
+            v.tensor.copy_(torch::from_blob(col.data(), {batch}, torch::kUInt8).to(torch::kInt32));
+        }
+    }
+
+    /// The record of call number `call`: its inputs and the network's outputs, as replay recomputes them.
+    void record(Recorder &rec, int64_t call, std::vector<NpyArray> recorded_inputs,
+                const std::vector<torch::Tensor> &network) const {
+        std::vector<NpyArray> out;
+        for (int i = 0; i < num_outputs; ++i)
+            out.push_back(record_of(io_name(c, true, i), network[static_cast<size_t>(i)]));
+        rec.open(call, get_num_threads(), std::move(recorded_inputs), std::move(out));
+    }
+};
+
+void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs,
+                int num_fallback, const nnc_array *fallback, const nnc_array *flags, bool on_device,
+                std::chrono::steady_clock::time_point t0) {
+    const Contract *c = impl_->contract.get();
+    check_arguments(c, *impl_->engine, num_inputs, inputs, num_outputs, outputs);
     const int64_t batch = num_inputs > 0 && inputs[0].rank > 0 ? torch_sizes(inputs[0])[0] : 1;
     check_guard_arrays(c, num_outputs, outputs, num_fallback, fallback, flags, batch);
     if (on_device) check_resident_arrays(c, num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags);
-    const torch::Device at = on_device ? impl_->device : torch::Device(torch::kCPU);  // where the arrays live
     if (impl_->engine->raw()) {
         run_raw(num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags, batch, t0);
         return;
@@ -241,99 +428,23 @@ void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const 
     c10::InferenceMode inference;
     thread_local std::vector<uint8_t> col;  // per-column nnc_flag bits, reused across calls
     col.assign(static_cast<size_t>(batch), 0);
-    Engine &engine = *impl_->engine;
-    std::vector<torch::Tensor> args;
+    const torch::Device at = on_device ? impl_->device : torch::Device(torch::kCPU);  // where the arrays live
+    const Call call(*this, c, num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags, on_device, batch,
+                    at, col);
     std::vector<NpyArray> recorded_inputs;
-    args.reserve(static_cast<size_t>(num_inputs));
-    for (int i = 0; i < num_inputs; ++i) {
-        torch::Tensor t = input_tensor(inputs[i], at);
-        if (engine.needs_contiguous() && !t.is_contiguous()) t = t.contiguous();  // a strided view: one copy
-        if (pol.nonfinite != Policy::NonFinite::Off) check_finite(t, inputs[i], c, false, i, batch, col, on_device);
-        if (recorded) recorded_inputs.push_back(record_of(io_name(c, false, i), t));
-        args.emplace_back(t.device() == impl_->device ? t : t.to(impl_->device));
-    }
-    std::vector<torch::Tensor> results;
-    try {
-        if (batch == 0 && !engine.runs_empty_batch()) {  // nothing to compute: empty results of the checked shapes
-            for (int i = 0; i < num_outputs; ++i)
-                results.push_back(torch::empty(torch_sizes(outputs[i]).vec(),
-                                               torch::TensorOptions().dtype(scalar_type(outputs[i].dtype))));
-        } else {
-            results = engine.run(std::move(args));
-        }
-    } catch (const Error &) {
-        throw;
-    } catch (const std::exception &e) {
-        throw Error(NNC_ERR_RUNTIME, "the model raised an error: " + torch_message(e));
-    }
-    if (static_cast<int>(results.size()) != num_outputs)
-        throw Error(NNC_ERR_NARGS, "the model returned " + std::to_string(results.size()) + " output(s), but " +
-                                       std::to_string(num_outputs) + " output array(s) were given");
-    for (int i = 0; i < num_outputs; ++i) {  // check all before writing any
-        const nnc_array &o = outputs[i];
-        torch::Tensor &r = results[static_cast<size_t>(i)];
-        if (r.scalar_type() != scalar_type(o.dtype))
-            throw Error(NNC_ERR_DTYPE, out_label(c, i) + ": the model returned " + scalar_name(r.scalar_type()) +
-                                           ", the output array is " + dtype_name(o.dtype));
-        const Dims want = torch_sizes(o);
-        if (r.sizes() != c10::IntArrayRef(want.data(), want.size()))
-            throw Error(NNC_ERR_SHAPE, out_label(c, i) + ": the model returned shape " +
-                                           format_dims(r.sizes().data(), r.sizes().size(), o.order) +
-                                           ", the output array has shape " + caller_shape(o));
-        const Dims strides = torch_strides(o);
-        for (size_t d = 0; d < want.size(); ++d)
-            if (strides[d] == 0 && want[d] > 1)
-                throw Error(NNC_ERR_ARGUMENT, out_label(c, i) + ": its strides make elements overlap (stride 0 "
-                                                               "along a dimension of extent " +
-                                                               std::to_string(want[d]) + ")");
-        if (pol.nonfinite != Policy::NonFinite::Off) {
-            if (!on_device && !r.device().is_cpu()) r = r.to(torch::kCPU);  // the copy the host route makes anyway
-            check_finite(r, o, c, true, i, batch, col, on_device);
-        }
-    }
-    if (pol.ood != Policy::Ood::Off) {
-        torch::Tensor score = results[static_cast<size_t>(impl_->ood_output)].to(torch::kCPU).contiguous();
-        scan_ood(score.data_ptr(), outputs[impl_->ood_output].dtype, batch, batch ? score.numel() / batch : 0,
-                 impl_->ood_threshold, col);
-    }
-    const uint8_t replace = (pol.nonfinite == Policy::NonFinite::Fallback ? kNonFiniteInput | kNonFiniteOutput : 0) |
-                            (pol.ood == Policy::Ood::Fallback ? kOod : 0);
-    int64_t counts[4] = {0, 0, 0, 0};  // non-finite input, non-finite output, ood, replaced
+    std::vector<torch::Tensor> results = call.run_engine(call.input_tensors(recorded ? &recorded_inputs : nullptr));
+    call.check_results(results);
+    if (impl_->policy.ood != Policy::Ood::Off) call.flag_ood(results);
     std::vector<int64_t> rows;
-    for (int64_t b = 0; b < batch; ++b) {
-        const uint8_t f = col[static_cast<size_t>(b)];
-        if (!f) continue;
-        counts[0] += (f & kNonFiniteInput) != 0;
-        counts[1] += (f & kNonFiniteOutput) != 0;
-        counts[2] += (f & kOod) != 0;
-        if (f & replace) rows.push_back(b);
-    }
-    counts[3] = static_cast<int64_t>(rows.size());
+    const FlagCounts counts = call.count_flags(rows);
     const std::vector<torch::Tensor> network = recorded ? results : std::vector<torch::Tensor>();
-    if (!rows.empty()) {  // the host's values in the flagged columns, the network's elsewhere
-        torch::Tensor idx = torch::tensor(rows, torch::kInt64);
-        for (int i = 0; i < num_fallback; ++i) {
-            torch::Tensor &r = results[static_cast<size_t>(i)];
-            torch::Tensor fb = input_tensor(fallback[i], at).to(r.device());
-            r = r.clone();
-            r.index_copy_(0, idx.to(r.device()), fb.index_select(0, idx.to(r.device())));
-        }
-    }
-    for (int i = 0; i < num_outputs; ++i) write_output(outputs[i], results[static_cast<size_t>(i)], at);
-    if (flags && batch > 0) {
-        HostView v = view_of(*flags, at);
-        v.tensor.copy_(torch::from_blob(col.data(), {batch}, torch::kUInt8).to(torch::kInt32));
-    }
+    call.replace_flagged(results, rows);
+    call.write(results);
     wait_for(impl_->device);  // outputs are complete when the call returns
-    const int64_t call = ++impl_->calls;
-    if (recorded) {  // the network's outputs, as replay recomputes them
-        std::vector<NpyArray> out;
-        for (int i = 0; i < num_outputs; ++i)
-            out.push_back(record_of(io_name(c, true, i), network[static_cast<size_t>(i)]));
-        rec->open(call, get_num_threads(), std::move(recorded_inputs), std::move(out));
-    }
+    const int64_t n = ++impl_->calls;
+    if (recorded) call.record(*rec, n, std::move(recorded_inputs), network);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    impl_->stats.add_call(seconds, batch, counts[0], counts[1], counts[2], counts[3]);
+    impl_->stats.add_call(seconds, batch, counts.nonfinite_in, counts.nonfinite_out, counts.ood, counts.replaced);
 }
 
 void Model::check_guard_arrays(const Contract *c, int num_outputs, const nnc_array *outputs, int num_fallback,
@@ -387,18 +498,8 @@ void Model::check_finite(const torch::Tensor &t, const nnc_array &a, const Contr
     const int64_t first = on_device || !d.device().is_cpu() ? scan_on_device(d, batch, bit, col)  // also on a CPU
                                                             : scan_nonfinite(d.data_ptr(), a.dtype, batch, per, bit, col);
     if (first < 0 || impl_->policy.nonfinite != Policy::NonFinite::Error) return;
-    const int64_t b = first / per;
-    const double v = d.reshape({-1})[first].item<double>();  // one element (a copy to the host on a device)
-    const std::string value = std::isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf");
-    const std::string where = a.order == NNC_ORDER_F
-                                  ? "column " + std::to_string(b + 1) + " of " + std::to_string(batch) +
-                                        " (the last Fortran index)"
-                                  : "batch row " + std::to_string(b) + " of " + std::to_string(batch) + " (0-based)";
-    const std::string what = output ? out_label(c, i) + " of the model"
-                                    : "input " + (c ? "'" + c->inputs[static_cast<size_t>(i)].name + "' " : "") +
-                                          "(argument " + std::to_string(i + 1) + ")";
-    throw Error(NNC_ERR_NONFINITE, what + " has " + value + " in " + where +
-                                       "; load with nonfinite=fallback to give such columns the host's result");
+    // one element (a copy to the host on a device)
+    throw_nonfinite(c, output, i, a, first, batch, d.reshape({-1})[first].item<double>());
 }
 
 const Policy &Model::policy() const { return impl_->policy; }

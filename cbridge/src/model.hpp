@@ -89,6 +89,7 @@ private:
     void check_finite(const at::Tensor &t, const nnc_array &a, const Contract *c, bool output, int i, int64_t batch,
                       std::vector<uint8_t> &col, bool on_device) const;
     void setup_ood(const std::string &path);
+    struct Call;  ///< one forward call on the tensor path, as its steps (model.cpp)
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

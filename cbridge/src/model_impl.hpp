@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <c10/core/Device.h>
 
@@ -45,5 +46,24 @@ inline std::string out_label(const Contract *c, int i) {
     std::string name = c ? "'" + c->outputs[static_cast<size_t>(i)].name + "' " : "";
     return "output " + name + "(argument " + std::to_string(i + 1) + ")";
 }
+
+// Steps shared by the tensor path (model.cpp) and the raw path (model_raw.cpp).
+
+/// NNC_ERR_ARGUMENT when output `i`'s strides make elements overlap (stride 0, extent > 1).
+void check_no_overlap(const Contract *c, int i, const nnc_array &o);
+
+/// NNC_ERR_NONFINITE for the first non-finite element (flat index `first`, value `v`) of
+/// input or output `i`, naming its column as the caller counts them.
+[[noreturn]] void throw_nonfinite(const Contract *c, bool output, int i, const nnc_array &a, int64_t first,
+                                  int64_t batch, double v);
+
+/// How many columns each guardrail flagged, for the statistics.
+struct FlagCounts {
+    int64_t nonfinite_in = 0, nonfinite_out = 0, ood = 0, replaced = 0;
+};
+
+/// The flags of `batch` columns counted by kind; `rows` gets the columns whose
+/// flags meet the `replace` mask (those the fallback policy gives the host's values).
+FlagCounts count_flags(const std::vector<uint8_t> &col, int64_t batch, uint8_t replace, std::vector<int64_t> &rows);
 
 }  // namespace nnc

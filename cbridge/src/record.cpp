@@ -166,49 +166,71 @@ void Recorder::finish() {
     write_summary(state_, message_);  // the final counts
 }
 
-void Recorder::write_open() {
-    open_ = false;
-    struct Member {
-        std::string role, file, header;
-        const NpyArray *array;
-        std::string sha;
-    };
-    std::vector<Member> members;
+namespace {
+
+/// One array of a record: its zip member, .npy header and SHA-256 (of header and data).
+struct RecordMember {
+    std::string role, file, header;
+    const NpyArray *array;
+    std::string sha;
+};
+
+/// The record's members in order (inputs, outputs, host arrays), each hashed.
+std::vector<RecordMember> record_members(const std::vector<NpyArray> &inputs, const std::vector<NpyArray> &outputs,
+                                         const std::vector<NpyArray> &host) {
+    std::vector<RecordMember> members;
     auto gather = [&](const std::vector<NpyArray> &list, const std::string &role, const std::string &prefix) {
         for (const auto &a : list) members.push_back({role, prefix + a.name + ".npy", npy_header(a), &a, ""});
     };
-    gather(inputs_, "input", "in.");
-    gather(outputs_, "output", "out.");
-    gather(host_, "host", "host.");
-    int64_t size = 0;
-    std::string arrays;
+    gather(inputs, "input", "in.");
+    gather(outputs, "output", "out.");
+    gather(host, "host", "host.");
     for (auto &m : members) {
         Sha256 sha;
         sha.update(m.header.data(), m.header.size());
         sha.update(m.array->bytes.data(), m.array->bytes.size());
         m.sha = sha.hex();
-        size += static_cast<int64_t>(m.header.size() + m.array->bytes.size());
+    }
+    return members;
+}
+
+/// The "arrays" entries of meta.json, one per member.
+std::string arrays_json(const std::vector<RecordMember> &members) {
+    std::string arrays;
+    for (const auto &m : members)
         arrays += std::string(arrays.empty() ? "" : ",\n    ") + json::quote(m.file) + ": {\"role\": \"" +
                   m.role + "\", \"name\": " + json::quote(m.array->name) + ", \"dtype\": \"" +
                   dtype_name(m.array->dtype) + "\", \"shape\": " + shape_json(m.array->shape) +
                   ", \"order\": \"" + (m.array->fortran_order ? "F" : "C") + "\", \"sha256\": \"" + m.sha + "\"}";
-    }
-    const std::string meta =
-        "{\n  \"schema\": \"pyclosure.record/1\",\n  \"call\": " + std::to_string(call_) +
-        ",\n  \"time\": \"" + time_ + "\",\n  \"model_path\": " + json::quote(setup_.model_path) +
-        ",\n  \"model_sha256\": \"" + model_sha256_ + "\",\n  \"device\": " + json::quote(setup_.device) +
-        ",\n  \"threads\": " + std::to_string(threads_) + ",\n  \"libtorch\": " + json::quote(setup_.libtorch) +
-        ",\n  \"engine\": " + json::quote(setup_.engine) +
-        (open_version_ > 0 ? ",\n  \"weights_version\": " + std::to_string(open_version_) +
-                                 ",\n  \"weights_sha256\": \"" + open_sha256_ + "\""
-                           : std::string()) +
-        ",\n  \"bridge\": " + json::quote(setup_.bridge) + ",\n  \"arrays\": {\n    " + arrays + "\n  }\n}\n";
-    size += static_cast<int64_t>(meta.size());
-    auto clear = [&] {
-        inputs_.clear();
-        outputs_.clear();
-        host_.clear();
-    };
+    return arrays;
+}
+
+}  // namespace
+
+std::string Recorder::meta_json(const std::string &arrays) const {
+    return "{\n  \"schema\": \"pyclosure.record/1\",\n  \"call\": " + std::to_string(call_) +
+           ",\n  \"time\": \"" + time_ + "\",\n  \"model_path\": " + json::quote(setup_.model_path) +
+           ",\n  \"model_sha256\": \"" + model_sha256_ + "\",\n  \"device\": " + json::quote(setup_.device) +
+           ",\n  \"threads\": " + std::to_string(threads_) + ",\n  \"libtorch\": " + json::quote(setup_.libtorch) +
+           ",\n  \"engine\": " + json::quote(setup_.engine) +
+           (open_version_ > 0 ? ",\n  \"weights_version\": " + std::to_string(open_version_) +
+                                    ",\n  \"weights_sha256\": \"" + open_sha256_ + "\""
+                              : std::string()) +
+           ",\n  \"bridge\": " + json::quote(setup_.bridge) + ",\n  \"arrays\": {\n    " + arrays + "\n  }\n}\n";
+}
+
+void Recorder::clear_open() {
+    inputs_.clear();
+    outputs_.clear();
+    host_.clear();
+}
+
+void Recorder::write_open() {
+    open_ = false;
+    const std::vector<RecordMember> members = record_members(inputs_, outputs_, host_);
+    const std::string meta = meta_json(arrays_json(members));
+    int64_t size = static_cast<int64_t>(meta.size());
+    for (const auto &m : members) size += static_cast<int64_t>(m.header.size() + m.array->bytes.size());
     if (bytes_ + size > setup_.max_bytes) {
         active_ = false;
         state_ = "capped";
@@ -216,7 +238,7 @@ void Recorder::write_open() {
                                     std::to_string(call_) + " (this record: " + std::to_string(size) +
                                     " bytes); no later call is recorded";
         std::fprintf(stderr, "nn_closure: recording in '%s' stopped: %s\n", setup_.dir.c_str(), message.c_str());
-        clear();
+        clear_open();
         message_ = message;
         write_summary(state_, message);
         return;
@@ -231,7 +253,7 @@ void Recorder::write_open() {
         active_ = false;
         state_ = "failed";
         message_ = e.what();
-        clear();
+        clear_open();
         try {
             write_summary(state_, e.what());
         } catch (...) {
@@ -240,7 +262,7 @@ void Recorder::write_open() {
     }
     ++records_;
     bytes_ += size;
-    clear();
+    clear_open();
 }
 
 void Recorder::write_summary(const std::string &state, const std::string &message) {

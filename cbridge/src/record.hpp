@@ -55,6 +55,8 @@ public:
 
 private:
     void write_open();          // needs mutex_ held
+    std::string meta_json(const std::string &arrays) const;  ///< the open record's meta.json
+    void clear_open();          ///< drop the open record's arrays
     void write_summary(const std::string &state, const std::string &message);
 
     RecordSetup setup_;

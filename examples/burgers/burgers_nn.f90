@@ -36,10 +36,10 @@ module burgers_nn
    public :: burgers_nn_load, burgers_nn_free, burgers_nn_record, nn_sgs_flux
    public :: burgers_nn_train, burgers_nn_learn, burgers_nn_sync, burgers_nn_save
 
-   type(nn_model), save :: model              ! the loaded closure
-   type(nn_trainer), save :: trainer          ! its online trainer (burgers_nn_train)
-   real(real64), allocatable, save :: u2(:, :), tau2(:, :)  ! (n, 1) buffers
-   real(real64), allocatable, save :: x2(:, :), y2(:, :)    ! training step buffers
+   type(nn_model) :: model              ! the loaded closure
+   type(nn_trainer) :: trainer          ! its online trainer (burgers_nn_train)
+   real(real64), allocatable :: u2(:, :), tau2(:, :)  ! (n, 1) buffers
+   real(real64), allocatable :: x2(:, :), y2(:, :)    ! training step buffers
 
 contains
 

@@ -26,9 +26,9 @@ module column_nn
    public :: column_nn_load, column_nn_free, column_nn_record, column_nn_record_update
    public :: nn_fluxes, column_nn_stats, column_nn_summary, column_nn_guarded
 
-   type(nn_model), save :: model
-   logical, save :: guarded = .false.        ! two outputs: fluxes and OOD score
-   real(dp), allocatable, target, save :: x(:, :), score(:)
+   type(nn_model) :: model
+   logical :: guarded = .false.        ! two outputs: fluxes and OOD score
+   real(dp), allocatable, target :: x(:, :), score(:)
 
 contains
 

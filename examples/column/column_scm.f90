@@ -57,10 +57,12 @@ program column_scm
    read (unit, nml=column, iostat=ios, iomsg=msg)
    if (ios /= 0) call fail("bad namelist &column: "//trim(msg))
    close (unit)
-   if (nlev < 2 .or. ncol < 1 .or. nproma < 1 .or. nband < 1 .or. every < 1) &
-      call fail("nlev >= 2, ncol, nproma, nband and every >= 1 are needed")
-   if (trim(radiation) /= "scheme" .and. trim(radiation) /= "nn") &
-      call fail("radiation must be 'scheme' or 'nn', got '"//trim(radiation)//"'")
+   if (nlev < 2 .or. ncol < 1 .or. nproma < 1 .or. nband < 1 .or. every < 1) then
+     call fail("nlev >= 2, ncol, nproma, nband and every >= 1 are needed")
+   end if
+   if (trim(radiation) /= "scheme" .and. trim(radiation) /= "nn") then
+     call fail("radiation must be 'scheme' or 'nn', got '"//trim(radiation)//"'")
+   end if
 
    allocate(p_int(nlev + 1), dx(nlev), t(nlev, ncol), q(nlev, ncol), ts(ncol))
    allocate(rad(nlev + 1, nproma), fb(nlev + 1, nproma), other(nlev + 1, nproma))
@@ -134,8 +136,9 @@ contains
          do k = 1, n
             if (flags(k) /= 0) then
                fell_back = fell_back + 1
-               if (all(transfer(rad(:, k), 1_int64, nlev + 1) == transfer(fb(:, k), 1_int64, nlev + 1))) &
-                  fell_back_exact = fell_back_exact + 1
+               if (all(transfer(rad(:, k), 1_int64, nlev + 1) == transfer(fb(:, k), 1_int64, nlev + 1))) then
+                 fell_back_exact = fell_back_exact + 1
+               end if
             end if
          end do
       else if (column_nn_guarded()) then

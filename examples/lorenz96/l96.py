@@ -58,7 +58,9 @@ def features(x):
 
 def coarse_step(x, dt, closure_u):
     """One RK4 step of the coarse model; ``closure_u(x)`` -> (..., K) closure tendency."""
-    rhs = lambda v: slow_rhs(v) + closure_u(v)
+    def rhs(v):
+        return slow_rhs(v) + closure_u(v)
+
     k1 = rhs(x)
     k2 = rhs(x + 0.5 * dt * k1)
     k3 = rhs(x + 0.5 * dt * k2)

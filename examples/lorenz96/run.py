@@ -25,10 +25,10 @@ import pathlib
 import sys
 import time
 
+import l96
 import numpy as np
 import torch
 
-import l96
 import pyclosure
 from pyclosure.bridge import Model
 from pyclosure.data import subgrid_tendency
@@ -113,7 +113,7 @@ def main(argv=None):
     test = l96.truth(n_ic, 5.0, 1.0 + 2 * DT, DT, seed=2)            # (T, n_ic, K)
     print(f"truth: {train.shape[0]} x {train.shape[1]} training states, {time.perf_counter() - start:.1f} s")
 
-    states, feats, tend = targets(train, "centred")
+    _, feats, tend = targets(train, "centred")
     x = torch.from_numpy(feats.reshape(-1, 3))
     y = torch.from_numpy(tend.reshape(-1, 1))
     closure = PointwiseClosure(3, 1, hidden=32, input_normalizer=Normalizer.fit(x, per="feature"),
@@ -145,7 +145,7 @@ def main(argv=None):
     for name, (spread, err) in results.items():
         print(f"  {name:<18} spread {spread:.3f}  error of mean {err:.3f}  spread/error {spread / err:.2f}")
 
-    fwd_states, fwd_feats, fwd_tend = targets(train, "forward") if not a.quick else (None, None, None)
+    _, fwd_feats, fwd_tend = targets(train, "forward") if not a.quick else (None, None, None)
     if fwd_feats is not None:
         fwd = PointwiseClosure(3, 1, hidden=32, input_normalizer=Normalizer.fit(x, per="feature"),
                                output_normalizer=Normalizer.fit(y, per="feature")).double()

@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import drivers, models
 from .. import _pt2
 from .._native import export_native
 from .._native_twin import ISAS, available_isas
+from . import drivers, models
 
 BATCHES = (1, 4, 16, 64, 256, 4096)
 

@@ -1,6 +1,6 @@
 """Tables, target checks and the JSON document of a benchmark run."""
 
-from .drivers import LABELS, PT2_ROUTES, TWIN
+from .drivers import LABELS, TWIN
 
 # Fortran nn_forward against the C++ floor: the bridge's overhead targets.
 RATIO_TARGETS = ((1, 1.10), (256, 1.05))  # (batch >= this, or == 1: ratio at most)

@@ -38,7 +38,7 @@ from . import checks, data, learn, report
 from .common import finish, missing_extras, require_extras, say
 from .settings import ENGINES, Settings
 
-__all__ = ["run", "missing_extras"]
+__all__ = ["missing_extras", "run"]
 
 
 def _total(score):

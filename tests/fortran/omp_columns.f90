@@ -165,7 +165,10 @@ contains
     do
       read (unit, '(a)', iostat=ios) line
       if (ios /= 0) exit
-      if (line(1:8) == "Threads:") read (line(9:), *, iostat=ios) n
+      if (line(1:8) == "Threads:") then
+        read (line(9:), *, iostat=ios) n
+        if (ios /= 0) n = -1
+      end if
     end do
     close (unit)
   end function process_threads

@@ -3,13 +3,13 @@ misbehaving models of the fault folder, each fault done through pyclosure.bridge
 on one model, and the next call on that same model against known values."""
 
 import pathlib
-from typing import List, Union
 
 import numpy as np
 import torch
 
 from pyclosure import errors
 from pyclosure.bridge import Model, set_num_threads
+
 
 # Misbehaving models with a hand-written contract: x (batch, 3) -> output0 (batch, 2).
 # Each misbehaves only on some inputs and otherwise returns x[:, :2], so the very
@@ -32,12 +32,12 @@ class ReturnsFloat32(torch.nn.Module):
 
 
 class ReturnsTwo(torch.nn.Module):
-    def forward(self, x) -> List[torch.Tensor]:
+    def forward(self, x) -> list[torch.Tensor]:
         return [x[:, :2], x[:, :2]] if bool((x >= 0).all()) else [x[:, :2]]
 
 
 class ReturnsInt(torch.nn.Module):
-    def forward(self, x) -> Union[int, torch.Tensor]:
+    def forward(self, x) -> int | torch.Tensor:
         if bool((x >= 0).all()):
             return 3
         return x[:, :2]

@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from pyclosure.burgers_core import burgers_core as core  # built with the package (examples/burgers)
 
+from pyclosure.burgers_core import burgers_core as core  # built with the package (examples/burgers)
 from pyclosure.demo import twin
 
 EPS = np.finfo(np.float64).eps

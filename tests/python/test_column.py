@@ -64,7 +64,7 @@ def test_scheme_cost_and_result_depend_on_the_bands(grid):
 def test_flux_update_closes_the_column_budget_bit_for_bit(phys, grid):
     # The host's update, through f90wrap, is exactly the update replay evaluates: every cell
     # bit for bit and each column's energy change equal to its boundary fluxes to rounding.
-    p_int, dx = grid
+    _, dx = grid
     rng = np.random.default_rng(1)
     t = 250.0 + 20.0 * rng.random((4, NLEV))
     flux = -200.0 + 50.0 * rng.random((4, NLEV + 1))

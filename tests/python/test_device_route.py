@@ -10,12 +10,11 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from conftest import mlp
 
 from pyclosure._header import NNC_FLAG_NONFINITE_INPUT
 from pyclosure.bridge import Model
 from pyclosure.errors import ArgumentError, DtypeError, NonFiniteError
-
-from conftest import mlp
 
 
 class Interface:

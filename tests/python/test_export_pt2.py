@@ -18,8 +18,8 @@ from conftest import Affine, TwoInTwoOut, cli, mlp, mlp32, rewrite_zip
 import pyclosure
 from pyclosure import _aoti, _pt2
 from pyclosure.contract import describe, read_contract, read_package_metadata
-from pyclosure.export import weights_sha256
 from pyclosure.errors import ArgumentCountError, DtypeError, ModelFormatError, ShapeError
+from pyclosure.export import weights_sha256
 
 V3 = ["sse4_2", "avx", "avx2", "fma", "f16c", "bmi", "bmi2"]
 AVX512 = ["avx512f", "avx512bw", "avx512dq", "avx512vl"]
@@ -190,7 +190,7 @@ def test_a_module_torch_export_rejects_is_named_and_leaves_no_file(tmp_path):
 
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(RuntimeError, match="torch.export could not export NotExportable"):
+    with pytest.raises(RuntimeError, match=r"torch.export could not export NotExportable"):
         pyclosure.export(NotExportable(), out / "bad.pt2", torch.zeros(2, 3), cache_dir=tmp_path / "cache")
     assert list(out.iterdir()) == []
 
@@ -199,7 +199,7 @@ def test_format_follows_the_suffix_and_rejects_mismatched_keywords(tmp_path):
     x = torch.zeros(2, 3, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"must be named \*\.pt2"):
         pyclosure.export(Affine(3, 2, torch.float64), tmp_path / "a.pt", x, format="pt2")
-    with pytest.raises(ValueError, match="a .pt2 name is for AOTInductor packages"):
+    with pytest.raises(ValueError, match=r"a .pt2 name is for AOTInductor packages"):
         pyclosure.export(Affine(3, 2, torch.float64), tmp_path / "a.pt2", x, format="torchscript")
     with pytest.raises(ValueError, match="method= applies to format='torchscript' only"):
         pyclosure.export(Affine(3, 2, torch.float64), tmp_path / "a.pt2", x, method="trace")
@@ -222,9 +222,9 @@ def test_timings_and_sizes_are_recorded(pt2_dir):
 
 @slow
 def test_read_contract_says_what_a_bad_pt2_file_is(pt2_dir):
-    with pytest.raises(ModelFormatError, match="not a readable AOTInductor package .truncated or corrupt"):
+    with pytest.raises(ModelFormatError, match=r"not a readable AOTInductor package .truncated or corrupt"):
         read_contract(pt2_dir / "truncated.pt2")
-    with pytest.raises(ModelFormatError, match="a TorchScript file named .pt2"):
+    with pytest.raises(ModelFormatError, match=r"a TorchScript file named .pt2"):
         read_contract(pt2_dir / "torchscript_named.pt2")
     with pytest.raises(ModelFormatError, match=r"a torch.export archive, not an AOTInductor package; compile it "
                                                r"with pyclosure.export\(..., format='pt2'\)"):
@@ -239,7 +239,7 @@ def test_info_reads_a_package_without_loading_its_library(pt2_dir, tmp_path):
         return b"\x7fELF not a library" if name.endswith(".so") else data
 
     broken = rewrite_zip(pt2_dir / "mlp32.pt2", tmp_path / "mlp32.pt2", garbage_library)
-    with pytest.raises(Exception):  # the library is what a load would run
+    with pytest.raises(Exception):  # noqa: B017 (the library is what a load would run; torch names no error type)
         torch._inductor.aoti_load_package(str(broken))
     proc = subprocess.run(cli("info", broken), capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
@@ -281,7 +281,7 @@ def test_load_package_checks_calls_and_the_machine_against_the_contract(pt2_dir,
     u, t = torch.zeros(5, 3, dtype=torch.float64), torch.zeros(5, 2, dtype=torch.float64)
     with pytest.raises(ArgumentCountError):
         package(u)
-    with pytest.raises(DtypeError, match="input t: dtype torch.float32"):
+    with pytest.raises(DtypeError, match=r"input t: dtype torch.float32"):
         package(u, t.float())
     with pytest.raises(ShapeError, match="input t: extent 4 of dim 1, the contract says 2"):
         package(u, torch.zeros(5, 4, dtype=torch.float64))

@@ -16,12 +16,11 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from conftest import mlp32
 
 import pyclosure
 from pyclosure.bridge import Model
 from pyclosure.errors import ArgumentError, ModelFormatError, NonFiniteError
-
-from conftest import mlp32
 
 HAVE_CUDA = torch.cuda.is_available()
 WHY = ("torch has no CUDA (a CPU build)" if torch.version.cuda is None

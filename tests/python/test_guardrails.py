@@ -11,11 +11,11 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from pyclosure.burgers_core import burgers_core as core  # built with the package (examples/burgers)
 
 import pyclosure
 from pyclosure._header import NNC_FLAG_NONFINITE_INPUT, NNC_FLAG_NONFINITE_OUTPUT, NNC_FLAG_OOD
 from pyclosure.bridge import Model
+from pyclosure.burgers_core import burgers_core as core  # built with the package (examples/burgers)
 from pyclosure.errors import ArgumentError, DtypeError, NonFiniteError, ShapeError
 from pyclosure.models import PeriodicFluxClosure
 from pyclosure.ood import GuardedClosure, MahalanobisGuard

@@ -10,9 +10,9 @@ import shlex
 import subprocess
 import sys
 import tarfile
-import tomllib
 
 import pytest
+import tomllib
 
 REPO = pathlib.Path(__file__).parents[2]
 HOST = REPO / "tests" / "fortran" / "host_program.f90"

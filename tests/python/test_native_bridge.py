@@ -112,7 +112,7 @@ def test_export_picks_native_from_the_suffix_and_info_reads_it_without_running(n
     assert contract["format"] == "native" and contract["engine"]["arith"] == _native.ARITH
     assert contract["inputs"][0]["shape"] == [-1] and contract["module"] == "PeriodicFluxClosure"
     assert "format: native, a program of" in describe(contract)
-    with pytest.raises(TypeError, match="Linear: the native engine runs nn.Sequential MLPs, PeriodicFlux"):
+    with pytest.raises(TypeError, match=r"Linear: the native engine runs nn.Sequential MLPs, PeriodicFlux"):
         pyclosure.export(torch.nn.Linear(3, 2).eval(), tmp_path / "c.nnp", torch.zeros(2, 3))
     with pytest.raises(TypeError, match=r"1: activation GELU is not in arithmetic contract"):
         pyclosure.export(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.GELU()).eval(), tmp_path / "g.nnp",

@@ -9,12 +9,11 @@ import subprocess
 
 import pytest
 import torch
+from test_online import FORTRAN, NFEAT, _mlp
 
 import pyclosure
 from pyclosure import config
 from pyclosure.online import OnlineTrainer, SpecContext
-
-from test_online import FORTRAN, NFEAT, _mlp
 
 TIMEOUT = 300
 pytestmark = pytest.mark.skipif(shutil.which("mpif90") is None or shutil.which("mpirun") is None,

@@ -267,7 +267,7 @@ def test_testing_helper_asserts(recorded, tmp_path):
     rec = copy_records(rec, tmp_path)
     assert assert_replays(rec, model)["summary"]["ok"]
     rewrite(rec / "record_000000033.npz", lambda m, a: next_up(a, 1) if m == "out.flux.npy" else a)
-    with pytest.raises(AssertionError, match="record_000000033.npz"):
+    with pytest.raises(AssertionError, match=r"record_000000033.npz"):
         assert_replays(rec, model)
 
 
@@ -289,6 +289,6 @@ def test_recording_errors_are_clear(model_dir, tmp_path):
     with pytest.raises(RecordError, match="already holds a recording"):
         m.record_start(tmp_path / "a")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(RecordError, match="not a directory|cannot create"):
+    with pytest.raises(RecordError, match=r"not a directory|cannot create"):
         m.record_start(tmp_path / "file" / "sub")
     m(np.zeros((2, 3)))  # the model still works after every error

@@ -103,7 +103,7 @@ def test_replay_cli_with_reference_prints_it_as_information(recorded, tmp_path):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_package_records_against_the_torchscript_file_are_another_model_and_engine(recorded, name):
-    package, twin, rec = recorded[name]
+    _, twin, rec = recorded[name]
     refused = replay(rec, twin)  # another file than the recorded one: refused unless allowed
     assert not refused["summary"]["ok"] and refused["summary"]["other_model"] == CALLS
     report = replay(rec, twin, allow_other_model=True)

@@ -178,5 +178,5 @@ def test_a_host_that_drops_the_closure_from_its_update_failsreplay_cli(recorded,
     for r in report["records"]:
         assert r["paths"]["bridge"]["equal"] and r["budget"]["budget"]["closes"]  # outputs and cells all fine
         assert "not (all) in the update" in r["message"]
-    with pytest.raises(AssertionError, match="not .all. in the update"):
+    with pytest.raises(AssertionError, match=r"not .all. in the update"):
         assert_replays(out, model)

@@ -161,7 +161,7 @@ def test_bridge_refuses_a_contract_whose_state_pairs_do_not_match(tmp_path, chan
 
 def test_native_export_refuses_a_stateful_closure_by_name(tmp_path):
     module = RedNoiseClosure(nn.Sequential(nn.Linear(3, 1)).double(), 0.9, 1.0)
-    with pytest.raises(ValueError, match="stateful closure .* native engine"):
+    with pytest.raises(ValueError, match=r"stateful closure .* native engine"):
         pyclosure.export(module, tmp_path / "ar1.nnp", example_inputs=(
             torch.randn(4, 3, dtype=torch.float64), torch.zeros(4, 2, dtype=torch.float64)))
     assert not (tmp_path / "ar1.nnp").exists()
@@ -191,7 +191,7 @@ def l96_host(build_fortran):
 
 
 def test_fortran_host_carries_red_noise_state_and_its_run_replays_bit_for_bit(l96_host, tmp_path):
-    module, _ = _exported(tmp_path)
+    _exported(tmp_path)
     env = {**os.environ, "NN_CLOSURE_RECORD": str(tmp_path / "rec"), "NN_CLOSURE_RECORD_EVERY": "5"}
     runs = []
     for name in ("a", "b"):

@@ -64,7 +64,9 @@ def test_centred_tendency_targets_are_second_order_and_forward_ones_warn():
         _, forward = subgrid_tendency(traj, dt, zero, difference="forward")
     assert np.abs(forward - true[:-1]).max() > 10 * np.abs(centred - true[1:-1]).max()
     # "step": exactly what, added as dt * U after the host's step, reproduces the trajectory
-    step = lambda x: x + dt * np.cos(x)
+    def step(x):
+        return x + dt * np.cos(x)
+
     s, u = subgrid_tendency(traj, dt, difference="step", step=step)
     np.testing.assert_allclose(step(s) + dt * u, traj[1:], rtol=0, atol=1e-14)
     with pytest.raises(ValueError, match="needs step="):

@@ -26,7 +26,7 @@ from ..common import finish, require_extras, say
 from . import data, learn, report, runs
 from .settings import Settings
 
-__all__ = ["run", "Settings"]
+__all__ = ["Settings", "run"]
 
 
 def _coupled(out, s):
