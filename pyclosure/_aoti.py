@@ -26,13 +26,19 @@ def _check_machine(path: str, contract: dict) -> None:
     """ModelFormatError when the package was built for another machine or for CPU features this one lacks."""
     engine = contract.get("engine") or {}
     if engine.get("device", "cpu") != "cpu":
-        raise ModelFormatError(f"'{path}' was built for device {engine['device']!r}; only cpu packages run here")
+        raise ModelFormatError(
+            f"'{path}' was built for device {engine['device']!r}; only cpu packages run here"
+        )
     if engine.get("machine") and engine["machine"] != platform.machine():
-        raise ModelFormatError(f"'{path}' was built for {engine['machine']}, this machine is {platform.machine()}")
+        raise ModelFormatError(
+            f"'{path}' was built for {engine['machine']}, this machine is {platform.machine()}"
+        )
     missing = sorted(set(engine.get("cpu_features") or []) - set(host_cpu_features()))
     if missing:
-        raise ModelFormatError(f"'{path}' needs CPU features this CPU lacks: {', '.join(missing)} "
-                               f"(built for {engine.get('cpu_isa')})")
+        raise ModelFormatError(
+            f"'{path}' needs CPU features this CPU lacks: {', '.join(missing)} "
+            f"(built for {engine.get('cpu_isa')})"
+        )
 
 
 class Package:

@@ -18,8 +18,12 @@ __all__ = ["describe", "is_device_array", "on_gpu"]
 Layout = tuple[int, str, tuple[int, ...], "tuple[int, ...] | None", bool]
 
 _TYPESTRS = {"<f4": "NNC_FLOAT32", "<f8": "NNC_FLOAT64", "<i4": "NNC_INT32", "<i8": "NNC_INT64"}
-_TORCH_DTYPES = {"torch.float32": "NNC_FLOAT32", "torch.float64": "NNC_FLOAT64",
-                 "torch.int32": "NNC_INT32", "torch.int64": "NNC_INT64"}
+_TORCH_DTYPES = {
+    "torch.float32": "NNC_FLOAT32",
+    "torch.float64": "NNC_FLOAT64",
+    "torch.int32": "NNC_INT32",
+    "torch.int64": "NNC_INT64",
+}
 _ITEMSIZE = {"NNC_FLOAT32": 4, "NNC_FLOAT64": 8, "NNC_INT32": 4, "NNC_INT64": 8}
 _LEGACY_STREAMS = (None, 1, 2)  # none given, the legacy and the per-thread default stream
 
@@ -36,7 +40,9 @@ def is_device_array(a: Any) -> bool:
 
 def on_gpu(a: Any) -> bool:
     """True for a torch tensor not on the CPU or an object with ``__cuda_array_interface__``."""
-    return (_is_torch(a) and a.device.type != "cpu") or (not _is_torch(a) and hasattr(a, "__cuda_array_interface__"))
+    return (_is_torch(a) and a.device.type != "cpu") or (
+        not _is_torch(a) and hasattr(a, "__cuda_array_interface__")
+    )
 
 
 def _torch_layout(a: Any, what: str) -> Layout:

@@ -38,19 +38,27 @@ def flux_outputs(contract: dict | None) -> dict[str, dict]:
     """Output name -> meaning, for the outputs a contract declares as fluxes at faces."""
     if not contract:
         return {}
-    return {io["name"]: io["meaning"] for io in contract["outputs"]
-            if isinstance(io.get("meaning"), dict) and io["meaning"].get("kind") == "flux_at_faces"}
+    return {
+        io["name"]: io["meaning"]
+        for io in contract["outputs"]
+        if isinstance(io.get("meaning"), dict) and io["meaning"].get("kind") == "flux_at_faces"
+    }
 
 
 def _flat_compare(name: str, got: np.ndarray, want: np.ndarray, what: str) -> dict:
     """Compare in memory order: a Fortran host's (nfeat, ncol) array is the model's (ncol, nfeat)."""
     if got.size != want.size:
-        return {"array": name, "equal": False, "message": f"{what} has {got.size} values, the record {want.size}"}
+        return {
+            "array": name,
+            "equal": False,
+            "message": f"{what} has {got.size} values, the record {want.size}",
+        }
     return compare(name, np.ravel(got, order="K"), np.ravel(want, order="K"))
 
 
-def check_given(call: int, inputs: Iterable[tuple[str, np.ndarray]],
-                host: Mapping[str, np.ndarray]) -> tuple[dict | None, str | None]:
+def check_given(
+    call: int, inputs: Iterable[tuple[str, np.ndarray]], host: Mapping[str, np.ndarray]
+) -> tuple[dict | None, str | None]:
     """Link 1 for every input with a ``given_<input>``: ``(per-input dict or None, failure message or None)``."""
     given, failure = {}, None
     for name, recorded in inputs:
@@ -60,14 +68,21 @@ def check_given(call: int, inputs: Iterable[tuple[str, np.ndarray]],
         c = _flat_compare(name, recorded, g, f"given_{name}")
         given[name] = c
         if not c["equal"] and failure is None:
-            failure = (f"call {call}: input '{name}' is not the host's given_{name}"
-                       + (f" (up to {c['max_ulps']} ulp(s) apart)" if "max_ulps" in c else ""))
+            failure = f"call {call}: input '{name}' is not the host's given_{name}" + (
+                f" (up to {c['max_ulps']} ulp(s) apart)" if "max_ulps" in c else ""
+            )
     return given or None, failure
 
 
-def check_update(call: int, outputs: Iterable[tuple[str, np.ndarray]], host: Mapping[str, np.ndarray],
-                 contract: dict | None, *, budgets: bool = True,
-                 cell_update: str = "exact") -> tuple[dict | None, str | None]:
+def check_update(
+    call: int,
+    outputs: Iterable[tuple[str, np.ndarray]],
+    host: Mapping[str, np.ndarray],
+    contract: dict | None,
+    *,
+    budgets: bool = True,
+    cell_update: str = "exact",
+) -> tuple[dict | None, str | None]:
     """Links 2 to 4: ``(checks dict or None, failure message or None)``.
 
     The checks dict holds ``applied_<name>`` (link 2), ``closure_in_total``
@@ -89,27 +104,45 @@ def check_update(call: int, outputs: Iterable[tuple[str, np.ndarray]], host: Map
         boundary = meaning.get("boundary", "periodic")
         missing = [k for k in ("other_flux", f"applied_{name}") if k not in host]
         if missing:
-            tie = {"array": "flux", "equal": False,
-                   "message": f"the host recorded its update but not {' and '.join(missing)}: nothing ties the "
-                              f"closure's '{name}' to the flux the update used"}
+            tie = {
+                "array": "flux",
+                "equal": False,
+                "message": f"the host recorded its update but not {' and '.join(missing)}: nothing ties the "
+                f"closure's '{name}' to the flux the update used",
+            }
         else:
             try:
-                tie = closure_in_total(host["flux"], host["other_flux"], host[f"applied_{name}"],
-                                       host["state_before"].shape, boundary=boundary, name=name)
+                tie = closure_in_total(
+                    host["flux"],
+                    host["other_flux"],
+                    host[f"applied_{name}"],
+                    host["state_before"].shape,
+                    boundary=boundary,
+                    name=name,
+                )
             except ValueError as exc:
                 tie = {"array": "flux", "equal": False, "message": str(exc)}
         checks["closure_in_total"] = tie
         if not tie["equal"]:
             failures.append(f"call {call}: {tie['message']}")
         try:
-            budget = update_budget(host["state_before"], host["state_after"], host["flux"], host["dt"], host["dx"],
-                                   host.get("source"), boundary=boundary, mode=cell_update).as_dict()
+            budget = update_budget(
+                host["state_before"],
+                host["state_after"],
+                host["flux"],
+                host["dt"],
+                host["dx"],
+                host.get("source"),
+                boundary=boundary,
+                mode=cell_update,
+            ).as_dict()
         except ValueError as exc:
             budget = {"closes": False, "message": str(exc)}
         checks["budget"] = budget
         if not budget["closes"]:
             failures.append(f"call {call}: budget: {budget['message']}")
-        checks["closes"] = bool(budget["closes"] and tie["equal"]
-                                and checks.get(f"applied_{name}", {}).get("equal", False))
+        checks["closes"] = bool(
+            budget["closes"] and tie["equal"] and checks.get(f"applied_{name}", {}).get("equal", False)
+        )
         break  # one update per record: checked against the first flux output
     return checks or None, (failures[0] if failures else None)

@@ -84,8 +84,10 @@ def _normalizer(norm, kind, dtype, shapes, where):
     mean, std = norm.mean, norm.std
     if mean.numel() != 1 and tuple(mean.shape) not in shapes:
         allowed = " or ".join(str(s) for s in shapes) or "none"
-        raise NotNativeError(f"{where}: Normalizer of shape {tuple(mean.shape)}; the native engine takes "
-                             f"one global pair or the shape {allowed}")
+        raise NotNativeError(
+            f"{where}: Normalizer of shape {tuple(mean.shape)}; the native engine takes "
+            f"one global pair or the shape {allowed}"
+        )
     return Op(kind, [mean.numel()], np.concatenate([_array(mean, dtype), _array(std, dtype)]))
 
 
@@ -97,8 +99,12 @@ def _dense(layer, where, dtype, first_conv=False):
         weight = layer.weight
     else:
         raise NotNativeError(f"{where}: {type(layer).__name__} is not a layer the native engine runs")
-    if type(layer) is nn.Conv1d and (layer.stride != (1,) or layer.dilation != (1,) or layer.groups != 1
-                                     or layer.padding not in ((0,), "valid")):
+    if type(layer) is nn.Conv1d and (
+        layer.stride != (1,)
+        or layer.dilation != (1,)
+        or layer.groups != 1
+        or layer.padding not in ((0,), "valid")
+    ):
         raise NotNativeError(f"{where}: Conv1d with stride, dilation, groups or its own padding")
     if weight.dim() == 3 and weight.shape[2] != 1 and not first_conv:
         raise NotNativeError(f"{where}: a convolution of width {weight.shape[2]} after the first layer")
@@ -112,13 +118,17 @@ def _dense(layer, where, dtype, first_conv=False):
 
 def _activation(module, where):
     if isinstance(module, nn.Softplus) and (module.beta != 1 or module.threshold != 20):
-        raise NotNativeError(f"{where}: Softplus(beta={module.beta}, threshold={module.threshold}); the native "
-                             "engine runs torch's default beta=1, threshold=20")
+        raise NotNativeError(
+            f"{where}: Softplus(beta={module.beta}, threshold={module.threshold}); the native "
+            "engine runs torch's default beta=1, threshold=20"
+        )
     code = ACTIVATIONS.get(type(module))
     if code is None:
-        raise NotNativeError(f"{where}: activation {type(module).__name__} is not in arithmetic contract "
-                             f"{ARITH} "
-                             f"(it has {', '.join(sorted(c.__name__ for c in ACTIVATIONS))})")
+        raise NotNativeError(
+            f"{where}: activation {type(module).__name__} is not in arithmetic contract "
+            f"{ARITH} "
+            f"(it has {', '.join(sorted(c.__name__ for c in ACTIVATIONS))})"
+        )
     return Op(ACTIVATION, [code])
 
 
@@ -176,8 +186,10 @@ def _ops(module, dtype, where):
         first = next((m for m in module if not isinstance(m, Normalizer)), None)
         weight = getattr(first, "weight", None)
         if not isinstance(first, (nn.Linear, LipschitzLinear)) or weight is None:
-            raise NotNativeError(f"{where or 'Sequential'}: the first layer after any Normalizer must be Linear "
-                                 "or LipschitzLinear")
+            raise NotNativeError(
+                f"{where or 'Sequential'}: the first layer after any Normalizer must be Linear "
+                "or LipschitzLinear"
+            )
         return _chain(module, where, dtype, weight.shape[1])
     if kind is PeriodicFluxClosure:
         return _periodic(module, dtype, where)
@@ -188,18 +200,27 @@ def _ops(module, dtype, where):
         return _periodic(module.k_net, dtype, _at(where, "k_net")) + _down_gradient(module, dtype)
     if kind is ColumnDownGradientClosure:
         if module.k_net.use_mlp:
-            raise NotNativeError(f"{_at(where, 'k_net')}: a whole-column network under a down-gradient closure")
-        return (_column(module.k_net, dtype, _at(where, "k_net")) + _down_gradient(module, dtype)
-                + [Op(FRAME, [SURFACE_INPUT])])
+            raise NotNativeError(
+                f"{_at(where, 'k_net')}: a whole-column network under a down-gradient closure"
+            )
+        return (
+            _column(module.k_net, dtype, _at(where, "k_net"))
+            + _down_gradient(module, dtype)
+            + [Op(FRAME, [SURFACE_INPUT])]
+        )
     if kind is NonNegative:
         ops = _ops(module.module, dtype, _at(where, "module"))
         if ops[-1].kind == ACTIVATION and any(o.kind in (GRADIENT, FRAME) for o in ops):
-            raise NotNativeError(f"{where or 'NonNegative'}: a second activation after a gradient or column frame")
+            raise NotNativeError(
+                f"{where or 'NonNegative'}: a second activation after a gradient or column frame"
+            )
         return ops + [Op(ACTIVATION, [SOFTPLUS if module.softplus else RELU])]
-    raise NotNativeError(f"{where + ': ' if where else ''}{kind.__name__}: the native engine runs nn.Sequential "
-                         "MLPs, PeriodicFluxClosure, ColumnFluxClosure, InsulatedColumnFluxClosure, "
-                         "DownGradientClosure, ColumnDownGradientClosure and NonNegative around them (not "
-                         "covered: ResidualClosure, other modules)")
+    raise NotNativeError(
+        f"{where + ': ' if where else ''}{kind.__name__}: the native engine runs nn.Sequential "
+        "MLPs, PeriodicFluxClosure, ColumnFluxClosure, InsulatedColumnFluxClosure, "
+        "DownGradientClosure, ColumnDownGradientClosure and NonNegative around them (not "
+        "covered: ResidualClosure, other modules)"
+    )
 
 
 def _at(where, name):
@@ -210,10 +231,13 @@ def _periodic(module, dtype, where=""):
     first = module.net[0]
     channels, width = first.weight.shape[1], first.weight.shape[2]
     if width != module.left + module.right + 1:
-        raise NotNativeError(f"{_at(where, 'net.0')}: kernel {width} is not the stencil "
-                             f"{module.left + module.right + 1}")
-    ops = [_normalizer(module.normalizer, NORMALIZE, dtype, [(channels, 1)], _at(where, "normalizer")),
-           Op(WINDOW, [channels, width, module.left, PERIODIC])]
+        raise NotNativeError(
+            f"{_at(where, 'net.0')}: kernel {width} is not the stencil {module.left + module.right + 1}"
+        )
+    ops = [
+        _normalizer(module.normalizer, NORMALIZE, dtype, [(channels, 1)], _at(where, "normalizer")),
+        Op(WINDOW, [channels, width, module.left, PERIODIC]),
+    ]
     return ops + _face_net(module, dtype, where, channels * width)
 
 
@@ -233,8 +257,10 @@ def _column(module, dtype, where):
         try:
             mean, std = (torch.broadcast_to(t, (channels, cells)) for t in (norm.mean, norm.std))
         except RuntimeError as exc:
-            raise NotNativeError(f"{_at(where, 'normalizer')}: Normalizer of shape {tuple(norm.mean.shape)} "
-                                 f"does not broadcast to the column ({channels}, {cells})") from exc
+            raise NotNativeError(
+                f"{_at(where, 'normalizer')}: Normalizer of shape {tuple(norm.mean.shape)} "
+                f"does not broadcast to the column ({channels}, {cells})"
+            ) from exc
         front = Op(NORMALIZE, [channels * cells], np.concatenate([_array(mean, dtype), _array(std, dtype)]))
         ops = [front] + _chain(module.net, _at(where, "net"), dtype, channels * cells)
         return ops + [_normalizer(module.out_scale, DENORMALIZE, dtype, [], _at(where, "out_scale"))]
@@ -243,8 +269,10 @@ def _column(module, dtype, where):
     if width != 2 * module.pad + 2:
         raise NotNativeError(f"{_at(where, 'net.0')}: kernel {width} is not the stencil {2 * module.pad + 2}")
     boundary = REPLICATE if module.pad_mode == "replicate" else ZEROS
-    ops = [_normalizer(module.normalizer, NORMALIZE, dtype, [(channels, 1)], _at(where, "normalizer")),
-           Op(WINDOW, [channels, width, module.pad + 1, boundary])]
+    ops = [
+        _normalizer(module.normalizer, NORMALIZE, dtype, [(channels, 1)], _at(where, "normalizer")),
+        Op(WINDOW, [channels, width, module.pad + 1, boundary]),
+    ]
     return ops + _face_net(module, dtype, where, channels * width)
 
 
@@ -271,8 +299,21 @@ def encode(ops, dtype, contract):
         args = list(op.args) + [0] * (5 - len(op.args))
         table.append(_OP.pack(op.kind, *args, offset))
     size = params_off + at + 32
-    header = _HEADER.pack(MAGIC, VERSION, DTYPES[dtype], ARITH.encode(), size, _HEADER.size, len(blob),
-                          ops_off, len(ops), 0, params_off, at, 0)
+    header = _HEADER.pack(
+        MAGIC,
+        VERSION,
+        DTYPES[dtype],
+        ARITH.encode(),
+        size,
+        _HEADER.size,
+        len(blob),
+        ops_off,
+        len(ops),
+        0,
+        params_off,
+        at,
+        0,
+    )
     body = header + blob + b"\0" * (ops_off - _HEADER.size - len(blob)) + b"".join(table)
     body += b"\0" * (params_off - len(body)) + b"".join(chunks)
     return body + hashlib.sha256(body).digest()
@@ -293,8 +334,21 @@ def write_atomic(path, data):
         raise
 
 
-def export_native(module, path, example_inputs, *, dtype=None, input_names=None, output_names=None,
-                  variable_dims=None, units=None, meaning=None, training_data=None, extra=None, check=True):
+def export_native(
+    module,
+    path,
+    example_inputs,
+    *,
+    dtype=None,
+    input_names=None,
+    output_names=None,
+    variable_dims=None,
+    units=None,
+    meaning=None,
+    training_data=None,
+    extra=None,
+    check=True,
+):
     """Write ``module`` as a native program file; return its contract.
 
     The contract is built as :func:`pyclosure.export` builds it (same schema, ``"format":
@@ -316,16 +370,23 @@ def export_native(module, path, example_inputs, *, dtype=None, input_names=None,
     meta, inputs, names, variable = signature
     wanted = 1 + any(op.kind == FRAME and op.args[0] == SURFACE_INPUT for op in ops)
     if len(inputs) != wanted:
-        raise NotNativeError(f"{type(module).__name__}: its native program takes {wanted} input(s), the example "
-                             f"gives {len(inputs)}")
+        raise NotNativeError(
+            f"{type(module).__name__}: its native program takes {wanted} input(s), the example "
+            f"gives {len(inputs)}"
+        )
 
     def run(args):
         with torch.no_grad():
             out = module(*args)
         return out if isinstance(out, tuple) else (out,)
 
-    described = {"output_names": output_names, "units": units, "meaning": meaning,
-                 "training_data": training_data, "extra": extra}
+    described = {
+        "output_names": output_names,
+        "units": units,
+        "meaning": meaning,
+        "training_data": training_data,
+        "extra": extra,
+    }
     contract = _contract(module, meta, run, inputs, names, variable, "native", described)
     contract["engine"] = {"arith": ARITH, "ops": [[op.kind, *op.args] for op in ops]}
     data = encode(ops, dtype, contract)
@@ -345,6 +406,8 @@ def _check(data, module, inputs, dtype):
     tol = (2e-6 if dtype == torch.float32 else 1e-13) * scale
     err = float(np.abs(got - want).max())
     if not err <= tol:
-        raise NotNativeError(f"{type(module).__name__}: the native program differs from the module by "
-                             f"{err:.3g} "
-                             f"(tolerance {tol:.3g}); its forward does something the ops do not")
+        raise NotNativeError(
+            f"{type(module).__name__}: the native program differs from the module by "
+            f"{err:.3g} "
+            f"(tolerance {tol:.3g}); its forward does something the ops do not"
+        )

@@ -20,8 +20,12 @@ from . import _native_c
 from .errors import ArgumentError, ModelFormatError
 
 ffi, lib = _native_c.ffi, _native_c.lib
-ISAS = {"auto": lib.NNN_ISA_AUTO, "scalar": lib.NNN_ISA_SCALAR, "avx2": lib.NNN_ISA_AVX2,
-        "avx512": lib.NNN_ISA_AVX512}
+ISAS = {
+    "auto": lib.NNN_ISA_AUTO,
+    "scalar": lib.NNN_ISA_SCALAR,
+    "avx2": lib.NNN_ISA_AVX2,
+    "avx512": lib.NNN_ISA_AVX512,
+}
 _NAMES = {v: k for k, v in ISAS.items()}
 _DTYPES = {lib.NNN_F32: np.dtype(np.float32), lib.NNN_F64: np.dtype(np.float64)}
 
@@ -92,8 +96,9 @@ class Program:
         batch, ncells = x.shape[0], x.shape[-1] if self.window else 0
         n_in, n_out = self.sizes(ncells)
         if x[0].size != n_in:
-            raise ArgumentError(f"x of shape {x.shape}: a column has {x[0].size} values, "
-                                f"the program takes {n_in}")
+            raise ArgumentError(
+                f"x of shape {x.shape}: a column has {x[0].size} values, the program takes {n_in}"
+            )
         arrays = [x]
         for i, extra in enumerate(more, start=1):
             extra = np.ascontiguousarray(extra, dtype=self.dtype)
@@ -109,8 +114,21 @@ class Program:
         def work(begin, end):
             space = ffi.new("char[]", lib.nnn_workspace_size(self._p))
             msg = ffi.new("char[256]")
-            if lib.nnn_run_inputs(self._p, space, ncells, len(arrays), inputs, ffi.from_buffer(y),
-                                  int(begin), int(end), msg, 256) != lib.NNN_OK:
+            if (
+                lib.nnn_run_inputs(
+                    self._p,
+                    space,
+                    ncells,
+                    len(arrays),
+                    inputs,
+                    ffi.from_buffer(y),
+                    int(begin),
+                    int(end),
+                    msg,
+                    256,
+                )
+                != lib.NNN_OK
+            ):
                 errors.append(_message(msg))
 
         pool = [threading.Thread(target=work, args=(b, e)) for b, e in pairwise(bounds)]
@@ -132,8 +150,11 @@ def run(program, x, *more, threads=1):
 def available_isas():
     """The instruction sets whose kernels this library has and this CPU runs, narrowest first:
     the last is the one ``"auto"`` runs."""
-    return [name for name, isa in ISAS.items()
-            if name != "auto" and lib.nnn_activation(isa, lib.NNN_F32, 0, ffi.NULL, 0) == lib.NNN_OK]
+    return [
+        name
+        for name, isa in ISAS.items()
+        if name != "auto" and lib.nnn_activation(isa, lib.NNN_F32, 0, ffi.NULL, 0) == lib.NNN_OK
+    ]
 
 
 def activation(name, values, isa="auto"):

@@ -24,13 +24,32 @@ from torch import Tensor
 from ._files import publish
 
 __all__ = [
-    "CPU_FEATURES", "CPU_ISAS", "DEFAULT_CPU_ISA", "cache_dir", "compile_package", "engine", "export_program",
-    "host_cpu_features", "inductor_cache", "ranges",
+    "CPU_FEATURES",
+    "CPU_ISAS",
+    "DEFAULT_CPU_ISA",
+    "cache_dir",
+    "compile_package",
+    "engine",
+    "export_program",
+    "host_cpu_features",
+    "inductor_cache",
+    "ranges",
 ]
 
 #: CPU feature names a contract may list, in this order.
-CPU_FEATURES = ("sse4_2", "avx", "avx2", "fma", "f16c", "bmi", "bmi2",
-                "avx512f", "avx512bw", "avx512dq", "avx512vl")
+CPU_FEATURES = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "bmi",
+    "bmi2",
+    "avx512f",
+    "avx512bw",
+    "avx512dq",
+    "avx512vl",
+)
 _V2 = ("sse4_2",)
 _V3 = _V2 + ("avx", "avx2", "fma", "f16c", "bmi", "bmi2")
 _V4 = _V3 + ("avx512f", "avx512bw", "avx512dq", "avx512vl")
@@ -87,8 +106,15 @@ def engine(cpu_isa: str | None = None, machine: str | None = None, device: str =
     if cpu_isa not in CPU_ISAS:
         raise ValueError(f"cpu_isa must be one of {sorted(CPU_ISAS)}, got {cpu_isa!r}")
     machine = machine or platform.machine()
-    info = {"name": "aotinductor", "device": "cpu", "machine": machine, "cpu_isa": "native",
-            "cpu_features": [], "simdlen": None, "torch_version": torch.__version__}
+    info = {
+        "name": "aotinductor",
+        "device": "cpu",
+        "machine": machine,
+        "cpu_isa": "native",
+        "cpu_features": [],
+        "simdlen": None,
+        "torch_version": torch.__version__,
+    }
     configs = {}
     if device != "cpu":
         info.update(device="cuda", cpu_isa=None)
@@ -104,8 +130,11 @@ def engine(cpu_isa: str | None = None, machine: str | None = None, device: str =
     configs = {"cpp.march": cpu_isa, "cpp.simdlen": simdlen}
     missing = sorted(set(features) - set(host_cpu_features()))
     if missing:
-        warnings.warn(f"this CPU lacks {', '.join(missing)}: the {cpu_isa} package cannot run here, and inductor "
-                      "builds its kernels without vector code", stacklevel=3)
+        warnings.warn(
+            f"this CPU lacks {', '.join(missing)}: the {cpu_isa} package cannot run here, and inductor "
+            "builds its kernels without vector code",
+            stacklevel=3,
+        )
     return info, configs
 
 
@@ -124,8 +153,9 @@ def _widen(x: Tensor, axes: Sequence[int]) -> Tensor:
     return x
 
 
-def export_program(module: torch.nn.Module, inputs: Sequence[Tensor], names: Sequence[str],
-                   variable: dict[str, list[int]]) -> tuple[Any, tuple[Tensor, ...], float]:
+def export_program(
+    module: torch.nn.Module, inputs: Sequence[Tensor], names: Sequence[str], variable: dict[str, list[int]]
+) -> tuple[Any, tuple[Tensor, ...], float]:
     """``torch.export`` the module: batch dim dynamic (min 1), each variable dim dynamic.
 
     Returns
@@ -135,7 +165,9 @@ def export_program(module: torch.nn.Module, inputs: Sequence[Tensor], names: Seq
         a dynamic dim is grown to 2) and the seconds it took.
     """
     batch = torch.export.Dim("batch", min=1)
-    shapes = tuple({0: batch, **{d + 1: torch.export.Dim.DYNAMIC for d in variable.get(n, [])}} for n in names)
+    shapes = tuple(
+        {0: batch, **{d + 1: torch.export.Dim.DYNAMIC for d in variable.get(n, [])}} for n in names
+    )
     traced = tuple(_widen(x, list(s)) for x, s in zip(inputs, shapes))
     start = time.perf_counter()
     try:
@@ -201,12 +233,16 @@ def compile_package(program: Any, path: str | os.PathLike, contract_text: str, c
     from torch._inductor import aoti_compile_and_package
 
     path = os.path.abspath(os.fspath(path))
-    settings = {**configs, "aot_inductor.metadata": {"pyclosure_contract": contract_text},
-                "cpp.dynamic_threads": True, "aot_inductor.precompile_headers": False,
-                "cpp_cache_precompile_headers": False,
-                # Every weight stays a constant the loader can update (online training's sync);
-                # inductor would otherwise compile 1-D weights of up to 8 values into the code.
-                "always_keep_tensor_constants": True}
+    settings = {
+        **configs,
+        "aot_inductor.metadata": {"pyclosure_contract": contract_text},
+        "cpp.dynamic_threads": True,
+        "aot_inductor.precompile_headers": False,
+        "cpp_cache_precompile_headers": False,
+        # Every weight stays a constant the loader can update (online training's sync);
+        # inductor would otherwise compile 1-D weights of up to 8 values into the code.
+        "always_keep_tensor_constants": True,
+    }
     folder = tempfile.mkdtemp(prefix=".export-", dir=os.path.dirname(path))
     start = time.perf_counter()
     try:

@@ -17,8 +17,12 @@ from ._header import NNC_FLOAT32, NNC_FLOAT64, NNC_INT32, NNC_INT64, NNC_ORDER_F
 from .errors import ArgumentError, ClosureError, FileAccessError, TrainingError
 from .online import OnlineTrainer, SpecContext
 
-TORCH_DTYPES = {NNC_FLOAT32: torch.float32, NNC_FLOAT64: torch.float64, NNC_INT32: torch.int32,
-                NNC_INT64: torch.int64}
+TORCH_DTYPES = {
+    NNC_FLOAT32: torch.float32,
+    NNC_FLOAT64: torch.float64,
+    NNC_INT32: torch.int32,
+    NNC_INT64: torch.int64,
+}
 ORDER_F = NNC_ORDER_F
 
 
@@ -61,12 +65,14 @@ def view(ffi, a, what, i):
     if a.dtype not in TORCH_DTYPES:
         raise ArgumentError(f"{what} {i + 1}: unknown dtype code {a.dtype}")
     if a.rank < 1 or a.rank > 8:
-        raise ArgumentError(f"{what} {i + 1}: rank {a.rank}; training arrays have a batch dimension (rank >= 1)")
+        raise ArgumentError(
+            f"{what} {i + 1}: rank {a.rank}; training arrays have a batch dimension (rank >= 1)"
+        )
     dtype = TORCH_DTYPES[a.dtype]
     shape = [int(a.shape[k]) for k in range(a.rank)]
     if a.strides == ffi.NULL:
         strides, step = [], 1
-        for n in (shape if a.order == ORDER_F else reversed(shape)):
+        for n in shape if a.order == ORDER_F else reversed(shape):
             strides.append(step)
             step *= n
         if a.order != ORDER_F:
@@ -115,8 +121,12 @@ def attach(ffi, lib):
 
             opts = _options(ffi.string(options).decode())
             text = ffi.string(contract).decode()
-            ctx = SpecContext(ffi.string(model_path).decode(), ffi.string(engine).decode(),
-                              json.loads(text) if text else None, opts)
+            ctx = SpecContext(
+                ffi.string(model_path).decode(),
+                ffi.string(engine).decode(),
+                json.loads(text) if text else None,
+                opts,
+            )
             ctx.rank, ctx.size = ctx.get("rank", 0), ctx.get("size", 1)
             if not 0 <= ctx.rank < ctx.size:
                 raise ArgumentError(f"rank={ctx.rank} is not in 0..size-1 (size={ctx.size})")

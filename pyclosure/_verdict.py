@@ -63,8 +63,12 @@ def compare(name: str, got: ArrayLike, want: ArrayLike) -> dict:
     """
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape or got.dtype != want.dtype:
-        return {"array": name, "equal": False, "rel_diff": float("inf"),
-                "message": f"shape/dtype {got.shape} {got.dtype} against recorded {want.shape} {want.dtype}"}
+        return {
+            "array": name,
+            "equal": False,
+            "rel_diff": float("inf"),
+            "message": f"shape/dtype {got.shape} {got.dtype} against recorded {want.shape} {want.dtype}",
+        }
     same = got.tobytes() == want.tobytes()
     out = {"array": name, "equal": same}
     if same:
@@ -92,7 +96,9 @@ def within(arrays: Iterable[dict]) -> bool:
     return all(a["equal"] or a.get("rel_diff", float("inf")) <= a.get("rtol", 0.0) for a in arrays)
 
 
-def tag_tolerance(arrays: list[dict], outputs: Iterable[tuple[str, np.ndarray]], rtol: float | None) -> list[dict]:
+def tag_tolerance(
+    arrays: list[dict], outputs: Iterable[tuple[str, np.ndarray]], rtol: float | None
+) -> list[dict]:
     """Set each compared array's ``rtol`` (given, or the default of its recorded dtype)."""
     dtypes = dict(outputs)
     for a in arrays:
@@ -101,7 +107,9 @@ def tag_tolerance(arrays: list[dict], outputs: Iterable[tuple[str, np.ndarray]],
     return arrays
 
 
-def outputs_verdict(call: int, paths: Mapping[str, dict], engines_agree: dict | None) -> tuple[str, str | None]:
+def outputs_verdict(
+    call: int, paths: Mapping[str, dict], engines_agree: dict | None
+) -> tuple[str, str | None]:
     """``(status, message)`` from the per-path comparisons of one record.
 
     ``paths`` maps "bridge"/"torch" to ``{"equal", "comparable", "reasons", "arrays"[, "message"]}``;
@@ -114,26 +122,36 @@ def outputs_verdict(call: int, paths: Mapping[str, dict], engines_agree: dict | 
         if not p["equal"] and (p["comparable"] or not p["arrays"]):
             return "mismatch", _describe(call, k, p, "")
     if engines_agree is not None and not engines_agree["equal"]:
-        return "mismatch", (f"call {call}: the bridge and torch disagree at the replay setting "
-                            f"(output '{engines_agree['array']}'"
-                            + (f", up to {engines_agree['max_ulps']} ulp(s)" if "max_ulps" in engines_agree else "")
-                            + "): they run one graph on one libtorch, so this is a real difference")
+        return "mismatch", (
+            f"call {call}: the bridge and torch disagree at the replay setting "
+            f"(output '{engines_agree['array']}'"
+            + (f", up to {engines_agree['max_ulps']} ulp(s)" if "max_ulps" in engines_agree else "")
+            + "): they run one graph on one libtorch, so this is a real difference"
+        )
     reasons = "; ".join(sorted({r for p in paths.values() for r in p["reasons"]}))
     for k, p in paths.items():
         if not p["equal"] and not within(p["arrays"]):
-            return "mismatch", _describe(call, k, p, f" at a setting not bit-comparable ({reasons}), "
-                                                     "beyond the tolerance")
+            return "mismatch", _describe(
+                call, k, p, f" at a setting not bit-comparable ({reasons}), beyond the tolerance"
+            )
     worst = max(a.get("rel_diff", 0.0) for p in paths.values() for a in p["arrays"] if not a["equal"])
-    return "within_tolerance", (f"{reasons}: not bit for bit, within tolerance (largest relative "
-                                f"difference {worst:.2e}; bridge and torch agree bit for bit)")
+    return "within_tolerance", (
+        f"{reasons}: not bit for bit, within tolerance (largest relative "
+        f"difference {worst:.2e}; bridge and torch agree bit for bit)"
+    )
 
 
 def _describe(call: int, k: str, p: dict, where: str) -> str:
     """The failure message of path ``k``'s first differing output."""
     bad = [a for a in p["arrays"] if not a["equal"]]
     a = bad[0] if bad else {"array": "*"}
-    return (f"call {call}: output '{a['array']}' differs through {k}{where}"
-            + (f" by up to {a['max_ulps']} ulp(s)" if "max_ulps" in a else "")
-            + (f", relative {a['rel_diff']:.2e} > rtol {a['rtol']:.0e}"
-               if where and "rtol" in a and a.get("rel_diff", 0) != float("inf") else "")
-            + (f" ({p['message']})" if "message" in p else ""))
+    return (
+        f"call {call}: output '{a['array']}' differs through {k}{where}"
+        + (f" by up to {a['max_ulps']} ulp(s)" if "max_ulps" in a else "")
+        + (
+            f", relative {a['rel_diff']:.2e} > rtol {a['rtol']:.0e}"
+            if where and "rtol" in a and a.get("rel_diff", 0) != float("inf")
+            else ""
+        )
+        + (f" ({p['message']})" if "message" in p else "")
+    )

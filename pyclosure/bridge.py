@@ -34,8 +34,12 @@ __all__ = ["DTYPES", "Model", "Trainer", "get_num_threads", "set_num_threads", "
 
 ffi, lib = _nnc.ffi, _nnc.lib
 
-DTYPES = {np.dtype(np.float32): lib.NNC_FLOAT32, np.dtype(np.float64): lib.NNC_FLOAT64,
-          np.dtype(np.int32): lib.NNC_INT32, np.dtype(np.int64): lib.NNC_INT64}
+DTYPES = {
+    np.dtype(np.float32): lib.NNC_FLOAT32,
+    np.dtype(np.float64): lib.NNC_FLOAT64,
+    np.dtype(np.int32): lib.NNC_INT32,
+    np.dtype(np.int64): lib.NNC_INT64,
+}
 
 
 def _check(status: int) -> None:
@@ -63,7 +67,9 @@ def get_num_threads() -> int:
     return n[0]
 
 
-def _describe(arrays: Sequence[np.ndarray], descs: Any, what: str, writable: bool = False, first: int = 1) -> list:
+def _describe(
+    arrays: Sequence[np.ndarray], descs: Any, what: str, writable: bool = False, first: int = 1
+) -> list:
     """Fill nnc_array descriptors for numpy arrays; returns what must stay alive."""
     keep = []
     for i, a in enumerate(arrays):
@@ -131,9 +137,17 @@ class Model:
         the file calls for.
     """
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu", *, nonfinite: str = "error", ood: str = "off",
-                 ood_threshold: float | None = None, trusted_sha256: str | Sequence[str] | None = None,
-                 engine: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        device: str = "cpu",
+        *,
+        nonfinite: str = "error",
+        ood: str = "off",
+        ood_threshold: float | None = None,
+        trusted_sha256: str | Sequence[str] | None = None,
+        engine: str | None = None,
+    ) -> None:
         self.path: str = os.fspath(path)
         box = ffi.new("nnc_model *")
         options = f"nonfinite={nonfinite},ood={ood}"
@@ -198,7 +212,9 @@ class Model:
 
     def _allocate(self, inputs: Sequence[Any], on_device: bool) -> list:
         if self.contract is None:
-            raise ArgumentError("this model file has no pyclosure contract: pass the output arrays with out=[...]")
+            raise ArgumentError(
+                "this model file has no pyclosure contract: pass the output arrays with out=[...]"
+            )
         if len(inputs) != len(self.contract["inputs"]):
             return []  # let the bridge report the count
         shapes = [a.shape for a in inputs]
@@ -215,8 +231,14 @@ class Model:
                 outs.append(np.empty(shape, dtype=np.dtype(io["dtype"])))
         return outs
 
-    def forward(self, *inputs: Any, out: list | None = None, fallback: Sequence[Any] | None = None,
-                flags: Any = None, on_device: bool | None = None) -> Any:
+    def forward(
+        self,
+        *inputs: Any,
+        out: list | None = None,
+        fallback: Sequence[Any] | None = None,
+        flags: Any = None,
+        on_device: bool | None = None,
+    ) -> Any:
         """Run the model on numpy arrays (batch first); returns the output array(s).
 
         With one output, returns the array; with several, a tuple. ``out``
@@ -247,13 +269,26 @@ class Model:
         cfb = ffi.new("nnc_array[]", max(len(fallback), 1))
         cflags = ffi.new("nnc_array[]", 1)
         describe = _describe_any if on_device else _describe
-        keep = describe(inputs, cin, "input") + describe(outputs, cout, "output", writable=True) \
+        keep = (
+            describe(inputs, cin, "input")
+            + describe(outputs, cout, "output", writable=True)
             + describe(fallback, cfb, "fallback")
+        )
         if flags is not None:
             keep += describe([flags], cflags, "flags", writable=True)
         run = lib.nnc_model_forward_on_device_fallback if on_device else lib.nnc_model_forward_fallback
-        _check(run(self.handle, len(inputs), cin, len(outputs), cout, len(fallback), cfb if fallback else ffi.NULL,
-                   cflags if flags is not None else ffi.NULL))
+        _check(
+            run(
+                self.handle,
+                len(inputs),
+                cin,
+                len(outputs),
+                cout,
+                len(fallback),
+                cfb if fallback else ffi.NULL,
+                cflags if flags is not None else ffi.NULL,
+            )
+        )
         del keep
         if out is not None:
             return out
@@ -273,8 +308,19 @@ class Model:
         """Statistics since load: calls, errors, columns, fallback and flag counts, times (s)."""
         st = ffi.new("nnc_stats *")
         _check(lib.nnc_model_stats(self.handle, st))
-        names = ("calls", "errors", "columns", "fallback_columns", "nonfinite_input_columns",
-                 "nonfinite_output_columns", "ood_columns", "time_min", "time_median", "time_max", "time_total")
+        names = (
+            "calls",
+            "errors",
+            "columns",
+            "fallback_columns",
+            "nonfinite_input_columns",
+            "nonfinite_output_columns",
+            "ood_columns",
+            "time_min",
+            "time_median",
+            "time_max",
+            "time_total",
+        )
         return {n: getattr(st, n) for n in names}
 
     def stats_summary(self) -> str:
@@ -283,14 +329,19 @@ class Model:
         _check(lib.nnc_model_stats_summary(self.handle, buf, 1024))
         return ffi.string(buf).decode()
 
-    def record_start(self, directory: str | os.PathLike, every: int = 1, max_bytes: int | None = None) -> None:
+    def record_start(
+        self, directory: str | os.PathLike, every: int = 1, max_bytes: int | None = None
+    ) -> None:
         """Record every ``every``-th forward call into ``directory`` for ``pyclosure replay``.
 
         ``max_bytes`` caps the disk use of all records (default 1 GiB); at the
         cap recording stops and ``recording.json`` says so.
         """
-        _check(lib.nnc_record_start(self.handle, os.fsencode(os.fspath(directory)), int(every),
-                                    int(max_bytes or 0)))
+        _check(
+            lib.nnc_record_start(
+                self.handle, os.fsencode(os.fspath(directory)), int(every), int(max_bytes or 0)
+            )
+        )
 
     def record_array(self, name: str, array: Any) -> None:
         """Add a host array (state before/after, dt, dx...) to the last call's record."""

@@ -73,8 +73,19 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["DOMAIN_LAMBDA", "BudgetCheck", "BudgetReport", "budget_bound", "budget_residual", "check_budget",
-           "closure_in_total", "rounding_units", "same_bits", "ulps_between", "update_budget"]
+__all__ = [
+    "DOMAIN_LAMBDA",
+    "BudgetCheck",
+    "BudgetReport",
+    "budget_bound",
+    "budget_residual",
+    "check_budget",
+    "closure_in_total",
+    "rounding_units",
+    "same_bits",
+    "ulps_between",
+    "update_budget",
+]
 
 DOMAIN_LAMBDA = 8.0
 
@@ -97,9 +108,9 @@ class BudgetCheck:
     cells_within_bound: int
     worst_cell: int | None  # flat index of the largest departure, None if all exact
     worst_ulps: int
-    domain_residual: float   # sum over rows of |sum dx (after - before) - net flux - source|, exact
+    domain_residual: float  # sum over rows of |sum dx (after - before) - net flux - source|, exact
     domain_departure: float  # |sum dx (after - reference update)| of the worst row, exact
-    domain_bound: float      # DOMAIN_LAMBDA * sqrt(sum (dx b)^2) of that row
+    domain_bound: float  # DOMAIN_LAMBDA * sqrt(sum (dx b)^2) of that row
     domain_closes: bool
     end_faces_equal: bool | None  # periodic domain with n+1 faces: last face == first; else None
     closes: bool
@@ -127,19 +138,24 @@ def ulps_between(a, b):
 def same_bits(a, b):
     """Elementwise bit-for-bit equality of two arrays of one dtype and shape."""
     a, b = np.ascontiguousarray(np.atleast_1d(a)), np.ascontiguousarray(np.atleast_1d(b))
-    return (a.view(np.uint8).reshape(a.shape + (-1,)) == b.view(np.uint8).reshape(b.shape + (-1,))).all(axis=-1)
+    return (a.view(np.uint8).reshape(a.shape + (-1,)) == b.view(np.uint8).reshape(b.shape + (-1,))).all(
+        axis=-1
+    )
 
 
 def _cell_axis(state, flux, boundary):
     for ax in range(state.ndim):
         if flux.shape[ax] == state.shape[ax] + 1 and all(
-                flux.shape[k] == state.shape[k] for k in range(state.ndim) if k != ax):
+            flux.shape[k] == state.shape[k] for k in range(state.ndim) if k != ax
+        ):
             return ax, False
     if flux.shape == state.shape and boundary == "periodic":
         return state.ndim - 1, True
     extra = "" if boundary == "periodic" else f" (a {boundary!r} domain needs its boundary faces: n + 1)"
-    raise ValueError(f"flux shape {flux.shape} does not fit state shape {state.shape}: "
-                     "expected one more face than cells along one axis (or equal, periodic)" + extra)
+    raise ValueError(
+        f"flux shape {flux.shape} does not fit state shape {state.shape}: "
+        "expected one more face than cells along one axis (or equal, periodic)" + extra
+    )
 
 
 def _prepare(before, after, flux, dt, dx, source, boundary):
@@ -155,8 +171,14 @@ def _prepare(before, after, flux, dt, dx, source, boundary):
         f = np.concatenate([f, f[..., :1]], axis=-1)
     dtype = np.result_type(b.dtype, a.dtype, f.dtype)
     dt = np.asarray(dt, dtype=dtype).reshape(())
-    dxa = np.broadcast_to(np.moveaxis(np.broadcast_to(np.asarray(dx, dtype=dtype), before.shape), ax, -1), b.shape)
-    s = None if source is None else np.moveaxis(np.broadcast_to(np.asarray(source, dtype=dtype), before.shape), ax, -1)
+    dxa = np.broadcast_to(
+        np.moveaxis(np.broadcast_to(np.asarray(dx, dtype=dtype), before.shape), ax, -1), b.shape
+    )
+    s = (
+        None
+        if source is None
+        else np.moveaxis(np.broadcast_to(np.asarray(source, dtype=dtype), before.shape), ax, -1)
+    )
     for name, x in (("state_before", b), ("state_after", a), ("flux", f), ("dx", dxa)):
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{name} has non-finite values: no budget can be checked")
@@ -167,8 +189,13 @@ def _cell_bounds(a, b, f, dt, dxa, s, dtype):
     u, eta = rounding_units(dtype)
     q = np.abs(dt * (f[..., 1:] - f[..., :-1]) / dxa)
     src = 0.0 if s is None else np.abs(dt * s)
-    return 2 * (u * np.abs(a) + u * (np.abs(b) + q * (1 + u) ** 3) + u * (1 + u) * src
-                + ((1 + u) ** 3 - 1) * q + 6 * eta)
+    return 2 * (
+        u * np.abs(a)
+        + u * (np.abs(b) + q * (1 + u) ** 3)
+        + u * (1 + u) * src
+        + ((1 + u) ** 3 - 1) * q
+        + 6 * eta
+    )
 
 
 def _exact_sums(a, b, f, dt, dxa, s, reference, bound):
@@ -241,19 +268,32 @@ def update_budget(before, after, flux, dt, dx, source=None, *, boundary="periodi
     elif not cells_ok.all():
         bad = int(np.argmax(~cells_ok.reshape(-1)))
         how = "differs from the update by" if mode == "exact" else "exceeds its rounding bound, off by"
-        message = (f"cell {bad} (flat index along the cell axis last) {how} "
-                   f"{int(ulps.reshape(-1)[bad])} ulp(s)")
+        message = (
+            f"cell {bad} (flat index along the cell axis last) {how} {int(ulps.reshape(-1)[bad])} ulp(s)"
+        )
     elif end_faces is False:
         message = "periodic domain, but the last face's flux is not the first face's: flux leaves the domain"
     else:
-        message = (f"domain total departs from the update by {departure:.3e}, beyond its rounding limit "
-                   f"{limit:.3e} (a bias of one sign across cells, each within its own bound)")
+        message = (
+            f"domain total departs from the update by {departure:.3e}, beyond its rounding limit "
+            f"{limit:.3e} (a bias of one sign across cells, each within its own bound)"
+        )
     worst = None if exact.all() else int(np.argmax(np.where(exact, -1, ulps).reshape(-1)))
     return BudgetCheck(
-        cells=int(a.size), cells_exact=int(exact.sum()), cells_within_bound=int(within.sum()),
-        worst_cell=worst, worst_ulps=int(ulps.max()) if ulps.size else 0,
-        domain_residual=residual, domain_departure=departure, domain_bound=limit, domain_closes=domain_ok,
-        end_faces_equal=end_faces, closes=closes, mode=mode, message=message)
+        cells=int(a.size),
+        cells_exact=int(exact.sum()),
+        cells_within_bound=int(within.sum()),
+        worst_cell=worst,
+        worst_ulps=int(ulps.max()) if ulps.size else 0,
+        domain_residual=residual,
+        domain_departure=departure,
+        domain_bound=limit,
+        domain_closes=domain_ok,
+        end_faces_equal=end_faces,
+        closes=closes,
+        mode=mode,
+        message=message,
+    )
 
 
 def _faces_of(closure, total, state_shape, boundary):
@@ -269,8 +309,9 @@ def _faces_of(closure, total, state_shape, boundary):
         cells = squeezed.reshape(state_shape) if squeezed.size == math.prod(state_shape) else None
         if cells is not None and total.shape[ax] == state_shape[ax] + 1:
             return np.concatenate([cells, np.take(cells, [0], axis=ax)], axis=ax)
-    raise ValueError(f"the closure's applied flux of shape {c.shape} does not fit the total flux of shape "
-                     f"{total.shape}")
+    raise ValueError(
+        f"the closure's applied flux of shape {c.shape} does not fit the total flux of shape {total.shape}"
+    )
 
 
 def closure_in_total(total, other, closure, state_shape, *, boundary="periodic", name="flux"):
@@ -307,12 +348,15 @@ def closure_in_total(total, other, closure, state_shape, *, boundary="periodic",
     out.update(faces_differing=int(flat.sum()), first_face=first)
     if total.dtype.kind == "f" and np.isfinite(total).all() and np.isfinite(expected).all():
         out["max_ulps"] = int(ulps_between(total.reshape(-1), expected.reshape(-1)).max())
-    out["message"] = (f"the total flux the update used is not other_flux + applied_{name} at {int(flat.sum())} "
-                      f"face(s), first face {first}: the closure's flux is not (all) in the update")
+    out["message"] = (
+        f"the total flux the update used is not other_flux + applied_{name} at {int(flat.sum())} "
+        f"face(s), first face {first}: the closure's flux is not (all) in the update"
+    )
     return out
 
 
 # --- the tendency budget ----------------------------------------------------------------------------------
+
 
 def _np(a):
     """Array view of a numpy array, scalar or (possibly grad-tracking) torch tensor."""

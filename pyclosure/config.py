@@ -1,6 +1,6 @@
 """Where the installed bridge lives, for host builds (like nf-config).
 
-    gfortran $(pyclosure config --fflags) my_model.f90 $(pyclosure config --ldflags --libs)
+gfortran $(pyclosure config --fflags) my_model.f90 $(pyclosure config --ldflags --libs)
 """
 
 from __future__ import annotations

@@ -20,8 +20,16 @@ import zlib
 from collections.abc import Sequence
 
 __all__ = [
-    "EXTRA_FILE", "NATIVE_MAGIC", "PACKAGE_KEY", "SCHEMA", "describe", "is_native", "is_package", "output_shape",
-    "read_contract", "read_package_metadata",
+    "EXTRA_FILE",
+    "NATIVE_MAGIC",
+    "PACKAGE_KEY",
+    "SCHEMA",
+    "describe",
+    "is_native",
+    "is_package",
+    "output_shape",
+    "read_contract",
+    "read_package_metadata",
 ]
 
 PathLike = str | os.PathLike
@@ -50,15 +58,20 @@ def _native_contract(path: PathLike) -> dict:
         with open(path, "rb") as f:
             head = f.read(128)
             if head[:8] != NATIVE_MAGIC:
-                raise ModelFormatError(f"'{path}' is not a native program: it does not start with "
-                                       f"{NATIVE_MAGIC.decode()}; export one with "
-                                       "pyclosure.export(module, 'closure.nnp', example)")
+                raise ModelFormatError(
+                    f"'{path}' is not a native program: it does not start with "
+                    f"{NATIVE_MAGIC.decode()}; export one with "
+                    "pyclosure.export(module, 'closure.nnp', example)"
+                )
             if len(head) < 128:
-                raise ModelFormatError(f"'{path}' is not a valid native program: truncated ({len(head)} bytes)")
+                raise ModelFormatError(
+                    f"'{path}' is not a valid native program: truncated ({len(head)} bytes)"
+                )
             offset, length = struct.unpack_from("<QQ", head, 72)
             if offset != 128 or length > (1 << 26):
-                raise ModelFormatError(f"'{path}' is not a valid native program: contract at {offset}, "
-                                       f"{length} bytes")
+                raise ModelFormatError(
+                    f"'{path}' is not a valid native program: contract at {offset}, {length} bytes"
+                )
             text = f.read(length)
     except FileNotFoundError as exc:
         raise FileAccessError(f"cannot open model file '{path}': {exc.strerror}") from exc
@@ -81,9 +94,12 @@ def _members(path: PathLike) -> list[str]:
         raise FileAccessError(f"cannot open model file '{path}': {exc.strerror}") from exc
     except zipfile.BadZipFile as exc:
         if str(path).endswith(".pt2"):
-            raise ModelFormatError(f"'{path}' is not a readable AOTInductor package (truncated or corrupt?): "
-                                   f"{exc}") from exc
-        raise ModelFormatError(f"'{path}' is not a TorchScript archive with a readable contract: {exc}") from exc
+            raise ModelFormatError(
+                f"'{path}' is not a readable AOTInductor package (truncated or corrupt?): {exc}"
+            ) from exc
+        raise ModelFormatError(
+            f"'{path}' is not a TorchScript archive with a readable contract: {exc}"
+        ) from exc
 
 
 def _metadata_member(path: PathLike, names: list[str]) -> str:
@@ -93,13 +109,21 @@ def _metadata_member(path: PathLike, names: list[str]) -> str:
     found = sorted(n for n in names if _AOTI_MODEL in n and n.endswith("_metadata.json"))
     if found:
         return next((n for n in found if n.endswith(".wrapper_metadata.json")), found[0])
-    if any(n.endswith("/archive_format") for n in names) and not any("/data/aotinductor/" in n for n in names):
-        raise ModelFormatError(f"'{path}' is a torch.export archive, not an AOTInductor package; compile it with "
-                               "pyclosure.export(..., format='pt2')")
+    if any(n.endswith("/archive_format") for n in names) and not any(
+        "/data/aotinductor/" in n for n in names
+    ):
+        raise ModelFormatError(
+            f"'{path}' is a torch.export archive, not an AOTInductor package; compile it with "
+            "pyclosure.export(..., format='pt2')"
+        )
     if any(n.endswith("/data.pkl") for n in names):
-        raise ModelFormatError(f"'{path}' is a TorchScript file named .pt2; name it .pt, or export an AOTInductor "
-                               "package with pyclosure.export(..., format='pt2')")
-    raise ModelFormatError(f"'{path}' is not an AOTInductor package: no {_AOTI_MODEL.strip('/')}/*_metadata.json")
+        raise ModelFormatError(
+            f"'{path}' is a TorchScript file named .pt2; name it .pt, or export an AOTInductor "
+            "package with pyclosure.export(..., format='pt2')"
+        )
+    raise ModelFormatError(
+        f"'{path}' is not an AOTInductor package: no {_AOTI_MODEL.strip('/')}/*_metadata.json"
+    )
 
 
 def is_package(path: PathLike) -> bool:
@@ -127,8 +151,9 @@ def read_package_metadata(path: PathLike) -> dict:
         with zipfile.ZipFile(path) as archive:
             metadata = json.loads(archive.read(member).decode("utf-8"))
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:  # ValueError: bad JSON
-        raise ModelFormatError(f"'{path}' is not a readable AOTInductor package (truncated or corrupt?): "
-                               f"{exc}") from exc
+        raise ModelFormatError(
+            f"'{path}' is not a readable AOTInductor package (truncated or corrupt?): {exc}"
+        ) from exc
     if not isinstance(metadata, dict):
         raise ModelFormatError(f"'{path}': {member} holds no metadata record")
     return metadata
@@ -152,7 +177,9 @@ def read_contract(path: PathLike) -> dict | None:
         try:
             return None if text is None else json.loads(text)
         except ValueError as exc:
-            raise ModelFormatError(f"'{path}': the package's pyclosure contract is not valid JSON: {exc}") from exc
+            raise ModelFormatError(
+                f"'{path}': the package's pyclosure contract is not valid JSON: {exc}"
+            ) from exc
     extra = [n for n in names if n.endswith("/extra/" + EXTRA_FILE)]
     if not extra:
         return None
@@ -160,7 +187,9 @@ def read_contract(path: PathLike) -> dict | None:
         with zipfile.ZipFile(path) as archive:
             return json.loads(archive.read(extra[0]).decode("utf-8"))
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
-        raise ModelFormatError(f"'{path}' is not a TorchScript archive with a readable contract: {exc}") from exc
+        raise ModelFormatError(
+            f"'{path}' is not a TorchScript archive with a readable contract: {exc}"
+        ) from exc
 
 
 def output_shape(contract: dict, index: int, input_shapes: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
@@ -188,17 +217,23 @@ def _extent_range(r: Sequence[int | None] | None) -> str:
 def _engine_line(contract: dict) -> str:
     engine = contract.get("engine")
     if contract.get("format") == "native" and engine:
-        return (f"format: native, a program of {len(engine.get('ops') or [])} ops for the native C kernels "
-                f"(arithmetic contract {engine.get('arith')}; CPU only)")
+        return (
+            f"format: native, a program of {len(engine.get('ops') or [])} ops for the native C kernels "
+            f"(arithmetic contract {engine.get('arith')}; CPU only)"
+        )
     if contract.get("format") != "pt2" or not engine:
         return f"format: {contract.get('format', 'torchscript')}"
     if engine.get("device", "cpu") != "cpu":
-        return (f"format: pt2, an AOTInductor package: {engine['device']} kernels, host code for "
-                f"{engine.get('machine')}, torch {engine.get('torch_version')}")
+        return (
+            f"format: pt2, an AOTInductor package: {engine['device']} kernels, host code for "
+            f"{engine.get('machine')}, torch {engine.get('torch_version')}"
+        )
     features = " ".join(engine.get("cpu_features") or []) or "none listed"
-    return (f"format: pt2, an AOTInductor package: native {engine.get('device')} code for "
-            f"{engine.get('machine')} {engine.get('cpu_isa')} (needs {features}; "
-            f"simdlen {engine.get('simdlen')}), torch {engine.get('torch_version')}")
+    return (
+        f"format: pt2, an AOTInductor package: native {engine.get('device')} code for "
+        f"{engine.get('machine')} {engine.get('cpu_isa')} (needs {features}; "
+        f"simdlen {engine.get('simdlen')}), torch {engine.get('torch_version')}"
+    )
 
 
 def describe(contract: dict) -> str:
@@ -220,8 +255,10 @@ def describe(contract: dict) -> str:
     def fortran(shape: list) -> str:  # the same array as a Fortran host declares it: torch order reversed
         return "(" + "".join(x + ", " for x in reversed(extents(shape))) + "ncol)"
 
-    header = (f"pyclosure contract {contract.get('schema')}, written by pyclosure "
-              f"{contract.get('pyclosure_version')} with torch {contract.get('torch_version')}")
+    header = (
+        f"pyclosure contract {contract.get('schema')}, written by pyclosure "
+        f"{contract.get('pyclosure_version')} with torch {contract.get('torch_version')}"
+    )
     lines = [header, _engine_line(contract)]
     if contract.get("batch_range"):
         lines.append(f"batch sizes: {_extent_range(contract['batch_range'])}")
@@ -232,11 +269,15 @@ def describe(contract: dict) -> str:
             meaning = io.get("meaning")
             if meaning:
                 extra += "  " + json.dumps(meaning, sort_keys=True)
-            free = [f"dim {d}: {_extent_range(r)}" for d, r in enumerate(io.get("ranges") or []) if r is not None]
+            free = [
+                f"dim {d}: {_extent_range(r)}" for d, r in enumerate(io.get("ranges") or []) if r is not None
+            ]
             if free:
                 extra += "  sizes " + ", ".join(free)
-            lines.append(f"  {io['name']:<16} {io.get('dtype', '?'):<8} torch {dims(io['shape'])}{extra}"
-                         f"  Fortran {fortran(io['shape'])}")
+            lines.append(
+                f"  {io['name']:<16} {io.get('dtype', '?'):<8} torch {dims(io['shape'])}{extra}"
+                f"  Fortran {fortran(io['shape'])}"
+            )
     for key in ("weights_sha256", "training_data", "lipschitz_bound", "ood", "state", "extra"):
         if contract.get(key) not in (None, [], {}):
             lines.append(f"{key}: {json.dumps(contract[key], sort_keys=True)}")

@@ -19,8 +19,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ArrayDataset", "ForwardDifferenceWarning", "box_filter", "coarsen", "spectral_filter",
-           "subgrid_flux", "subgrid_tendency"]
+__all__ = [
+    "ArrayDataset",
+    "ForwardDifferenceWarning",
+    "box_filter",
+    "coarsen",
+    "spectral_filter",
+    "subgrid_flux",
+    "subgrid_tendency",
+]
 
 
 def box_filter(u: np.ndarray, width: int) -> np.ndarray:
@@ -54,7 +61,7 @@ def spectral_filter(u: np.ndarray, cutoff: int) -> np.ndarray:
     """
     u = np.asarray(u)
     spec = np.fft.rfft(u, axis=-1)
-    spec[..., cutoff + 1:] = 0
+    spec[..., cutoff + 1 :] = 0
     return np.fft.irfft(spec, n=u.shape[-1], axis=-1)
 
 
@@ -71,9 +78,9 @@ def coarsen(u: np.ndarray, factor: int) -> np.ndarray:
     return u.reshape(*u.shape[:-1], n // factor, factor).mean(-1)
 
 
-def subgrid_flux(u: np.ndarray, factor: int, filter: str = "box",
-                 width: int | None = None, cutoff: int | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def subgrid_flux(
+    u: np.ndarray, factor: int, filter: str = "box", width: int | None = None, cutoff: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Coarse state and subgrid flux ``tau = 0.5*(filter(u*u) - filter(u)**2)`` at faces.
 
     Exactly how, for ``filter="box"`` or ``"spectral"``:
@@ -108,18 +115,21 @@ def subgrid_flux(u: np.ndarray, factor: int, filter: str = "box",
     n_coarse = u.shape[-1] // factor
     if filter == "face_box":
         if factor % 2:
-            raise ValueError(f"a face-centred box of {factor} fine cells has no centre on a face: "
-                             "use an even factor")
+            raise ValueError(
+                f"a face-centred box of {factor} fine cells has no centre on a face: use an even factor"
+            )
         shifted = np.roll(u, factor // 2, axis=-1)  # coarse block I now spans face I +- factor/2
         mean = coarsen(shifted, factor)
         return coarsen(u, factor), 0.5 * (coarsen(shifted * shifted, factor) - mean * mean)
     if filter == "box":
         w = width if width is not None else (factor + 1 if factor % 2 == 0 else factor)
+
         def filt(v):
             return box_filter(v, w)
 
     elif filter == "spectral":
         kc = cutoff if cutoff is not None else n_coarse // 2
+
         def filt(v):
             return spectral_filter(v, kc)
 
@@ -138,8 +148,13 @@ class ForwardDifferenceWarning(UserWarning):
 DIFFERENCES = ("centred", "step", "forward")
 
 
-def subgrid_tendency(trajectory, dt: float, resolved: Callable | None = None,
-                     difference: str = "centred", step: Callable | None = None):
+def subgrid_tendency(
+    trajectory,
+    dt: float,
+    resolved: Callable | None = None,
+    difference: str = "centred",
+    step: Callable | None = None,
+):
     """Subgrid tendency targets from a coarse trajectory: what the closure must add.
 
     Parameters
@@ -189,11 +204,14 @@ def subgrid_tendency(trajectory, dt: float, resolved: Callable | None = None,
     states = x[:-1]
     if difference == "step":
         return states, (x[1:] - np.asarray(fn(states))) / dt
-    warnings.warn("forward-difference tendency targets carry the resolved dynamics' O(dt) "
-                  "time-stepping error (dt/2 d2X/dt2); a closure trained on them can look "
-                  "better a priori and do worse coupled. Use difference='centred' or 'step', "
-                  "or train a posteriori (pyclosure.train.fit_a_posteriori)",
-                  ForwardDifferenceWarning, stacklevel=2)
+    warnings.warn(
+        "forward-difference tendency targets carry the resolved dynamics' O(dt) "
+        "time-stepping error (dt/2 d2X/dt2); a closure trained on them can look "
+        "better a priori and do worse coupled. Use difference='centred' or 'step', "
+        "or train a posteriori (pyclosure.train.fit_a_posteriori)",
+        ForwardDifferenceWarning,
+        stacklevel=2,
+    )
     return states, (x[1:] - x[:-1]) / dt - np.asarray(fn(states))
 
 
@@ -233,8 +251,7 @@ class ArrayDataset(Dataset):
     returns the whole arrays, ready for :func:`pyclosure.train.fit`.
     """
 
-    def __init__(self, path, inputs=("u",), target: str = "flux",
-                 dtype: torch.dtype = torch.float32):
+    def __init__(self, path, inputs=("u",), target: str = "flux", dtype: torch.dtype = torch.float32):
         path = Path(path)
         if path.suffix == ".npz":
             arrays = _load_npz(path)

@@ -39,13 +39,17 @@ def setup(mode: bool | None = None) -> bool:
     if _launched():
         missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
         if missing:
-            raise RuntimeError(f"WORLD_SIZE is {os.environ['WORLD_SIZE']} but {missing} are not set: "
-                               "launch with torchrun, or call torch.distributed.init_process_group")
+            raise RuntimeError(
+                f"WORLD_SIZE is {os.environ['WORLD_SIZE']} but {missing} are not set: "
+                "launch with torchrun, or call torch.distributed.init_process_group"
+            )
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         return True
     if mode:
-        raise RuntimeError("distributed=True, but no process group exists and WORLD_SIZE is not above 1: "
-                           "launch with torchrun --nproc_per_node N, or init the process group first")
+        raise RuntimeError(
+            "distributed=True, but no process group exists and WORLD_SIZE is not above 1: "
+            "launch with torchrun --nproc_per_node N, or init the process group first"
+        )
     return False
 
 

@@ -9,9 +9,24 @@ them as it would numpy's or torch's; ``except ClosureError`` still catches them 
 """
 
 from ._header import (
-    NNC_ERR_ARGUMENT, NNC_ERR_BAD_DEVICE, NNC_ERR_DTYPE, NNC_ERR_FORMAT, NNC_ERR_HANDLE, NNC_ERR_INTERNAL,
-    NNC_ERR_IO, NNC_ERR_MEMORY, NNC_ERR_NARGS, NNC_ERR_NO_DEVICE, NNC_ERR_NONFINITE, NNC_ERR_RANK,
-    NNC_ERR_RECORD, NNC_ERR_RUNTIME, NNC_ERR_SHAPE, NNC_ERR_TRAIN, NNC_ERR_UNTRUSTED, STATUS,
+    NNC_ERR_ARGUMENT,
+    NNC_ERR_BAD_DEVICE,
+    NNC_ERR_DTYPE,
+    NNC_ERR_FORMAT,
+    NNC_ERR_HANDLE,
+    NNC_ERR_INTERNAL,
+    NNC_ERR_IO,
+    NNC_ERR_MEMORY,
+    NNC_ERR_NARGS,
+    NNC_ERR_NO_DEVICE,
+    NNC_ERR_NONFINITE,
+    NNC_ERR_RANK,
+    NNC_ERR_RECORD,
+    NNC_ERR_RUNTIME,
+    NNC_ERR_SHAPE,
+    NNC_ERR_TRAIN,
+    NNC_ERR_UNTRUSTED,
+    STATUS,
 )
 
 
@@ -132,9 +147,23 @@ class InternalError(ClosureError, RuntimeError):
 BY_STATUS = {
     cls.status: cls
     for cls in (
-        FileAccessError, ModelFormatError, BadDeviceError, DeviceUnavailableError, InvalidHandleError, ArgumentCountError,
-        RankError, ShapeError, DtypeError, ArgumentError, ModelRuntimeError, NonFiniteError, RecordError,
-        OutOfMemoryError, UntrustedModelError, TrainingError, InternalError,
+        FileAccessError,
+        ModelFormatError,
+        BadDeviceError,
+        DeviceUnavailableError,
+        InvalidHandleError,
+        ArgumentCountError,
+        RankError,
+        ShapeError,
+        DtypeError,
+        ArgumentError,
+        ModelRuntimeError,
+        NonFiniteError,
+        RecordError,
+        OutOfMemoryError,
+        UntrustedModelError,
+        TrainingError,
+        InternalError,
     )
 }
 STATUS_NAMES = STATUS

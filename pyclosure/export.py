@@ -86,8 +86,9 @@ def _grow(x: Tensor, dims: Sequence[int], extra: int) -> Tensor:
     return x
 
 
-def _output_dims(run: Runner, inputs: tuple[Tensor, ...], names: list[str],
-                 variable: dict[str, list[int]]) -> list[list]:
+def _output_dims(
+    run: Runner, inputs: tuple[Tensor, ...], names: list[str], variable: dict[str, list[int]]
+) -> list[list]:
     """Per-sample output dims: fixed, or derived from a variable input dim."""
     base = [tuple(o.shape) for o in run(inputs)]
     if not any(variable.values()):
@@ -102,8 +103,7 @@ def _output_dims(run: Runner, inputs: tuple[Tensor, ...], names: list[str],
                 dims.append(b[d])
                 continue
             src = next(
-                ((n, vd) for x, n in zip(inputs, names) for vd in variable.get(n, [])
-                 if p[d] - b[d] == 1),
+                ((n, vd) for x, n in zip(inputs, names) for vd in variable.get(n, []) if p[d] - b[d] == 1),
                 None,
             )
             if src is None:
@@ -123,15 +123,22 @@ def _check_device(format: str, device: Any) -> str:
     if device is None:
         return "cpu"
     if format != "pt2":
-        raise ValueError(f"device= applies to format='pt2' only (a {format} file runs on the device it is loaded on)")
+        raise ValueError(
+            f"device= applies to format='pt2' only (a {format} file runs on the device it is loaded on)"
+        )
     text = str(device)
     if text != "cpu" and not (text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit())):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     return text
 
 
-def _choose_format(path: str | os.PathLike, format: str | None, method: str | None, cpu_isa: str | None,
-                   cache_dir: str | os.PathLike | None) -> str:
+def _choose_format(
+    path: str | os.PathLike,
+    format: str | None,
+    method: str | None,
+    cpu_isa: str | None,
+    cache_dir: str | os.PathLike | None,
+) -> str:
     """The format asked for (or implied by a ``.pt2`` or ``.nnp`` suffix), with its keywords checked."""
     pt2_name = os.fspath(path).endswith(".pt2")
     nnp_name = os.fspath(path).endswith(".nnp")
@@ -145,8 +152,9 @@ def _choose_format(path: str | os.PathLike, format: str | None, method: str | No
             raise ValueError("method=, cpu_isa= and cache_dir= do not apply to format='native'")
         return format
     if nnp_name:
-        raise ValueError(f"'{os.fspath(path)}': a .nnp name is for native programs; use format='native' or "
-                         "another name")
+        raise ValueError(
+            f"'{os.fspath(path)}': a .nnp name is for native programs; use format='native' or another name"
+        )
     if format == "pt2":
         if cpu_isa is not None and cpu_isa not in _pt2.CPU_ISAS:
             raise ValueError(f"cpu_isa must be one of {sorted(_pt2.CPU_ISAS)}, got {cpu_isa!r}")
@@ -156,15 +164,21 @@ def _choose_format(path: str | os.PathLike, format: str | None, method: str | No
             raise ValueError("method= applies to format='torchscript' only")
     else:
         if pt2_name:
-            raise ValueError(f"'{os.fspath(path)}': a .pt2 name is for AOTInductor packages; "
-                             "use format='pt2' or another name")
+            raise ValueError(
+                f"'{os.fspath(path)}': a .pt2 name is for AOTInductor packages; "
+                "use format='pt2' or another name"
+            )
         if cpu_isa is not None or cache_dir is not None:
             raise ValueError("cpu_isa= and cache_dir= apply to format='pt2' only")
     return format
 
 
-def _signature(module: torch.nn.Module, example_inputs: Tensor | Sequence[Tensor], input_names: Sequence[str] | None,
-               variable_dims: dict[str, list[int]] | None) -> Signature:
+def _signature(
+    module: torch.nn.Module,
+    example_inputs: Tensor | Sequence[Tensor],
+    input_names: Sequence[str] | None,
+    variable_dims: dict[str, list[int]] | None,
+) -> Signature:
     """The module's contract hook, the example inputs, their names and variable dims, checked."""
     hook = getattr(module, "pyclosure_contract", None)
     meta = dict(hook()) if callable(hook) else {}
@@ -204,10 +218,12 @@ def _check_dtypes(module: torch.nn.Module, inputs: tuple[Tensor, ...], input_nam
             module(*inputs)
     except RuntimeError as exc:
         listed = ", ".join(f"'{n}' is {_dtype_name(d)}" for n, d in wrong)
-        raise TypeError(f"the module's parameters are {_dtype_name(kind)} but example input {listed}: pass "
-                        f"{_dtype_name(kind)} examples (x.to(torch.{_dtype_name(kind)})), or convert the module "
-                        f"(module.to(torch.{_dtype_name(wrong[0][1])})); the exported file's dtypes are the "
-                        f"examples'. torch said: {exc}") from exc
+        raise TypeError(
+            f"the module's parameters are {_dtype_name(kind)} but example input {listed}: pass "
+            f"{_dtype_name(kind)} examples (x.to(torch.{_dtype_name(kind)})), or convert the module "
+            f"(module.to(torch.{_dtype_name(wrong[0][1])})); the exported file's dtypes are the "
+            f"examples'. torch said: {exc}"
+        ) from exc
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -215,29 +231,47 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def _state(meta: dict, input_names: list[str], output_names: list[str], inputs: Sequence[Tensor],
-           outputs: Sequence[Tensor]) -> list[dict]:
+def _state(
+    meta: dict,
+    input_names: list[str],
+    output_names: list[str],
+    inputs: Sequence[Tensor],
+    outputs: Sequence[Tensor],
+) -> list[dict]:
     """The contract's ``state`` pairs, checked: named input and output, same dtype and shape."""
     pairs = list(meta.get("state", []))
     for pair in pairs:
         i, o = pair.get("input"), pair.get("output")
         if i not in input_names or o not in output_names:
-            raise ValueError(f"state pair {pair} names an unknown input or output; inputs are {input_names}, "
-                             f"outputs {output_names}")
+            raise ValueError(
+                f"state pair {pair} names an unknown input or output; inputs are {input_names}, "
+                f"outputs {output_names}"
+            )
         x, y = inputs[input_names.index(i)], outputs[output_names.index(o)]
         if x.dtype != y.dtype or tuple(x.shape) != tuple(y.shape):
-            raise ValueError(f"state input '{i}' is {_dtype_name(x.dtype)} {tuple(x.shape)} but state output "
-                             f"'{o}' is {_dtype_name(y.dtype)} {tuple(y.shape)}: they must match")
+            raise ValueError(
+                f"state input '{i}' is {_dtype_name(x.dtype)} {tuple(x.shape)} but state output "
+                f"'{o}' is {_dtype_name(y.dtype)} {tuple(y.shape)}: they must match"
+            )
     return pairs
 
 
-def _contract(module: torch.nn.Module, meta: dict, run: Runner, inputs: tuple[Tensor, ...], input_names: list[str],
-              variable: dict[str, list[int]], format: str, described: dict) -> dict:
+def _contract(
+    module: torch.nn.Module,
+    meta: dict,
+    run: Runner,
+    inputs: tuple[Tensor, ...],
+    input_names: list[str],
+    variable: dict[str, list[int]],
+    format: str,
+    described: dict,
+) -> dict:
     """The contract dict; ``run(inputs)`` gives the outputs, ``described`` holds the caller's
     output_names, units, meaning, training_data and extra."""
     outputs = run(inputs)
-    output_names = list(described["output_names"] or meta.get("output_names")
-                        or [f"output{i}" for i in range(len(outputs))])
+    output_names = list(
+        described["output_names"] or meta.get("output_names") or [f"output{i}" for i in range(len(outputs))]
+    )
     if len(output_names) != len(outputs):
         raise ValueError(f"{len(output_names)} output names for {len(outputs)} outputs")
     out_dims = _output_dims(run, inputs, input_names, variable)
@@ -255,13 +289,22 @@ def _contract(module: torch.nn.Module, meta: dict, run: Runner, inputs: tuple[Te
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "module": type(module).__name__,
         "inputs": [
-            {"name": n, "dtype": _dtype_name(x.dtype),
-             "shape": [-1 if d in variable.get(n, []) else s for d, s in enumerate(x.shape[1:])],
-             "units": units.get(n)}
+            {
+                "name": n,
+                "dtype": _dtype_name(x.dtype),
+                "shape": [-1 if d in variable.get(n, []) else s for d, s in enumerate(x.shape[1:])],
+                "units": units.get(n),
+            }
             for n, x in zip(input_names, inputs)
         ],
         "outputs": [
-            {"name": n, "dtype": _dtype_name(o.dtype), "shape": dims, "units": units.get(n), "meaning": meaning.get(n)}
+            {
+                "name": n,
+                "dtype": _dtype_name(o.dtype),
+                "shape": dims,
+                "units": units.get(n),
+                "meaning": meaning.get(n),
+            }
             for n, o, dims in zip(output_names, outputs, out_dims)
         ],
         "weights_sha256": weights_sha256(module),
@@ -273,8 +316,9 @@ def _contract(module: torch.nn.Module, meta: dict, run: Runner, inputs: tuple[Te
     }
 
 
-def _torchscript(module: torch.nn.Module, path: str | os.PathLike, signature: Signature, described: dict,
-                 method: str) -> tuple[dict, dict[str, float]]:
+def _torchscript(
+    module: torch.nn.Module, path: str | os.PathLike, signature: Signature, described: dict, method: str
+) -> tuple[dict, dict[str, float]]:
     """Write the TorchScript file; return (contract, {"export_s": seconds to script or trace})."""
     meta, inputs, input_names, variable = signature
     start = time.perf_counter()
@@ -309,8 +353,14 @@ def _save_torchscript(compiled: Any, path: str | os.PathLike, text: str) -> None
             os.unlink(tmp)
 
 
-def _package(module: torch.nn.Module, path: str | os.PathLike, signature: Signature, described: dict,
-             cpu_isa: str | None, device: str) -> tuple[dict, dict[str, float]]:
+def _package(
+    module: torch.nn.Module,
+    path: str | os.PathLike,
+    signature: Signature,
+    described: dict,
+    cpu_isa: str | None,
+    device: str,
+) -> tuple[dict, dict[str, float]]:
     """Write the AOTInductor package; return (contract, {"export_s": ..., "compile_s": ...} in seconds)."""
     meta, inputs, input_names, variable = signature
     placed = module if device == "cpu" else copy.deepcopy(module).to(device)  # the caller's module stays put
@@ -337,29 +387,45 @@ def _package(module: torch.nn.Module, path: str | os.PathLike, signature: Signat
     return contract, {"export_s": export_s, "compile_s": compile_s}
 
 
-def _native_program(module: torch.nn.Module, path: str | os.PathLike, signature: Signature,
-                    described: dict) -> tuple[dict, dict[str, float]]:
+def _native_program(
+    module: torch.nn.Module, path: str | os.PathLike, signature: Signature, described: dict
+) -> tuple[dict, dict[str, float]]:
     """Write the native program (stateful closures refused); return (contract, {"export_s": seconds})."""
     from ._native import export_native
 
     meta, inputs, input_names, variable = signature
     state = meta.get("state")
     if state:
-        raise ValueError(f"{type(module).__name__} is a stateful closure (state {state[0]['input']!r} in, "
-                         "next state out); the native engine does not run it: export a .pt2 or .pt")
+        raise ValueError(
+            f"{type(module).__name__} is a stateful closure (state {state[0]['input']!r} in, "
+            "next state out); the native engine does not run it: export a .pt2 or .pt"
+        )
     start = time.perf_counter()
-    contract = export_native(module, path, inputs, input_names=input_names, variable_dims=dict(variable) or None,
-                             **described)
+    contract = export_native(
+        module, path, inputs, input_names=input_names, variable_dims=dict(variable) or None, **described
+    )
     return contract, {"export_s": time.perf_counter() - start}
 
 
-def export(module: torch.nn.Module, path: str | os.PathLike, example_inputs: Tensor | Sequence[Tensor], *,
-           format: str | None = None, input_names: Sequence[str] | None = None,
-           output_names: Sequence[str] | None = None, variable_dims: dict[str, list[int]] | None = None,
-           units: dict[str, str] | None = None, meaning: dict[str, dict] | None = None, training_data: Any = None,
-           extra: dict | None = None, method: str | None = None, cpu_isa: str | None = None,
-           cache_dir: str | os.PathLike | None = None, device: str | None = None,
-           timings: dict[str, float] | None = None) -> dict:
+def export(
+    module: torch.nn.Module,
+    path: str | os.PathLike,
+    example_inputs: Tensor | Sequence[Tensor],
+    *,
+    format: str | None = None,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    variable_dims: dict[str, list[int]] | None = None,
+    units: dict[str, str] | None = None,
+    meaning: dict[str, dict] | None = None,
+    training_data: Any = None,
+    extra: dict | None = None,
+    method: str | None = None,
+    cpu_isa: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    device: str | None = None,
+    timings: dict[str, float] | None = None,
+) -> dict:
     """Write ``module`` to ``path`` with its contract embedded; return the contract.
 
     Parameters
@@ -439,8 +505,13 @@ def export(module: torch.nn.Module, path: str | os.PathLike, example_inputs: Ten
     device = _check_device(format, device)
     module = module.eval()
     signature = _signature(module, example_inputs, input_names, variable_dims)
-    described = {"output_names": output_names, "units": units, "meaning": meaning, "training_data": training_data,
-                 "extra": extra}
+    described = {
+        "output_names": output_names,
+        "units": units,
+        "meaning": meaning,
+        "training_data": training_data,
+        "extra": extra,
+    }
     if format == "native":
         contract, seconds = _native_program(module, path, signature, described)
     elif format == "pt2":

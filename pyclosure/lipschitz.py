@@ -36,8 +36,7 @@ __all__ = [
 # form) peaks at Phi(sqrt 2) + sqrt(2) phi(sqrt 2) = 1.1289 (x = sqrt 2), its tanh form at
 # 1.1290. Both silu and gelu slopes tend to 1 as x -> +inf.
 ACTIVATION_GAIN = {"tanh": 1.0, "relu": 1.0, "softplus": 1.0, "silu": 1.1, "gelu": 1.13}
-_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "silu": nn.SiLU,
-                "gelu": nn.GELU}
+_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "silu": nn.SiLU, "gelu": nn.GELU}
 
 
 def activation(name: str) -> nn.Module:
@@ -97,8 +96,7 @@ class LipschitzConv1d(nn.Module):
     target : float
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 target: float = 1.0):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, target: float = 1.0):
         super().__init__()
         ref = nn.Conv1d(in_channels, out_channels, kernel_size)
         self.weight = nn.Parameter(ref.weight.detach().clone())

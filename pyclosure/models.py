@@ -54,27 +54,43 @@ def _layers(sizes, make, act: str, lipschitz: float | None) -> nn.Sequential:
     return nn.Sequential(*mods)
 
 
-def stencil_net(in_channels: int, out_channels: int, width: int, hidden: int = 32,
-                depth: int = 2, act: str = "tanh", lipschitz: float | None = None
-                ) -> nn.Sequential:
+def stencil_net(
+    in_channels: int,
+    out_channels: int,
+    width: int,
+    hidden: int = 32,
+    depth: int = 2,
+    act: str = "tanh",
+    lipschitz: float | None = None,
+) -> nn.Sequential:
     """Per-face network: Conv1d of kernel ``width`` then ``depth - 1`` hidden 1x1 convs.
 
     Maps (batch, in_channels, L) to (batch, out_channels, L - width + 1). With
     ``lipschitz`` set, its certified bound is at most ``lipschitz``.
     """
+
     def make(i, o, k, target):
         kw = width if k == 0 else 1
         if target is None:
             return nn.Conv1d(i, o, kw)
         return LipschitzConv1d(i, o, kw, target)
+
     return _layers([in_channels] + [hidden] * depth + [out_channels], make, act, lipschitz)
 
 
-def mlp(in_features: int, out_features: int, hidden: int = 64, depth: int = 2,
-        act: str = "tanh", lipschitz: float | None = None) -> nn.Sequential:
+def mlp(
+    in_features: int,
+    out_features: int,
+    hidden: int = 64,
+    depth: int = 2,
+    act: str = "tanh",
+    lipschitz: float | None = None,
+) -> nn.Sequential:
     """Fully connected network (..., in_features) -> (..., out_features)."""
+
     def make(i, o, k, target):
         return nn.Linear(i, o) if target is None else LipschitzLinear(i, o, target)
+
     return _layers([in_features] + [hidden] * depth + [out_features], make, act, lipschitz)
 
 
@@ -119,10 +135,18 @@ class PeriodicFluxClosure(nn.Module):
     ``forward(x)``: x (batch, N) or (batch, C, N) -> flux (batch, N).
     """
 
-    def __init__(self, in_channels: int = 1, stencil: int = 4, hidden: int = 32,
-                 depth: int = 2, act: str = "tanh", lipschitz: float | None = None,
-                 dx: float = 1.0, input_normalizer: Normalizer | None = None,
-                 output_normalizer: Normalizer | None = None):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        stencil: int = 4,
+        hidden: int = 32,
+        depth: int = 2,
+        act: str = "tanh",
+        lipschitz: float | None = None,
+        dx: float = 1.0,
+        input_normalizer: Normalizer | None = None,
+        output_normalizer: Normalizer | None = None,
+    ):
         super().__init__()
         if stencil < 2 or stencil % 2:
             raise ValueError(f"stencil must be even and >= 2, got {stencil}")
@@ -140,16 +164,18 @@ class PeriodicFluxClosure(nn.Module):
 
     @torch.jit.unused
     def lipschitz_bound(self) -> float:
-        return (self.normalizer.forward_gain() * certified_bound(self.net)
-                * self.out_scale.inverse_gain())
+        return self.normalizer.forward_gain() * certified_bound(self.net) * self.out_scale.inverse_gain()
 
     @torch.jit.unused
     def pyclosure_contract(self) -> dict:
         cell_dim = 0 if self.in_channels == 1 else 1
-        return {"input_names": ["x"], "output_names": ["flux"],
-                "variable_dims": {"x": [cell_dim]},
-                "meaning": {"flux": _meaning("periodic", self.dx)},
-                "lipschitz_bound": self.lipschitz_bound()}
+        return {
+            "input_names": ["x"],
+            "output_names": ["flux"],
+            "variable_dims": {"x": [cell_dim]},
+            "meaning": {"flux": _meaning("periodic", self.dx)},
+            "lipschitz_bound": self.lipschitz_bound(),
+        }
 
 
 class ColumnFluxClosure(nn.Module):
@@ -173,12 +199,21 @@ class ColumnFluxClosure(nn.Module):
     ``flux[:, N] = 0`` exactly.
     """
 
-    def __init__(self, n_cells: int | None = None, in_channels: int = 1, stencil: int = 4,
-                 hidden: int = 32, depth: int = 2, act: str = "tanh",
-                 variant: str = "stencil", padding: str = "replicate",
-                 lipschitz: float | None = None, dx: float = 1.0,
-                 input_normalizer: Normalizer | None = None,
-                 output_normalizer: Normalizer | None = None):
+    def __init__(
+        self,
+        n_cells: int | None = None,
+        in_channels: int = 1,
+        stencil: int = 4,
+        hidden: int = 32,
+        depth: int = 2,
+        act: str = "tanh",
+        variant: str = "stencil",
+        padding: str = "replicate",
+        lipschitz: float | None = None,
+        dx: float = 1.0,
+        input_normalizer: Normalizer | None = None,
+        output_normalizer: Normalizer | None = None,
+    ):
         super().__init__()
         if variant not in ("stencil", "mlp") or padding not in ("replicate", "zeros"):
             raise ValueError(f"bad variant {variant!r} or padding {padding!r}")
@@ -193,8 +228,7 @@ class ColumnFluxClosure(nn.Module):
         self.dx = float(dx)
         self.in_channels = in_channels
         if self.use_mlp:
-            self.net = mlp(in_channels * self.n_cells, self.n_cells - 1, hidden, depth, act,
-                           lipschitz)
+            self.net = mlp(in_channels * self.n_cells, self.n_cells - 1, hidden, depth, act, lipschitz)
         else:
             self.net = stencil_net(in_channels, 1, stencil, hidden, depth, act, lipschitz)
         self.normalizer = input_normalizer if input_normalizer is not None else Normalizer()
@@ -228,8 +262,7 @@ class ColumnFluxClosure(nn.Module):
             net = 1.0
             for i, layer in enumerate(self.net):
                 if i == 0 and self.pad_mode == "replicate":
-                    w = layer.effective_weight() if hasattr(layer, "effective_weight") \
-                        else layer.weight
+                    w = layer.effective_weight() if hasattr(layer, "effective_weight") else layer.weight
                     net *= conv1d_bound(w, replicate_pad=self.pad)
                 else:
                     net *= certified_bound(layer)
@@ -239,10 +272,13 @@ class ColumnFluxClosure(nn.Module):
     @torch.jit.unused
     def pyclosure_contract(self) -> dict:
         cell_dim = 0 if self.in_channels == 1 else 1
-        return {"input_names": ["x", "surface_flux"], "output_names": ["flux"],
-                "variable_dims": {} if self.use_mlp else {"x": [cell_dim]},
-                "meaning": {"flux": _meaning("column", self.dx, "surface_flux")},
-                "lipschitz_bound": self.lipschitz_bound()}
+        return {
+            "input_names": ["x", "surface_flux"],
+            "output_names": ["flux"],
+            "variable_dims": {} if self.use_mlp else {"x": [cell_dim]},
+            "meaning": {"flux": _meaning("column", self.dx, "surface_flux")},
+            "lipschitz_bound": self.lipschitz_bound(),
+        }
 
 
 class InsulatedColumnFluxClosure(ColumnFluxClosure):
@@ -271,12 +307,21 @@ class DownGradientClosure(nn.Module):
     ``diffusivity(x)`` -> K (batch, N).
     """
 
-    def __init__(self, in_channels: int = 1, stencil: int = 4, hidden: int = 32,
-                 depth: int = 2, act: str = "tanh", dx: float = 1.0, k_scale: float = 1.0,
-                 input_normalizer: Normalizer | None = None):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        stencil: int = 4,
+        hidden: int = 32,
+        depth: int = 2,
+        act: str = "tanh",
+        dx: float = 1.0,
+        k_scale: float = 1.0,
+        input_normalizer: Normalizer | None = None,
+    ):
         super().__init__()
-        self.k_net = PeriodicFluxClosure(in_channels, stencil, hidden, depth, act,
-                                         input_normalizer=input_normalizer)
+        self.k_net = PeriodicFluxClosure(
+            in_channels, stencil, hidden, depth, act, input_normalizer=input_normalizer
+        )
         self.dx = float(dx)
         self.k_scale = float(k_scale)
         self.in_channels = in_channels
@@ -292,9 +337,12 @@ class DownGradientClosure(nn.Module):
 
     @torch.jit.unused
     def pyclosure_contract(self) -> dict:
-        return {"input_names": ["x"], "output_names": ["flux"],
-                "variable_dims": {"x": [0 if self.in_channels == 1 else 1]},
-                "meaning": {"flux": _meaning("periodic", self.dx)}}
+        return {
+            "input_names": ["x"],
+            "output_names": ["flux"],
+            "variable_dims": {"x": [0 if self.in_channels == 1 else 1]},
+            "meaning": {"flux": _meaning("periodic", self.dx)},
+        }
 
 
 class ColumnDownGradientClosure(nn.Module):
@@ -306,12 +354,22 @@ class ColumnDownGradientClosure(nn.Module):
     interior face ``j`` carries ``-K_j * (u[j] - u[j-1]) / dx``.
     """
 
-    def __init__(self, in_channels: int = 1, stencil: int = 4, hidden: int = 32,
-                 depth: int = 2, act: str = "tanh", dx: float = 1.0, k_scale: float = 1.0,
-                 padding: str = "replicate", input_normalizer: Normalizer | None = None):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        stencil: int = 4,
+        hidden: int = 32,
+        depth: int = 2,
+        act: str = "tanh",
+        dx: float = 1.0,
+        k_scale: float = 1.0,
+        padding: str = "replicate",
+        input_normalizer: Normalizer | None = None,
+    ):
         super().__init__()
-        self.k_net = ColumnFluxClosure(None, in_channels, stencil, hidden, depth, act,
-                                       padding=padding, input_normalizer=input_normalizer)
+        self.k_net = ColumnFluxClosure(
+            None, in_channels, stencil, hidden, depth, act, padding=padding, input_normalizer=input_normalizer
+        )
         self.dx = float(dx)
         self.k_scale = float(k_scale)
         self.in_channels = in_channels
@@ -329,9 +387,12 @@ class ColumnDownGradientClosure(nn.Module):
 
     @torch.jit.unused
     def pyclosure_contract(self) -> dict:
-        return {"input_names": ["x", "surface_flux"], "output_names": ["flux"],
-                "variable_dims": {"x": [0 if self.in_channels == 1 else 1]},
-                "meaning": {"flux": _meaning("column", self.dx, "surface_flux")}}
+        return {
+            "input_names": ["x", "surface_flux"],
+            "output_names": ["flux"],
+            "variable_dims": {"x": [0 if self.in_channels == 1 else 1]},
+            "meaning": {"flux": _meaning("column", self.dx, "surface_flux")},
+        }
 
 
 class NonNegative(nn.Module):
@@ -383,18 +444,26 @@ class ResidualClosure(nn.Module):
         Whether ``cs`` and ``kappa`` are learned too.
     """
 
-    def __init__(self, dx: float = 1.0, cs: float = 0.17, kappa: float = 0.0,
-                 trainable_classical: bool = False, stencil: int = 4, hidden: int = 32,
-                 depth: int = 2, act: str = "tanh",
-                 input_normalizer: Normalizer | None = None,
-                 output_normalizer: Normalizer | None = None):
+    def __init__(
+        self,
+        dx: float = 1.0,
+        cs: float = 0.17,
+        kappa: float = 0.0,
+        trainable_classical: bool = False,
+        stencil: int = 4,
+        hidden: int = 32,
+        depth: int = 2,
+        act: str = "tanh",
+        input_normalizer: Normalizer | None = None,
+        output_normalizer: Normalizer | None = None,
+    ):
         super().__init__()
         self.dx = float(dx)
         self.cs = nn.Parameter(torch.tensor(float(cs)), requires_grad=trainable_classical)
-        self.kappa = nn.Parameter(torch.tensor(float(kappa)),
-                                  requires_grad=trainable_classical)
-        self.correction = PeriodicFluxClosure(1, stencil, hidden, depth, act, None, dx,
-                                              input_normalizer, output_normalizer)
+        self.kappa = nn.Parameter(torch.tensor(float(kappa)), requires_grad=trainable_classical)
+        self.correction = PeriodicFluxClosure(
+            1, stencil, hidden, depth, act, None, dx, input_normalizer, output_normalizer
+        )
         last = self.correction.net[-1]
         with torch.no_grad():
             last.weight.zero_()
@@ -413,5 +482,9 @@ class ResidualClosure(nn.Module):
 
     @torch.jit.unused
     def pyclosure_contract(self) -> dict:
-        return {"input_names": ["x"], "output_names": ["flux"], "variable_dims": {"x": [0]},
-                "meaning": {"flux": _meaning("periodic", self.dx)}}
+        return {
+            "input_names": ["x"],
+            "output_names": ["flux"],
+            "variable_dims": {"x": [0]},
+            "meaning": {"flux": _meaning("periodic", self.dx)},
+        }

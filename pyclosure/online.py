@@ -104,7 +104,9 @@ class SpecContext:
         try:
             return type(default)(self.options[key])
         except ValueError as exc:
-            raise ArgumentError(f"option {key}={self.options[key]!r} is not a {type(default).__name__}") from exc
+            raise ArgumentError(
+                f"option {key}={self.options[key]!r} is not a {type(default).__name__}"
+            ) from exc
 
 
 def mse(prediction, target):
@@ -155,12 +157,15 @@ def default_spec(ctx):
     exported from.
     """
     if ctx.engine != "torchscript":
-        raise ArgumentError(f"the default spec trains TorchScript models; '{ctx.model_path}' runs on the "
-                            f"{ctx.engine} engine: give a spec (\"file.py:function\") that builds the module it "
-                            "was exported from")
+        raise ArgumentError(
+            f"the default spec trains TorchScript models; '{ctx.model_path}' runs on the "
+            f'{ctx.engine} engine: give a spec ("file.py:function") that builds the module it '
+            "was exported from"
+        )
     module = torch.jit.load(ctx.model_path)
-    optimizer = torch.optim.Adam(module.parameters(), lr=ctx.get("lr", 1e-3),
-                                 weight_decay=ctx.get("weight_decay", 0.0))
+    optimizer = torch.optim.Adam(
+        module.parameters(), lr=ctx.get("lr", 1e-3), weight_decay=ctx.get("weight_decay", 0.0)
+    )
     return TrainingSpec(module, optimizer)
 
 
@@ -190,14 +195,18 @@ def read_versions(folder, programs=False):
     out = {}
     for v in listed:
         if programs and "program" not in v:
-            raise FileAccessError(f"weight version {v['version']} in '{folder}' has no native program: the run's "
-                                  "model was not a native (.nnp) one")
+            raise FileAccessError(
+                f"weight version {v['version']} in '{folder}' has no native program: the run's "
+                "model was not a native (.nnp) one"
+            )
         name, sha = (v["program"], v["program_sha256"]) if programs else (v["file"], v["sha256"])
         path = folder / name
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise FileAccessError(f"weight version {v['version']}: cannot read '{path}': {exc.strerror}") from exc
+            raise FileAccessError(
+                f"weight version {v['version']}: cannot read '{path}': {exc.strerror}"
+            ) from exc
         if hashlib.sha256(data).hexdigest() != sha:
             raise FileAccessError(f"weight version {v['version']}: '{path}' does not have its listed SHA-256")
         out[v["sha256"]] = path
@@ -243,7 +252,9 @@ def _as_spec(made, where):
     if not isinstance(made, TrainingSpec):
         raise ArgumentError(f"training spec {where} returned {type(made).__name__}, not a TrainingSpec")
     if not isinstance(made.module, nn.Module):
-        raise ArgumentError(f"training spec {where}: module is a {type(made.module).__name__}, not an nn.Module")
+        raise ArgumentError(
+            f"training spec {where}: module is a {type(made.module).__name__}, not an nn.Module"
+        )
     return made
 
 
@@ -283,9 +294,16 @@ class OnlineTrainer:
 
         where = self.ctx.options.get("rendezvous")
         if not where:
-            raise ArgumentError("data-parallel training (size > 1) needs rendezvous=FILE, a path all ranks share")
-        dist.init_process_group(dist_backend(), init_method=f"file://{os.path.abspath(where)}", rank=self.ctx.rank,
-                                world_size=self.ctx.size, timeout=timedelta(seconds=DIST_TIMEOUT))
+            raise ArgumentError(
+                "data-parallel training (size > 1) needs rendezvous=FILE, a path all ranks share"
+            )
+        dist.init_process_group(
+            dist_backend(),
+            init_method=f"file://{os.path.abspath(where)}",
+            rank=self.ctx.rank,
+            world_size=self.ctx.size,
+            timeout=timedelta(seconds=DIST_TIMEOUT),
+        )
         self.group = dist.group.WORLD
         ok = torch.tensor([0 if failure else 1], dtype=torch.int32)
         flags = [torch.zeros_like(ok) for _ in range(self.ctx.size)]
@@ -293,8 +311,9 @@ class OnlineTrainer:
         bad = [r for r, f in enumerate(flags) if int(f) == 0]
         if bad and failure is None:
             dist.destroy_process_group()
-            raise TrainingError(f"rank(s) {', '.join(map(str, bad))} could not build the training spec; "
-                                "see their messages")
+            raise TrainingError(
+                f"rank(s) {', '.join(map(str, bad))} could not build the training spec; see their messages"
+            )
         if bad:
             dist.destroy_process_group()
             return
@@ -308,15 +327,20 @@ class OnlineTrainer:
             raise ArgumentCountError(f"the model takes {len(declared)} input(s), got {len(inputs)}")
         outs = contract.get("outputs")
         if outs is not None and len(targets) != len(outs):
-            raise ArgumentCountError(f"the model gives {len(outs)} output(s): give as many targets, got {len(targets)}")
+            raise ArgumentCountError(
+                f"the model gives {len(outs)} output(s): give as many targets, got {len(targets)}"
+            )
         for what, arrays in (("input", inputs), ("target", targets)):
             for i, t in enumerate(arrays):
                 if t.dtype != self.dtype:
-                    raise DtypeError(f"{what} {i + 1} is {str(t.dtype)[6:]}; the trainer's module is "
-                                     f"{str(self.dtype)[6:]}")
+                    raise DtypeError(
+                        f"{what} {i + 1} is {str(t.dtype)[6:]}; the trainer's module is {str(self.dtype)[6:]}"
+                    )
                 if t.dim() < 1 or t.shape[0] != inputs[0].shape[0]:
-                    raise ShapeError(f"{what} {i + 1} has shape {show(t.shape)}: every array needs the same number "
-                                     f"of columns as input 1 ({inputs[0].shape[0]})")
+                    raise ShapeError(
+                        f"{what} {i + 1} has shape {show(t.shape)}: every array needs the same number "
+                        f"of columns as input 1 ({inputs[0].shape[0]})"
+                    )
 
     def step(self, inputs, targets, show=tuple):
         """One optimiser step on ``inputs`` (batch first) against ``targets``; the loss before it.
@@ -336,17 +360,22 @@ class OnlineTrainer:
         preds = out if isinstance(out, (tuple, list)) else (out,)
         for i, (p, t) in enumerate(zip(preds, targets)):
             if p.shape != t.shape:
-                raise ShapeError(f"target {i + 1}: expected shape {show(p.shape)} (the module's output), got "
-                                 f"{show(t.shape)}")
-        loss = self.spec.loss(out, targets[0] if len(targets) == 1 and not isinstance(out, (tuple, list))
-                              else tuple(targets))
+                raise ShapeError(
+                    f"target {i + 1}: expected shape {show(p.shape)} (the module's output), got "
+                    f"{show(t.shape)}"
+                )
+        loss = self.spec.loss(
+            out, targets[0] if len(targets) == 1 and not isinstance(out, (tuple, list)) else tuple(targets)
+        )
         loss.backward()
         value = loss.detach().reshape(1).double()
         if self.group is not None:
             self._average(value)
         if not math.isfinite(float(value)):
             opt.zero_grad(set_to_none=True)
-            raise NonFiniteError(f"the loss is {float(value)} at step {self.steps + 1}: the step was not applied")
+            raise NonFiniteError(
+                f"the loss is {float(value)} at step {self.steps + 1}: the step was not applied"
+            )
         if self.spec.max_grad_norm:
             nn.utils.clip_grad_norm_(self.module.parameters(), self.spec.max_grad_norm)
         opt.step()
@@ -384,8 +413,12 @@ class OnlineTrainer:
 
     def checkpoint(self):
         """What :meth:`save` writes: plain containers of tensors and numbers (``weights_only``)."""
-        return {"module": self.weights(), "optimizer": self.spec.optimizer.state_dict(), "steps": self.steps,
-                "version": self.version}
+        return {
+            "module": self.weights(),
+            "optimizer": self.spec.optimizer.state_dict(),
+            "steps": self.steps,
+            "version": self.version,
+        }
 
     def save(self, path):
         """Save :meth:`checkpoint` to ``path`` atomically; ``torch.load(path, weights_only=True)`` reads it."""
@@ -434,7 +467,9 @@ def save_version(folder, version, data, sha, steps, program=None):
         _write_atomic(folder / name, data)
         entry = {"version": version, "file": name, "sha256": sha, "steps": steps}
         if program is not None:
-            entry.update(program=f"weights-v{version}.nnp", program_sha256=hashlib.sha256(program).hexdigest())
+            entry.update(
+                program=f"weights-v{version}.nnp", program_sha256=hashlib.sha256(program).hexdigest()
+            )
             _write_atomic(folder / entry["program"], bytes(program))
         index = folder / "versions.json"
         listed = json.loads(index.read_text()) if index.exists() else {"versions": []}
@@ -442,4 +477,6 @@ def save_version(folder, version, data, sha, steps, program=None):
         (folder / "versions.json.partial").write_text(json.dumps(listed, indent=1))
         os.replace(folder / "versions.json.partial", index)
     except OSError as exc:
-        raise FileAccessError(f"cannot save weight version {version} in '{folder}': {exc.strerror or exc}") from exc
+        raise FileAccessError(
+            f"cannot save weight version {version} in '{folder}': {exc.strerror or exc}"
+        ) from exc

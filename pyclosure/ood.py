@@ -110,12 +110,14 @@ class GuardedClosure(nn.Module):
     @torch.jit.unused
     def pyclosure_contract(self) -> dict:
         inner = getattr(self.closure, "pyclosure_contract", None)
-        c = dict(inner()) if callable(inner) else {"input_names": ["x"],
-                                                  "output_names": ["y"]}
+        c = dict(inner()) if callable(inner) else {"input_names": ["x"], "output_names": ["y"]}
         c["output_names"] = list(c["output_names"]) + ["ood_score"]
         if self.guard.window <= 0:
             c["variable_dims"] = {}
         c.setdefault("meaning", {})["ood_score"] = {
-            "kind": "ood_score", "method": "mahalanobis", "quantile": self.guard.quantile}
+            "kind": "ood_score",
+            "method": "mahalanobis",
+            "quantile": self.guard.quantile,
+        }
         c["ood"] = {"output": "ood_score", "threshold": self.guard.threshold}
         return c

@@ -56,11 +56,19 @@ class PointwiseClosure(nn.Module):
     ``Normalizer(torch.zeros(F), torch.ones(F))``; the checkpoint fills in the values.
     """
 
-    def __init__(self, in_features: int, out_features: int = 1, hidden: int = 32,
-                 depth: int = 2, act: str = "tanh", lipschitz: float | None = None,
-                 input_normalizer: Normalizer | None = None,
-                 output_normalizer: Normalizer | None = None,
-                 input_names: list[str] | None = None, output_name: str = "tendency"):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int = 1,
+        hidden: int = 32,
+        depth: int = 2,
+        act: str = "tanh",
+        lipschitz: float | None = None,
+        input_normalizer: Normalizer | None = None,
+        output_normalizer: Normalizer | None = None,
+        input_names: list[str] | None = None,
+        output_name: str = "tendency",
+    ):
         super().__init__()
         if in_features < 1 or out_features < 1:
             raise ValueError(f"in_features and out_features must be >= 1, got {in_features}, {out_features}")
@@ -76,13 +84,15 @@ class PointwiseClosure(nn.Module):
 
     def lipschitz_bound(self) -> float:
         """Certified bound of ``x -> tendency`` (l2 per point), in physical units."""
-        return (self.normalizer.forward_gain() * certified_bound(self.net)
-                * self.out_scale.inverse_gain())
+        return self.normalizer.forward_gain() * certified_bound(self.net) * self.out_scale.inverse_gain()
 
     def pyclosure_contract(self) -> dict:
-        return {"input_names": self.input_names, "output_names": [self.output_name],
-                "meaning": {self.output_name: tendency_meaning("point")},
-                "lipschitz_bound": self.lipschitz_bound()}
+        return {
+            "input_names": self.input_names,
+            "output_names": [self.output_name],
+            "meaning": {self.output_name: tendency_meaning("point")},
+            "lipschitz_bound": self.lipschitz_bound(),
+        }
 
 
 class StencilTendencyClosure(nn.Module):
@@ -104,10 +114,17 @@ class StencilTendencyClosure(nn.Module):
     ``forward(x)``: x (batch, N) or (batch, C, N) -> tendency (batch, N).
     """
 
-    def __init__(self, in_channels: int = 1, stencil: int = 3, hidden: int = 32,
-                 depth: int = 2, act: str = "tanh", lipschitz: float | None = None,
-                 input_normalizer: Normalizer | None = None,
-                 output_normalizer: Normalizer | None = None):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        stencil: int = 3,
+        hidden: int = 32,
+        depth: int = 2,
+        act: str = "tanh",
+        lipschitz: float | None = None,
+        input_normalizer: Normalizer | None = None,
+        output_normalizer: Normalizer | None = None,
+    ):
         super().__init__()
         if stencil < 1 or stencil % 2 == 0:
             raise ValueError(f"stencil must be odd and >= 1, got {stencil}")
@@ -123,11 +140,13 @@ class StencilTendencyClosure(nn.Module):
 
     def lipschitz_bound(self) -> float:
         """Certified bound of ``x -> tendency`` over the whole periodic field (l2)."""
-        return (self.normalizer.forward_gain() * certified_bound(self.net)
-                * self.out_scale.inverse_gain())
+        return self.normalizer.forward_gain() * certified_bound(self.net) * self.out_scale.inverse_gain()
 
     def pyclosure_contract(self) -> dict:
-        return {"input_names": ["x"], "output_names": ["tendency"],
-                "variable_dims": {"x": [0 if self.in_channels == 1 else 1]},
-                "meaning": {"tendency": tendency_meaning("cell", boundary="periodic")},
-                "lipschitz_bound": self.lipschitz_bound()}
+        return {
+            "input_names": ["x"],
+            "output_names": ["tendency"],
+            "variable_dims": {"x": [0 if self.in_channels == 1 else 1]},
+            "meaning": {"tendency": tendency_meaning("cell", boundary="periodic")},
+            "lipschitz_bound": self.lipschitz_bound(),
+        }

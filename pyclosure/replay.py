@@ -60,8 +60,17 @@ from .errors import ArgumentError, ClosureError, FileAccessError
 RECORD_SCHEMA = "pyclosure.record/1"
 STATUSES = ("equal", "within_tolerance", "mismatch", "budget_violation", "other_model", "corrupt", "partial")
 FAILING = ("mismatch", "budget_violation", "other_model", "corrupt")
-__all__ = ["FAILING", "STATUSES", "CorruptRecord", "compare", "find_records", "format_report", "read_record",
-           "replay", "replay_record"]
+__all__ = [
+    "FAILING",
+    "STATUSES",
+    "CorruptRecord",
+    "compare",
+    "find_records",
+    "format_report",
+    "read_record",
+    "replay",
+    "replay_record",
+]
 
 
 class CorruptRecord(Exception):
@@ -95,7 +104,9 @@ def read_record(path):
                 raise CorruptRecord(f"meta.json schema is {meta.get('schema')!r}, expected {RECORD_SCHEMA!r}")
             members = set(zf.namelist()) - {"meta.json"}
             if members != set(meta["arrays"]):
-                raise CorruptRecord(f"members {sorted(members)} do not match meta.json {sorted(meta['arrays'])}")
+                raise CorruptRecord(
+                    f"members {sorted(members)} do not match meta.json {sorted(meta['arrays'])}"
+                )
             arrays = {}
             for member, info in meta["arrays"].items():
                 data = zf.read(member)
@@ -123,8 +134,9 @@ class _Twin:
 
     def __call__(self, inputs):
         if len(inputs) != self.program.num_inputs:
-            raise ArgumentError(f"the native program takes {self.program.num_inputs} input(s), the record has "
-                                f"{len(inputs)}")
+            raise ArgumentError(
+                f"the native program takes {self.program.num_inputs} input(s), the record has {len(inputs)}"
+            )
         return [self.program(*(np.ascontiguousarray(a) for _, a in inputs))]
 
 
@@ -177,8 +189,7 @@ class _Runner:
             return module(inputs)
         torch = self.torch
         with torch.inference_mode():
-            r = module(
-                *[torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for _, a in inputs])
+            r = module(*[torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for _, a in inputs])
         r = r if isinstance(r, (tuple, list)) else (r,)
         return [t.detach().cpu().numpy() for t in r]
 
@@ -189,11 +200,15 @@ class _Runner:
         except (RuntimeError, ClosureError) as exc:  # a package's loader raises pyclosure's own errors
             return {"message": f"the reference model failed: {exc}"}
         if len(results) != len(outputs):
-            return {"message": f"the reference model returned {len(results)} outputs, "
-                               f"the record has {len(outputs)}"}
+            return {
+                "message": f"the reference model returned {len(results)} outputs, "
+                f"the record has {len(outputs)}"
+            }
         diffs = [compare(n, r, o) for (n, o), r in zip(outputs, results, strict=True)]
-        return {"equal": all(d["equal"] for d in diffs),
-                "max_rel_diff": max((d.get("rel_diff", 0.0) for d in diffs), default=0.0)}
+        return {
+            "equal": all(d["equal"] for d in diffs),
+            "max_rel_diff": max((d.get("rel_diff", 0.0) for d in diffs), default=0.0),
+        }
 
 
 def _is_native(path):
@@ -202,12 +217,24 @@ def _is_native(path):
 
 def _check_path(label, outputs, results, reasons, rtol):
     if len(results) != len(outputs):
-        arrays = [{"array": "*", "equal": False, "rel_diff": float("inf"),
-                   "message": f"{label} returned {len(results)} outputs, the record has {len(outputs)}"}]
+        arrays = [
+            {
+                "array": "*",
+                "equal": False,
+                "rel_diff": float("inf"),
+                "message": f"{label} returned {len(results)} outputs, the record has {len(outputs)}",
+            }
+        ]
     else:
-        arrays = tag_tolerance([compare(n, r, o) for (n, o), r in zip(outputs, results, strict=True)], outputs, rtol)
-    return {"equal": all(a["equal"] for a in arrays), "comparable": not reasons, "reasons": reasons,
-            "arrays": arrays}
+        arrays = tag_tolerance(
+            [compare(n, r, o) for (n, o), r in zip(outputs, results, strict=True)], outputs, rtol
+        )
+    return {
+        "equal": all(a["equal"] for a in arrays),
+        "comparable": not reasons,
+        "reasons": reasons,
+        "arrays": arrays,
+    }
 
 
 def _run_paths(meta, runner, inputs, outputs, torch_version, rtol, n_threads):
@@ -223,34 +250,63 @@ def _run_paths(meta, runner, inputs, outputs, torch_version, rtol, n_threads):
     if recorded_engine != runner.engine:
         base.append(f"recorded with the {recorded_engine} engine, replayed with {runner.engine}")
     paths, results = {}, {}
-    reasons = base + ([f"recorded with libtorch {meta['libtorch']}, bridge runs {runner.bridge_libtorch}"]
-                      if meta["libtorch"] != runner.bridge_libtorch and not native else [])
+    reasons = base + (
+        [f"recorded with libtorch {meta['libtorch']}, bridge runs {runner.bridge_libtorch}"]
+        if meta["libtorch"] != runner.bridge_libtorch and not native
+        else []
+    )
     try:
         results["bridge"] = runner.run_bridge(inputs, outputs)
         paths["bridge"] = _check_path("the bridge", outputs, results["bridge"], reasons, rtol)
     except ClosureError as exc:  # a model that cannot run on the recorded inputs is a mismatch
-        paths["bridge"] = {"equal": False, "comparable": True, "reasons": [], "arrays": [],
-                           "message": f"the bridge failed: {exc}"}
+        paths["bridge"] = {
+            "equal": False,
+            "comparable": True,
+            "reasons": [],
+            "arrays": [],
+            "message": f"the bridge failed: {exc}",
+        }
     if runner.torch_module is not None:
         tv = (torch_version or "").split("+")[0]
-        reasons = base + ([f"recorded with libtorch {meta['libtorch']}, Python runs torch {tv}"]
-                          if tv and meta["libtorch"] != tv and not native else [])
+        reasons = base + (
+            [f"recorded with libtorch {meta['libtorch']}, Python runs torch {tv}"]
+            if tv and meta["libtorch"] != tv and not native
+            else []
+        )
         label = "the cffi twin" if native else "torch"
         try:
             results["torch"] = runner.run_torch(inputs)
             paths["torch"] = _check_path(label, outputs, results["torch"], reasons, rtol)
         except (RuntimeError, ClosureError) as exc:  # a package's loader raises pyclosure's own errors
-            paths["torch"] = {"equal": False, "comparable": True, "reasons": [], "arrays": [],
-                              "message": f"{label} failed: {exc}"}
+            paths["torch"] = {
+                "equal": False,
+                "comparable": True,
+                "reasons": [],
+                "arrays": [],
+                "message": f"{label} failed: {exc}",
+            }
     engines = None
     if len(results) == 2 and len(results["bridge"]) == len(results["torch"]):
-        diffs = [compare(n, b, t) for (n, _), b, t in zip(outputs, results["bridge"], results["torch"], strict=False)]
+        diffs = [
+            compare(n, b, t)
+            for (n, _), b, t in zip(outputs, results["bridge"], results["torch"], strict=False)
+        ]
         engines = next((d for d in diffs if not d["equal"]), {"array": "*", "equal": True})
     return paths, engines
 
 
-def replay_record(path, runner, *, threads=None, torch_version=None, contract=None, budgets=True,
-                  cell_update="exact", rtol=None, allow_other_model=False):
+def replay_record(
+    path,
+    runner,
+    *,
+    threads=None,
+    torch_version=None,
+    contract=None,
+    budgets=True,
+    cell_update="exact",
+    rtol=None,
+    allow_other_model=False,
+):
     """Replay one record file; returns its report entry (``status`` is its verdict).
 
     The steps: read and check the record; describe it; set the thread count; run it
@@ -264,25 +320,41 @@ def replay_record(path, runner, *, threads=None, torch_version=None, contract=No
     inputs, outputs, host = (_role(meta, arrays, r) for r in ("input", "output", "host"))
     entry = _record_entry(path, meta, runner)
     entry["replay_threads"] = _set_threads(meta, threads)
-    entry["paths"], entry["engines_agree"] = _run_paths(meta, runner, inputs, outputs, torch_version, rtol,
-                                                        entry["replay_threads"])
+    entry["paths"], entry["engines_agree"] = _run_paths(
+        meta, runner, inputs, outputs, torch_version, rtol, entry["replay_threads"]
+    )
     if runner.reference is not None:
         entry["reference"] = runner.reference_diff(inputs, outputs)
     verdict = outputs_verdict(meta["call"], entry["paths"], entry["engines_agree"])
     entry["outputs"] = verdict[0]
-    verdict = _host_checks(entry, meta["call"], inputs, outputs, dict(host), verdict, contract=contract,
-                           budgets=budgets, cell_update=cell_update)
+    verdict = _host_checks(
+        entry,
+        meta["call"],
+        inputs,
+        outputs,
+        dict(host),
+        verdict,
+        contract=contract,
+        budgets=budgets,
+        cell_update=cell_update,
+    )
     verdict = _model_check(entry, meta, runner, verdict, allow_other_model)
     return _conclude(entry, *verdict)
 
 
 def _record_entry(path, meta, runner):
     """The report entry's description of the record: what made it and with which model."""
-    return {"file": str(path), "call": meta["call"], "recorded_threads": meta["threads"],
-            "recorded_device": meta["device"], "recorded_libtorch": meta["libtorch"],
-            "model_sha256": meta["model_sha256"], "model_matches": meta["model_sha256"] == runner.sha256,
-            "recorded_engine": meta.get("engine", "torchscript"),
-            "weights_version": meta.get("weights_version", 0)}
+    return {
+        "file": str(path),
+        "call": meta["call"],
+        "recorded_threads": meta["threads"],
+        "recorded_device": meta["device"],
+        "recorded_libtorch": meta["libtorch"],
+        "model_sha256": meta["model_sha256"],
+        "model_matches": meta["model_sha256"] == runner.sha256,
+        "recorded_engine": meta.get("engine", "torchscript"),
+        "weights_version": meta.get("weights_version", 0),
+    }
 
 
 def _set_threads(meta, threads):
@@ -311,9 +383,11 @@ def _model_check(entry, meta, runner, verdict, allow_other_model):
     status, message = verdict
     if entry["model_matches"] or allow_other_model:
         return status, message
-    return "other_model", (f"call {meta['call']}: recorded with model SHA-256 {meta['model_sha256'][:16]}..., "
-                           f"replayed with {runner.sha256[:16]}... (outputs: {status}); replaying against "
-                           "another model needs --allow-other-model")
+    return "other_model", (
+        f"call {meta['call']}: recorded with model SHA-256 {meta['model_sha256'][:16]}..., "
+        f"replayed with {runner.sha256[:16]}... (outputs: {status}); replaying against "
+        "another model needs --allow-other-model"
+    )
 
 
 def _conclude(entry, status, message):
@@ -337,8 +411,10 @@ def _runner_for(path, runners, make, versions):
     """The runner with the weight version the record names (made once per version)."""
     version, sha = _weights_version(path)
     if version and sha not in versions:
-        raise FileAccessError(f"{path}: recorded with weight version {version} (SHA-256 {sha[:16]}...), which "
-                              "the versions given do not hold: pass the run's versions folder (--versions)")
+        raise FileAccessError(
+            f"{path}: recorded with weight version {version} (SHA-256 {sha[:16]}...), which "
+            "the versions given do not hold: pass the run's versions folder (--versions)"
+        )
     key = sha if version else None
     if key not in runners:
         runners[key] = make(versions[sha] if version else None)
@@ -353,8 +429,20 @@ def _sha256(path):
     return h.hexdigest()
 
 
-def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budgets=True, cell_update="exact",
-           rtol=None, allow_other_model=False, reference=None, versions=None):
+def replay(
+    directory,
+    model,
+    *,
+    threads=None,
+    device="cpu",
+    use_torch=True,
+    budgets=True,
+    cell_update="exact",
+    rtol=None,
+    allow_other_model=False,
+    reference=None,
+    versions=None,
+):
     """Replay every record under ``directory`` through ``model``; returns the report dict.
 
     A record made after an online-training sync names its weight version; ``versions``
@@ -392,6 +480,7 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
 
     def make(weights):
         return _Runner(model, device, use_torch, reference, weights)
+
     torch_version = None
     if use_torch and not _is_native(model):
         import torch
@@ -401,14 +490,30 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
 
     saved = get_num_threads()
     try:
-        records = [replay_record(p, _runner_for(p, runners, make, known), threads=threads,
-                                 torch_version=torch_version, contract=contract,
-                                 budgets=budgets, cell_update=cell_update, rtol=rtol,
-                                 allow_other_model=allow_other_model) for p in complete]
+        records = [
+            replay_record(
+                p,
+                _runner_for(p, runners, make, known),
+                threads=threads,
+                torch_version=torch_version,
+                contract=contract,
+                budgets=budgets,
+                cell_update=cell_update,
+                rtol=rtol,
+                allow_other_model=allow_other_model,
+            )
+            for p in complete
+        ]
     finally:
         set_num_threads(saved)
-    records += [{"file": str(p), "status": "partial",
-                 "message": "incomplete: the run stopped while writing this record"} for p in partial]
+    records += [
+        {
+            "file": str(p),
+            "status": "partial",
+            "message": "incomplete: the run stopped while writing this record",
+        }
+        for p in partial
+    ]
     recordings = {}
     for summary in sorted(Path(directory).rglob("recording.json")):
         try:
@@ -419,11 +524,18 @@ def replay(directory, model, *, threads=None, device="cpu", use_torch=True, budg
     return {
         "schema": "pyclosure.replay/2",
         "directory": str(directory),
-        "model": {"path": model, "sha256": runner.sha256, "matches_recorded": matches,
-                  "other_model_allowed": bool(allow_other_model)},
-        "engine": runner.engine, "reference": None if reference is None else os.fspath(reference),
-        "device": runner.device, "threads": "as recorded" if threads is None else int(threads),
-        "cell_update": cell_update, "rtol": "per dtype" if rtol is None else float(rtol),
+        "model": {
+            "path": model,
+            "sha256": runner.sha256,
+            "matches_recorded": matches,
+            "other_model_allowed": bool(allow_other_model),
+        },
+        "engine": runner.engine,
+        "reference": None if reference is None else os.fspath(reference),
+        "device": runner.device,
+        "threads": "as recorded" if threads is None else int(threads),
+        "cell_update": cell_update,
+        "rtol": "per dtype" if rtol is None else float(rtol),
         "summary": _summary(records, complete, directory, matches),
         "recordings": recordings,
         "records": records,
@@ -435,7 +547,8 @@ def _summary(records, complete, directory, matches):
     checked = [r for r in records if (r.get("budget") or {}).get("budget")]
     ok = len(complete) > 0 and not any(r["status"] in FAILING for r in records)
     summary = {
-        "records": len(records), **counts,
+        "records": len(records),
+        **counts,
         "budgets_checked": len(checked),
         "budgets_closed": sum(bool(r["budget"].get("closes")) for r in checked),
         "ok": ok,
@@ -452,28 +565,43 @@ def format_report(report, limit=20):
     recs = sorted(report["records"], key=lambda r: (r["status"] not in FAILING, r.get("call", 0)))
     for r in recs[:limit]:
         b = (r.get("budget") or {}).get("budget")
-        extra = (f"  domain {b['domain_departure']:.1e} <= {b['domain_bound']:.1e}"
-                 if b and "domain_bound" in b else "")
+        extra = (
+            f"  domain {b['domain_departure']:.1e} <= {b['domain_bound']:.1e}"
+            if b and "domain_bound" in b
+            else ""
+        )
         lines.append(f"{r['status']:<17} {Path(r['file']).name:<26}{extra}  {r.get('message', '')}".rstrip())
     if len(recs) > limit:
         lines.append(f"... and {len(recs) - limit} more records")
     s = report["summary"]
     lines.append("")
-    lines.append(f"records {s['records']}: equal {s['equal']}, within tolerance {s['within_tolerance']}, "
-                 f"mismatch {s['mismatch']}, budget violations {s['budget_violation']}, other model "
-                 f"{s['other_model']}, corrupt {s['corrupt']}, partial {s['partial']}; "
-                 f"budgets closed {s['budgets_closed']}/{s['budgets_checked']}")
-    refs = [r["reference"]["max_rel_diff"] for r in report["records"] if "max_rel_diff" in (r.get("reference") or {})]
+    lines.append(
+        f"records {s['records']}: equal {s['equal']}, within tolerance {s['within_tolerance']}, "
+        f"mismatch {s['mismatch']}, budget violations {s['budget_violation']}, other model "
+        f"{s['other_model']}, corrupt {s['corrupt']}, partial {s['partial']}; "
+        f"budgets closed {s['budgets_closed']}/{s['budgets_checked']}"
+    )
+    refs = [
+        r["reference"]["max_rel_diff"]
+        for r in report["records"]
+        if "max_rel_diff" in (r.get("reference") or {})
+    ]
     if refs:
-        lines.append(f"reference {report['reference']}: largest relative difference from the records {max(refs):.1e} "
-                     "(information: another engine's arithmetic)")
+        lines.append(
+            f"reference {report['reference']}: largest relative difference from the records {max(refs):.1e} "
+            "(information: another engine's arithmetic)"
+        )
     m = report["model"]
     if not m["matches_recorded"]:
-        lines.append(f"model: {m['path']} (SHA-256 {m['sha256'][:16]}...) is NOT the model the records were made "
-                     "with" + (" (allowed by --allow-other-model)" if m["other_model_allowed"] else ""))
+        lines.append(
+            f"model: {m['path']} (SHA-256 {m['sha256'][:16]}...) is NOT the model the records were made "
+            "with" + (" (allowed by --allow-other-model)" if m["other_model_allowed"] else "")
+        )
     if s["within_tolerance"]:
-        lines.append(f"{s['within_tolerance']} record(s) replayed at a setting where bit for bit is not promised: "
-                     f"within tolerance (rtol {report['rtol']}), not bit for bit")
+        lines.append(
+            f"{s['within_tolerance']} record(s) replayed at a setting where bit for bit is not promised: "
+            f"within tolerance (rtol {report['rtol']}), not bit for bit"
+        )
     for where, rec in report["recordings"].items():
         if rec.get("state") not in ("stopped",):
             lines.append(f"recording {where}: {rec.get('state')}: {rec.get('message', '')}".rstrip(": "))

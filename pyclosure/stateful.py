@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 __all__ = ["DelayClosure", "RedNoiseClosure", "fit_ar1", "initial_history", "state_pairs"]
 
+
 def _hash(x: Tensor) -> Tensor:
     """A 32-bit integer hash (C. Wellons' prospector, multipliers < 2**31 so int64 never
     overflows) on int64 tensors holding uint32 values."""
@@ -111,7 +112,7 @@ class RedNoiseClosure(nn.Module):
         sigma = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)
         if bool(((phi < 0) | (phi >= 1)).any()) or bool((sigma < 0).any()):
             raise ValueError("phi must be in [0, 1) and sigma >= 0")
-        if not 0 <= seed < 2 ** 31:
+        if not 0 <= seed < 2**31:
             raise ValueError(f"seed must be in 0 .. 2**31 - 1, got {seed}")
         self.deterministic = deterministic
         self.register_buffer("phi", phi)
@@ -121,8 +122,9 @@ class RedNoiseClosure(nn.Module):
         self.state_name = "noise"
 
     @classmethod
-    def from_residuals(cls, deterministic: nn.Module, residuals, lag_steps: int = 1,
-                       seed: int = 0) -> RedNoiseClosure:
+    def from_residuals(
+        cls, deterministic: nn.Module, residuals, lag_steps: int = 1, seed: int = 0
+    ) -> RedNoiseClosure:
         """Fit ``phi`` and ``sigma`` to ``residuals`` (see :func:`fit_ar1`)."""
         phi, sigma = fit_ar1(residuals, lag_steps)
         return cls(deterministic, phi, sigma, seed)
@@ -131,7 +133,9 @@ class RedNoiseClosure(nn.Module):
         mean = self.deterministic(x)
         n_out = mean.shape[1]
         if noise.dim() != 2 or noise.shape[1] != 2 * n_out:
-            raise ValueError("noise state must have shape (batch, 2 * outputs): noise, then generator, per output")
+            raise ValueError(
+                "noise state must have shape (batch, 2 * outputs): noise, then generator, per output"
+            )
         e, gen = noise[:, :n_out], noise[:, n_out:].to(torch.int64)
         fresh = gen == 0
         # TorchScript (what the bridge runs) skips the seeding once every column has a
@@ -159,13 +163,26 @@ class RedNoiseClosure(nn.Module):
         name = c["output_names"][0]
         c["output_names"] = [name, self.state_name + "_next"]
         meaning = dict(c.get("meaning", {}))
-        meaning[name] = {**meaning.get(name, {}), "noise": {
-            "kind": "ar1", "phi": self.phi.tolist(), "sigma": self.sigma.tolist(), "seed": self.seed}}
+        meaning[name] = {
+            **meaning.get(name, {}),
+            "noise": {
+                "kind": "ar1",
+                "phi": self.phi.tolist(),
+                "sigma": self.sigma.tolist(),
+                "seed": self.seed,
+            },
+        }
         meaning[self.state_name + "_next"] = {"kind": "state"}
         c["meaning"] = meaning
         c.pop("lipschitz_bound", None)  # the noise is not a function of x
-        c["state"] = [{"input": self.state_name, "output": self.state_name + "_next", "init": "zeros",
-                       "layout": "noise per output, then a generator state per output (float64)"}]
+        c["state"] = [
+            {
+                "input": self.state_name,
+                "output": self.state_name + "_next",
+                "init": "zeros",
+                "layout": "noise per output, then a generator state per output (float64)",
+            }
+        ]
         return c
 
 
@@ -200,13 +217,23 @@ class DelayClosure(nn.Module):
     def forward(self, x: Tensor, history: Tensor) -> tuple[Tensor, Tensor]:
         flat = x.reshape(x.shape[0], -1)
         stacked = torch.cat([history, flat], dim=1)
-        return self.net(stacked), stacked[:, flat.shape[1]:]
+        return self.net(stacked), stacked[:, flat.shape[1] :]
 
     @torch.jit.unused
     def pyclosure_contract(self) -> dict:
-        return {"input_names": ["x", "history"], "output_names": [self.output_name, "history_next"],
-                "meaning": {self.output_name: {"kind": "tendency", "per": "point", "delays": self.m},
-                            "history_next": {"kind": "state"}},
-                "state": [{"input": "history", "output": "history_next", "init": "repeat x",
-                           "layout": f"the last {self.m} inputs, oldest first"}]}
-
+        return {
+            "input_names": ["x", "history"],
+            "output_names": [self.output_name, "history_next"],
+            "meaning": {
+                self.output_name: {"kind": "tendency", "per": "point", "delays": self.m},
+                "history_next": {"kind": "state"},
+            },
+            "state": [
+                {
+                    "input": "history",
+                    "output": "history_next",
+                    "init": "repeat x",
+                    "layout": f"the last {self.m} inputs, oldest first",
+                }
+            ],
+        }

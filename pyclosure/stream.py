@@ -57,8 +57,8 @@ def coarse_grain(ds, factors: dict):
 @dataclass
 class _Source:
     path: str
-    ds: object          # the lazy xarray Dataset of this file or store (selected, coarse-grained)
-    n: int              # length of the chunked sample dimension
+    ds: object  # the lazy xarray Dataset of this file or store (selected, coarse-grained)
+    n: int  # length of the chunked sample dimension
 
 
 def _engine(path: Path) -> str | None:
@@ -75,8 +75,10 @@ def _open(path: Path, engine: str | None):
     try:
         import xarray as xr
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("streaming NetCDF or Zarr data needs the data extra: "
-                          "pip install 'pyclosure[data]' (xarray, netCDF4, h5netcdf, h5py, zarr, dask)") from exc
+        raise ImportError(
+            "streaming NetCDF or Zarr data needs the data extra: "
+            "pip install 'pyclosure[data]' (xarray, netCDF4, h5netcdf, h5py, zarr, dask)"
+        ) from exc
 
     zarr = path.is_dir() or path.suffix == ".zarr"
     try:
@@ -122,9 +124,20 @@ class StreamDataset(IterableDataset):
         small), xarray's choice for classic NetCDF.
     """
 
-    def __init__(self, sources, inputs, target: str, *, sample_dims=("time",), coarsen=None,
-                 chunk: int | None = None, lanes: int | None = None, seed: int = 0,
-                 dtype: torch.dtype = torch.float32, engine: str | None = None):
+    def __init__(
+        self,
+        sources,
+        inputs,
+        target: str,
+        *,
+        sample_dims=("time",),
+        coarsen=None,
+        chunk: int | None = None,
+        lanes: int | None = None,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+        engine: str | None = None,
+    ):
         super().__init__()
         paths = [sources] if isinstance(sources, str | Path) else list(sources)
         if not paths:
@@ -137,8 +150,12 @@ class StreamDataset(IterableDataset):
         self._sources = []
         for p in paths:
             self._sources.append(self._source(Path(p), coarsen or {}))
-        self.chunks = [(i, a, min(a + size, s.n)) for i, s in enumerate(self._sources)
-                       for size in [chunk or self._disk_chunk(s)] for a in range(0, s.n, size)]
+        self.chunks = [
+            (i, a, min(a + size, s.n))
+            for i, s in enumerate(self._sources)
+            for size in [chunk or self._disk_chunk(s)]
+            for a in range(0, s.n, size)
+        ]
         self._epoch, self._placement, self._sub = 0, (0, 1), None
 
     # -- opening and checking -------------------------------------------------------------
@@ -146,13 +163,17 @@ class StreamDataset(IterableDataset):
         ds = _open(path, self.engine)
         missing = [n for n in self.names if n not in ds.variables]
         if missing:
-            raise KeyError(f"{path} lacks variable{'s' * (len(missing) > 1)} {missing}; "
-                           f"it has {sorted(map(str, ds.data_vars))}")
+            raise KeyError(
+                f"{path} lacks variable{'s' * (len(missing) > 1)} {missing}; "
+                f"it has {sorted(map(str, ds.data_vars))}"
+            )
         for n in self.names:
             absent = [d for d in self.sample_dims if d not in ds[n].dims]
             if absent:
-                raise ValueError(f"{path} variable {n!r} has dims {ds[n].dims}, without the sample "
-                                 f"dim{'s' * (len(absent) > 1)} {absent}")
+                raise ValueError(
+                    f"{path} variable {n!r} has dims {ds[n].dims}, without the sample "
+                    f"dim{'s' * (len(absent) > 1)} {absent}"
+                )
         ds = ds[self.names]
         if coarsen:
             ds = coarse_grain(ds, coarsen)
@@ -165,8 +186,10 @@ class StreamDataset(IterableDataset):
             mine = {d: s for d, s in ds[n].sizes.items() if d != self.sample_dims[0]}
             theirs = {d: s for d, s in ref.ds[n].sizes.items() if d != self.sample_dims[0]}
             if list(ds[n].dims) != list(ref.ds[n].dims) or mine != theirs:
-                raise ValueError(f"{path} variable {n!r} has dims {dict(ds[n].sizes)}, but "
-                                 f"{ref.path} has {dict(ref.ds[n].sizes)}")
+                raise ValueError(
+                    f"{path} variable {n!r} has dims {dict(ds[n].sizes)}, but "
+                    f"{ref.path} has {dict(ref.ds[n].sizes)}"
+                )
 
     def _disk_chunk(self, s: _Source) -> int:
         sizes = s.ds[self.names[0]].chunksizes.get(self.sample_dims[0])
@@ -215,7 +238,9 @@ class StreamDataset(IterableDataset):
             n_val = 1
         if n_val >= len(self.chunks):
             raise ValueError(f"{len(self.chunks)} chunk(s) cannot be split into training and validation")
-        return self._subset(self.chunks[:len(self.chunks) - n_val]), self._subset(self.chunks[len(self.chunks) - n_val:])
+        return self._subset(self.chunks[: len(self.chunks) - n_val]), self._subset(
+            self.chunks[len(self.chunks) - n_val :]
+        )
 
     def _subset(self, chunks) -> StreamDataset:
         other = object.__new__(type(self))
@@ -231,8 +256,10 @@ class StreamDataset(IterableDataset):
         i, a, b = self.chunks[c]
         src = self._sources[i]
         part = src.ds.isel({self.sample_dims[0]: slice(a, b)})
-        lazy = [part[n].transpose(*self.sample_dims, *[d for d in part[n].dims if d not in self.sample_dims]).data
-                for n in self.names]
+        lazy = [
+            part[n].transpose(*self.sample_dims, *[d for d in part[n].dims if d not in self.sample_dims]).data
+            for n in self.names
+        ]
         # One dask computation for all variables, in this thread: dask's thread pool does not
         # survive the fork of DataLoader workers, and per-call overhead dominates small chunks.
         arrays = dask.compute(*lazy, scheduler="synchronous", optimize_graph=False)
@@ -240,12 +267,14 @@ class StreamDataset(IterableDataset):
         out = []
         for n, arr in zip(self.names, arrays):
             arr = np.asarray(arr)
-            arr = arr.reshape(-1, *arr.shape[len(self.sample_dims):])
+            arr = arr.reshape(-1, *arr.shape[len(self.sample_dims) :])
             finite = np.isfinite(arr).reshape(len(arr), -1).all(axis=1)
             if not finite.all():
                 at = a + int(np.argmin(finite)) // stack
-                raise ValueError(f"{src.path} variable {n!r} has non-finite values (NaN or inf), "
-                                 f"first at {self.sample_dims[0]} index {at}")
+                raise ValueError(
+                    f"{src.path} variable {n!r} has non-finite values (NaN or inf), "
+                    f"first at {self.sample_dims[0]} index {at}"
+                )
             out.append(arr)
         return out
 
@@ -269,8 +298,10 @@ class StreamDataset(IterableDataset):
     def _plan(self, readers: int):
         lanes = self.lanes or readers
         if lanes % readers:
-            raise ValueError(f"lanes={lanes} cannot be dealt evenly to {readers} readers "
-                             "(DDP ranks x DataLoader workers): make lanes a multiple of it")
+            raise ValueError(
+                f"lanes={lanes} cannot be dealt evenly to {readers} readers "
+                "(DDP ranks x DataLoader workers): make lanes a multiple of it"
+            )
         if self._sub is None:
             raise RuntimeError("iterate a StreamDataset through batches(epoch, batch_size)")
         per_lane = [sum(self._chunk_len(c) for c in cs) for cs in self._lane_chunks(self._epoch, lanes)]
@@ -314,7 +345,7 @@ class StreamDataset(IterableDataset):
             for c in range(rank, len(self.chunks), world):
                 arrays = [torch.as_tensor(x, dtype=self.dtype) for x in self.read_chunk(c)]
                 for s in range(0, len(arrays[0]), batch_size):
-                    b = [x[s:s + batch_size] for x in arrays]
+                    b = [x[s : s + batch_size] for x in arrays]
                     total += float(loss_fn(module(*b[:-1]), b[-1])) * len(b[-1])
                     count += len(b[-1])
         return distributed.mean(total, count)

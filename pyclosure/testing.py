@@ -21,10 +21,19 @@ from .replay import FAILING, format_report, replay
 __all__ = ["assert_replays", "elf_dynamic"]
 
 
-def assert_replays(directory: str | os.PathLike, model: str | os.PathLike, *, budgets: bool = True,
-                   threads: int | None = None, device: str = "cpu", use_torch: bool = True,
-                   cell_update: str = "exact", rtol: float | None = None, allow_within_tolerance: bool = False,
-                   allow_other_model: bool = False) -> dict:
+def assert_replays(
+    directory: str | os.PathLike,
+    model: str | os.PathLike,
+    *,
+    budgets: bool = True,
+    threads: int | None = None,
+    device: str = "cpu",
+    use_torch: bool = True,
+    cell_update: str = "exact",
+    rtol: float | None = None,
+    allow_within_tolerance: bool = False,
+    allow_other_model: bool = False,
+) -> dict:
     """Replay the records under ``directory`` through ``model`` and assert they hold.
 
     Strict by default: every record must be reproduced bit for bit by the model
@@ -37,10 +46,22 @@ def assert_replays(directory: str | os.PathLike, model: str | os.PathLike, *, bu
 
     Returns the report dict.
     """
-    report = replay(directory, model, threads=threads, device=device, use_torch=use_torch, budgets=budgets,
-                    cell_update=cell_update, rtol=rtol, allow_other_model=allow_other_model)
-    bad = [r for r in report["records"] if r["status"] in FAILING
-           or (not allow_within_tolerance and r["status"] == "within_tolerance")]
+    report = replay(
+        directory,
+        model,
+        threads=threads,
+        device=device,
+        use_torch=use_torch,
+        budgets=budgets,
+        cell_update=cell_update,
+        rtol=rtol,
+        allow_other_model=allow_other_model,
+    )
+    bad = [
+        r
+        for r in report["records"]
+        if r["status"] in FAILING or (not allow_within_tolerance and r["status"] == "within_tolerance")
+    ]
     if bad or not report["summary"]["ok"]:
         why = ""
         if bad and all(r["status"] == "within_tolerance" for r in bad):

@@ -95,13 +95,12 @@ def _loss_on(module, loss_fn, xs, y, idx, batch_size) -> float:
     total = 0.0
     with torch.no_grad():
         for start in range(0, len(idx), batch_size):
-            b = idx[start:start + batch_size]
+            b = idx[start : start + batch_size]
             total += float(loss_fn(module(*(x[b] for x in xs)), y[b])) * len(b)
     return total / len(idx)
 
 
-def _with_validation(xs: tuple, y: Tensor, val_data, val_fraction: float, split: str,
-                     gen: torch.Generator):
+def _with_validation(xs: tuple, y: Tensor, val_data, val_fraction: float, split: str, gen: torch.Generator):
     """(inputs, targets, train indices, validation indices): ``val_data`` appended, or a split
     (a random one drawn from ``gen``, which then shuffles the epochs)."""
     if val_data is None:
@@ -129,7 +128,7 @@ class _Tensors:
         order = self.train_idx[torch.randperm(len(self.train_idx), generator=self.gen)]
         world = _dist.placement()[1]
         for start in range(0, len(order), self.batch_size):
-            b, weight = _dist.shard(order[start:start + self.batch_size])
+            b, weight = _dist.shard(order[start : start + self.batch_size])
             if len(b):  # under DDP a last batch smaller than the world size is dropped
                 yield tuple(x[b] for x in self.xs), self.y[b], weight
             elif world > 1:
@@ -154,8 +153,10 @@ class _Streamed:
     def __init__(self, data, validation, batch_size, num_workers):
         val_data, val_fraction, split = validation
         if val_data is not None or split != "blocked":
-            raise ValueError("a StreamDataset validates on its last chunks (the latest times): give "
-                             "val_fraction, not val_data or split")
+            raise ValueError(
+                "a StreamDataset validates on its last chunks (the latest times): give "
+                "val_fraction, not val_data or split"
+            )
         self.train, self.val = data.split(val_fraction) if val_fraction > 0 else (data, None)
         self.batch_size, self.num_workers = batch_size, num_workers
 
@@ -176,14 +177,39 @@ class _Streamed:
         pass
 
 
-def _train(module: nn.Module, saved: nn.Module, data, loss_fn, epochs: int, lr: float,
-           patience: int, seed: int, progress: bool, checkpoint_path, history_path, desc: str,
-           resume: bool) -> History:
+def _train(
+    module: nn.Module,
+    saved: nn.Module,
+    data,
+    loss_fn,
+    epochs: int,
+    lr: float,
+    patience: int,
+    seed: int,
+    progress: bool,
+    checkpoint_path,
+    history_path,
+    desc: str,
+    resume: bool,
+) -> History:
     # Subnormal gradients near convergence slow CPU training ~10x; flush them meanwhile.
     torch.set_flush_denormal(True)
     try:
-        return _loop(module, saved, data, loss_fn, epochs, lr, patience, seed, progress,
-                     checkpoint_path, history_path, desc, resume)
+        return _loop(
+            module,
+            saved,
+            data,
+            loss_fn,
+            epochs,
+            lr,
+            patience,
+            seed,
+            progress,
+            checkpoint_path,
+            history_path,
+            desc,
+            resume,
+        )
     finally:
         torch.set_flush_denormal(False)
 
@@ -198,9 +224,19 @@ def _save_resume(path, saved, opt, data, hist, best_state, since_best, epoch) ->
     if not _dist.is_main():
         return
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"epoch": epoch, "model": saved.state_dict(), "optimizer": opt.state_dict(),
-                "history": asdict(hist), "best_state": best_state, "since_best": since_best,
-                "data_rng": data.rng_state(), "torch_rng": torch.get_rng_state()}, str(tmp))
+    torch.save(
+        {
+            "epoch": epoch,
+            "model": saved.state_dict(),
+            "optimizer": opt.state_dict(),
+            "history": asdict(hist),
+            "best_state": best_state,
+            "since_best": since_best,
+            "data_rng": data.rng_state(),
+            "torch_rng": torch.get_rng_state(),
+        },
+        str(tmp),
+    )
     tmp.replace(path)
 
 
@@ -213,8 +249,21 @@ def _load_resume(path, saved, opt, data):
     return state["epoch"] + 1, History(**state["history"]), state["best_state"], state["since_best"]
 
 
-def _loop(module, saved, data, loss_fn, epochs, lr, patience, seed, progress, checkpoint_path,
-          history_path, desc, resume) -> History:
+def _loop(
+    module,
+    saved,
+    data,
+    loss_fn,
+    epochs,
+    lr,
+    patience,
+    seed,
+    progress,
+    checkpoint_path,
+    history_path,
+    desc,
+    resume,
+) -> History:
     torch.manual_seed(seed)
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=lr)
     first, hist, best_state, since_best = 0, History(), copy.deepcopy(saved.state_dict()), 0
@@ -271,12 +320,27 @@ def _source(inputs, targets, validation, batch_size, seed, num_workers):
     return _Tensors(_as_tuple(inputs), targets, validation, batch_size, seed)
 
 
-def fit(model: nn.Module, inputs, targets: Tensor | None = None, *,
-        loss_fn: Callable = _mse, epochs: int = 200, batch_size: int = 64,
-        lr: float = 1e-3, val_fraction: float = 0.2, split: str = "blocked", val_data=None,
-        patience: int = 20, seed: int = 0, progress: bool = True, checkpoint_path=None,
-        history_path=None, resume: bool = False, distributed: bool | None = None,
-        num_workers: int = 0) -> History:
+def fit(
+    model: nn.Module,
+    inputs,
+    targets: Tensor | None = None,
+    *,
+    loss_fn: Callable = _mse,
+    epochs: int = 200,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    val_fraction: float = 0.2,
+    split: str = "blocked",
+    val_data=None,
+    patience: int = 20,
+    seed: int = 0,
+    progress: bool = True,
+    checkpoint_path=None,
+    history_path=None,
+    resume: bool = False,
+    distributed: bool | None = None,
+    num_workers: int = 0,
+) -> History:
     """A priori training: fit ``model(*inputs)`` to ``targets``.
 
     Parameters
@@ -329,8 +393,21 @@ def fit(model: nn.Module, inputs, targets: Tensor | None = None, *,
     """
     _dist.setup(distributed)
     data = _source(inputs, targets, (val_data, val_fraction, split), batch_size, seed, num_workers)
-    return _train(model, model, data, loss_fn, epochs, lr, patience, seed, progress,
-                  checkpoint_path, history_path, "a priori", resume)
+    return _train(
+        model,
+        model,
+        data,
+        loss_fn,
+        epochs,
+        lr,
+        patience,
+        seed,
+        progress,
+        checkpoint_path,
+        history_path,
+        "a priori",
+        resume,
+    )
 
 
 def unroll(step: Callable, closure: nn.Module, u0: Tensor, k: int) -> Tensor:
@@ -351,12 +428,26 @@ class _Unrolled(nn.Module):
         return unroll(self.step, self.closure, u0, self.k)
 
 
-def fit_a_posteriori(closure: nn.Module, step: Callable, trajectories: Tensor, *, k: int = 10,
-                     loss_fn: Callable = _mse, epochs: int = 50, batch_size: int = 16,
-                     lr: float = 1e-3, val_fraction: float = 0.2, split: str = "blocked",
-                     patience: int = 10, seed: int = 0, progress: bool = True,
-                     checkpoint_path=None, history_path=None, resume: bool = False,
-                     distributed: bool | None = None) -> History:
+def fit_a_posteriori(
+    closure: nn.Module,
+    step: Callable,
+    trajectories: Tensor,
+    *,
+    k: int = 10,
+    loss_fn: Callable = _mse,
+    epochs: int = 50,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    val_fraction: float = 0.2,
+    split: str = "blocked",
+    patience: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+    checkpoint_path=None,
+    history_path=None,
+    resume: bool = False,
+    distributed: bool | None = None,
+) -> History:
     """A posteriori training: backpropagate through ``k`` steps of a differentiable solver.
 
     Parameters
@@ -385,8 +476,21 @@ def fit_a_posteriori(closure: nn.Module, step: Callable, trajectories: Tensor, *
     wrapped = _Unrolled(closure, step, k)
     _dist.setup(distributed)
     data = _Tensors((windows[:, 0],), windows[:, 1:], (None, val_fraction, split), batch_size, seed)
-    return _train(wrapped, closure, data, loss_fn, epochs, lr, patience, seed, progress,
-                  checkpoint_path, history_path, "a posteriori", resume)
+    return _train(
+        wrapped,
+        closure,
+        data,
+        loss_fn,
+        epochs,
+        lr,
+        patience,
+        seed,
+        progress,
+        checkpoint_path,
+        history_path,
+        "a posteriori",
+        resume,
+    )
 
 
 def load_checkpoint(model: nn.Module, path) -> nn.Module:

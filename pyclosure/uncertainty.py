@@ -20,7 +20,6 @@ from .normalize import Normalizer
 __all__ = ["DeepEnsemble", "SeededSampler", "StochasticHead", "gaussian_nll", "hash_normal"]
 
 
-
 def _mulmod32(a: Tensor, c: int) -> Tensor:
     """``(a * c) mod 2**32`` for ``0 <= a, c < 2**32`` without int64 overflow."""
     lo = (a & 0xFFFF) * c
@@ -87,10 +86,18 @@ class StochasticHead(nn.Module):
     :func:`gaussian_nll`.
     """
 
-    def __init__(self, in_channels: int = 1, stencil: int = 4, hidden: int = 32,
-                 depth: int = 2, act: str = "tanh", dx: float = 1.0,
-                 input_normalizer: Normalizer | None = None,
-                 output_normalizer: Normalizer | None = None, min_std: float = 1e-6):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        stencil: int = 4,
+        hidden: int = 32,
+        depth: int = 2,
+        act: str = "tanh",
+        dx: float = 1.0,
+        input_normalizer: Normalizer | None = None,
+        output_normalizer: Normalizer | None = None,
+        min_std: float = 1e-6,
+    ):
         super().__init__()
         if stencil < 2 or stencil % 2:
             raise ValueError(f"stencil must be even and >= 2, got {stencil}")
@@ -110,10 +117,15 @@ class StochasticHead(nn.Module):
 
     @torch.jit.unused
     def pyclosure_contract(self) -> dict:
-        return {"input_names": ["x"], "output_names": ["flux_mean", "flux_std"],
-                "variable_dims": {"x": [0]},
-                "meaning": {"flux_mean": _meaning("periodic", self.dx),
-                            "flux_std": {"kind": "flux_std", "boundary": "periodic"}}}
+        return {
+            "input_names": ["x"],
+            "output_names": ["flux_mean", "flux_std"],
+            "variable_dims": {"x": [0]},
+            "meaning": {
+                "flux_mean": _meaning("periodic", self.dx),
+                "flux_std": {"kind": "flux_std", "boundary": "periodic"},
+            },
+        }
 
 
 class SeededSampler(nn.Module):
@@ -134,10 +146,12 @@ class SeededSampler(nn.Module):
 
     @torch.jit.unused
     def pyclosure_contract(self) -> dict:
-        return {"input_names": ["x", "seed"], "output_names": ["flux"],
-                "variable_dims": {"x": [0]},
-                "meaning": {"flux": dict(_meaning("periodic", self.head.dx),
-                                         sampling="seeded_gaussian")}}
+        return {
+            "input_names": ["x", "seed"],
+            "output_names": ["flux"],
+            "variable_dims": {"x": [0]},
+            "meaning": {"flux": dict(_meaning("periodic", self.head.dx), sampling="seeded_gaussian")},
+        }
 
 
 class DeepEnsemble(nn.Module):
@@ -163,11 +177,12 @@ class DeepEnsemble(nn.Module):
     @torch.jit.unused
     def pyclosure_contract(self) -> dict:
         inner = getattr(self.members[0], "pyclosure_contract", None)
-        c = dict(inner()) if callable(inner) else {"input_names": ["x"],
-                                                  "output_names": ["y"]}
+        c = dict(inner()) if callable(inner) else {"input_names": ["x"], "output_names": ["y"]}
         c.pop("lipschitz_bound", None)
         name = c["output_names"][0]
         c["output_names"] = [name, f"{name}_spread"]
         c.setdefault("meaning", {})[f"{name}_spread"] = {
-            "kind": "ensemble_spread", "members": len(self.members)}
+            "kind": "ensemble_spread",
+            "members": len(self.members),
+        }
         return c

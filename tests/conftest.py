@@ -25,8 +25,10 @@ HERE = pathlib.Path(__file__).parent
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes more than ten seconds (valgrind, AOTInductor compiles); "
-                                       "skip with -m 'not slow'")
+    config.addinivalue_line(
+        "markers",
+        "slow: takes more than ten seconds (valgrind, AOTInductor compiles); skip with -m 'not slow'",
+    )
 
 
 class Affine(torch.nn.Module):
@@ -101,16 +103,26 @@ def mlp(nin=16, nhidden=64, nout=4, seed=0):
     """A float64 MLP with seeded weights: enough arithmetic for thread and MPI tests."""
     with torch.random.fork_rng():  # leaves the global generator as it was
         torch.manual_seed(seed)
-        return torch.nn.Sequential(torch.nn.Linear(nin, nhidden), torch.nn.Tanh(), torch.nn.Linear(nhidden, nhidden),
-                                   torch.nn.Tanh(), torch.nn.Linear(nhidden, nout)).double()
+        return torch.nn.Sequential(
+            torch.nn.Linear(nin, nhidden),
+            torch.nn.Tanh(),
+            torch.nn.Linear(nhidden, nhidden),
+            torch.nn.Tanh(),
+            torch.nn.Linear(nhidden, nout),
+        ).double()
 
 
 def mlp32(seed=0):
     """A float32 MLP 30-128-128-31 (tanh) with seeded weights: the size of a column closure."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return torch.nn.Sequential(torch.nn.Linear(30, 128), torch.nn.Tanh(), torch.nn.Linear(128, 128),
-                                   torch.nn.Tanh(), torch.nn.Linear(128, 31))
+        return torch.nn.Sequential(
+            torch.nn.Linear(30, 128),
+            torch.nn.Tanh(),
+            torch.nn.Linear(128, 128),
+            torch.nn.Tanh(),
+            torch.nn.Linear(128, 31),
+        )
 
 
 def _export(module, path, example, **kw):
@@ -129,8 +141,12 @@ def model_dir(tmp_path_factory):
     _export(Affine(3, 2, f64), d / "affine_rank3.pt", torch.zeros(6, 4, 3, dtype=f64))
     _export(Pointwise(), d / "pointwise64.pt", torch.zeros(5, dtype=f64))
     _export(mlp(), d / "mlp64.pt", torch.zeros(8, 16, dtype=f64))  # (16, ncol) -> (4, ncol) from Fortran
-    _export(TwoInTwoOut(), d / "two_in_two_out.pt",
-            (torch.zeros(4, 3, dtype=f64), torch.zeros(4, 2, dtype=f64)), output_names=["flux", "s"])
+    _export(
+        TwoInTwoOut(),
+        d / "two_in_two_out.pt",
+        (torch.zeros(4, 3, dtype=f64), torch.zeros(4, 2, dtype=f64)),
+        output_names=["flux", "s"],
+    )
     with torch.no_grad():  # a plain TorchScript file, as FTorch users make them
         torch.jit.save(torch.jit.script(Affine(3, 2, f64)), str(d / "no_contract.pt"))
     (d / "not_torchscript.pt").write_text("this is not a model\n")
@@ -195,10 +211,20 @@ def periodic64(seed=4):
 
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return PeriodicFluxClosure(1, 6, 32, 2, "tanh", dx=0.5,
-                                   input_normalizer=Normalizer(torch.tensor([[0.3]]), torch.tensor([[1.7]])),
-                                   output_normalizer=Normalizer(torch.tensor([0.2]), torch.tensor([3.0]))
-                                   ).double().eval()
+        return (
+            PeriodicFluxClosure(
+                1,
+                6,
+                32,
+                2,
+                "tanh",
+                dx=0.5,
+                input_normalizer=Normalizer(torch.tensor([[0.3]]), torch.tensor([[1.7]])),
+                output_normalizer=Normalizer(torch.tensor([0.2]), torch.tensor([3.0])),
+            )
+            .double()
+            .eval()
+        )
 
 
 def _redigest(data):
@@ -224,8 +250,12 @@ def native_dir(tmp_path_factory, model_dir):
     with torch.no_grad():
         affine.weight.copy_(torch.arange(1, 7, dtype=f64).reshape(2, 3) / 8.0)
         affine.bias.copy_(torch.arange(2, dtype=f64) / 4.0 - 0.5)
-    _export(torch.nn.Sequential(affine).eval(), d / "plain_affine64.nnp", torch.zeros(4, 3, dtype=f64),
-            input_names=["x"])
+    _export(
+        torch.nn.Sequential(affine).eval(),
+        d / "plain_affine64.nnp",
+        torch.zeros(4, 3, dtype=f64),
+        input_names=["x"],
+    )
     _export(mlp32().eval(), d / "mlp32.nnp", torch.zeros(4, 30))
     _export(mlp().eval(), d / "mlp64.nnp", torch.zeros(4, 16, dtype=f64))
     _export(periodic64(), d / "periodic64.nnp", torch.zeros(4, 16, dtype=f64))
@@ -238,7 +268,7 @@ def native_dir(tmp_path_factory, model_dir):
     table = struct.unpack_from("<Q", good, 88)[0]  # the dense op: 3 -> 2^30 outputs
     op = list(_OP.unpack_from(good, table))
     op[1:3] = [3, 1 << 30]
-    (d / "absurd_dims.nnp").write_bytes(_redigest(good[:table] + _OP.pack(*op) + good[table + _OP.size:]))
+    (d / "absurd_dims.nnp").write_bytes(_redigest(good[:table] + _OP.pack(*op) + good[table + _OP.size :]))
     shutil.copyfile(model_dir / "plain_affine64.pt", d / "torchscript_named.nnp")
     return d
 
@@ -262,19 +292,30 @@ def pt2_dir(tmp_path_factory, model_dir):
     cases = {
         "mlp32.pt2": (mlp32(), torch.zeros(8, 30), {}),
         "mlp64.pt2": (mlp(), torch.zeros(8, 16, dtype=f64), {}),
-        "two_in_two_out.pt2": (TwoInTwoOut(), (torch.zeros(4, 3, dtype=f64), torch.zeros(4, 2, dtype=f64)),
-                               {"output_names": ["flux", "s"]}),
+        "two_in_two_out.pt2": (
+            TwoInTwoOut(),
+            (torch.zeros(4, 3, dtype=f64), torch.zeros(4, 2, dtype=f64)),
+            {"output_names": ["flux", "s"]},
+        ),
         "plain_affine64.pt2": (Affine(3, 2, f64, plain=True), torch.zeros(4, 3, dtype=f64), {}),
-        "cells64.pt2": (CellsToFaces(), torch.zeros(4, 8, dtype=f64),
-                        {"input_names": ["q"], "output_names": ["faces"], "variable_dims": {"q": [0]}}),
+        "cells64.pt2": (
+            CellsToFaces(),
+            torch.zeros(4, 8, dtype=f64),
+            {"input_names": ["q"], "output_names": ["faces"], "variable_dims": {"q": [0]}},
+        ),
     }
     env_before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     record = {"token": token, "env_before": env_before, "packages": {}}
     for name, (module, example, kw) in cases.items():
         timings = {}
-        contract = pyclosure.export(module, d / name, example, cache_dir=d / "cache", timings=timings,
-                                    extra={"token": token}, **kw)
-        record["packages"][name] = {"contract": contract, "timings": timings, "bytes": (d / name).stat().st_size}
+        contract = pyclosure.export(
+            module, d / name, example, cache_dir=d / "cache", timings=timings, extra={"token": token}, **kw
+        )
+        record["packages"][name] = {
+            "contract": contract,
+            "timings": timings,
+            "bytes": (d / name).stat().st_size,
+        }
     record["env_after"] = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     (d / "exported.json").write_text(json.dumps(record, indent=1))
 
@@ -286,8 +327,11 @@ def pt2_dir(tmp_path_factory, model_dir):
     rewrite_zip(d / "mlp32.pt2", d / "no_contract.pt2", without_contract)
     rewrite_zip(d / "plain_affine64.pt2", d / "needs_avx512f.pt2", needing_cpu_features("avx512f"))
     rewrite_zip(d / "plain_affine64.pt2", d / "needs_made_up_feature.pt2", needing_cpu_features("warp_drive"))
-    rewrite_zip(d / "plain_affine64.pt2", d / "built_for_cuda.pt2",
-                with_metadata(lambda record: record.update(AOTI_DEVICE_KEY="cuda")))
+    rewrite_zip(
+        d / "plain_affine64.pt2",
+        d / "built_for_cuda.pt2",
+        with_metadata(lambda record: record.update(AOTI_DEVICE_KEY="cuda")),
+    )
     rewrite_zip(d / "plain_affine64.pt2", d / "garbage_library.pt2", garbage_library)
     return d
 
@@ -315,8 +359,13 @@ def run_demo(tmp_path_factory, program, *args, timeout):
     path = pathlib.Path(str(importlib.resources.files("pyclosure"))) / "bin" / program
     assert path.exists(), f"{path} is not built"
     out = tmp_path_factory.mktemp(program)
-    proc = subprocess.run(cli("demo", "--quick", *args, "--out", out), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    proc = subprocess.run(
+        cli("demo", "--quick", *args, "--out", out),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert (out / "report.json").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, json.loads((out / "report.json").read_text()), out
 
@@ -324,7 +373,9 @@ def run_demo(tmp_path_factory, program, *args, timeout):
 def _run(cmd, **kw):
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
     if proc.returncode != 0:
-        raise AssertionError(f"command failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"command failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -338,8 +389,18 @@ def build_fortran(tmp_path_factory):
 
     def build(*sources, name, extra=()):
         exe = out / name
-        cmd = ["gfortran", "-O2", "-Wall", *shlex.split(flags["fflags"]), *map(str, sources), "-o", str(exe),
-               *extra, *shlex.split(flags["ldflags"]), *shlex.split(flags["libs"])]
+        cmd = [
+            "gfortran",
+            "-O2",
+            "-Wall",
+            *shlex.split(flags["fflags"]),
+            *map(str, sources),
+            "-o",
+            str(exe),
+            *extra,
+            *shlex.split(flags["ldflags"]),
+            *shlex.split(flags["libs"]),
+        ]
         _run(cmd, cwd=out)
         return exe
 
@@ -354,8 +415,20 @@ def build_c(tmp_path_factory):
 
     def build(*sources, name, extra=()):
         exe = out / name
-        cmd = ["cc", "-O2", "-Wall", "-Wextra", "-std=c11", *shlex.split(flags["cflags"]), *map(str, sources),
-               "-o", str(exe), *extra, *shlex.split(flags["ldflags"]), *shlex.split(flags["clibs"])]
+        cmd = [
+            "cc",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-std=c11",
+            *shlex.split(flags["cflags"]),
+            *map(str, sources),
+            "-o",
+            str(exe),
+            *extra,
+            *shlex.split(flags["ldflags"]),
+            *shlex.split(flags["clibs"]),
+        ]
         _run(cmd, cwd=out)
         return exe
 

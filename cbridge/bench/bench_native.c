@@ -87,7 +87,7 @@ static void time_calls(int64_t warmup, int64_t calls) {
     for (int64_t i = 0; i < warmup; ++i) call();
     int64_t *t = malloc((size_t)(calls > 0 ? calls : 1) * sizeof *t);
     if (!t) die("cannot allocate the times");
-    int64_t c0 = cpu_ns();  /* over the block: the CPU clock is a system call, too slow per call */
+    int64_t c0 = cpu_ns(); /* over the block: the CPU clock is a system call, too slow per call */
     for (int64_t i = 0; i < calls; ++i) {
         int64_t t0 = bench_now_ns();
         call();
@@ -102,47 +102,70 @@ static void time_calls(int64_t warmup, int64_t calls) {
 
 /* 12 independent FMA chains of 8 floats or 4 doubles: the core's FMA throughput in GFLOP/s
  * (2 per fma), over this thread's CPU time. */
-#define PEAK(name, vec, lanes, scalar, fma)                                                   \
-    __attribute__((target("avx2,fma"))) static double name(int64_t iters) {                   \
-        typedef scalar vt __attribute__((vector_size(32)));                                   \
-        vt m, s, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11;                                       \
-        for (int k = 0; k < lanes; ++k) { m[k] = (scalar)0.999999; s[k] = (scalar)1e-7; }     \
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = s;                                   \
-        int64_t t0 = cpu_ns();                                                                \
-        for (int64_t i = 0; i < iters; ++i) {                                                 \
-            a0 = fma(a0, m, s); a1 = fma(a1, m, s); a2 = fma(a2, m, s); a3 = fma(a3, m, s);   \
-            a4 = fma(a4, m, s); a5 = fma(a5, m, s); a6 = fma(a6, m, s); a7 = fma(a7, m, s);   \
-            a8 = fma(a8, m, s); a9 = fma(a9, m, s); a10 = fma(a10, m, s); a11 = fma(a11, m, s); \
-            __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4));          \
-            __asm__ volatile("" : "+x"(a5), "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9));          \
-            __asm__ volatile("" : "+x"(a10), "+x"(a11));                                      \
-        }                                                                                     \
-        double ns = (double)(cpu_ns() - t0);                                                  \
-        volatile scalar sink = a0[0] + a1[0] + a2[0] + a3[0] + a4[0] + a5[0] + a6[0] + a7[0] + a8[0] + a9[0] + a10[0] + a11[0]; \
-        (void)sink;                                                                           \
-        return (double)iters * 12 * lanes * 2 / ns;                                           \
+#define PEAK(name, vec, lanes, scalar, fma)                                                                            \
+    __attribute__((target("avx2,fma"))) static double name(int64_t iters) {                                            \
+        typedef scalar vt __attribute__((vector_size(32)));                                                            \
+        vt m, s, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11;                                                     \
+        for (int k = 0; k < lanes; ++k) {                                                                              \
+            m[k] = (scalar)0.999999;                                                                                   \
+            s[k] = (scalar)1e-7;                                                                                       \
+        }                                                                                                              \
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = s;                                               \
+        int64_t t0 = cpu_ns();                                                                                         \
+        for (int64_t i = 0; i < iters; ++i) {                                                                          \
+            a0 = fma(a0, m, s);                                                                                        \
+            a1 = fma(a1, m, s);                                                                                        \
+            a2 = fma(a2, m, s);                                                                                        \
+            a3 = fma(a3, m, s);                                                                                        \
+            a4 = fma(a4, m, s);                                                                                        \
+            a5 = fma(a5, m, s);                                                                                        \
+            a6 = fma(a6, m, s);                                                                                        \
+            a7 = fma(a7, m, s);                                                                                        \
+            a8 = fma(a8, m, s);                                                                                        \
+            a9 = fma(a9, m, s);                                                                                        \
+            a10 = fma(a10, m, s);                                                                                      \
+            a11 = fma(a11, m, s);                                                                                      \
+            __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4));                                   \
+            __asm__ volatile("" : "+x"(a5), "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9));                                   \
+            __asm__ volatile("" : "+x"(a10), "+x"(a11));                                                               \
+        }                                                                                                              \
+        double ns = (double)(cpu_ns() - t0);                                                                           \
+        volatile scalar sink =                                                                                         \
+            a0[0] + a1[0] + a2[0] + a3[0] + a4[0] + a5[0] + a6[0] + a7[0] + a8[0] + a9[0] + a10[0] + a11[0];           \
+        (void)sink;                                                                                                    \
+        return (double)iters * 12 * lanes * 2 / ns;                                                                    \
     }
 PEAK(peak_f32, v8, 8, float, __builtin_ia32_vfmaddps256)
 PEAK(peak_f64, v4, 4, double, __builtin_ia32_vfmaddpd256)
 
 /* The same with 16 float or 8 double lanes (zmm registers). */
-#define PEAK512(name, vt, lanes, scalar, set1, fma)                                           \
-    __attribute__((target("avx512f"))) static double name(int64_t iters) {                    \
-        vt m = set1((scalar)0.999999), s = set1((scalar)1e-7);                                \
-        vt a0 = s, a1 = s, a2 = s, a3 = s, a4 = s, a5 = s, a6 = s, a7 = s, a8 = s, a9 = s, a10 = s, a11 = s; \
-        int64_t t0 = cpu_ns();                                                                \
-        for (int64_t i = 0; i < iters; ++i) {                                                 \
-            a0 = fma(a0, m, s); a1 = fma(a1, m, s); a2 = fma(a2, m, s); a3 = fma(a3, m, s);   \
-            a4 = fma(a4, m, s); a5 = fma(a5, m, s); a6 = fma(a6, m, s); a7 = fma(a7, m, s);   \
-            a8 = fma(a8, m, s); a9 = fma(a9, m, s); a10 = fma(a10, m, s); a11 = fma(a11, m, s); \
-            __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4));          \
-            __asm__ volatile("" : "+v"(a5), "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9));          \
-            __asm__ volatile("" : "+v"(a10), "+v"(a11));                                      \
-        }                                                                                     \
-        double ns = (double)(cpu_ns() - t0);                                                  \
-        volatile scalar sink = a0[0] + a1[0] + a2[0] + a3[0] + a4[0] + a5[0] + a6[0] + a7[0] + a8[0] + a9[0] + a10[0] + a11[0]; \
-        (void)sink;                                                                           \
-        return (double)iters * 12 * lanes * 2 / ns;                                           \
+#define PEAK512(name, vt, lanes, scalar, set1, fma)                                                                    \
+    __attribute__((target("avx512f"))) static double name(int64_t iters) {                                             \
+        vt m = set1((scalar)0.999999), s = set1((scalar)1e-7);                                                         \
+        vt a0 = s, a1 = s, a2 = s, a3 = s, a4 = s, a5 = s, a6 = s, a7 = s, a8 = s, a9 = s, a10 = s, a11 = s;           \
+        int64_t t0 = cpu_ns();                                                                                         \
+        for (int64_t i = 0; i < iters; ++i) {                                                                          \
+            a0 = fma(a0, m, s);                                                                                        \
+            a1 = fma(a1, m, s);                                                                                        \
+            a2 = fma(a2, m, s);                                                                                        \
+            a3 = fma(a3, m, s);                                                                                        \
+            a4 = fma(a4, m, s);                                                                                        \
+            a5 = fma(a5, m, s);                                                                                        \
+            a6 = fma(a6, m, s);                                                                                        \
+            a7 = fma(a7, m, s);                                                                                        \
+            a8 = fma(a8, m, s);                                                                                        \
+            a9 = fma(a9, m, s);                                                                                        \
+            a10 = fma(a10, m, s);                                                                                      \
+            a11 = fma(a11, m, s);                                                                                      \
+            __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4));                                   \
+            __asm__ volatile("" : "+v"(a5), "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9));                                   \
+            __asm__ volatile("" : "+v"(a10), "+v"(a11));                                                               \
+        }                                                                                                              \
+        double ns = (double)(cpu_ns() - t0);                                                                           \
+        volatile scalar sink =                                                                                         \
+            a0[0] + a1[0] + a2[0] + a3[0] + a4[0] + a5[0] + a6[0] + a7[0] + a8[0] + a9[0] + a10[0] + a11[0];           \
+        (void)sink;                                                                                                    \
+        return (double)iters * 12 * lanes * 2 / ns;                                                                    \
     }
 PEAK512(peak512_f32, __m512, 16, float, _mm512_set1_ps, _mm512_fmadd_ps)
 PEAK512(peak512_f64, __m512d, 8, double, _mm512_set1_pd, _mm512_fmadd_pd)
@@ -156,15 +179,22 @@ static int has_avx512(void) {
  * this thread's CPU time. */
 __attribute__((target("avx2"))) static double stream(int64_t bytes, int64_t reps) {
     typedef float v8 __attribute__((vector_size(32)));
-    const int64_t n = bytes / 256 * 8;  /* whole groups of 8 vectors */
-    v8 *buf = aligned_alloc(64, (size_t)n * 32), a0 = {0}, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    const int64_t n = bytes / 256 * 8; /* whole groups of 8 vectors */
+    v8 *buf = aligned_alloc(64, (size_t)n * 32), a0 = {0}, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+       a7 = a0;
     for (int64_t k = 0; k < n; ++k) buf[k] = a0 + 1.0f;
     int64_t t0 = 0;
     for (int64_t r = -1; r < reps; ++r) {
         if (r == 0) t0 = cpu_ns();
         for (int64_t k = 0; k < n; k += 8) {
-            a0 += buf[k]; a1 += buf[k + 1]; a2 += buf[k + 2]; a3 += buf[k + 3];
-            a4 += buf[k + 4]; a5 += buf[k + 5]; a6 += buf[k + 6]; a7 += buf[k + 7];
+            a0 += buf[k];
+            a1 += buf[k + 1];
+            a2 += buf[k + 2];
+            a3 += buf[k + 3];
+            a4 += buf[k + 4];
+            a5 += buf[k + 5];
+            a6 += buf[k + 6];
+            a7 += buf[k + 7];
         }
         __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7));
     }
@@ -176,15 +206,22 @@ __attribute__((target("avx2"))) static double stream(int64_t bytes, int64_t reps
 /* As stream, with 64-byte loads. */
 __attribute__((target("avx512f"))) static double stream512(int64_t bytes, int64_t reps) {
     typedef float v16 __attribute__((vector_size(64)));
-    const int64_t n = bytes / 512 * 8;  /* whole groups of 8 vectors */
-    v16 *buf = aligned_alloc(64, (size_t)n * 64), a0 = {0}, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    const int64_t n = bytes / 512 * 8; /* whole groups of 8 vectors */
+    v16 *buf = aligned_alloc(64, (size_t)n * 64), a0 = {0}, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+        a7 = a0;
     for (int64_t k = 0; k < n; ++k) buf[k] = a0 + 1.0f;
     int64_t t0 = 0;
     for (int64_t r = -1; r < reps; ++r) {
         if (r == 0) t0 = cpu_ns();
         for (int64_t k = 0; k < n; k += 8) {
-            a0 += buf[k]; a1 += buf[k + 1]; a2 += buf[k + 2]; a3 += buf[k + 3];
-            a4 += buf[k + 4]; a5 += buf[k + 5]; a6 += buf[k + 6]; a7 += buf[k + 7];
+            a0 += buf[k];
+            a1 += buf[k + 1];
+            a2 += buf[k + 2];
+            a3 += buf[k + 3];
+            a4 += buf[k + 4];
+            a5 += buf[k + 5];
+            a6 += buf[k + 6];
+            a7 += buf[k + 7];
         }
         __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7));
     }
@@ -233,12 +270,14 @@ int main(int argc, char **argv) {
             const double f32 = peak_f32(calls), f64 = peak_f64(calls);
             if (has_avx512()) {
                 const double w32 = peak512_f32(calls), w64 = peak512_f64(calls);
-                printf("{\"peak_gflops_f32\":%.3f,\"peak_gflops_f64\":%.3f,\"peak_avx2_gflops_f32\":%.3f,"
-                       "\"peak_avx2_gflops_f64\":%.3f,\"peak_avx512_gflops_f32\":%.3f,\"peak_avx512_gflops_f64\":%.3f}\n",
-                       w32 > f32 ? w32 : f32, w64 > f64 ? w64 : f64, f32, f64, w32, w64);
+                printf(
+                    "{\"peak_gflops_f32\":%.3f,\"peak_gflops_f64\":%.3f,\"peak_avx2_gflops_f32\":%.3f,"
+                    "\"peak_avx2_gflops_f64\":%.3f,\"peak_avx512_gflops_f32\":%.3f,\"peak_avx512_gflops_f64\":%.3f}\n",
+                    w32 > f32 ? w32 : f32, w64 > f64 ? w64 : f64, f32, f64, w32, w64);
             } else {
                 printf("{\"peak_gflops_f32\":%.3f,\"peak_gflops_f64\":%.3f,\"peak_avx2_gflops_f32\":%.3f,"
-                       "\"peak_avx2_gflops_f64\":%.3f}\n", f32, f64, f32, f64);
+                       "\"peak_avx2_gflops_f64\":%.3f}\n",
+                       f32, f64, f32, f64);
             }
         } else if (!strcmp(op, "stream")) {
             const double narrow = stream(b, calls), wide = has_avx512() ? stream512(b, calls) : 0;

@@ -75,8 +75,8 @@ public:
     explicit Driver(const Settings &s) : s_(s) {}
     virtual ~Driver() = default;
     virtual void prepare(int64_t batch) { buf_.resize(batch, s_); }
-    virtual void call() = 0;     ///< one forward over the current buffers
-    int64_t copy_ns = -1;        ///< host-device copy time of the last call, -1 if not measured
+    virtual void call() = 0;  ///< one forward over the current buffers
+    int64_t copy_ns = -1;     ///< host-device copy time of the last call, -1 if not measured
     const Buffers &buffers() const { return buf_; }
 
 protected:
@@ -187,8 +187,8 @@ void count_allocations(Driver &d, int64_t warmup, int64_t calls) {
     bench_alloc_counts(&n1, &b1);
     const int64_t h1 = bench_heap_in_use();
     const bool counted = n0 >= 0;
-    std::cout << "{\"batch\":" << d.buffers().batch << ",\"calls\":" << calls << ",\"allocs\":"
-              << (counted ? n1 - n0 : -1) << ",\"bytes\":" << (counted ? b1 - b0 : -1)
+    std::cout << "{\"batch\":" << d.buffers().batch << ",\"calls\":" << calls
+              << ",\"allocs\":" << (counted ? n1 - n0 : -1) << ",\"bytes\":" << (counted ? b1 - b0 : -1)
               << ",\"heap_growth\":" << h1 - h0 << "}" << std::endl;
 }
 
@@ -220,10 +220,11 @@ void serve(Driver &d, const Settings &s) {
 
 int main(int argc, char **argv) {
     if (argc != 9) {
-        std::cerr << "usage: bench_floor floor|c|c_pt2|c_native MODEL float32|float64 NIN NOUT THREADS DEVICE DUMPDIR\n";
+        std::cerr
+            << "usage: bench_floor floor|c|c_pt2|c_native MODEL float32|float64 NIN NOUT THREADS DEVICE DUMPDIR\n";
         return 2;
     }
-    Settings s{argv[1], argv[2], argv[3], argv[7], argv[8], std::stoll(argv[4]), std::stoll(argv[5]),
+    Settings s{argv[1],           argv[2], argv[3], argv[7], argv[8], std::stoll(argv[4]), std::stoll(argv[5]),
                std::stoi(argv[6])};
     try {
         std::unique_ptr<Driver> d;

@@ -40,23 +40,23 @@ extern "C" {
 /** Status codes. Fixed values: never renumber, only append. */
 enum nnc_status {
     NNC_OK = 0,
-    NNC_ERR_IO = 1,             /**< file missing, unreadable or unwritable */
-    NNC_ERR_FORMAT = 2,         /**< not a model file, truncated, bad contract, unusable package */
-    NNC_ERR_BAD_DEVICE = 3,     /**< malformed device string */
-    NNC_ERR_NO_DEVICE = 4,      /**< device not available (e.g. CUDA without CUDA) */
-    NNC_ERR_HANDLE = 5,         /**< NULL, never loaded or already freed handle */
-    NNC_ERR_NARGS = 6,          /**< wrong number of inputs or outputs */
-    NNC_ERR_RANK = 7,           /**< an array has the wrong rank */
-    NNC_ERR_SHAPE = 8,          /**< an array has the wrong shape */
-    NNC_ERR_DTYPE = 9,          /**< an array has the wrong element type */
-    NNC_ERR_ARGUMENT = 10,      /**< invalid argument (NULL pointer, bad index, ...) */
-    NNC_ERR_RUNTIME = 11,       /**< the model raised an error while running */
-    NNC_ERR_NONFINITE = 12,     /**< non-finite values where they are not allowed */
-    NNC_ERR_RECORD = 13,        /**< recording failed (disk, cap, format) */
-    NNC_ERR_MEMORY = 14,        /**< out of memory */
-    NNC_ERR_UNTRUSTED = 15,     /**< a trusted list is set and the file is not on it */
-    NNC_ERR_TRAIN = 16,         /**< online training failed: the spec or the Python training code raised, or no Python */
-    NNC_ERR_INTERNAL = 99       /**< a bug in the bridge: please report it */
+    NNC_ERR_IO = 1,         /**< file missing, unreadable or unwritable */
+    NNC_ERR_FORMAT = 2,     /**< not a model file, truncated, bad contract, unusable package */
+    NNC_ERR_BAD_DEVICE = 3, /**< malformed device string */
+    NNC_ERR_NO_DEVICE = 4,  /**< device not available (e.g. CUDA without CUDA) */
+    NNC_ERR_HANDLE = 5,     /**< NULL, never loaded or already freed handle */
+    NNC_ERR_NARGS = 6,      /**< wrong number of inputs or outputs */
+    NNC_ERR_RANK = 7,       /**< an array has the wrong rank */
+    NNC_ERR_SHAPE = 8,      /**< an array has the wrong shape */
+    NNC_ERR_DTYPE = 9,      /**< an array has the wrong element type */
+    NNC_ERR_ARGUMENT = 10,  /**< invalid argument (NULL pointer, bad index, ...) */
+    NNC_ERR_RUNTIME = 11,   /**< the model raised an error while running */
+    NNC_ERR_NONFINITE = 12, /**< non-finite values where they are not allowed */
+    NNC_ERR_RECORD = 13,    /**< recording failed (disk, cap, format) */
+    NNC_ERR_MEMORY = 14,    /**< out of memory */
+    NNC_ERR_UNTRUSTED = 15, /**< a trusted list is set and the file is not on it */
+    NNC_ERR_TRAIN = 16,     /**< online training failed: the spec or the Python training code raised, or no Python */
+    NNC_ERR_INTERNAL = 99   /**< a bug in the bridge: please report it */
 };
 
 /** Element types of arrays. */
@@ -69,14 +69,14 @@ enum nnc_dtype {
 
 /** How an array's shape and strides are listed. */
 enum nnc_order {
-    NNC_ORDER_C = 0,            /**< shape[0] is the slowest index (torch, numpy) */
-    NNC_ORDER_F = 1             /**< shape[0] is the fastest index (Fortran) */
+    NNC_ORDER_C = 0, /**< shape[0] is the slowest index (torch, numpy) */
+    NNC_ORDER_F = 1  /**< shape[0] is the fastest index (Fortran) */
 };
 
 /** Limits. */
 enum nnc_limits {
     NNC_MAX_RANK = 8,
-    NNC_NAME_LEN = 64           /**< bytes of an nnc_io_info name; device and engine names fit too */
+    NNC_NAME_LEN = 64 /**< bytes of an nnc_io_info name; device and engine names fit too */
 };
 
 /**
@@ -87,28 +87,28 @@ enum nnc_limits {
  */
 typedef struct nnc_array {
     void *data;
-    int dtype;                  /**< nnc_dtype */
-    int rank;                   /**< 0..NNC_MAX_RANK */
-    int order;                  /**< nnc_order */
+    int dtype; /**< nnc_dtype */
+    int rank;  /**< 0..NNC_MAX_RANK */
+    int order; /**< nnc_order */
     int64_t shape[NNC_MAX_RANK];
-    const int64_t *strides;     /**< NULL, or rank element strides */
+    const int64_t *strides; /**< NULL, or rank element strides */
 } nnc_array;
 
 /** What the model's contract says of one input or output. */
 typedef struct nnc_io_info {
     char name[NNC_NAME_LEN];
-    int dtype;                  /**< nnc_dtype; 0 if the contract does not say */
-    int rank;                   /**< per-sample rank (without the batch dim) */
-    int64_t shape[NNC_MAX_RANK];/**< per-sample shape in torch (C) order; -1: any */
+    int dtype;                   /**< nnc_dtype; 0 if the contract does not say */
+    int rank;                    /**< per-sample rank (without the batch dim) */
+    int64_t shape[NNC_MAX_RANK]; /**< per-sample shape in torch (C) order; -1: any */
 } nnc_io_info;
 
 typedef struct nnc_model_s *nnc_model;
 
 /** Why a column was flagged (bits of the per-column flags array). */
 enum nnc_flag {
-    NNC_FLAG_NONFINITE_INPUT = 1,   /**< an input value of the column is NaN or Inf */
-    NNC_FLAG_NONFINITE_OUTPUT = 2,  /**< an output value of the column is NaN or Inf */
-    NNC_FLAG_OOD = 4                /**< the model's OOD score is above its threshold */
+    NNC_FLAG_NONFINITE_INPUT = 1,  /**< an input value of the column is NaN or Inf */
+    NNC_FLAG_NONFINITE_OUTPUT = 2, /**< an output value of the column is NaN or Inf */
+    NNC_FLAG_OOD = 4               /**< the model's OOD score is above its threshold */
 };
 
 /** Statistics of one model since it was loaded (see nnc_model_stats). */
@@ -229,8 +229,8 @@ int nnc_model_io(nnc_model model, int is_output, int index, nnc_io_info *info);
  * NNC_ERR_DTYPE, NNC_ERR_ARGUMENT, NNC_ERR_RUNTIME, NNC_ERR_NONFINITE (a NaN
  * or Inf in an input or output under the default nonfinite=error policy).
  */
-int nnc_model_forward(nnc_model model, int num_inputs, const nnc_array *inputs,
-                      int num_outputs, const nnc_array *outputs);
+int nnc_model_forward(nnc_model model, int num_inputs, const nnc_array *inputs, int num_outputs,
+                      const nnc_array *outputs);
 
 /**
  * nnc_model_forward with the host's classical result for fallback: arrays
@@ -278,9 +278,9 @@ int nnc_model_forward_on_device(nnc_model model, int num_inputs, const nnc_array
 
 /** nnc_model_forward_fallback on the on-device route (fallback and flags too
  *  live on the model's device). */
-int nnc_model_forward_on_device_fallback(nnc_model model, int num_inputs, const nnc_array *inputs,
-                                         int num_outputs, const nnc_array *outputs, int num_fallback,
-                                         const nnc_array *fallback, const nnc_array *flags);
+int nnc_model_forward_on_device_fallback(nnc_model model, int num_inputs, const nnc_array *inputs, int num_outputs,
+                                         const nnc_array *outputs, int num_fallback, const nnc_array *fallback,
+                                         const nnc_array *flags);
 
 /** Statistics since load. With NN_CLOSURE_STATS=1 in the environment a
  *  one-paragraph summary goes to stderr when the model is freed. */

@@ -28,8 +28,8 @@ static void act_f64(int act, double *v, int64_t n) {
         for (int64_t i = 0; i < n; ++i) v[i] = nnn_softplus_f64(v[i]);
 }
 
-static void dense_f32(const float *w, const float *b, int64_t n_in, int64_t n_pad, int act,
-                      const float *x, int64_t ldx, float *y, int64_t ldy, int64_t rows) {
+static void dense_f32(const float *w, const float *b, int64_t n_in, int64_t n_pad, int act, const float *x, int64_t ldx,
+                      float *y, int64_t ldy, int64_t rows) {
     for (int64_t r = 0; r < rows; ++r) {
         const float *xr = x + r * ldx;
         for (int64_t o = 0; o < n_pad; ++o) {
@@ -46,8 +46,8 @@ static void dense_f32(const float *w, const float *b, int64_t n_in, int64_t n_pa
     }
 }
 
-static void dense_f64(const double *w, const double *b, int64_t n_in, int64_t n_pad, int act,
-                      const double *x, int64_t ldx, double *y, int64_t ldy, int64_t rows) {
+static void dense_f64(const double *w, const double *b, int64_t n_in, int64_t n_pad, int act, const double *x,
+                      int64_t ldx, double *y, int64_t ldy, int64_t rows) {
     for (int64_t r = 0; r < rows; ++r) {
         const double *xr = x + r * ldx;
         for (int64_t o = 0; o < n_pad; ++o) {

@@ -41,12 +41,16 @@ typedef struct {
     uint64_t params_off, params_len;
     uint32_t nops;
     op_record ops[NNN_MAX_OPS];
-    uint32_t gradient_op;  /* the gradient op's index, when the program has one */
+    uint32_t gradient_op; /* the gradient op's index, when the program has one */
     char *msg;
     size_t msg_size;
 } file_view;
 
-#define FAIL(...) do { nnn_message(v->msg, v->msg_size, __VA_ARGS__); return NNN_ERR_FORMAT; } while (0)
+#define FAIL(...)                                                                                                      \
+    do {                                                                                                               \
+        nnn_message(v->msg, v->msg_size, __VA_ARGS__);                                                                 \
+        return NNN_ERR_FORMAT;                                                                                         \
+    } while (0)
 
 static int check_header(file_view *v, const unsigned char *p, size_t size, int *dtype, uint64_t *clen) {
     if (size < HEADER_BYTES + DIGEST_BYTES)
@@ -72,12 +76,12 @@ static int check_header(file_view *v, const unsigned char *p, size_t size, int *
     uint64_t coff = get64(p + 72), ooff = get64(p + 88), poff = get64(p + 104), plen = get64(p + 112);
     *clen = get64(p + 80);
     v->nops = get32(p + 96);
-    if (coff != HEADER_BYTES || *clen > size) FAIL("bad contract section (offset %llu, %llu bytes)",
-                                                   (unsigned long long)coff, (unsigned long long)*clen);
+    if (coff != HEADER_BYTES || *clen > size)
+        FAIL("bad contract section (offset %llu, %llu bytes)", (unsigned long long)coff, (unsigned long long)*clen);
     if (v->nops < 1 || v->nops > NNN_MAX_OPS) FAIL("%u ops; a program has 1 to %d", v->nops, NNN_MAX_OPS);
     uint64_t ops_end = align_up(coff + *clen, 8) + (uint64_t)v->nops * OP_BYTES;
-    if (ooff != align_up(coff + *clen, 8) || poff != align_up(ops_end, 64) || poff > size ||
-        plen > size - poff || poff + plen != size - DIGEST_BYTES)
+    if (ooff != align_up(coff + *clen, 8) || poff != align_up(ops_end, 64) || poff > size || plen > size - poff ||
+        poff + plen != size - DIGEST_BYTES)
         FAIL("section offsets do not add up to the file size (ops at %llu, params at %llu, %llu bytes)",
              (unsigned long long)ooff, (unsigned long long)poff, (unsigned long long)plen);
     if (get32(p + 100) != 0 || get64(p + 120) != 0) FAIL("reserved header fields are not zero");
@@ -107,10 +111,14 @@ static int check_params(file_view *v, uint32_t i, uint64_t count, uint64_t posit
     const unsigned char *q = v->base + v->params_off + op->offset;
     for (uint64_t k = 0; k < count; ++k) {
         double x;
-        if (v->elem == 4) { float f; memcpy(&f, q + 4 * k, 4); x = f; } else memcpy(&x, q + 8 * k, 8);
+        if (v->elem == 4) {
+            float f;
+            memcpy(&f, q + 4 * k, 4);
+            x = f;
+        } else memcpy(&x, q + 8 * k, 8);
         if (!isfinite(x)) FAIL("op %u: parameter %llu is not finite", i, (unsigned long long)k);
-        if (k >= positive_from && !(x > 0)) FAIL("op %u: %s %llu is not > 0", i, positive,
-                                                  (unsigned long long)(k - positive_from));
+        if (k >= positive_from && !(x > 0))
+            FAIL("op %u: %s %llu is not > 0", i, positive, (unsigned long long)(k - positive_from));
     }
     return NNN_OK;
 }
@@ -152,7 +160,7 @@ static int check_tail(file_view *v, nnn_program *prog, uint32_t i, int64_t width
 
 /* Check the ops chain; fill the program's shape (window, widths, steps without weights). */
 static int check_ops(file_view *v, nnn_program *prog) {
-    int64_t width = -1;     /* row width so far; -1 before the first dense of a dense program */
+    int64_t width = -1; /* row width so far; -1 before the first dense of a dense program */
     int after_window = 0, stage = 0;
     prog->ninputs = 1;
     for (uint32_t i = 0; i < v->nops; ++i)
@@ -170,59 +178,64 @@ static int check_ops(file_view *v, nnn_program *prog) {
             continue;
         }
         switch (op->kind) {
-        case NNN_OP_NORMALIZE:
-        case NNN_OP_DENORMALIZE:
-            if (!dim_ok(a[0]) || a[1] || a[2] || a[3] || a[4]) FAIL("op %u: bad normaliser sizes", i);
-            if ((rc = check_params(v, i, 2ull * a[0], a[0], "normaliser std")) != NNN_OK) return rc;
-            if (prog->window && !after_window) {
-                if (op->kind != NNN_OP_NORMALIZE || prog->front_nparam || i != 0)
-                    FAIL("op %u: before the window only one normaliser may come, first", i);
-                prog->front_nparam = a[0];
+            case NNN_OP_NORMALIZE:
+            case NNN_OP_DENORMALIZE:
+                if (!dim_ok(a[0]) || a[1] || a[2] || a[3] || a[4]) FAIL("op %u: bad normaliser sizes", i);
+                if ((rc = check_params(v, i, 2ull * a[0], a[0], "normaliser std")) != NNN_OK) return rc;
+                if (prog->window && !after_window) {
+                    if (op->kind != NNN_OP_NORMALIZE || prog->front_nparam || i != 0)
+                        FAIL("op %u: before the window only one normaliser may come, first", i);
+                    prog->front_nparam = a[0];
+                    continue;
+                }
+                if (width < 0) { /* before the first dense layer: its width is that layer's n_in */
+                    for (uint32_t k = i + 1; k < v->nops && width < 0; ++k)
+                        if (v->ops[k].kind == NNN_OP_DENSE) width = v->ops[k].a[0];
+                    if (width < 0) FAIL("op %u: a normaliser with no dense layer after it", i);
+                    prog->n_in = width;
+                }
+                if (a[0] != 1 && a[0] != width)
+                    FAIL("op %u: %u normaliser parameters for width %lld (1 or the width)", i, a[0], (long long)width);
+                *s = (nnn_step){.op = (int)i, .kind = (int)op->kind, .n_in = width, .n_out = width, .nparam = a[0]};
+                break;
+            case NNN_OP_DENSE:
+                if (!dim_ok(a[0]) || !dim_ok(a[1]) || a[2] || a[3] || a[4])
+                    FAIL("op %u: bad dense sizes %u x %u", i, a[0], a[1]);
+                if (prog->window && !after_window) FAIL("op %u: a dense layer before the window", i);
+                if (width < 0) width = prog->n_in = a[0];
+                if (a[0] != width) FAIL("op %u: dense layer takes %u inputs, gets %lld", i, a[0], (long long)width);
+                if ((rc = check_params(v, i, (uint64_t)a[0] * a[1] + a[1], UINT64_MAX, "")) != NNN_OK) return rc;
+                *s = (nnn_step){.op = (int)i,
+                                .kind = NNN_OP_DENSE,
+                                .n_in = a[0],
+                                .n_out = a[1],
+                                .n_pad = (int64_t)align_up(a[1], NNN_BLOCK_BYTES / v->elem)};
+                width = a[1];
+                break;
+            case NNN_OP_ACTIVATION:
+                if (width < 0) FAIL("op %u: an activation before any dense layer", i);
+                if (prog->nsteps > 0 && s[-1].kind == NNN_OP_DENSE && s[-1].act == NNN_ACT_IDENTITY) {
+                    s[-1].act = (int)a[0]; /* fused into the dense layer before it */
+                    continue;
+                }
+                *s = (nnn_step){
+                    .op = (int)i, .kind = NNN_OP_ACTIVATION, .act = (int)a[0], .n_in = width, .n_out = width};
+                break;
+            case NNN_OP_WINDOW:
+                if (after_window || !dim_ok(a[0]) || !dim_ok(a[1]) || (uint64_t)a[0] * a[1] > NNN_MAX_DIM ||
+                    a[2] > NNN_MAX_DIM || a[3] < NNN_BOUNDARY_PERIODIC || a[3] > NNN_BOUNDARY_ZEROS || a[4] ||
+                    op->offset)
+                    FAIL("op %u: bad window (channels %u, width %u, left %u, boundary %u)", i, a[0], a[1], a[2], a[3]);
+                if (prog->front_nparam > 1 && prog->front_nparam != a[0])
+                    FAIL("op %u: %lld normaliser parameters for %u channels", i, (long long)prog->front_nparam, a[0]);
+                prog->channels = a[0];
+                prog->width = a[1];
+                prog->left = a[2];
+                prog->boundary = (int)a[3];
+                width = prog->n_in = (int64_t)a[0] * a[1];
+                after_window = 1;
                 continue;
-            }
-            if (width < 0) {  /* before the first dense layer: its width is that layer's n_in */
-                for (uint32_t k = i + 1; k < v->nops && width < 0; ++k)
-                    if (v->ops[k].kind == NNN_OP_DENSE) width = v->ops[k].a[0];
-                if (width < 0) FAIL("op %u: a normaliser with no dense layer after it", i);
-                prog->n_in = width;
-            }
-            if (a[0] != 1 && a[0] != width) FAIL("op %u: %u normaliser parameters for width %lld (1 or the width)",
-                                                 i, a[0], (long long)width);
-            *s = (nnn_step){.op = (int)i, .kind = (int)op->kind, .n_in = width, .n_out = width, .nparam = a[0]};
-            break;
-        case NNN_OP_DENSE:
-            if (!dim_ok(a[0]) || !dim_ok(a[1]) || a[2] || a[3] || a[4]) FAIL("op %u: bad dense sizes %u x %u", i, a[0], a[1]);
-            if (prog->window && !after_window) FAIL("op %u: a dense layer before the window", i);
-            if (width < 0) width = prog->n_in = a[0];
-            if (a[0] != width) FAIL("op %u: dense layer takes %u inputs, gets %lld", i, a[0], (long long)width);
-            if ((rc = check_params(v, i, (uint64_t)a[0] * a[1] + a[1], UINT64_MAX, "")) != NNN_OK) return rc;
-            *s = (nnn_step){.op = (int)i, .kind = NNN_OP_DENSE, .n_in = a[0], .n_out = a[1],
-                            .n_pad = (int64_t)align_up(a[1], NNN_BLOCK_BYTES / v->elem)};
-            width = a[1];
-            break;
-        case NNN_OP_ACTIVATION:
-            if (width < 0) FAIL("op %u: an activation before any dense layer", i);
-            if (prog->nsteps > 0 && s[-1].kind == NNN_OP_DENSE && s[-1].act == NNN_ACT_IDENTITY) {
-                s[-1].act = (int)a[0];  /* fused into the dense layer before it */
-                continue;
-            }
-            *s = (nnn_step){.op = (int)i, .kind = NNN_OP_ACTIVATION, .act = (int)a[0], .n_in = width, .n_out = width};
-            break;
-        case NNN_OP_WINDOW:
-            if (after_window || !dim_ok(a[0]) || !dim_ok(a[1]) || (uint64_t)a[0] * a[1] > NNN_MAX_DIM ||
-                a[2] > NNN_MAX_DIM || a[3] < NNN_BOUNDARY_PERIODIC || a[3] > NNN_BOUNDARY_ZEROS || a[4] || op->offset)
-                FAIL("op %u: bad window (channels %u, width %u, left %u, boundary %u)", i, a[0], a[1], a[2], a[3]);
-            if (prog->front_nparam > 1 && prog->front_nparam != a[0])
-                FAIL("op %u: %lld normaliser parameters for %u channels", i, (long long)prog->front_nparam, a[0]);
-            prog->channels = a[0];
-            prog->width = a[1];
-            prog->left = a[2];
-            prog->boundary = (int)a[3];
-            width = prog->n_in = (int64_t)a[0] * a[1];
-            after_window = 1;
-            continue;
-        default:
-            FAIL("op %u: unknown op kind %u", i, op->kind);
+            default: FAIL("op %u: unknown op kind %u", i, op->kind);
         }
         prog->nsteps++;
     }
@@ -258,9 +271,9 @@ static uint64_t arena_bytes(const nnn_program *prog, uint64_t clen) {
     for (int k = 0; k < prog->nsteps; ++k) {
         const nnn_step *s = &prog->steps[k];
         if (s->kind == NNN_OP_DENSE)
-            total += align_up((uint64_t)(s->n_pad * s->n_in) * prog->elem, 64) + align_up((uint64_t)s->n_pad * prog->elem, 64);
-        else
-            total += 2 * align_up((uint64_t)s->nparam * prog->elem, 64);
+            total += align_up((uint64_t)(s->n_pad * s->n_in) * prog->elem, 64) +
+                     align_up((uint64_t)s->n_pad * prog->elem, 64);
+        else total += 2 * align_up((uint64_t)s->nparam * prog->elem, 64);
     }
     return total;
 }
@@ -281,9 +294,10 @@ static int build(file_view *v, nnn_program *prog, uint64_t clen) {
         prog->front_mean = TAKE(prog->front_nparam * prog->elem);
         prog->front_std = TAKE(prog->front_nparam * prog->elem);
         read_params(v, v->ops[0].offset, (uint64_t)prog->front_nparam, prog->front_mean);
-        read_params(v, v->ops[0].offset + prog->front_nparam * prog->elem, (uint64_t)prog->front_nparam, prog->front_std);
+        read_params(v, v->ops[0].offset + prog->front_nparam * prog->elem, (uint64_t)prog->front_nparam,
+                    prog->front_std);
     }
-    if (v->gradient_op) {  /* never op 0: a window comes first */
+    if (v->gradient_op) { /* never op 0: a window comes first */
         prog->gradient = TAKE(2 * prog->elem);
         read_params(v, v->ops[v->gradient_op].offset, 2, prog->gradient);
     }

@@ -32,7 +32,10 @@ enum nnn_status {
     NNN_ERR_ISA = 4       /* the instruction set asked for is not built or not on this CPU */
 };
 
-enum nnn_dtype { NNN_F32 = 1, NNN_F64 = 2 };
+enum nnn_dtype {
+    NNN_F32 = 1,
+    NNN_F64 = 2
+};
 
 enum nnn_isa {
     NNN_ISA_AUTO = 0,   /* the best this CPU runs (the default) */
@@ -101,13 +104,13 @@ size_t nnn_workspace_size(const nnn_program *program);
  * share x and y and split the columns. work: nnn_workspace_size bytes owned by the
  * caller, one per concurrent call (any alignment). No allocation, no global state.
  * Returns NNN_OK or NNN_ERR_ARGUMENT (with msg). */
-int nnn_run(const nnn_program *program, void *work, int64_t ncells, const void *x, void *y,
-            int64_t begin, int64_t end, char *msg, size_t msg_size);
+int nnn_run(const nnn_program *program, void *work, int64_t ncells, const void *x, void *y, int64_t begin, int64_t end,
+            char *msg, size_t msg_size);
 
 /** nnn_run for a program of any number of inputs: x[i] is input i of the whole batch, laid
  * out as nnn_run's x (input 1: one value a column). `ninputs` must be nnn_num_inputs. */
-int nnn_run_inputs(const nnn_program *program, void *work, int64_t ncells, int ninputs, const void *const *x,
-                   void *y, int64_t begin, int64_t end, char *msg, size_t msg_size);
+int nnn_run_inputs(const nnn_program *program, void *work, int64_t ncells, int ninputs, const void *const *x, void *y,
+                   int64_t begin, int64_t end, char *msg, size_t msg_size);
 
 /** The library's elementwise activations on n values in place, with the kernels of `isa`
  * (for accuracy tests). act: 0 identity, 1 tanh, 2 relu, 3 softplus. Returns a status. */

@@ -15,30 +15,40 @@
 #define NNN_CHAIN 16
 
 /* float64 tanh: tanh(x) = x + x^3 P(x^2) for |x| < NNN_TANH_SMALL_F64: Taylor coefficients of x^3, x^5, ... */
-static const double NNN_TANH_F64[13] = {-0x1.5555555555555p-2, 0x1.1111111111111p-3,
-    -0x1.ba1ba1ba1ba1cp-5, 0x1.664f4882c10fap-6, -0x1.226e355e6c23dp-7, 0x1.d6d3d0e157de0p-9,
-    -0x1.7da36452b75e3p-10, 0x1.3558248036744p-11, -0x1.f57d7734d1664p-13, 0x1.967e18afcafadp-14,
-    -0x1.497d8eea25259p-15, 0x1.0b132d39a6050p-16, -0x1.b0f72d3ee24e9p-18};
+static const double NNN_TANH_F64[13] = {-0x1.5555555555555p-2,  0x1.1111111111111p-3,   -0x1.ba1ba1ba1ba1cp-5,
+                                        0x1.664f4882c10fap-6,   -0x1.226e355e6c23dp-7,  0x1.d6d3d0e157de0p-9,
+                                        -0x1.7da36452b75e3p-10, 0x1.3558248036744p-11,  -0x1.f57d7734d1664p-13,
+                                        0x1.967e18afcafadp-14,  -0x1.497d8eea25259p-15, 0x1.0b132d39a6050p-16,
+                                        -0x1.b0f72d3ee24e9p-18};
 /* float64 exp(r) = sum_k r^k / k! for |r| <= ln2 / 2: coefficients 1/k! from k = 0 */
-static const double NNN_EXP_F64[14] = {0x1p+0, 0x1p+0, 0x1p-1, 0x1.5555555555555p-3,
-    0x1.5555555555555p-5, 0x1.1111111111111p-7, 0x1.6c16c16c16c17p-10, 0x1.a01a01a01a01ap-13,
-    0x1.a01a01a01a01ap-16, 0x1.71de3a556c734p-19, 0x1.27e4fb7789f5cp-22, 0x1.ae64567f544e4p-26,
-    0x1.1eed8eff8d898p-29, 0x1.6124613a86d09p-33};
+static const double NNN_EXP_F64[14] = {0x1p+0,
+                                       0x1p+0,
+                                       0x1p-1,
+                                       0x1.5555555555555p-3,
+                                       0x1.5555555555555p-5,
+                                       0x1.1111111111111p-7,
+                                       0x1.6c16c16c16c17p-10,
+                                       0x1.a01a01a01a01ap-13,
+                                       0x1.a01a01a01a01ap-16,
+                                       0x1.71de3a556c734p-19,
+                                       0x1.27e4fb7789f5cp-22,
+                                       0x1.ae64567f544e4p-26,
+                                       0x1.1eed8eff8d898p-29,
+                                       0x1.6124613a86d09p-33};
 /* float32 exp(r) = sum_k r^k / k! for |r| <= ln2 / 2 (softplus): coefficients 1/k! from k = 0 */
-static const float NNN_EXP_F32[8] = {0x1p+0f, 0x1p+0f, 0x1p-1f, 0x1.555556p-3f, 0x1.555556p-5f,
-    0x1.111112p-7f, 0x1.6c16c2p-10f, 0x1.a01a02p-13f};
+static const float NNN_EXP_F32[8] = {0x1p+0f,        0x1p+0f,        0x1p-1f,         0x1.555556p-3f,
+                                     0x1.555556p-5f, 0x1.111112p-7f, 0x1.6c16c2p-10f, 0x1.a01a02p-13f};
 /* float32 tanh: expm1(r) = r + r^2 Q(r) for |r| <= ln2 / 2, Q of degree 4 fitted for the least
  * maximum relative error of expm1 (2^-25.7 with these binary32 coefficients). */
-static const float NNN_TANH_F32_Q[5] = {0x1.fffffep-2f, 0x1.55549p-3f, 0x1.5556acp-5f, 0x1.123aecp-7f,
-    0x1.6be874p-10f};
-#define NNN_LN2_HI_F32 0x1.62e430p-1f  /* k * this is exact for |k| < 2^8 */
+static const float NNN_TANH_F32_Q[5] = {0x1.fffffep-2f, 0x1.55549p-3f, 0x1.5556acp-5f, 0x1.123aecp-7f, 0x1.6be874p-10f};
+#define NNN_LN2_HI_F32 0x1.62e430p-1f /* k * this is exact for |k| < 2^8 */
 #define NNN_LN2_LO_F32 -0x1.05c610p-29f
 #define NNN_LOG2E_F32 0x1.715476p+0f
-#define NNN_ROUND_F32 0x1.8p23f  /* (v + this) - this rounds |v| < 2^22 to an integer */
+#define NNN_ROUND_F32 0x1.8p23f /* (v + this) - this rounds |v| < 2^22 to an integer */
 #define NNN_LN2_HI_F64 0x1.62e42fefa39efp-1
 #define NNN_LN2_LO_F64 0x1.abc9e3b39803fp-56
 #define NNN_LOG2E_F64 0x1.71547652b82fep+0
-#define NNN_ROUND_F64 0x1.8p52   /* (v + this) - this rounds |v| < 2^51 to an integer */
+#define NNN_ROUND_F64 0x1.8p52 /* (v + this) - this rounds |v| < 2^51 to an integer */
 #define NNN_TANH_SMALL_F64 0.4
 #define NNN_TANH_CLAMP_F32 10.0f /* tanh rounds to 1 beyond 9.01 (float), 19.06 (double) */
 #define NNN_TANH_CLAMP_F64 20.0
@@ -115,10 +125,10 @@ static inline double nnn_relu_f64(double x) { return x > 0.0 ? x : (x != x ? x :
 #define NNN_SOFTPLUS_THRESHOLD 20
 #define NNN_SOFTPLUS_LOW_F32 -87.5f /* exp below this is subnormal: taken as 0 */
 #define NNN_SOFTPLUS_LOW_F64 -708.0
-static const float NNN_LOG1P_F32[7] = {(float)(1.0 / 3), (float)(1.0 / 5), (float)(1.0 / 7), (float)(1.0 / 9),
-    (float)(1.0 / 11), (float)(1.0 / 13), (float)(1.0 / 15)};
-static const double NNN_LOG1P_F64[15] = {1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15,
-    1.0 / 17, 1.0 / 19, 1.0 / 21, 1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29, 1.0 / 31};
+static const float NNN_LOG1P_F32[7] = {(float)(1.0 / 3),  (float)(1.0 / 5),  (float)(1.0 / 7), (float)(1.0 / 9),
+                                       (float)(1.0 / 11), (float)(1.0 / 13), (float)(1.0 / 15)};
+static const double NNN_LOG1P_F64[15] = {1.0 / 3,  1.0 / 5,  1.0 / 7,  1.0 / 9,  1.0 / 11, 1.0 / 13, 1.0 / 15, 1.0 / 17,
+                                         1.0 / 19, 1.0 / 21, 1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29, 1.0 / 31};
 
 static inline float nnn_softplus_f32(float x) {
     float y = -fabsf(x);

@@ -87,12 +87,12 @@ int nnn_sizes(const nnn_program *program, int64_t ncells, int64_t *n_in, int64_t
 
 int nnn_num_inputs(const nnn_program *program) { return program->ninputs; }
 
-int nnn_run_inputs(const nnn_program *program, void *work, int64_t ncells, int ninputs, const void *const *x,
-                   void *y, int64_t begin, int64_t end, char *msg, size_t msg_size) {
+int nnn_run_inputs(const nnn_program *program, void *work, int64_t ncells, int ninputs, const void *const *x, void *y,
+                   int64_t begin, int64_t end, char *msg, size_t msg_size) {
     int64_t n_in, n_out;
     if (!program || (begin < end && (!work || !x || !y)) || begin < 0 || end < begin) {
-        nnn_message(msg, msg_size, "nnn_run: a NULL argument or a bad column range [%lld, %lld)",
-                    (long long)begin, (long long)end);
+        nnn_message(msg, msg_size, "nnn_run: a NULL argument or a bad column range [%lld, %lld)", (long long)begin,
+                    (long long)end);
         return NNN_ERR_ARGUMENT;
     }
     if (ninputs != program->ninputs) {
@@ -114,13 +114,12 @@ int nnn_run_inputs(const nnn_program *program, void *work, int64_t ncells, int n
     const size_t half = NNN_ROWS * (size_t)program->stride * program->elem;
     if (program->dtype == NNN_F32)
         run_f32(program, (float *)base, (float *)(base + half), ncells, (const float *const *)x, y, begin, end);
-    else
-        run_f64(program, (double *)base, (double *)(base + half), ncells, (const double *const *)x, y, begin, end);
+    else run_f64(program, (double *)base, (double *)(base + half), ncells, (const double *const *)x, y, begin, end);
     return NNN_OK;
 }
 
-int nnn_run(const nnn_program *program, void *work, int64_t ncells, const void *x, void *y,
-            int64_t begin, int64_t end, char *msg, size_t msg_size) {
+int nnn_run(const nnn_program *program, void *work, int64_t ncells, const void *x, void *y, int64_t begin, int64_t end,
+            char *msg, size_t msg_size) {
     const void *inputs[1] = {x};
     return nnn_run_inputs(program, work, ncells, 1, inputs, y, begin, end, msg, msg_size);
 }

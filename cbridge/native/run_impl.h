@@ -141,7 +141,7 @@ static void FN(run)(const nnn_program *p, T *a, T *b, int64_t ncells, const T *c
     for (int64_t c = begin; c < end; c += NNN_ROWS) {
         const int64_t nr = end - c < NNN_ROWS ? end - c : NNN_ROWS;
         const T *xc = x[0] + c * p->n_in;
-        if (!in_place)  /* a normaliser first: it works in place, so on a copy */
+        if (!in_place) /* a normaliser first: it works in place, so on a copy */
             for (int64_t r = 0; r < nr; ++r) memcpy(a + r * p->stride, xc + r * p->n_in, (size_t)p->n_in * sizeof(T));
         const T *res = in_place ? FN(steps)(p, xc, p->n_in, a, b, nr) : FN(steps)(p, a, p->stride, a, b, nr);
         for (int64_t r = 0; r < nr; ++r) {

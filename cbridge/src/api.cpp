@@ -43,7 +43,7 @@ std::unordered_set<const nnc_model_s *> &registry() {  // live handles
     return live;
 }
 
-std::vector<const nnc_model_s *> &retired() {  // dead shells, kept (see nnc_model_s)
+std::vector<const nnc_model_s *> &retired() {                  // dead shells, kept (see nnc_model_s)
     static auto *dead = new std::vector<const nnc_model_s *>;  // never destroyed: stays reachable at exit
     return *dead;
 }
@@ -51,7 +51,8 @@ std::vector<const nnc_model_s *> &retired() {  // dead shells, kept (see nnc_mod
 Model &live(nnc_model m) {
     if (m == nullptr) throw Error(NNC_ERR_HANDLE, "model handle is NULL: not loaded, or already freed");
     std::lock_guard<std::mutex> lock(registry_mutex);
-    if (registry().count(m) == 0) throw Error(NNC_ERR_HANDLE, "model handle is not a live model (freed, or never loaded)");
+    if (registry().count(m) == 0)
+        throw Error(NNC_ERR_HANDLE, "model handle is not a live model (freed, or never loaded)");
     return *m->model;
 }
 
@@ -67,8 +68,8 @@ void copy_string(const std::string &s, char *buf, size_t buflen) {
 void copy_whole(const std::string &s, char *buf, size_t buflen, const char *what) {
     copy_string("", buf, buflen);
     if (s.size() >= buflen)
-        throw Error(NNC_ERR_ARGUMENT, std::string("buf of ") + std::to_string(buflen) + " bytes cannot hold the " + what +
-                                          " '" + s + "': it needs " + std::to_string(s.size() + 1));
+        throw Error(NNC_ERR_ARGUMENT, std::string("buf of ") + std::to_string(buflen) + " bytes cannot hold the " +
+                                          what + " '" + s + "': it needs " + std::to_string(s.size() + 1));
     copy_string(s, buf, buflen);
 }
 
@@ -223,19 +224,19 @@ int nnc_model_forward(nnc_model model, int num_inputs, const nnc_array *inputs, 
 int nnc_model_forward_fallback(nnc_model model, int num_inputs, const nnc_array *inputs, int num_outputs,
                                const nnc_array *outputs, int num_fallback, const nnc_array *fallback,
                                const nnc_array *flags) {
-    return guarded([&] {
-        nnc::live(model).forward(num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags);
-    });
+    return guarded(
+        [&] { nnc::live(model).forward(num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags); });
 }
 
 int nnc_model_forward_on_device(nnc_model model, int num_inputs, const nnc_array *inputs, int num_outputs,
                                 const nnc_array *outputs) {
-    return guarded([&] { nnc::live(model).forward(num_inputs, inputs, num_outputs, outputs, 0, nullptr, nullptr, true); });
+    return guarded(
+        [&] { nnc::live(model).forward(num_inputs, inputs, num_outputs, outputs, 0, nullptr, nullptr, true); });
 }
 
-int nnc_model_forward_on_device_fallback(nnc_model model, int num_inputs, const nnc_array *inputs,
-                                         int num_outputs, const nnc_array *outputs, int num_fallback,
-                                         const nnc_array *fallback, const nnc_array *flags) {
+int nnc_model_forward_on_device_fallback(nnc_model model, int num_inputs, const nnc_array *inputs, int num_outputs,
+                                         const nnc_array *outputs, int num_fallback, const nnc_array *fallback,
+                                         const nnc_array *flags) {
     return guarded([&] {
         nnc::live(model).forward(num_inputs, inputs, num_outputs, outputs, num_fallback, fallback, flags, true);
     });

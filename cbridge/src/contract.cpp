@@ -70,7 +70,10 @@ IoSpec io_spec(const Value &v, const std::vector<IoSpec> *inputs, const std::str
         } else {
             int64_t e = integer(d, what + " '" + io.name + "' shape entries");
             if (e < -1) bad(what + " '" + io.name + "' has a negative extent");
-            if (e >= 0) { dim.kind = Dim::Kind::Fixed; dim.extent = e; }
+            if (e >= 0) {
+                dim.kind = Dim::Kind::Fixed;
+                dim.extent = e;
+            }
         }
         io.dims.push_back(dim);
     }
@@ -158,7 +161,8 @@ std::pair<int, int> state_pair(const Contract &c, const Value &v) {
     const IoSpec &a = c.inputs[static_cast<size_t>(i)];
     const IoSpec &b = c.outputs[static_cast<size_t>(o)];
     bool alike = a.dtype == b.dtype && a.dims.size() == b.dims.size();
-    for (size_t d = 0; alike && d < a.dims.size(); ++d) alike = same_extent(a.dims[d], b.dims[d], i, static_cast<int>(d));
+    for (size_t d = 0; alike && d < a.dims.size(); ++d)
+        alike = same_extent(a.dims[d], b.dims[d], i, static_cast<int>(d));
     if (!alike) bad("state input '" + a.name + "' and output '" + b.name + "' differ in dtype or shape");
     return {i, o};
 }
@@ -188,8 +192,7 @@ Contract parse_contract(const std::string &text) {
     return c;
 }
 
-void check_call(const Contract &c, int num_inputs, const nnc_array *inputs, int num_outputs,
-                const nnc_array *outputs) {
+void check_call(const Contract &c, int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs) {
     auto names = [](const std::vector<IoSpec> &v) {
         std::string s;
         for (const auto &io : v) s += (s.empty() ? "" : ", ") + io.name;
@@ -199,8 +202,8 @@ void check_call(const Contract &c, int num_inputs, const nnc_array *inputs, int 
         throw Error(NNC_ERR_NARGS, "expected " + std::to_string(c.inputs.size()) + " input(s) (" + names(c.inputs) +
                                        "), got " + std::to_string(num_inputs));
     if (num_outputs != static_cast<int>(c.outputs.size()))
-        throw Error(NNC_ERR_NARGS, "expected " + std::to_string(c.outputs.size()) + " output(s) (" +
-                                       names(c.outputs) + "), got " + std::to_string(num_outputs));
+        throw Error(NNC_ERR_NARGS, "expected " + std::to_string(c.outputs.size()) + " output(s) (" + names(c.outputs) +
+                                       "), got " + std::to_string(num_outputs));
     int64_t batch = -1;
     for (int i = 0; i < num_inputs; ++i) {
         const IoSpec &io = c.inputs[static_cast<size_t>(i)];
@@ -208,14 +211,16 @@ void check_call(const Contract &c, int num_inputs, const nnc_array *inputs, int 
         const int64_t b = torch_sizes(inputs[i])[0];
         if (batch >= 0 && b != batch)
             throw Error(NNC_ERR_SHAPE, label("input", io, i) + ": batch size " + std::to_string(b) +
-                                           " differs from input '" + c.inputs[0].name + "' (" +
-                                           std::to_string(batch) + ")");
+                                           " differs from input '" + c.inputs[0].name + "' (" + std::to_string(batch) +
+                                           ")");
         batch = b;
     }
     if (batch > 0 && (batch < c.batch_min || (c.batch_max >= 0 && batch > c.batch_max)))
-        throw Error(NNC_ERR_SHAPE, "batch size " + std::to_string(batch) + " is outside the range the model was "
-                                   "compiled for, " + std::to_string(c.batch_min) + " to " +
-                                   (c.batch_max < 0 ? "unbounded" : std::to_string(c.batch_max)));
+        throw Error(NNC_ERR_SHAPE, "batch size " + std::to_string(batch) +
+                                       " is outside the range the model was "
+                                       "compiled for, " +
+                                       std::to_string(c.batch_min) + " to " +
+                                       (c.batch_max < 0 ? "unbounded" : std::to_string(c.batch_max)));
     for (int i = 0; i < num_outputs; ++i)
         check_array(c.outputs[static_cast<size_t>(i)], outputs[i], "output", i, batch, inputs);
 }

@@ -15,7 +15,11 @@ namespace nnc {
 /// One per-sample dimension: a fixed extent, any extent, or (outputs only)
 /// an input's extent plus an offset, e.g. N cells -> N+1 faces.
 struct Dim {
-    enum class Kind { Fixed, Any, FromInput };
+    enum class Kind {
+        Fixed,
+        Any,
+        FromInput
+    };
     Kind kind = Kind::Any;
     int64_t extent = -1;  // Fixed
     int input = -1;       // FromInput: index of the input
@@ -47,8 +51,7 @@ Contract parse_contract(const std::string &json);
 
 /// Check a call against the contract before anything runs; throws nnc::Error
 /// naming the argument, the expected and the actual shape or dtype.
-void check_call(const Contract &c, int num_inputs, const nnc_array *inputs, int num_outputs,
-                const nnc_array *outputs);
+void check_call(const Contract &c, int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs);
 
 /// Fill the C description of input/output `index`.
 void describe(const IoSpec &io, nnc_io_info *info);

@@ -86,8 +86,9 @@ void check_resident(const void *data, const c10::Device &device, const std::stri
     PointerAttribute get = device.is_cpu() ? pointer_attribute(true) : cuda_pointer_attribute();
     if (get == nullptr) {
         if (device.is_cpu()) return;  // no CUDA in this process: every pointer is host memory
-        throw Error(NNC_ERR_NO_DEVICE, "cannot check where " + what + " lives: the CUDA driver libcuda.so.1 "
-                                                                      "cannot be opened");
+        throw Error(NNC_ERR_NO_DEVICE, "cannot check where " + what +
+                                           " lives: the CUDA driver libcuda.so.1 "
+                                           "cannot be opened");
     }
     const int at = where(get, data);
     if (device.is_cpu()) {
@@ -99,11 +100,13 @@ void check_resident(const void *data, const c10::Device &device, const std::stri
     }
     if (at == -2 || at == device.index()) return;
     if (at == -1)
-        throw Error(NNC_ERR_ARGUMENT, what + " is host memory, but the on-device route takes arrays in the memory "
-                                             "of the model's device " + device.str() +
-                                             " (pass host arrays to nnc_model_forward / nn_forward without on_device)");
-    throw Error(NNC_ERR_ARGUMENT, what + " is in the memory of cuda:" + std::to_string(at) +
-                                      ", but the model runs on " + device.str());
+        throw Error(NNC_ERR_ARGUMENT, what +
+                                          " is host memory, but the on-device route takes arrays in the memory "
+                                          "of the model's device " +
+                                          device.str() +
+                                          " (pass host arrays to nnc_model_forward / nn_forward without on_device)");
+    throw Error(NNC_ERR_ARGUMENT,
+                what + " is in the memory of cuda:" + std::to_string(at) + ", but the model runs on " + device.str());
 }
 
 void wait_for(const c10::Device &device) {

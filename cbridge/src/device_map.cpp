@@ -38,7 +38,8 @@ DeviceChoice auto_device(int visible_gpus, const char *(*getenv)(const char *)) 
     if (visible_gpus <= 0) return {"cpu", "auto: no CUDA device visible, so the CPU for " + who};
     const std::string device = "cuda:" + std::to_string(rank % visible_gpus);
     std::string reason = "auto: " + who + " mod " + std::to_string(visible_gpus) + " visible CUDA device(s)";
-    if (const char *visible = getenv("CUDA_VISIBLE_DEVICES")) reason += ", CUDA_VISIBLE_DEVICES=" + std::string(visible);
+    if (const char *visible = getenv("CUDA_VISIBLE_DEVICES"))
+        reason += ", CUDA_VISIBLE_DEVICES=" + std::string(visible);
     return {device, reason};
 }
 

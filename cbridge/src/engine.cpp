@@ -25,12 +25,12 @@ namespace {
 const char *const kTrustedEnv = "PYCLOSURE_TRUSTED_SHA256";
 
 std::string read_file(const std::string &path) {
-    struct stat st {};
+    struct stat st{};
     if (::stat(path.c_str(), &st) != 0)
         throw Error(NNC_ERR_IO, "cannot open model file '" + path + "': " + std::strerror(errno));
     if (!S_ISREG(st.st_mode))
-        throw Error(NNC_ERR_IO, "cannot open model file '" + path + "': " +
-                                    (S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file"));
+        throw Error(NNC_ERR_IO, "cannot open model file '" + path +
+                                    "': " + (S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file"));
     std::ifstream f(path, std::ios::binary);
     if (!f) throw Error(NNC_ERR_IO, "cannot open model file '" + path + "': " + std::strerror(errno));
     std::ostringstream bytes;
@@ -78,12 +78,11 @@ bool has_prefix(const std::vector<std::string> &records, const std::string &pref
 }
 
 /// Refuse, before loading anything, a file whose engine is not the one the host requires.
-void require_engine(const std::string &path, const LoadOptions &options, const std::string &engine,
-                    const char *what) {
+void require_engine(const std::string &path, const LoadOptions &options, const std::string &engine, const char *what) {
     if (options.engine.empty() || options.engine == engine) return;
-    throw Error(NNC_ERR_FORMAT, "'" + path + "' is " + what + " (engine " + engine + "), but the load option engine=" +
-                                    options.engine + " requires a file for the " + options.engine +
-                                    " engine; nothing of it was loaded");
+    throw Error(NNC_ERR_FORMAT, "'" + path + "' is " + what + " (engine " + engine +
+                                    "), but the load option engine=" + options.engine + " requires a file for the " +
+                                    options.engine + " engine; nothing of it was loaded");
 }
 
 }  // namespace
@@ -115,13 +114,16 @@ std::unique_ptr<Engine> open_engine(const std::string &path, const c10::Device &
         return open_native(path, bytes, device);
     }
     if (ends_with(path, ".nnp"))
-        throw Error(NNC_ERR_FORMAT, "'" + path + "' is not a native program: it does not start with the native "
-                                    "magic " + kNativeMagic + " (" +
-                                    (bytes.compare(0, 4, "PK\x03\x04") == 0 ? "it is a zip archive, a TorchScript "
-                                                                               "file or an AOTInductor package; name it "
-                                                                               ".pt or .pt2"
-                                                                             : "unknown content") +
-                                    "); export one with pyclosure.export(module, 'closure.nnp', example)");
+        throw Error(NNC_ERR_FORMAT,
+                    "'" + path +
+                        "' is not a native program: it does not start with the native "
+                        "magic " +
+                        kNativeMagic + " (" +
+                        (bytes.compare(0, 4, "PK\x03\x04") == 0 ? "it is a zip archive, a TorchScript "
+                                                                  "file or an AOTInductor package; name it "
+                                                                  ".pt or .pt2"
+                                                                : "unknown content") +
+                        "); export one with pyclosure.export(module, 'closure.nnp', example)");
     std::string why;
     const std::vector<std::string> records = records_of(bytes, why);
     if (has_prefix(records, "data/aotinductor/")) {
@@ -133,8 +135,7 @@ std::unique_ptr<Engine> open_engine(const std::string &path, const c10::Device &
         return open_torchscript(path, bytes, device);
     }
     const std::string start = "'" + path + "' is not an AOTInductor package: ";
-    if (records.empty())
-        throw Error(NNC_ERR_FORMAT, start + "it is truncated or corrupt (" + why + ")");
+    if (records.empty()) throw Error(NNC_ERR_FORMAT, start + "it is truncated or corrupt (" + why + ")");
     if (has_prefix(records, "models/"))
         throw Error(NNC_ERR_FORMAT, start + "it is a torch.export archive (torch.export.save), which holds no compiled "
                                             "code; compile it with pyclosure.export(..., format='pt2')");

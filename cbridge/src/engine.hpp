@@ -43,8 +43,8 @@ public:
     /// of torch-order sizes in_sizes[i]; out[i] is output i, dense in C order, of
     /// sizes out_sizes[i] (the engine checks both against its program). Splits the columns over `threads` threads
     /// (same bits for any count). No allocation in steady state; throws nnc::Error.
-    virtual void run_raw(int64_t batch, int num_inputs, const Dims *in_sizes, const void *const *in,
-                         int num_outputs, const Dims *out_sizes, void *const *out, int threads);
+    virtual void run_raw(int64_t batch, int num_inputs, const Dims *in_sizes, const void *const *in, int num_outputs,
+                         const Dims *out_sizes, void *const *out, int threads);
 
     /// Online training (nnc_train_sync): true when the engine takes new weights as
     /// one packed program (native) instead of named tensors.
@@ -58,7 +58,7 @@ public:
 /// Load options that concern the file itself, not the guardrails.
 struct LoadOptions {
     std::vector<std::string> trusted_sha256;  ///< lower-case hex; empty: every file is trusted
-    std::string engine;  ///< "native", "torchscript" or "aoti": the only engine to open; "" any
+    std::string engine;                       ///< "native", "torchscript" or "aoti": the only engine to open; "" any
 };
 
 /// Open `path` on `device` with the engine its content calls for. The file is

@@ -136,7 +136,10 @@ void unpack(const std::string &path, caffe2::serialize::PyTorchStreamReader &rea
 
 /// Refuse a package this host cannot run, before its library is loaded.
 void check_runnable(const std::string &path, const Package &p, const c10::Device &device) {
-    auto get = [&](const std::string &k) { auto it = p.metadata.find(k); return it == p.metadata.end() ? "" : it->second; };
+    auto get = [&](const std::string &k) {
+        auto it = p.metadata.find(k);
+        return it == p.metadata.end() ? "" : it->second;
+    };
     const std::string start = "'" + path + "' ";
     if (get("pyclosure_contract").empty())
         throw Error(NNC_ERR_FORMAT, start + "is an AOTInductor package without a pyclosure contract. A package checks "
@@ -146,7 +149,7 @@ void check_runnable(const std::string &path, const Package &p, const c10::Device
     const std::string wanted = device.is_cuda() ? "cuda" : "cpu";
     if (!built_for.empty() && built_for != wanted)
         throw Error(NNC_ERR_FORMAT, start + "was compiled for device '" + built_for + "' and cannot run on '" +
-                                            device.str() + "': export it again for that device");
+                                        device.str() + "': export it again for that device");
     const json::Value contract = json::parse(get("pyclosure_contract"));
     const json::Value *engine = contract.find("engine");
     const json::Value *machine = engine ? engine->find("machine") : nullptr;
@@ -164,9 +167,9 @@ void check_runnable(const std::string &path, const Package &p, const c10::Device
     if (!missing.empty()) {
         const json::Value *isa = engine->find("cpu_isa");
         throw Error(NNC_ERR_FORMAT, start + "was compiled for " +
-                                            (isa && isa->is(json::Value::Kind::String) ? isa->string : "another CPU") +
-                                            " and needs CPU features this CPU lacks: " + missing +
-                                            "; export it again with a lower cpu_isa (e.g. x86-64-v2)");
+                                        (isa && isa->is(json::Value::Kind::String) ? isa->string : "another CPU") +
+                                        " and needs CPU features this CPU lacks: " + missing +
+                                        "; export it again with a lower cpu_isa (e.g. x86-64-v2)");
     }
 }
 
@@ -180,8 +183,10 @@ public:
     AotiEngine(const std::string &path, const std::string &bytes, const c10::Device &device) {
         // Check everything the metadata can tell before writing a byte to disk.
         auto corrupt = [&](const std::exception &e) {
-            return Error(NNC_ERR_FORMAT, "'" + path + "' is not a readable AOTInductor package (truncated or "
-                                                      "corrupt): " + torch_message(e));
+            return Error(NNC_ERR_FORMAT, "'" + path +
+                                             "' is not a readable AOTInductor package (truncated or "
+                                             "corrupt): " +
+                                             torch_message(e));
         };
         std::istringstream in(bytes);
         std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
@@ -210,15 +215,15 @@ public:
             loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
                 dir_->path(), "model", false, default_runners(), device.is_cuda() ? device.index() : -1);
         } catch (const std::exception &e) {
-            throw Error(NNC_ERR_FORMAT, "'" + path + "': the AOTInductor package could not be loaded: " +
-                                            torch_message(e));
+            throw Error(NNC_ERR_FORMAT,
+                        "'" + path + "': the AOTInductor package could not be loaded: " + torch_message(e));
         }
     }
     ~AotiEngine() override { loader_.reset(); }  // before dir_ is removed
 
     const char *name() const override { return "aotinductor"; }
     const std::string &contract_json() const override { return contract_; }
-    bool needs_contiguous() const override { return true; }  // the package reads raw buffers
+    bool needs_contiguous() const override { return true; }   // the package reads raw buffers
     bool runs_empty_batch() const override { return false; }  // compiled for batch >= 1
 
     /// Update the package's constant buffer by the constants' original names
@@ -235,10 +240,12 @@ public:
         }
         for (const auto &[name, t] : weights)
             if (current.count(name) == 0)
-                throw Error(NNC_ERR_SHAPE, "the package holds no constant '" + name + "': either the trainer's module "
-                                           "is another architecture, or inductor compiled that weight into the "
-                                           "package's code (a package exported before pyclosure kept every weight a "
-                                           "constant): export the package again; nothing was changed");
+                throw Error(NNC_ERR_SHAPE,
+                            "the package holds no constant '" + name +
+                                "': either the trainer's module "
+                                "is another architecture, or inductor compiled that weight into the "
+                                "package's code (a package exported before pyclosure kept every weight a "
+                                "constant): export the package again; nothing was changed");
         match_weights(current, weights, "AOTInductor");
         std::unordered_map<std::string, at::Tensor> update;
         for (const auto &[fqn, t] : current) update[fqn] = weights.at(fqn).to(t.device()).clone();

@@ -34,8 +34,10 @@ class NativeEngine final : public Engine {
 public:
     NativeEngine(const std::string &path, const std::string &bytes, const c10::Device &device) {
         if (!device.is_cpu())
-            throw Error(NNC_ERR_NO_DEVICE, "'" + path + "' is a native program, which runs on the CPU only; load it "
-                                               "with device 'cpu' (asked for '" + device.str() + "')");
+            throw Error(NNC_ERR_NO_DEVICE, "'" + path +
+                                               "' is a native program, which runs on the CPU only; load it "
+                                               "with device 'cpu' (asked for '" +
+                                               device.str() + "')");
         char msg[512] = {};
         nnn_program *p = nullptr;
         if (nnn_load(bytes.data(), bytes.size(), &p, msg, sizeof msg) != NNN_OK)
@@ -64,14 +66,14 @@ public:
     void run_raw(int64_t batch, int num_inputs, const Dims *in_sizes, const void *const *in, int num_outputs,
                  const Dims *out_sizes, void *const *out, int threads) override {
         if (num_inputs != inputs_ || num_outputs != 1)
-            throw Error(NNC_ERR_NARGS, "this native program takes " + std::to_string(inputs_) +
-                                           " input(s) and gives one output");
+            throw Error(NNC_ERR_NARGS,
+                        "this native program takes " + std::to_string(inputs_) + " input(s) and gives one output");
         const Dims &sz = in_sizes[0];
         const int64_t ncells = window_ ? sz[sz.size() - 1] : 0;
         int64_t n_in = 0, n_out = 0;
         if (nnn_sizes(program_.get(), ncells, &n_in, &n_out) != NNN_OK)
-            throw Error(NNC_ERR_SHAPE, "a native window program needs at least one cell, got " +
-                                           std::to_string(ncells));
+            throw Error(NNC_ERR_SHAPE,
+                        "a native window program needs at least one cell, got " + std::to_string(ncells));
         int64_t per = 1;
         for (size_t d = 1; d < sz.size(); ++d) per *= sz[d];
         if (per != n_in)
@@ -81,8 +83,9 @@ public:
             int64_t n = 1;
             for (size_t d = 1; d < in_sizes[i].size(); ++d) n *= in_sizes[i][d];
             if (n != 1 || in_sizes[i].size() == 0 || in_sizes[i][0] != batch)
-                throw Error(NNC_ERR_SHAPE, "input " + std::to_string(i + 1) + " of a native program holds one value "
-                                           "a column (the surface value)");
+                throw Error(NNC_ERR_SHAPE, "input " + std::to_string(i + 1) +
+                                               " of a native program holds one value "
+                                               "a column (the surface value)");
         }
         int64_t per_out = 1;
         for (size_t d = 1; d < out_sizes[0].size(); ++d) per_out *= out_sizes[0][d];
@@ -107,7 +110,8 @@ public:
         char msg[512] = {};
         nnn_program *p = nullptr;
         if (nnn_load(program.data(), program.size(), &p, msg, sizeof msg) != NNN_OK)
-            throw Error(NNC_ERR_SHAPE, std::string("the trainer's module does not make a valid native program: ") + msg);
+            throw Error(NNC_ERR_SHAPE,
+                        std::string("the trainer's module does not make a valid native program: ") + msg);
         std::unique_ptr<nnn_program, Free> next(p);
         int64_t a_in = 0, a_out = 0, b_in = 0, b_out = 0;
         const int64_t cells = window_ ? 16 : 0;

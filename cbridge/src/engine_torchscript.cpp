@@ -39,8 +39,10 @@ public:
             module_ = torch::jit::load(in, device, extra);
             module_.eval();
         } catch (const std::exception &e) {
-            throw Error(NNC_ERR_FORMAT, "'" + path + "' is not a loadable TorchScript file (not TorchScript, "
-                                                     "truncated or corrupt): " + torch_message(e));
+            throw Error(NNC_ERR_FORMAT, "'" + path +
+                                            "' is not a loadable TorchScript file (not TorchScript, "
+                                            "truncated or corrupt): " +
+                                            torch_message(e));
         }
         contract_ = extra[kContractFile];
         try {

@@ -26,8 +26,7 @@ private:
 std::string &last_error();
 
 /// Run f; map anything it throws to a status and this thread's message.
-template <class F>
-int guarded(F &&f) noexcept {
+template <class F> int guarded(F &&f) noexcept {
     try {
         try {
             f();

@@ -60,13 +60,19 @@ private:
         if (c == '{') {
             v.kind = Value::Kind::Object;
             ++i_;
-            if (peek() == '}') { ++i_; return v; }
+            if (peek() == '}') {
+                ++i_;
+                return v;
+            }
             for (;;) {
                 if (peek() != '"') fail("expected a key");
                 std::string key = string();
                 expect(':');
                 v.object[key] = value(depth + 1);
-                if (peek() == ',') { ++i_; continue; }
+                if (peek() == ',') {
+                    ++i_;
+                    continue;
+                }
                 expect('}');
                 return v;
             }
@@ -74,10 +80,16 @@ private:
         if (c == '[') {
             v.kind = Value::Kind::Array;
             ++i_;
-            if (peek() == ']') { ++i_; return v; }
+            if (peek() == ']') {
+                ++i_;
+                return v;
+            }
             for (;;) {
                 v.array.push_back(value(depth + 1));
-                if (peek() == ',') { ++i_; continue; }
+                if (peek() == ',') {
+                    ++i_;
+                    continue;
+                }
                 expect(']');
                 return v;
             }
@@ -87,8 +99,15 @@ private:
             v.string = string();
             return v;
         }
-        if (literal("true")) { v.kind = Value::Kind::Bool; v.boolean = true; return v; }
-        if (literal("false")) { v.kind = Value::Kind::Bool; return v; }
+        if (literal("true")) {
+            v.kind = Value::Kind::Bool;
+            v.boolean = true;
+            return v;
+        }
+        if (literal("false")) {
+            v.kind = Value::Kind::Bool;
+            return v;
+        }
         if (literal("null")) return v;
         if (c == '-' || (c >= '0' && c <= '9')) return number();
         fail("unexpected character");
@@ -125,11 +144,16 @@ private:
         while (i_ < t_.size()) {
             char c = t_[i_++];
             if (c == '"') return out;
-            if (c != '\\') { out += c; continue; }
+            if (c != '\\') {
+                out += c;
+                continue;
+            }
             if (i_ >= t_.size()) break;
             char e = t_[i_++];
             switch (e) {
-                case '"': case '\\': case '/': out += e; break;
+                case '"':
+                case '\\':
+                case '/': out += e; break;
                 case 'b': out += '\b'; break;
                 case 'f': out += '\f'; break;
                 case 'n': out += '\n'; break;

@@ -11,7 +11,14 @@
 namespace nnc::json {
 
 struct Value {
-    enum class Kind { Null, Bool, Number, String, Array, Object };
+    enum class Kind {
+        Null,
+        Bool,
+        Number,
+        String,
+        Array,
+        Object
+    };
     Kind kind = Kind::Null;
     bool boolean = false;
     double number = 0.0;

@@ -17,16 +17,14 @@ bool well_formed(const nnc_array &a) {
 }
 
 void validate(const nnc_array &a, const std::string &what) {
-    if (dtype_size(a.dtype) == 0)
-        throw Error(NNC_ERR_DTYPE, what + ": unknown dtype code " + std::to_string(a.dtype));
+    if (dtype_size(a.dtype) == 0) throw Error(NNC_ERR_DTYPE, what + ": unknown dtype code " + std::to_string(a.dtype));
     if (a.rank < 0 || a.rank > NNC_MAX_RANK)
-        throw Error(NNC_ERR_RANK, what + ": rank " + std::to_string(a.rank) + " is outside 0.." +
-                                      std::to_string(NNC_MAX_RANK));
+        throw Error(NNC_ERR_RANK,
+                    what + ": rank " + std::to_string(a.rank) + " is outside 0.." + std::to_string(NNC_MAX_RANK));
     if (a.order != NNC_ORDER_C && a.order != NNC_ORDER_F)
         throw Error(NNC_ERR_ARGUMENT, what + ": unknown order code " + std::to_string(a.order));
     for (int d = 0; d < a.rank; ++d)
-        if (a.shape[d] < 0)
-            throw Error(NNC_ERR_SHAPE, what + ": negative extent " + std::to_string(a.shape[d]));
+        if (a.shape[d] < 0) throw Error(NNC_ERR_SHAPE, what + ": negative extent " + std::to_string(a.shape[d]));
     if (a.data == nullptr && numel(a) > 0) throw Error(NNC_ERR_ARGUMENT, what + ": data pointer is NULL");
 }
 
@@ -77,8 +75,7 @@ bool dense_c(const nnc_array &a) {
 namespace {
 
 /// Walk rows [begin, end) of `a` in C order, calling f(element address, flat index).
-template <class F>
-void each_element(const nnc_array &a, int64_t begin, int64_t end, F f) {
+template <class F> void each_element(const nnc_array &a, int64_t begin, int64_t end, F f) {
     const Dims sz = torch_sizes(a), st = torch_strides(a);
     const size_t rank = sz.size();
     const int64_t item = static_cast<int64_t>(dtype_size(a.dtype));
@@ -139,8 +136,10 @@ int dtype_from_name(const std::string &name) {
 
 size_t dtype_size(int dtype) {
     switch (dtype) {
-        case NNC_FLOAT32: case NNC_INT32: return 4;
-        case NNC_FLOAT64: case NNC_INT64: return 8;
+        case NNC_FLOAT32:
+        case NNC_INT32: return 4;
+        case NNC_FLOAT64:
+        case NNC_INT64: return 8;
         default: return 0;
     }
 }

@@ -121,7 +121,8 @@ NpyArray record_of(const std::string &name, const torch::Tensor &t) {
               : c.scalar_type() == torch::kInt32   ? NNC_INT32
               : c.scalar_type() == torch::kInt64   ? NNC_INT64
                                                    : 0;
-    if (a.dtype == 0) throw Error(NNC_ERR_DTYPE, "cannot record '" + name + "' of type " + scalar_name(c.scalar_type()));
+    if (a.dtype == 0)
+        throw Error(NNC_ERR_DTYPE, "cannot record '" + name + "' of type " + scalar_name(c.scalar_type()));
     a.shape = c.sizes().vec();
     a.bytes.assign(static_cast<const char *>(c.data_ptr()), c.numel() * c.element_size());
     return a;
@@ -144,11 +145,14 @@ Model::Model(const std::string &path, const std::string &device, const Policy &p
     const bool native = is_native_file(path);
     if (native && device != "" && device != "cpu" && device != "auto") {
         resolve_device(device == "cuda" || device.rfind("cuda:", 0) == 0 ? "cpu" : device);  // a malformed string
-        throw Error(NNC_ERR_NO_DEVICE, "'" + path + "' is a native program, which runs on the CPU only; load it with "
-                                       "device 'cpu' (asked for '" + device + "')");
+        throw Error(NNC_ERR_NO_DEVICE, "'" + path +
+                                           "' is a native program, which runs on the CPU only; load it with "
+                                           "device 'cpu' (asked for '" +
+                                           device + "')");
     }
     const DeviceChoice dev = native ? DeviceChoice{"cpu", device == "auto" ? "auto: a native program runs on the "
-                                                                             "CPU only" : "requested"}
+                                                                             "CPU only"
+                                                                           : "requested"}
                                     : resolve_device(device);
     get_num_threads();  // a bad NN_CLOSURE_NUM_THREADS fails the load, not a later call
     impl_->path = path;
@@ -178,9 +182,10 @@ void Model::setup_ood(const std::string &path) {
     }
     const json::Value *out = ood ? ood->find("output") : nullptr;
     if (!out || !out->is(json::Value::Kind::String))
-        throw Error(NNC_ERR_ARGUMENT, "ood=" + std::string(impl_->policy.ood == Policy::Ood::Flag ? "flag" : "fallback") +
-                                          " needs a model with an out-of-distribution score, and '" + path +
-                                          "' declares none (export a pyclosure.ood.GuardedClosure)");
+        throw Error(NNC_ERR_ARGUMENT,
+                    "ood=" + std::string(impl_->policy.ood == Policy::Ood::Flag ? "flag" : "fallback") +
+                        " needs a model with an out-of-distribution score, and '" + path +
+                        "' declares none (export a pyclosure.ood.GuardedClosure)");
     for (size_t k = 0; k < c->outputs.size(); ++k)
         if (c->outputs[k].name == out->string) impl_->ood_output = static_cast<int>(k);
     if (impl_->ood_output < 0)
@@ -213,8 +218,8 @@ namespace {
 
 /// The call's argument counts and arrays against the contract, or, for a plain
 /// TorchScript file, each array on its own and the count against forward's arity.
-void check_arguments(const Contract *c, const Engine &engine, int num_inputs, const nnc_array *inputs,
-                     int num_outputs, const nnc_array *outputs) {
+void check_arguments(const Contract *c, const Engine &engine, int num_inputs, const nnc_array *inputs, int num_outputs,
+                     const nnc_array *outputs) {
     if (num_inputs < 0 || num_outputs < 0) throw Error(NNC_ERR_NARGS, "negative number of inputs or outputs");
     if (num_inputs > 0) require_nonnull(inputs, "inputs");
     if (num_outputs > 0) require_nonnull(outputs, "outputs");
@@ -250,19 +255,20 @@ void check_no_overlap(const Contract *c, int i, const nnc_array &o) {
     const Dims sizes = torch_sizes(o), strides = torch_strides(o);
     for (size_t d = 0; d < sizes.size(); ++d)
         if (strides[d] == 0 && sizes[d] > 1)
-            throw Error(NNC_ERR_ARGUMENT, out_label(c, i) + ": its strides make elements overlap (stride 0 "
-                                                           "along a dimension of extent " +
-                                                           std::to_string(sizes[d]) + ")");
+            throw Error(NNC_ERR_ARGUMENT, out_label(c, i) +
+                                              ": its strides make elements overlap (stride 0 "
+                                              "along a dimension of extent " +
+                                              std::to_string(sizes[d]) + ")");
 }
 
 void throw_nonfinite(const Contract *c, bool output, int i, const nnc_array &a, int64_t first, int64_t batch,
                      double v) {
     const int64_t b = first / (numel(a) / batch);
     const std::string value = std::isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf");
-    const std::string where = a.order == NNC_ORDER_F
-                                  ? "column " + std::to_string(b + 1) + " of " + std::to_string(batch) +
-                                        " (the last Fortran index)"
-                                  : "batch row " + std::to_string(b) + " of " + std::to_string(batch) + " (0-based)";
+    const std::string where =
+        a.order == NNC_ORDER_F
+            ? "column " + std::to_string(b + 1) + " of " + std::to_string(batch) + " (the last Fortran index)"
+            : "batch row " + std::to_string(b) + " of " + std::to_string(batch) + " (0-based)";
     const std::string what = output ? out_label(c, i) + " of the model"
                                     : "input " + (c ? "'" + c->inputs[static_cast<size_t>(i)].name + "' " : "") +
                                           "(argument " + std::to_string(i + 1) + ")";
@@ -373,9 +379,9 @@ struct Model::Call {
     /// The flagged columns counted by kind; `rows` gets those the policy replaces.
     FlagCounts count_flags(std::vector<int64_t> &rows) const {
         const Policy &pol = model.impl_->policy;
-        const uint8_t replace = (pol.nonfinite == Policy::NonFinite::Fallback ? kNonFiniteInput | kNonFiniteOutput
-                                                                               : 0) |
-                                (pol.ood == Policy::Ood::Fallback ? kOod : 0);
+        const uint8_t replace =
+            (pol.nonfinite == Policy::NonFinite::Fallback ? kNonFiniteInput | kNonFiniteOutput : 0) |
+            (pol.ood == Policy::Ood::Fallback ? kOod : 0);
         return nnc::count_flags(col, batch, replace, rows);
     }
 
@@ -410,8 +416,8 @@ struct Model::Call {
     }
 };
 
-void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs,
-                int num_fallback, const nnc_array *fallback, const nnc_array *flags, bool on_device,
+void Model::run(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs, int num_fallback,
+                const nnc_array *fallback, const nnc_array *flags, bool on_device,
                 std::chrono::steady_clock::time_point t0) {
     const Contract *c = impl_->contract.get();
     check_arguments(c, *impl_->engine, num_inputs, inputs, num_outputs, outputs);
@@ -462,15 +468,16 @@ void Model::check_guard_arrays(const Contract *c, int num_outputs, const nnc_arr
         const std::string what = "fallback for " + out_label(c, i);
         validate(fallback[i], what);
         if (fallback[i].dtype != outputs[i].dtype)
-            throw Error(NNC_ERR_DTYPE, what + ": expected " + dtype_name(outputs[i].dtype) + ", got " +
-                                           dtype_name(fallback[i].dtype));
+            throw Error(NNC_ERR_DTYPE,
+                        what + ": expected " + dtype_name(outputs[i].dtype) + ", got " + dtype_name(fallback[i].dtype));
         if (torch_sizes(fallback[i]) != torch_sizes(outputs[i]))
-            throw Error(NNC_ERR_SHAPE, what + ": expected shape " + caller_shape(outputs[i]) + ", got " +
-                                           caller_shape(fallback[i]));
+            throw Error(NNC_ERR_SHAPE,
+                        what + ": expected shape " + caller_shape(outputs[i]) + ", got " + caller_shape(fallback[i]));
     }
     if (flags) {
         validate(*flags, "flags");
-        if (flags->dtype != NNC_INT32) throw Error(NNC_ERR_DTYPE, "flags: expected int32, got " + dtype_name(flags->dtype));
+        if (flags->dtype != NNC_INT32)
+            throw Error(NNC_ERR_DTYPE, "flags: expected int32, got " + dtype_name(flags->dtype));
         if (numel(*flags) != batch)
             throw Error(NNC_ERR_SHAPE, "flags: expected " + std::to_string(batch) + " entries (one per column), got " +
                                            std::to_string(numel(*flags)));
@@ -482,8 +489,9 @@ void Model::check_resident_arrays(const Contract *c, int num_inputs, const nnc_a
                                   const nnc_array *flags) const {
     const torch::Device &dev = impl_->device;
     for (int i = 0; i < num_inputs; ++i)
-        check_resident(inputs[i].data, dev, "input " + (c ? "'" + c->inputs[static_cast<size_t>(i)].name + "' " : "") +
-                                                "(argument " + std::to_string(i + 1) + ")");
+        check_resident(inputs[i].data, dev,
+                       "input " + (c ? "'" + c->inputs[static_cast<size_t>(i)].name + "' " : "") + "(argument " +
+                           std::to_string(i + 1) + ")");
     for (int i = 0; i < num_outputs; ++i) check_resident(outputs[i].data, dev, out_label(c, i));
     for (int i = 0; i < num_fallback; ++i) check_resident(fallback[i].data, dev, "fallback for " + out_label(c, i));
     if (flags) check_resident(flags->data, dev, "flags");
@@ -495,8 +503,9 @@ void Model::check_finite(const torch::Tensor &t, const nnc_array &a, const Contr
     torch::Tensor d = t.is_contiguous() ? t : t.contiguous();
     const int64_t per = d.numel() / batch;
     const uint8_t bit = output ? kNonFiniteOutput : kNonFiniteInput;
-    const int64_t first = on_device || !d.device().is_cpu() ? scan_on_device(d, batch, bit, col)  // also on a CPU
-                                                            : scan_nonfinite(d.data_ptr(), a.dtype, batch, per, bit, col);
+    const int64_t first = on_device || !d.device().is_cpu()
+                              ? scan_on_device(d, batch, bit, col)  // also on a CPU
+                              : scan_nonfinite(d.data_ptr(), a.dtype, batch, per, bit, col);
     if (first < 0 || impl_->policy.nonfinite != Policy::NonFinite::Error) return;
     // one element (a copy to the host on a device)
     throw_nonfinite(c, output, i, a, first, batch, d.reshape({-1})[first].item<double>());
@@ -512,8 +521,8 @@ std::string Model::stats_summary() const {
 
 void Model::record_start(const std::string &dir, int every, int64_t max_bytes) {
     if (impl_->recorder)
-        throw Error(NNC_ERR_RECORD, "the model is already recording into '" + impl_->recorder->dir() +
-                                        "'; stop that recording first");
+        throw Error(NNC_ERR_RECORD,
+                    "the model is already recording into '" + impl_->recorder->dir() + "'; stop that recording first");
     RecordSetup s;
     s.dir = dir;
     s.every = every;
@@ -549,6 +558,5 @@ void Model::record_stop() {
 std::string Model::record_dir() const { return impl_->recorder ? impl_->recorder->dir() : std::string(); }
 
 const char *libtorch_version() { return TORCH_VERSION; }
-
 
 }  // namespace nnc

@@ -76,8 +76,8 @@ private:
              const nnc_array *fallback, const nnc_array *flags, bool on_device,
              std::chrono::steady_clock::time_point t0);
     /// The torch-free path of raw engines (model_raw.cpp), after the call checks.
-    void run_raw(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs,
-                 int num_fallback, const nnc_array *fallback, const nnc_array *flags, int64_t batch,
+    void run_raw(int num_inputs, const nnc_array *inputs, int num_outputs, const nnc_array *outputs, int num_fallback,
+                 const nnc_array *fallback, const nnc_array *flags, int64_t batch,
                  std::chrono::steady_clock::time_point t0);
     void check_guard_arrays(const Contract *c, int num_outputs, const nnc_array *outputs, int num_fallback,
                             const nnc_array *fallback, const nnc_array *flags, int64_t batch) const;
@@ -112,6 +112,7 @@ public:
     ~CallThreads();
     CallThreads(const CallThreads &) = delete;
     CallThreads &operator=(const CallThreads &) = delete;
+
 private:
     int host_;
 };

@@ -22,16 +22,16 @@ namespace nnc {
 struct Model::Impl {
     std::unique_ptr<Engine> engine;
     c10::Device device{c10::kCPU};
-    std::string device_reason;           // why this device: "requested", or how "auto" chose it
+    std::string device_reason;  // why this device: "requested", or how "auto" chose it
     std::unique_ptr<Contract> contract;
     std::string path;
     std::atomic<int64_t> calls{0};       // forward calls that succeeded
     std::unique_ptr<Recorder> recorder;  // while recording
     Policy policy;
-    int ood_output = -1;                 // index of the OOD score output (ood policy on)
+    int ood_output = -1;  // index of the OOD score output (ood policy on)
     double ood_threshold = 0.0;
     Stats stats;
-    int64_t weights_version = 0;         // nnc_train_sync's version (0: the file's weights)
+    int64_t weights_version = 0;  // nnc_train_sync's version (0: the file's weights)
     std::string weights_sha256;
 };
 

@@ -117,8 +117,8 @@ void Model::run_raw(int num_inputs, const nnc_array *inputs, int num_outputs, co
     const bool recorded = rec && rec->sample();
     auto nonfinite = [&](const void *data, const nnc_array &a, bool output, size_t i) {
         if (batch == 0 || numel(a) == 0) return;
-        const int64_t first = scan_nonfinite(data, a.dtype, batch, numel(a) / batch,
-                                             output ? kNonFiniteOutput : kNonFiniteInput, s.col);
+        const int64_t first =
+            scan_nonfinite(data, a.dtype, batch, numel(a) / batch, output ? kNonFiniteOutput : kNonFiniteInput, s.col);
         if (first >= 0 && pol.nonfinite == Policy::NonFinite::Error)
             throw_nonfinite(c, output, static_cast<int>(i), a, first, batch, value_at(data, a.dtype, first));
     };
@@ -127,22 +127,24 @@ void Model::run_raw(int num_inputs, const nnc_array *inputs, int num_outputs, co
     for (size_t i = 0; i < ni; ++i) {
         s.read_input(i, inputs[i], batch);
         if (scan) nonfinite(s.in_ptr[i], inputs[i], false, i);
-        if (recorded) recorded_inputs.push_back(record_raw(io_name(c, false, static_cast<int>(i)), inputs[i].dtype,
-                                                           s.in_sizes[i], s.in_ptr[i]));
+        if (recorded)
+            recorded_inputs.push_back(
+                record_raw(io_name(c, false, static_cast<int>(i)), inputs[i].dtype, s.in_sizes[i], s.in_ptr[i]));
     }
     for (size_t i = 0; i < no; ++i) {
         if (outputs[i].strides) check_no_overlap(c, static_cast<int>(i), outputs[i]);  // none given: dense
         s.place_output(i, outputs[i]);
     }
-    if (batch > 0) impl_->engine->run_raw(batch, num_inputs, s.in_sizes.data(), s.in_ptr.data(), num_outputs,
-                                          s.out_sizes.data(), s.out_ptr.data(), get_num_threads());
+    if (batch > 0)
+        impl_->engine->run_raw(batch, num_inputs, s.in_sizes.data(), s.in_ptr.data(), num_outputs, s.out_sizes.data(),
+                               s.out_ptr.data(), get_num_threads());
     if (scan)
         for (size_t i = 0; i < no; ++i) nonfinite(s.out_ptr[i], outputs[i], true, i);
     std::vector<NpyArray> recorded_outputs;  // the network's outputs, as replay recomputes them
     if (recorded)
         for (size_t i = 0; i < no; ++i)
-            recorded_outputs.push_back(record_raw(io_name(c, true, static_cast<int>(i)), outputs[i].dtype,
-                                                  s.out_sizes[i], s.out_ptr[i]));
+            recorded_outputs.push_back(
+                record_raw(io_name(c, true, static_cast<int>(i)), outputs[i].dtype, s.out_sizes[i], s.out_ptr[i]));
     const uint8_t replace = pol.nonfinite == Policy::NonFinite::Fallback ? kNonFiniteInput | kNonFiniteOutput : 0;
     const FlagCounts counts = count_flags(s.col, batch, replace, s.rows);
     for (int64_t b : s.rows) s.fallback_column(b, num_fallback, fallback, batch);

@@ -16,11 +16,11 @@ namespace {
 
 at::ScalarType scalar_type(int dtype, const std::string &name) {
     switch (dtype) {
-    case NNC_FLOAT32: return at::kFloat;
-    case NNC_FLOAT64: return at::kDouble;
-    case NNC_INT32: return at::kInt;
-    case NNC_INT64: return at::kLong;
-    default: throw Error(NNC_ERR_DTYPE, "weight '" + name + "' has unknown dtype code " + std::to_string(dtype));
+        case NNC_FLOAT32: return at::kFloat;
+        case NNC_FLOAT64: return at::kDouble;
+        case NNC_INT32: return at::kInt;
+        case NNC_INT64: return at::kLong;
+        default: throw Error(NNC_ERR_DTYPE, "weight '" + name + "' has unknown dtype code " + std::to_string(dtype));
     }
 }
 
@@ -78,8 +78,9 @@ void match_weights(const std::map<std::string, at::Tensor> &current, const std::
     }
     for (const auto &[name, t] : weights)
         if (current.count(name) == 0)
-            throw Error(NNC_ERR_SHAPE, "the model holds no weight '" + name + "', which the trainer's module has: "
-                                       "another architecture; nothing was changed");
+            throw Error(NNC_ERR_SHAPE, "the model holds no weight '" + name +
+                                           "', which the trainer's module has: "
+                                           "another architecture; nothing was changed");
 }
 
 }  // namespace nnc

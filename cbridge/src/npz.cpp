@@ -47,8 +47,8 @@ std::string zip_header(bool central, const std::string &name, uint32_t crc, uint
     put16(h, 0);                // time
     put16(h, 0x21);             // date: 1980-01-01 (the record's time is in meta.json)
     put32(h, crc);
-    put32(h, size);             // compressed size
-    put32(h, size);             // uncompressed size
+    put32(h, size);  // compressed size
+    put32(h, size);  // uncompressed size
     put16(h, static_cast<uint32_t>(name.size()));
     put16(h, 0);  // extra field length
     if (central) {
@@ -84,8 +84,8 @@ std::string npy_header(const NpyArray &a) {
     if (a.shape.size() > 1) shape.resize(shape.size() - 2);
     else if (a.shape.size() == 1) shape.resize(shape.size() - 1);
     shape += ")";
-    std::string dict = std::string("{'descr': '") + descr(a.dtype) + "', 'fortran_order': " +
-                       (a.fortran_order ? "True" : "False") + ", 'shape': " + shape + ", }";
+    std::string dict = std::string("{'descr': '") + descr(a.dtype) +
+                       "', 'fortran_order': " + (a.fortran_order ? "True" : "False") + ", 'shape': " + shape + ", }";
     size_t total = 10 + dict.size() + 1;
     dict.append((64 - total % 64) % 64, ' ');
     dict += '\n';
@@ -96,8 +96,7 @@ std::string npy_header(const NpyArray &a) {
 
 void write_zip(const std::string &path, const std::vector<ZipMember> &members) {
     uint64_t total = 22;
-    for (const auto &m : members)
-        total += 2 * (46 + m.name.size()) + m.head->size() + (m.body ? m.body->size() : 0);
+    for (const auto &m : members) total += 2 * (46 + m.name.size()) + m.head->size() + (m.body ? m.body->size() : 0);
     if (total >= 0xffffffffull)
         throw Error(NNC_ERR_RECORD, "record '" + path + "' would be " + std::to_string(total) +
                                         " bytes; records are limited to 4 GiB (record fewer or smaller arrays)");

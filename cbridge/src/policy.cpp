@@ -13,8 +13,7 @@ namespace {
 
 /// True when every value is finite: x - x is 0 for finite x, NaN otherwise;
 /// four accumulators keep the loop fast (this runs on every call).
-template <class T>
-bool all_finite(const T *p, int64_t n) {
+template <class T> bool all_finite(const T *p, int64_t n) {
     T a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) {
@@ -63,8 +62,13 @@ int64_t scan_scores(const T *p, int64_t batch, int64_t per_column, double thresh
 
 std::string Policy::describe() const {
     std::string s = std::string("nonfinite=") +
-                    (nonfinite == NonFinite::Error ? "error" : nonfinite == NonFinite::Fallback ? "fallback" : "off") +
-                    ", ood=" + (ood == Ood::Off ? "off" : ood == Ood::Flag ? "flag" : "fallback");
+                    (nonfinite == NonFinite::Error      ? "error"
+                     : nonfinite == NonFinite::Fallback ? "fallback"
+                                                        : "off") +
+                    ", ood=" +
+                    (ood == Ood::Off    ? "off"
+                     : ood == Ood::Flag ? "flag"
+                                        : "fallback");
     if (has_threshold) s += ", ood_threshold=" + std::to_string(ood_threshold);
     if (!engine.empty()) s += ", engine=" + engine;
     return s;
@@ -99,7 +103,8 @@ Policy parse_policy(const std::string &options) {
         if (item.empty()) continue;
         const size_t eq = item.find('=');
         if (eq == std::string::npos)
-            throw Error(NNC_ERR_ARGUMENT, "option '" + item + "' is not key=value (nonfinite=..., ood=..., ood_threshold=...)");
+            throw Error(NNC_ERR_ARGUMENT,
+                        "option '" + item + "' is not key=value (nonfinite=..., ood=..., ood_threshold=...)");
         const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
         if (key == "nonfinite") {
             if (value == "error") p.nonfinite = Policy::NonFinite::Error;
@@ -141,7 +146,8 @@ int64_t scan_nonfinite(const void *data, int dtype, int64_t batch, int64_t per_c
 int64_t scan_ood(const void *data, int dtype, int64_t batch, int64_t per_column, double threshold,
                  std::vector<uint8_t> &flags) {
     if (dtype == NNC_FLOAT32) return scan_scores(static_cast<const float *>(data), batch, per_column, threshold, flags);
-    if (dtype == NNC_FLOAT64) return scan_scores(static_cast<const double *>(data), batch, per_column, threshold, flags);
+    if (dtype == NNC_FLOAT64)
+        return scan_scores(static_cast<const double *>(data), batch, per_column, threshold, flags);
     throw Error(NNC_ERR_DTYPE, "the OOD score output must be float32 or float64");
 }
 

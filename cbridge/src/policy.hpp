@@ -10,14 +10,22 @@
 namespace nnc {
 
 struct Policy {
-    enum class NonFinite { Error, Fallback, Off };
-    enum class Ood { Off, Flag, Fallback };
+    enum class NonFinite {
+        Error,
+        Fallback,
+        Off
+    };
+    enum class Ood {
+        Off,
+        Flag,
+        Fallback
+    };
     NonFinite nonfinite = NonFinite::Error;
     Ood ood = Ood::Off;
     double ood_threshold = 0.0;  ///< used when has_threshold (else the contract's)
     bool has_threshold = false;
     std::vector<std::string> trusted_sha256;  ///< trusted_sha256=HEX[:HEX...], lower-case
-    std::string engine;  ///< engine=native|torchscript|aoti: the only engine to accept; "" any
+    std::string engine;                       ///< engine=native|torchscript|aoti: the only engine to accept; "" any
     bool needs_fallback() const { return nonfinite == NonFinite::Fallback || ood == Ood::Fallback; }
     std::string describe() const;  ///< "nonfinite=error, ood=off"
 };
@@ -33,7 +41,11 @@ Policy parse_policy(const std::string &options);
 std::vector<std::string> parse_digests(const std::string &list, const std::string &source);
 
 /// Per-column reasons, as in enum nnc_flag.
-enum ColumnFlag : uint8_t { kNonFiniteInput = 1, kNonFiniteOutput = 2, kOod = 4 };
+enum ColumnFlag : uint8_t {
+    kNonFiniteInput = 1,
+    kNonFiniteOutput = 2,
+    kOod = 4
+};
 
 /// Mark columns (batch rows of `per_column` elements) holding a non-finite
 /// value with `bit`; returns the flat index of the first one, or -1. Only

@@ -29,7 +29,7 @@ void make_dirs(const std::string &dir) {
         if (part.empty() || ::mkdir(part.c_str(), 0777) == 0 || errno == EEXIST) continue;
         throw Error(NNC_ERR_RECORD, "cannot create record directory '" + part + "': " + std::strerror(errno));
     }
-    struct stat st {};
+    struct stat st{};
     if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
         throw Error(NNC_ERR_RECORD, "record directory '" + dir + "' is not a directory");
 }
@@ -48,7 +48,7 @@ bool holds_recording(const std::string &dir) {
 
 std::string utc_now() {
     std::time_t t = std::time(nullptr);
-    std::tm tm {};
+    std::tm tm{};
     gmtime_r(&t, &tm);
     char buf[32];
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -142,8 +142,8 @@ bool Recorder::add(NpyArray host) {
     if (!open_) return false;
     for (const auto &h : host_)
         if (h.name == host.name)
-            throw Error(NNC_ERR_ARGUMENT, "host array '" + host.name + "' was already recorded for call " +
-                                              std::to_string(call_));
+            throw Error(NNC_ERR_ARGUMENT,
+                        "host array '" + host.name + "' was already recorded for call " + std::to_string(call_));
     host_.push_back(std::move(host));
     return true;
 }
@@ -198,19 +198,19 @@ std::vector<RecordMember> record_members(const std::vector<NpyArray> &inputs, co
 std::string arrays_json(const std::vector<RecordMember> &members) {
     std::string arrays;
     for (const auto &m : members)
-        arrays += std::string(arrays.empty() ? "" : ",\n    ") + json::quote(m.file) + ": {\"role\": \"" +
-                  m.role + "\", \"name\": " + json::quote(m.array->name) + ", \"dtype\": \"" +
-                  dtype_name(m.array->dtype) + "\", \"shape\": " + shape_json(m.array->shape) +
-                  ", \"order\": \"" + (m.array->fortran_order ? "F" : "C") + "\", \"sha256\": \"" + m.sha + "\"}";
+        arrays += std::string(arrays.empty() ? "" : ",\n    ") + json::quote(m.file) + ": {\"role\": \"" + m.role +
+                  "\", \"name\": " + json::quote(m.array->name) + ", \"dtype\": \"" + dtype_name(m.array->dtype) +
+                  "\", \"shape\": " + shape_json(m.array->shape) + ", \"order\": \"" +
+                  (m.array->fortran_order ? "F" : "C") + "\", \"sha256\": \"" + m.sha + "\"}";
     return arrays;
 }
 
 }  // namespace
 
 std::string Recorder::meta_json(const std::string &arrays) const {
-    return "{\n  \"schema\": \"pyclosure.record/1\",\n  \"call\": " + std::to_string(call_) +
-           ",\n  \"time\": \"" + time_ + "\",\n  \"model_path\": " + json::quote(setup_.model_path) +
-           ",\n  \"model_sha256\": \"" + model_sha256_ + "\",\n  \"device\": " + json::quote(setup_.device) +
+    return "{\n  \"schema\": \"pyclosure.record/1\",\n  \"call\": " + std::to_string(call_) + ",\n  \"time\": \"" +
+           time_ + "\",\n  \"model_path\": " + json::quote(setup_.model_path) + ",\n  \"model_sha256\": \"" +
+           model_sha256_ + "\",\n  \"device\": " + json::quote(setup_.device) +
            ",\n  \"threads\": " + std::to_string(threads_) + ",\n  \"libtorch\": " + json::quote(setup_.libtorch) +
            ",\n  \"engine\": " + json::quote(setup_.engine) +
            (open_version_ > 0 ? ",\n  \"weights_version\": " + std::to_string(open_version_) +
@@ -267,12 +267,12 @@ void Recorder::write_open() {
 
 void Recorder::write_summary(const std::string &state, const std::string &message) {
     const std::string text =
-        "{\n  \"schema\": \"pyclosure.recording/1\",\n  \"state\": \"" + state + "\",\n  \"message\": " +
-        json::quote(message) + ",\n  \"model_path\": " + json::quote(setup_.model_path) +
+        "{\n  \"schema\": \"pyclosure.recording/1\",\n  \"state\": \"" + state +
+        "\",\n  \"message\": " + json::quote(message) + ",\n  \"model_path\": " + json::quote(setup_.model_path) +
         ",\n  \"model_sha256\": \"" + model_sha256_ + "\",\n  \"every\": " + std::to_string(setup_.every) +
-        ",\n  \"max_bytes\": " + std::to_string(setup_.max_bytes) + ",\n  \"calls_seen\": " +
-        std::to_string(calls_seen_) + ",\n  \"records\": " + std::to_string(records_) + ",\n  \"bytes\": " +
-        std::to_string(bytes_) + "\n}\n";
+        ",\n  \"max_bytes\": " + std::to_string(setup_.max_bytes) +
+        ",\n  \"calls_seen\": " + std::to_string(calls_seen_) + ",\n  \"records\": " + std::to_string(records_) +
+        ",\n  \"bytes\": " + std::to_string(bytes_) + "\n}\n";
     write_text_atomically(setup_.dir + "/recording.json", text);
 }
 

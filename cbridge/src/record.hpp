@@ -16,12 +16,12 @@ namespace nnc {
 /// What a recording needs to know about its model and run.
 struct RecordSetup {
     std::string dir;
-    int every = 1;              ///< record call 1, 1+every, 1+2*every, ... after start
-    int64_t max_bytes = 0;      ///< size cap of all records together
+    int every = 1;          ///< record call 1, 1+every, 1+2*every, ... after start
+    int64_t max_bytes = 0;  ///< size cap of all records together
     std::string model_path;
     std::string device;
     std::string libtorch;
-    std::string engine;         ///< "torchscript" or "aotinductor"
+    std::string engine;  ///< "torchscript" or "aotinductor"
     std::string bridge;
 };
 
@@ -54,9 +54,9 @@ public:
     const std::string &dir() const { return setup_.dir; }
 
 private:
-    void write_open();          // needs mutex_ held
+    void write_open();                                       // needs mutex_ held
     std::string meta_json(const std::string &arrays) const;  ///< the open record's meta.json
-    void clear_open();          ///< drop the open record's arrays
+    void clear_open();                                       ///< drop the open record's arrays
     void write_summary(const std::string &state, const std::string &message);
 
     RecordSetup setup_;

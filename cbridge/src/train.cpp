@@ -22,8 +22,8 @@
 // never handed out again and a stale copy of a freed handle stays an error
 // (NNC_ERR_HANDLE) instead of reaching a newer trainer.
 struct nnc_trainer_s {
-    void *py = nullptr;      // the Python trainer's id in the embedded library
-    int64_t version = 0;     // weight versions synced so far
+    void *py = nullptr;   // the Python trainer's id in the embedded library
+    int64_t version = 0;  // weight versions synced so far
 };
 
 namespace nnc {
@@ -54,8 +54,7 @@ std::string own_folder() {
     return slash == std::string::npos ? "" : path.substr(0, slash + 1);
 }
 
-template <class F>
-void bind(void *lib, const char *name, F &fn, const std::string &where) {
+template <class F> void bind(void *lib, const char *name, F &fn, const std::string &where) {
     fn = reinterpret_cast<F>(dlsym(lib, name));
     if (!fn) throw Error(NNC_ERR_TRAIN, where + " lacks " + name + ": rebuild pyclosure");
 }
@@ -72,7 +71,8 @@ const Embed &embed() {
     if (!lib)
         throw Error(NNC_ERR_TRAIN, std::string("online training needs the embedded-Python library ") + path +
                                        ", which could not be loaded (the build found no libpython to embed, or "
-                                       "it moved): " + dlerror());
+                                       "it moved): " +
+                                       dlerror());
     auto e = std::make_unique<Embed>();
     bind(lib, "pyc_train_create", e->create, path);
     bind(lib, "pyc_train_step", e->step, path);
@@ -98,7 +98,7 @@ std::unordered_set<const nnc_trainer_s *> &registry() {  // live handles
     return live;
 }
 
-std::vector<const nnc_trainer_s *> &retired() {  // dead shells, kept (see nnc_trainer_s)
+std::vector<const nnc_trainer_s *> &retired() {                  // dead shells, kept (see nnc_trainer_s)
     static auto *dead = new std::vector<const nnc_trainer_s *>;  // never destroyed: stays reachable at exit
     return *dead;
 }
@@ -151,8 +151,8 @@ int nnc_train_create(nnc_trainer *trainer, nnc_model model, const char *spec, co
         const nnc::Embed &py = nnc::embed();
         char msg[nnc::kMessage] = {};
         void *handle = nullptr;
-        nnc::check(py.create(&handle, m.path().c_str(), m.engine().c_str(), m.contract_json().c_str(),
-                             spec ? spec : "", options ? options : "", msg, sizeof msg),
+        nnc::check(py.create(&handle, m.path().c_str(), m.engine().c_str(), m.contract_json().c_str(), spec ? spec : "",
+                             options ? options : "", msg, sizeof msg),
                    msg);
         auto t = std::make_unique<nnc_trainer_s>();
         t->py = handle;
@@ -183,8 +183,7 @@ int nnc_train_sync(nnc_trainer trainer, nnc_model model) {
         char msg[nnc::kMessage] = {};
         nnc::Collected got;
         // The Python trainer keeps the arrays alive until its next call: update before that.
-        nnc::check(py.weights(t.py, m.takes_program() ? 1 : 0, &got, nnc::put, nnc::put_program, msg, sizeof msg),
-                   msg);
+        nnc::check(py.weights(t.py, m.takes_program() ? 1 : 0, &got, nnc::put, nnc::put_program, msg, sizeof msg), msg);
         m.update_weights(got.weights, got.program);
         char sha[80] = {};
         int64_t version = 0;

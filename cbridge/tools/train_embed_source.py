@@ -73,10 +73,12 @@ attach(ffi, lib)
 
 def nnc_types(header, cc):
     """The header's type declarations (enums and structs), preprocessed: no second copy."""
-    text = subprocess.run([*cc, "-E", "-P", "-DNNC_CFFI_CDEF", header], check=True, capture_output=True,
-                          text=True).stdout
-    return "\n".join(m.group(0) for m in re.finditer(r"(?:typedef )?(?:enum|struct) \w+ \{.*?\}[^;]*;", text,
-                                                      re.DOTALL))
+    text = subprocess.run(
+        [*cc, "-E", "-P", "-DNNC_CFFI_CDEF", header], check=True, capture_output=True, text=True
+    ).stdout
+    return "\n".join(
+        m.group(0) for m in re.finditer(r"(?:typedef )?(?:enum|struct) \w+ \{.*?\}[^;]*;", text, re.DOTALL)
+    )
 
 
 def write_source(header, path, cc):

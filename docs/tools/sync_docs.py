@@ -21,8 +21,12 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-PAGES = ["README.md", "tests/README.md", "examples/first/README.md",
-         *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md"))]
+PAGES = [
+    "README.md",
+    "tests/README.md",
+    "examples/first/README.md",
+    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")),
+]
 LANGUAGE = {".f90": "fortran", ".c": "c", ".h": "c", ".py": "python", ".sh": "bash", ".cpp": "cpp"}
 
 SNIPPET = re.compile(
@@ -58,7 +62,7 @@ def snippet_text(path, start=None, stop=None):
     last = next((i for i in range(first, len(lines)) if stop in lines[i]), None)
     if last is None:
         raise SnippetError(f'{path}: no line after "{start}" contains "{stop}"')
-    block = lines[first:last + 1]
+    block = lines[first : last + 1]
     indent = min(len(line) - len(line.lstrip()) for line in block if line.strip())
     return "".join(line[indent:] if line.strip() else line for line in block)
 

@@ -19,9 +19,19 @@ def main(argv):
     kind_map = os.path.abspath(kind_map)
     sources = [os.path.abspath(s) for s in [source] + argv[5:]]
     os.makedirs(outdir, exist_ok=True)
-    cmd = [sys.executable, "-m", "f90wrap", "-m", name,
-           "--f90-mod-name", f"pyclosure._{name}", "--direct-c",
-           "-k", kind_map, *sources]
+    cmd = [
+        sys.executable,
+        "-m",
+        "f90wrap",
+        "-m",
+        name,
+        "--f90-mod-name",
+        f"pyclosure._{name}",
+        "--direct-c",
+        "-k",
+        kind_map,
+        *sources,
+    ]
     subprocess.run(cmd, cwd=outdir, check=True, stdout=subprocess.DEVNULL)
     os.replace(os.path.join(outdir, f"{name}.py"), os.path.join(outdir, shadow))
     return 0

@@ -1,4 +1,5 @@
 """Export a small closure: 4 levels of q per column in, 5 interface fluxes out."""
+
 import sys
 
 import torch

@@ -4,7 +4,10 @@
 #include "nn_closure.h"
 
 int main(int argc, char **argv) {
-    enum { NLEV = 4, NCOL = 3 };
+    enum {
+        NLEV = 4,
+        NCOL = 3
+    };
     double q[NCOL][NLEV], flux[NCOL][NLEV + 1];
     for (int k = 0; k < NLEV * NCOL; ++k) q[k / NLEV][k % NLEV] = k / 12.0;
     nnc_array in = {.data = q, .dtype = NNC_FLOAT64, .rank = 2, .order = NNC_ORDER_C, .shape = {NCOL, NLEV}};

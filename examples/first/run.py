@@ -1,4 +1,5 @@
 """The same call from Python, through the C bridge the Fortran host uses."""
+
 import sys
 
 import numpy as np

@@ -27,8 +27,11 @@ def _truth_rhs(x, y):
     """Tendencies of X (..., K) and Y (..., K * J)."""
     coupling = (H * C / B) * y.reshape(*y.shape[:-1], K, J).sum(-1)
     dx = slow_rhs(x) - coupling
-    dy = (-C * B * np.roll(y, -1, -1) * (np.roll(y, -2, -1) - np.roll(y, 1, -1)) - C * y
-          + (H * C / B) * np.repeat(x, J, axis=-1))
+    dy = (
+        -C * B * np.roll(y, -1, -1) * (np.roll(y, -2, -1) - np.roll(y, 1, -1))
+        - C * y
+        + (H * C / B) * np.repeat(x, J, axis=-1)
+    )
     return dx, dy
 
 
@@ -58,6 +61,7 @@ def features(x):
 
 def coarse_step(x, dt, closure_u):
     """One RK4 step of the coarse model; ``closure_u(x)`` -> (..., K) closure tendency."""
+
     def rhs(v):
         return slow_rhs(v) + closure_u(v)
 

@@ -56,7 +56,7 @@ program l96_host
       call system_clock(t0, rate)
       if (nstate > 0) then
         call nn_forward(closure, [nn_array(feat), nn_array(state)], [nn_array(u), nn_array(state_next)], &
-                        stat=ierr, errmsg=msg)
+            stat=ierr, errmsg=msg)
       else
         call nn_forward(closure, feat, u, stat=ierr, errmsg=msg)
       end if

@@ -50,6 +50,7 @@ def closure_fn(module):
         with torch.no_grad():
             f = torch.from_numpy(l96.features(x).reshape(-1, 3))
             return module(f).numpy().reshape(x.shape)
+
     return u
 
 
@@ -66,7 +67,7 @@ def ensemble(path, ics, truth_paths, steps, members):
     """Ensemble forecasts through the bridge; (spread, error of the mean), time averaged."""
     model = Model(path)
     n_ic = ics.shape[0]
-    x = np.repeat(ics[:, None, :], members, axis=1)          # (ic, member, K)
+    x = np.repeat(ics[:, None, :], members, axis=1)  # (ic, member, K)
     state = np.zeros((n_ic * members * l96.K, 2))
     spread2, err2 = [], []
     for n in range(steps):
@@ -90,11 +91,13 @@ def unrolled_step(module):
             u = closure(f.reshape(-1, 3)).reshape(v.shape)
             adv = -torch.roll(v, 1, -1) * (torch.roll(v, 2, -1) - torch.roll(v, -1, -1))
             return adv - v + l96.F + u
+
         k1 = rhs(x)
         k2 = rhs(x + 0.5 * DT * k1)
         k3 = rhs(x + 0.5 * DT * k2)
         k4 = rhs(x + DT * k3)
         return x + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
     return step
 
 
@@ -109,22 +112,32 @@ def main(argv=None):
     t_train, n_ic, members, epochs = (6.0, 6, 16, 8) if a.quick else (12.0, 12, 20, 20)
     steps = 200  # one model time unit
     start = time.perf_counter()
-    train = l96.truth(8, 5.0, t_train, DT, seed=1)                   # (T, 8, K)
-    test = l96.truth(n_ic, 5.0, 1.0 + 2 * DT, DT, seed=2)            # (T, n_ic, K)
+    train = l96.truth(8, 5.0, t_train, DT, seed=1)  # (T, 8, K)
+    test = l96.truth(n_ic, 5.0, 1.0 + 2 * DT, DT, seed=2)  # (T, n_ic, K)
     print(f"truth: {train.shape[0]} x {train.shape[1]} training states, {time.perf_counter() - start:.1f} s")
 
     _, feats, tend = targets(train, "centred")
     x = torch.from_numpy(feats.reshape(-1, 3))
     y = torch.from_numpy(tend.reshape(-1, 1))
-    closure = PointwiseClosure(3, 1, hidden=32, input_normalizer=Normalizer.fit(x, per="feature"),
-                               output_normalizer=Normalizer.fit(y, per="feature")).double()
+    closure = PointwiseClosure(
+        3,
+        1,
+        hidden=32,
+        input_normalizer=Normalizer.fit(x, per="feature"),
+        output_normalizer=Normalizer.fit(y, per="feature"),
+    ).double()
     hist = fit(closure, x, y, epochs=epochs, batch_size=512, patience=4, progress=False)
-    print(f"a priori fit (blocked split): best validation MSE {hist.best_val:.4f} at epoch {hist.best_epoch}, "
-          f"stopped early: {hist.stopped_early}")
-    contract = pyclosure.export(closure, out / "closure.pt", example_inputs=(x[:8],),
-                                units={"x": "1", "tendency": "1 per time unit"})
-    print(f"contract: tendency meaning {contract['outputs'][0]['meaning']}, "
-          f"Lipschitz bound {contract['lipschitz_bound']:.3g}")
+    print(
+        f"a priori fit (blocked split): best validation MSE {hist.best_val:.4f} at epoch {hist.best_epoch}, "
+        f"stopped early: {hist.stopped_early}"
+    )
+    contract = pyclosure.export(
+        closure, out / "closure.pt", example_inputs=(x[:8],), units={"x": "1", "tendency": "1 per time unit"}
+    )
+    print(
+        f"contract: tendency meaning {contract['outputs'][0]['meaning']}, "
+        f"Lipschitz bound {contract['lipschitz_bound']:.3g}"
+    )
 
     with torch.no_grad():
         resid = (y - closure(x)).numpy().reshape(tend.shape + (1,))  # (T, traj, K, 1), time first
@@ -147,18 +160,43 @@ def main(argv=None):
 
     _, fwd_feats, fwd_tend = targets(train, "forward") if not a.quick else (None, None, None)
     if fwd_feats is not None:
-        fwd = PointwiseClosure(3, 1, hidden=32, input_normalizer=Normalizer.fit(x, per="feature"),
-                               output_normalizer=Normalizer.fit(y, per="feature")).double()
-        fit(fwd, torch.from_numpy(fwd_feats.reshape(-1, 3)), torch.from_numpy(fwd_tend.reshape(-1, 1)),
-            epochs=epochs, batch_size=512, patience=4, progress=False)
-        print(f"forward-difference targets: coupled error {forecast_rmse(fwd, ics, paths, steps):.3f} "
-              f"(centred: {det_rmse:.3f})")
+        fwd = PointwiseClosure(
+            3,
+            1,
+            hidden=32,
+            input_normalizer=Normalizer.fit(x, per="feature"),
+            output_normalizer=Normalizer.fit(y, per="feature"),
+        ).double()
+        fit(
+            fwd,
+            torch.from_numpy(fwd_feats.reshape(-1, 3)),
+            torch.from_numpy(fwd_tend.reshape(-1, 1)),
+            epochs=epochs,
+            batch_size=512,
+            patience=4,
+            progress=False,
+        )
+        print(
+            f"forward-difference targets: coupled error {forecast_rmse(fwd, ics, paths, steps):.3f} "
+            f"(centred: {det_rmse:.3f})"
+        )
 
-    traj = torch.from_numpy(np.ascontiguousarray(train[:: 1, :4].transpose(1, 0, 2)))[:, :400]
-    post = fit_a_posteriori(closure, unrolled_step(closure), traj, k=10, epochs=2 if a.quick else 4,
-                            batch_size=32, lr=2e-4, patience=2, progress=False)
+    traj = torch.from_numpy(np.ascontiguousarray(train[::1, :4].transpose(1, 0, 2)))[:, :400]
+    post = fit_a_posteriori(
+        closure,
+        unrolled_step(closure),
+        traj,
+        k=10,
+        epochs=2 if a.quick else 4,
+        batch_size=32,
+        lr=2e-4,
+        patience=2,
+        progress=False,
+    )
     after = forecast_rmse(closure, ics, paths, steps)
-    print(f"a posteriori (k = 10 RK4 steps, {len(post.train)} epochs): coupled error {det_rmse:.3f} -> {after:.3f}")
+    print(
+        f"a posteriori (k = 10 RK4 steps, {len(post.train)} epochs): coupled error {det_rmse:.3f} -> {after:.3f}"
+    )
 
     ratios = {n: s / e for n, (s, e) in results.items()}
     failed = []

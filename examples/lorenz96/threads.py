@@ -21,7 +21,9 @@ import torch
 def run(host, model, steps, threads, out):
     env = {**os.environ, "NN_CLOSURE_NUM_THREADS": str(threads)}
     start = time.perf_counter()
-    proc = subprocess.run([host, model, "0", str(steps), out], capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(
+        [host, model, "0", str(steps), out], capture_output=True, text=True, env=env, check=False
+    )
     if proc.returncode != 0 or "l96_host: done" not in proc.stdout:
         sys.exit(f"l96_host failed: {proc.stdout}{proc.stderr}")
     return time.perf_counter() - start

@@ -16,12 +16,20 @@ import pyclosure
 def make(path, nin=16, nhidden=64, nout=4, seed=0):
     """Write a seeded float64 MLP with its contract to `path`; returns the contract."""
     torch.manual_seed(seed)
-    closure = torch.nn.Sequential(torch.nn.Linear(nin, nhidden), torch.nn.Tanh(),
-                                  torch.nn.Linear(nhidden, nout)).double()
-    return pyclosure.export(closure, path, example_inputs=(torch.zeros(8, nin, dtype=torch.float64),),
-                            input_names=["x"], output_names=["y"])
+    closure = torch.nn.Sequential(
+        torch.nn.Linear(nin, nhidden), torch.nn.Tanh(), torch.nn.Linear(nhidden, nout)
+    ).double()
+    return pyclosure.export(
+        closure,
+        path,
+        example_inputs=(torch.zeros(8, nin, dtype=torch.float64),),
+        input_names=["x"],
+        output_names=["y"],
+    )
 
 
 if __name__ == "__main__":
     make(sys.argv[1] if len(sys.argv) > 1 else "closure.pt")
-    print(f"wrote {sys.argv[1] if len(sys.argv) > 1 else 'closure.pt'}: x(16, ncol) -> y(4, ncol) from Fortran")
+    print(
+        f"wrote {sys.argv[1] if len(sys.argv) > 1 else 'closure.pt'}: x(16, ncol) -> y(4, ncol) from Fortran"
+    )

@@ -46,11 +46,15 @@ def check_device(device):
     if not device.startswith("cuda"):
         raise DeviceUnavailableError(f"unknown device '{device}': use cpu or cuda:N")
     if not torch.cuda.is_available():
-        why = ("this torch was built without CUDA" if torch.version.cuda is None
-               else "torch finds no CUDA device")
+        why = (
+            "this torch was built without CUDA"
+            if torch.version.cuda is None
+            else "torch finds no CUDA device"
+        )
         raise DeviceUnavailableError(
             f"--device {device}: CUDA is not available here ({why}; torch {torch.__version__}). "
-            "The GPU mode needs a CUDA build of torch and the bridge built against it.")
+            "The GPU mode needs a CUDA build of torch and the bridge built against it."
+        )
     index = int(device.partition(":")[2] or 0)
     if index >= torch.cuda.device_count():
         raise DeviceUnavailableError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
@@ -87,10 +91,17 @@ def _native_skip_reason(settings):
 def _skipped(settings):
     skipped = {r: drivers.missing_reason(r) for r in settings.routes if drivers.missing_reason(r)}
     if settings.device == "cpu":
-        skipped.update({r: "arrays on the GPU: only with --device cuda:N" for r in drivers.DEVICE_ROUTES
-                        if r in settings.routes and r not in skipped})
-    for kind, why in ((drivers.PT2_ROUTES, _pt2_skip_reason(settings)),
-                      (drivers.NATIVE_ROUTES, _native_skip_reason(settings))):
+        skipped.update(
+            {
+                r: "arrays on the GPU: only with --device cuda:N"
+                for r in drivers.DEVICE_ROUTES
+                if r in settings.routes and r not in skipped
+            }
+        )
+    for kind, why in (
+        (drivers.PT2_ROUTES, _pt2_skip_reason(settings)),
+        (drivers.NATIVE_ROUTES, _native_skip_reason(settings)),
+    ):
         if why:
             skipped.update({r: why for r in kind if r in settings.routes and r not in skipped})
     return skipped
@@ -103,9 +114,17 @@ def _measure(settings, folder, progress):
         raise drivers.BenchError("the floor route (bench_floor) is needed: every ratio is taken to it")
     with_pt2 = any(r in routes for r in drivers.PT2_ROUTES)
     with_native = any(r in routes for r in drivers.NATIVE_ROUTES)
-    built = [models.build(n, folder, with_pt2 and n in settings.pt2_models, settings.pt2_cache, progress,
-                          with_native and n in settings.native_models)
-             for n in settings.models]
+    built = [
+        models.build(
+            n,
+            folder,
+            with_pt2 and n in settings.pt2_models,
+            settings.pt2_cache,
+            progress,
+            with_native and n in settings.native_models,
+        )
+        for n in settings.models
+    ]
     out = Measurements()
     first = next((m for m in built if m.native_path), None)
     if first is not None:
@@ -150,9 +169,11 @@ def run(settings, json_path=None, keep=None, progress=print):
         "route_labels": {r: drivers.LABELS[r] for r in routes},
         "skipped_routes": skipped,
         "bind_once_form": None,
-        "models": [{k: v for k, v in vars(m).items() if k not in ("path", "pt2_path", "native_path")}
-                   | {"pt2": bool(m.pt2_path), "native": bool(m.native_path)}
-                   for m in built],
+        "models": [
+            {k: v for k, v in vars(m).items() if k not in ("path", "pt2_path", "native_path")}
+            | {"pt2": bool(m.pt2_path), "native": bool(m.native_path)}
+            for m in built
+        ],
         "limits": out.limits,
         "results": out.results,
         "agreement": out.agreement,

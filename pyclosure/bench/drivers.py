@@ -16,8 +16,20 @@ from pathlib import Path
 
 from ..errors import ClosureError
 
-ROUTES = ("floor", "c", "fortran", "python", "embedded", "c_pt2", "fortran_pt2", "python_pt2",
-          "c_native", "fortran_native", "python_native", "python_device")
+ROUTES = (
+    "floor",
+    "c",
+    "fortran",
+    "python",
+    "embedded",
+    "c_pt2",
+    "fortran_pt2",
+    "python_pt2",
+    "c_native",
+    "fortran_native",
+    "python_native",
+    "python_device",
+)
 # The routes that run the model's AOTInductor package (.pt2) instead of its TorchScript file.
 PT2_ROUTES = ("c_pt2", "fortran_pt2", "python_pt2")
 # The routes that run the model's native program (.nnp) through the bridge.
@@ -30,8 +42,7 @@ TWIN = "twin"
 # Whose output each route must give bit for bit: the bridge's .pt2 routes must give
 # what Python's torch._inductor.aoti_load_package gives; the native routes what the
 # cffi twin gives; the others the floor's.
-REFERENCE = {"c_pt2": "python_pt2", "fortran_pt2": "python_pt2",
-             **{r: TWIN for r in NATIVE_ROUTES}}
+REFERENCE = {"c_pt2": "python_pt2", "fortran_pt2": "python_pt2", **{r: TWIN for r in NATIVE_ROUTES}}
 
 LABELS = {
     "floor": "C++ libtorch (floor)",
@@ -49,9 +60,16 @@ LABELS = {
     TWIN: "cffi twin .nnp",
 }
 
-_PROGRAMS = {"floor": "bench_floor", "c": "bench_floor", "fortran": "bench_fortran",
-             "embedded": "bench_embedded", "c_pt2": "bench_floor", "fortran_pt2": "bench_fortran",
-             "c_native": "bench_floor", "fortran_native": "bench_fortran"}
+_PROGRAMS = {
+    "floor": "bench_floor",
+    "c": "bench_floor",
+    "fortran": "bench_fortran",
+    "embedded": "bench_embedded",
+    "c_pt2": "bench_floor",
+    "fortran_pt2": "bench_fortran",
+    "c_native": "bench_floor",
+    "fortran_native": "bench_fortran",
+}
 
 
 class BenchError(ClosureError):
@@ -133,17 +151,29 @@ class Driver:
         cmd = command(route)
         if cmd is None:
             raise BenchError(f"route {route}: {missing_reason(route)}")
-        path = (model.pt2_path if route in PT2_ROUTES else model.native_path if route in NATIVE_ROUTES
-                else model.path)
+        path = (
+            model.pt2_path
+            if route in PT2_ROUTES
+            else model.native_path
+            if route in NATIVE_ROUTES
+            else model.path
+        )
         args = [route, path, model.dtype, model.nin, model.nout, threads, device, folder]
         self.log_path = Path(folder) / f"{route}{'-alloc' if preload else ''}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in close())
         # The Python driver runs from the folder holding this pyclosure, so that "-m" imports this one
         # (with its compiled parts), not a source tree in the current directory.
         cwd = package_dir().parent if cmd[0] == sys.executable else None
-        self.proc = subprocess.Popen([*cmd, *map(str, args)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, text=True, bufsize=1, cwd=cwd,
-                                     env=_environment(route, threads, preload, tunables))
+        self.proc = subprocess.Popen(
+            [*cmd, *map(str, args)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            bufsize=1,
+            cwd=cwd,
+            env=_environment(route, threads, preload, tunables),
+        )
 
     def _read(self):
         line = self.proc.stdout.readline()
@@ -151,8 +181,10 @@ class Driver:
             self.proc.wait(timeout=30)
             self._log.flush()
             err = self.log_path.read_text().strip()[-2000:]
-            raise BenchError(f"driver {self.route} ({self.model.name}, {self.threads} thread(s)) stopped "
-                             f"with exit code {self.proc.returncode}: {err or 'no message'}")
+            raise BenchError(
+                f"driver {self.route} ({self.model.name}, {self.threads} thread(s)) stopped "
+                f"with exit code {self.proc.returncode}: {err or 'no message'}"
+            )
         return json.loads(line)
 
     def ready(self):

@@ -18,8 +18,14 @@ def attach(ffi):
 
     @ffi.def_extern(error=-1)
     def bench_py_load(path, dtype, nin, nout, threads, device):
-        state["route"] = TorchRoute(ffi.string(path).decode(), "float64" if dtype == 2 else "float32",
-                                    nin, nout, threads, ffi.string(device).decode())
+        state["route"] = TorchRoute(
+            ffi.string(path).decode(),
+            "float64" if dtype == 2 else "float32",
+            nin,
+            nout,
+            threads,
+            ffi.string(device).decode(),
+        )
         return 0
 
     @ffi.def_extern(error=-1)

@@ -38,12 +38,12 @@ class BenchModel:
     nout: int
     flops_per_sample: int
     description: str
-    pt2_path: str = None      # its AOTInductor package, None when not built
+    pt2_path: str = None  # its AOTInductor package, None when not built
     pt2_cached: bool = False  # the package came from the cache
-    pt2_error: str = None     # why the package could not be built
-    native_path: str = None   # its native program, None when not written
+    pt2_error: str = None  # why the package could not be built
+    native_path: str = None  # its native program, None when not written
     native_error: str = None  # why the module has no native program
-    weight_bytes: int = 0     # bytes of its parameters (what one call must read at least)
+    weight_bytes: int = 0  # bytes of its parameters (what one call must read at least)
 
 
 def _module(name):
@@ -67,8 +67,11 @@ def flops_per_sample(module, example):
         elif isinstance(layer, torch.nn.Conv1d):
             macs.append(output.numel() * layer.in_channels // layer.groups * layer.kernel_size[0])
 
-    hooks = [m.register_forward_hook(count) for m in module.modules()
-             if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d))]
+    hooks = [
+        m.register_forward_hook(count)
+        for m in module.modules()
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d))
+    ]
     with torch.no_grad():
         module(example)
     for h in hooks:
@@ -108,9 +111,22 @@ def build(name, folder, with_pt2=False, cache=None, progress=print, with_native=
         except Exception as exc:  # noqa: BLE001 (torch.export and inductor raise many kinds)
             error = f"{type(exc).__name__}: {str(exc).strip()[:400]}"
             progress(f"  {name}: no AOTInductor package ({error})")
-    native_path, native_error = (_native(module, example, f"{folder}/{name}.nnp", progress) if with_native
-                                 else (None, None))
+    native_path, native_error = (
+        _native(module, example, f"{folder}/{name}.nnp", progress) if with_native else (None, None)
+    )
     weight_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
-    return BenchModel(name, path, str(dtype).replace("torch.", ""), nin, y.shape[1],
-                      flops_per_sample(module, example), description, pt2_path, cached, error,
-                      native_path, native_error, weight_bytes)
+    return BenchModel(
+        name,
+        path,
+        str(dtype).replace("torch.", ""),
+        nin,
+        y.shape[1],
+        flops_per_sample(module, example),
+        description,
+        pt2_path,
+        cached,
+        error,
+        native_path,
+        native_error,
+        weight_bytes,
+    )

@@ -57,8 +57,14 @@ class NativeDriver(drivers.Driver):
         self.log_path = Path(folder) / f"native-{isa}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in close())
         args = ["native", model.path, model.dtype, model.nin, model.nout, threads, "cpu", folder]
-        self.proc = subprocess.Popen([str(program), *map(str, args)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [str(program), *map(str, args)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            bufsize=1,
+        )
 
     def ready(self):
         """Wait for the ready line, choose the instruction set asked for; note the one that runs."""
@@ -92,17 +98,23 @@ def machine_limits(model, folder):
 
 
 def _limits(native):
-    return {**native.ask("peak", 0, 0, 100_000_000), **native.ask("stream", 262_144, 0, 20_000),
-            "isa": available_isas()[-1]}
+    return {
+        **native.ask("peak", 0, 0, 100_000_000),
+        **native.ask("stream", 262_144, 0, 20_000),
+        "isa": available_isas()[-1],
+    }
 
 
 def _describe(limits):
     def peaks(key):
         wide = f" (AVX2 {limits[f'peak_avx2_{key}']:.1f})" if "peak_avx512_gflops_f32" in limits else ""
         return f"{limits[f'peak_{key}']:.1f}{wide}"
+
     wide = f" (AVX2 {limits['stream_avx2_gbs']:.1f})" if "stream_avx512_gbs" in limits else ""
-    return (f"machine: FMA peak {peaks('gflops_f32')} GFLOP/s float32, {peaks('gflops_f64')} float64; "
-            f"L2 read {limits['stream_gbs']:.1f}{wide} GB/s; kernels auto: {limits['isa']}")
+    return (
+        f"machine: FMA peak {peaks('gflops_f32')} GFLOP/s float32, {peaks('gflops_f64')} float64; "
+        f"L2 read {limits['stream_gbs']:.1f}{wide} GB/s; kernels auto: {limits['isa']}"
+    )
 
 
 def _native_model(bench_model, folder):
@@ -158,15 +170,33 @@ def _row(model, batch, isa, ratios, floor_ns, native_ns, native_cpu_ns, weight_b
     """One result row: the ratios to the floor, and the rates (over CPU time) against the limits."""
     gflops = model.flops_per_sample * batch / native_cpu_ns
     peak = limits["peak_gflops_f32" if model.dtype == "float32" else "peak_gflops_f64"]
-    return {"model": model.name, "batch": batch, "isa": isa, "ratio": statistics.median(ratios),
-            "ratio_min": min(ratios), "ratio_max": max(ratios), "floor_ns": floor_ns, "native_ns": native_ns,
-            "native_cpu_ns": native_cpu_ns, "native_gflops": gflops, "fma_fraction": gflops / peak,
-            "weights_gbs": weight_bytes / native_cpu_ns,
-            "l2_fraction": weight_bytes / native_cpu_ns / limits["stream_gbs"], "max_rel_diff": diff}
+    return {
+        "model": model.name,
+        "batch": batch,
+        "isa": isa,
+        "ratio": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "floor_ns": floor_ns,
+        "native_ns": native_ns,
+        "native_cpu_ns": native_cpu_ns,
+        "native_gflops": gflops,
+        "fma_fraction": gflops / peak,
+        "weights_gbs": weight_bytes / native_cpu_ns,
+        "l2_fraction": weight_bytes / native_cpu_ns / limits["stream_gbs"],
+        "max_rel_diff": diff,
+    }
 
 
-def measure(names=models.NAMES, batches=BATCHES, rounds=7, block_seconds=0.05, folder=None, progress=print,
-            isas=("auto",)):
+def measure(
+    names=models.NAMES,
+    batches=BATCHES,
+    rounds=7,
+    block_seconds=0.05,
+    folder=None,
+    progress=print,
+    isas=("auto",),
+):
     """Run the comparison with the native kernels of each of ``isas`` (names of
     ``pyclosure._native_twin.ISAS``); return a list of result rows and the machine's limits."""
     folder = Path(folder or tempfile.mkdtemp(prefix="pyclosure-native-bench-"))
@@ -189,15 +219,27 @@ def measure(names=models.NAMES, batches=BATCHES, rounds=7, block_seconds=0.05, f
                 diffs = {isa: _agreement(floor, d, torch_model, batch, folder) for isa, d in natives.items()}
                 ratios, med = _rounds(floor, natives, batch, rounds, block_seconds)
                 for isa, native in natives.items():
-                    row = _row(torch_model, batch, native.isa, ratios[isa], med["floor"], med[isa],
-                               med[isa + "_cpu"], weight_bytes, limits, diffs[isa])
+                    row = _row(
+                        torch_model,
+                        batch,
+                        native.isa,
+                        ratios[isa],
+                        med["floor"],
+                        med[isa],
+                        med[isa + "_cpu"],
+                        weight_bytes,
+                        limits,
+                        diffs[isa],
+                    )
                     rows.append(row)
-                    progress(f"{name:8s} batch {batch:5d} {native.isa:6s}: native/floor {row['ratio']:.3f} "
-                             f"[{row['ratio_min']:.3f}, {row['ratio_max']:.3f}]  "
-                             f"native {med[isa] / 1e3:9.2f} us floor {med['floor'] / 1e3:9.2f} us  "
-                             f"{row['native_gflops']:6.2f} GFLOP/s = {100 * row['fma_fraction']:4.1f}% FMA "
-                             f"peak, weights at {100 * row['l2_fraction']:5.1f}% of L2 read; "
-                             f"max |diff| {diffs[isa]:.2g} of max |y|")
+                    progress(
+                        f"{name:8s} batch {batch:5d} {native.isa:6s}: native/floor {row['ratio']:.3f} "
+                        f"[{row['ratio_min']:.3f}, {row['ratio_max']:.3f}]  "
+                        f"native {med[isa] / 1e3:9.2f} us floor {med['floor'] / 1e3:9.2f} us  "
+                        f"{row['native_gflops']:6.2f} GFLOP/s = {100 * row['fma_fraction']:4.1f}% FMA "
+                        f"peak, weights at {100 * row['l2_fraction']:5.1f}% of L2 read; "
+                        f"max |diff| {diffs[isa]:.2g} of max |y|"
+                    )
         finally:
             floor.close()
             for native in natives.values():
@@ -205,22 +247,15 @@ def measure(names=models.NAMES, batches=BATCHES, rounds=7, block_seconds=0.05, f
     return rows, limits
 
 
-def run(names=models.NAMES, batches=BATCHES, rounds=7, block_seconds=0.05, json_path=None, progress=print):
-    """:func:`measure` on one torch thread, with the load average before and after; the
-    rows, limits and load averages also go to ``json_path`` when given."""
-    torch.set_num_threads(1)
-    load = [os.getloadavg()[0]]
-    progress(f"load average {load[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
-    rows, limits = measure(names, batches, rounds, block_seconds, progress=progress)
-    load.append(os.getloadavg()[0])
-    progress(f"load average {load[1]:.2f} (1 min) at the end")
-    if json_path:
-        Path(json_path).write_text(json.dumps({"limits": limits, "rows": rows, "load_average": load}, indent=1))
-    return rows, limits
-
-
-def run(names=models.NAMES, batches=BATCHES, rounds=7, block_seconds=0.05, json_path=None, progress=print,
-        isas=("auto",)):
+def run(
+    names=models.NAMES,
+    batches=BATCHES,
+    rounds=7,
+    block_seconds=0.05,
+    json_path=None,
+    progress=print,
+    isas=("auto",),
+):
     """:func:`measure` on one torch thread, with the load average before and after; the
     rows, limits and load averages also go to ``json_path`` when given."""
     torch.set_num_threads(1)
@@ -230,7 +265,9 @@ def run(names=models.NAMES, batches=BATCHES, rounds=7, block_seconds=0.05, json_
     load.append(os.getloadavg()[0])
     progress(f"load average {load[1]:.2f} (1 min) at the end")
     if json_path:
-        Path(json_path).write_text(json.dumps({"limits": limits, "rows": rows, "load_average": load}, indent=1))
+        Path(json_path).write_text(
+            json.dumps({"limits": limits, "rows": rows, "load_average": load}, indent=1)
+        )
     return rows, limits
 
 
@@ -240,8 +277,13 @@ def main(argv=None):
     parser.add_argument("--batches", nargs="+", type=int, default=list(BATCHES))
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--block-seconds", type=float, default=0.05)
-    parser.add_argument("--isa", nargs="+", default=["auto"], choices=list(ISAS),
-                        help="the native kernels to time, each in every round (default: auto, the widest)")
+    parser.add_argument(
+        "--isa",
+        nargs="+",
+        default=["auto"],
+        choices=list(ISAS),
+        help="the native kernels to time, each in every round (default: auto, the widest)",
+    )
     parser.add_argument("--out", help="write the rows and limits as JSON here")
     args = parser.parse_args(argv)
     run(args.models, args.batches, args.rounds, args.block_seconds, args.out, isas=args.isa)

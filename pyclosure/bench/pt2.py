@@ -40,8 +40,16 @@ def unsupported_reason():
 
 
 def _key(module, example):
-    parts = [type(module).__name__, repr(module), weights_sha256(module), str(example.dtype),
-             str(tuple(example.shape[1:])), torch.__version__, platform.machine(), _pt2.DEFAULT_CPU_ISA]
+    parts = [
+        type(module).__name__,
+        repr(module),
+        weights_sha256(module),
+        str(example.dtype),
+        str(tuple(example.shape[1:])),
+        torch.__version__,
+        platform.machine(),
+        _pt2.DEFAULT_CPU_ISA,
+    ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 

@@ -29,8 +29,8 @@ class Settings:
     threads: tuple = (1, 2)
     routes: tuple = drivers.ROUTES
     device: str = "cpu"
-    rounds: int = 9               # at most; at least 3 when a configuration would exceed config_seconds
-    block_seconds: float = 0.1    # timed work per route per block (the floor's time sets the count)
+    rounds: int = 9  # at most; at least 3 when a configuration would exceed config_seconds
+    block_seconds: float = 0.1  # timed work per route per block (the floor's time sets the count)
     config_seconds: float = 30.0  # rough budget of one model/threads/batch configuration
     max_calls: int = 2000
     malloc_tunables: str = drivers.MALLOC_TUNABLES  # "" runs the drivers with glibc's defaults
@@ -38,16 +38,26 @@ class Settings:
     alloc_batches: tuple = (1, 16)
     alloc_calls: int = 500
     pt2_models: tuple = ("mlp32", "mlp64", "burgers")  # also exported as .pt2 for the AOTInductor routes
-    pt2_cache: str = None         # folder of compiled packages (None: pt2.default_cache(); "": no cache)
+    pt2_cache: str = None  # folder of compiled packages (None: pt2.default_cache(); "": no cache)
     native_models: tuple = ("mlp32", "mlp64", "burgers")  # also written as .nnp for the native routes
     quick: bool = False
 
     @classmethod
     def for_quick(cls, **kw):
-        base = {"models": ("mlp32", "burgers"), "batches": (1, 256), "threads": (1,), "rounds": 3,
-                "block_seconds": 0.03, "config_seconds": 4.0, "max_calls": 300, "alloc_models": ("mlp32",),
-                "alloc_calls": 100, "pt2_models": ("mlp32",), "native_models": ("mlp32", "burgers"),
-                "quick": True}
+        base = {
+            "models": ("mlp32", "burgers"),
+            "batches": (1, 256),
+            "threads": (1,),
+            "rounds": 3,
+            "block_seconds": 0.03,
+            "config_seconds": 4.0,
+            "max_calls": 300,
+            "alloc_models": ("mlp32",),
+            "alloc_calls": 100,
+            "pt2_models": ("mlp32",),
+            "native_models": ("mlp32", "burgers"),
+            "quick": True,
+        }
         return cls(**{**base, **kw})
 
     def asdict(self):
@@ -86,8 +96,12 @@ def _plan(floor, batch, nroutes, settings):
 def model_routes(model, routes):
     """The routes that run ``model``: the .pt2 ones only when it has a package, the
     native ones only when it has a native program."""
-    return [r for r in routes if (model.pt2_path or r not in drivers.PT2_ROUTES)
-            and (model.native_path or r not in drivers.NATIVE_ROUTES)]
+    return [
+        r
+        for r in routes
+        if (model.pt2_path or r not in drivers.PT2_ROUTES)
+        and (model.native_path or r not in drivers.NATIVE_ROUTES)
+    ]
 
 
 def _twin_output(model, batch):
@@ -117,9 +131,17 @@ def _compare(model, folder, routes, batch):
         got, ref = out[r], out[ref_route]
         equal = got.shape == ref.shape and got.tobytes() == ref.tobytes()
         diff = float(np.max(np.abs(got - ref))) if got.shape == ref.shape and got.size else float("inf")
-        rows.append({"route": r, "batch": batch, "reference": ref_route, "bitwise_equal": equal,
-                     "must_equal": _same_file(r, ref_route),
-                     "max_abs_diff": 0.0 if equal else diff, "values": int(ref.size)})
+        rows.append(
+            {
+                "route": r,
+                "batch": batch,
+                "reference": ref_route,
+                "bitwise_equal": equal,
+                "must_equal": _same_file(r, ref_route),
+                "max_abs_diff": 0.0 if equal else diff,
+                "values": int(ref.size),
+            }
+        )
     for p in paths.values():
         p.unlink()
     return rows
@@ -127,8 +149,16 @@ def _compare(model, folder, routes, batch):
 
 def _same_file(route, ref_route):
     """Whether ``route`` and ``ref_route`` run the same model file (and so must agree bit for bit)."""
+
     def kind(r):
-        return "pt2" if r in drivers.PT2_ROUTES else "nnp" if r in drivers.NATIVE_ROUTES + (drivers.TWIN,) else "pt"
+        return (
+            "pt2"
+            if r in drivers.PT2_ROUTES
+            else "nnp"
+            if r in drivers.NATIVE_ROUTES + (drivers.TWIN,)
+            else "pt"
+        )
+
     return kind(route) == kind(ref_route)
 
 
@@ -138,7 +168,7 @@ def _time_batch(active, batch, plan):
     times = {r: [] for r in names}
     copies = {r: [] for r in names}
     for k in range(plan.rounds):
-        order = names[k % len(names):] + names[:k % len(names)]
+        order = names[k % len(names) :] + names[: k % len(names)]
         for r in order:
             answer = active[r].ask("time", batch, plan.warmup, plan.calls)
             times[r] += answer["t"]
@@ -150,9 +180,19 @@ def _summary(model, threads, batch, route, t, copy, plan):
     t = sorted(t)
     q = np.quantile(np.array(t, dtype=float), [0.1, 0.9])
     median = statistics.median(t)
-    row = {"model": model.name, "dtype": model.dtype, "threads": threads, "batch": batch, "route": route,
-           "calls": len(t), "rounds": plan.rounds, "median_ns": median, "p10_ns": float(q[0]), "p90_ns": float(q[1]),
-           "gflops": model.flops_per_sample * batch / median}
+    row = {
+        "model": model.name,
+        "dtype": model.dtype,
+        "threads": threads,
+        "batch": batch,
+        "route": route,
+        "calls": len(t),
+        "rounds": plan.rounds,
+        "median_ns": median,
+        "p10_ns": float(q[0]),
+        "p90_ns": float(q[1]),
+        "gflops": model.flops_per_sample * batch / median,
+    }
     if copy:
         row["copy_median_ns"] = statistics.median(copy)
     return row
@@ -189,8 +229,10 @@ def measure_group(model, threads, settings, folder, routes, out, progress=print)
                 if out.limits and row["route"] in drivers.NATIVE_ROUTES:
                     _physical_fractions(row, model, out.limits)
             out.results += rows
-            progress(f"  {model.name} threads={threads} batch={batch}: " + ", ".join(
-                f"{r['route']} {r['median_ns'] / 1e3:.1f} us" for r in rows))
+            progress(
+                f"  {model.name} threads={threads} batch={batch}: "
+                + ", ".join(f"{r['route']} {r['median_ns'] / 1e3:.1f} us" for r in rows)
+            )
     finally:
         drivers.stop(active)
 
@@ -206,17 +248,31 @@ def count_allocations(model, settings, folder, routes, out, progress=print):
     if lib is None:
         progress("  allocation counter not built: skipping the allocation check")
         return
-    active = drivers.start(model_routes(model, routes), model, 1, settings.device, folder, preload=lib,
-                           tunables=settings.malloc_tunables)
+    active = drivers.start(
+        model_routes(model, routes),
+        model,
+        1,
+        settings.device,
+        folder,
+        preload=lib,
+        tunables=settings.malloc_tunables,
+    )
     try:
         for batch in settings.alloc_batches:
             for r, d in active.items():
                 a = d.ask("alloc", batch, settings.alloc_calls, settings.alloc_calls)
                 n = a["calls"]
-                out.allocations.append({
-                    "model": model.name, "threads": 1, "batch": batch, "route": r, "calls": n,
-                    "allocs_per_call": a["allocs"] / n if a["allocs"] >= 0 else None,
-                    "bytes_per_call": a["bytes"] / n if a["bytes"] >= 0 else None,
-                    "heap_growth_bytes": a["heap_growth"]})
+                out.allocations.append(
+                    {
+                        "model": model.name,
+                        "threads": 1,
+                        "batch": batch,
+                        "route": r,
+                        "calls": n,
+                        "allocs_per_call": a["allocs"] / n if a["allocs"] >= 0 else None,
+                        "bytes_per_call": a["bytes"] / n if a["bytes"] >= 0 else None,
+                        "heap_growth_bytes": a["heap_growth"],
+                    }
+                )
     finally:
         drivers.stop(active)

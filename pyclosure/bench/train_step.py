@@ -46,9 +46,13 @@ def make_model(path):
 
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        module = torch.nn.Sequential(torch.nn.Linear(NFEAT, HIDDEN), torch.nn.Tanh(),
-                                     torch.nn.Linear(HIDDEN, HIDDEN), torch.nn.Tanh(),
-                                     torch.nn.Linear(HIDDEN, NOUT))
+        module = torch.nn.Sequential(
+            torch.nn.Linear(NFEAT, HIDDEN),
+            torch.nn.Tanh(),
+            torch.nn.Linear(HIDDEN, HIDDEN),
+            torch.nn.Tanh(),
+            torch.nn.Linear(HIDDEN, NOUT),
+        )
     export(module, path, torch.zeros(4, NFEAT))
     return path
 
@@ -68,8 +72,16 @@ def build_driver(folder):
     source = Path(str(importlib.resources.files("pyclosure"))) / "bench" / "train_step.f90"
     flags = config.flags()
     exe = Path(folder) / "train_step"
-    cmd = ["gfortran", "-O2", *shlex.split(flags["fflags"]), str(source), "-o", str(exe),
-           *shlex.split(flags["ldflags"]), *shlex.split(flags["libs"])]
+    cmd = [
+        "gfortran",
+        "-O2",
+        *shlex.split(flags["fflags"]),
+        str(source),
+        "-o",
+        str(exe),
+        *shlex.split(flags["ldflags"]),
+        *shlex.split(flags["libs"]),
+    ]
     subprocess.run(cmd, cwd=folder, check=True, capture_output=True, text=True)
     return exe
 
@@ -77,8 +89,13 @@ def build_driver(folder):
 def fortran_round(exe, model, columns, warmup, steps):
     """{ncol: median step seconds} from one run of the Fortran driver."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    proc = subprocess.run([str(exe), str(model), str(NFEAT), str(NOUT), str(warmup), str(steps),
-                           *map(str, columns)], capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(
+        [str(exe), str(model), str(NFEAT), str(NOUT), str(warmup), str(steps), *map(str, columns)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"the Fortran driver failed:\n{proc.stdout}{proc.stderr}")
     out = {}
@@ -121,37 +138,53 @@ def run(columns=COLUMNS, rounds=5, warmup=20, steps=100, folder=None):
         load_before = os.getloadavg()
         per = {"fortran": {c: [] for c in columns}, "python": {c: [] for c in columns}}
         for _ in range(rounds):
-            for side, got in (("fortran", fortran_round(exe, model, columns, warmup, steps)),
-                              ("python", python_round(model, columns, warmup, steps))):
+            for side, got in (
+                ("fortran", fortran_round(exe, model, columns, warmup, steps)),
+                ("python", python_round(model, columns, warmup, steps)),
+            ):
                 for c in columns:
                     per[side][c].append(got[c])
         load_after = os.getloadavg()
     rows = {}
     for c in columns:
         ratios = [f / p for f, p in zip(per["fortran"][c], per["python"][c])]
-        rows[c] = {"fortran_s": statistics.median(per["fortran"][c]),
-                   "python_s": statistics.median(per["python"][c]),
-                   "ratio": statistics.median(ratios), "ratios": ratios}
-    return {"model": f"MLP {NFEAT}-{HIDDEN}-{HIDDEN}-{NOUT} float32, tanh, Adam, MSE", "threads": 1,
-            "rounds": rounds, "warmup": warmup, "steps": steps, "columns": rows,
-            "loadavg_before": load_before, "loadavg_after": load_after}
+        rows[c] = {
+            "fortran_s": statistics.median(per["fortran"][c]),
+            "python_s": statistics.median(per["python"][c]),
+            "ratio": statistics.median(ratios),
+            "ratios": ratios,
+        }
+    return {
+        "model": f"MLP {NFEAT}-{HIDDEN}-{HIDDEN}-{NOUT} float32, tanh, Adam, MSE",
+        "threads": 1,
+        "rounds": rounds,
+        "warmup": warmup,
+        "steps": steps,
+        "columns": rows,
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+    }
 
 
 def format_result(r):
     load = f"load average {r['loadavg_before'][0]:.2f} before, {r['loadavg_after'][0]:.2f} after"
-    lines = [f"online training step, {r['model']}; {r['rounds']} interleaved rounds of {r['steps']} timed "
-             f"steps (median), 1 thread; {load}",
-             "| columns | Fortran nn_train_step | pure Python | Fortran / Python (median of rounds) |",
-             "|---|---|---|---|"]
+    lines = [
+        f"online training step, {r['model']}; {r['rounds']} interleaved rounds of {r['steps']} timed "
+        f"steps (median), 1 thread; {load}",
+        "| columns | Fortran nn_train_step | pure Python | Fortran / Python (median of rounds) |",
+        "|---|---|---|---|",
+    ]
     for c, v in r["columns"].items():
-        lines.append(f"| {c} | {v['fortran_s'] * 1e6:.1f} us | {v['python_s'] * 1e6:.1f} us "
-                     f"| {v['ratio']:.3f} |")
+        lines.append(
+            f"| {c} | {v['fortran_s'] * 1e6:.1f} us | {v['python_s'] * 1e6:.1f} us | {v['ratio']:.3f} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m pyclosure.bench.train_step",
-                                description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m pyclosure.bench.train_step", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--columns", type=int, nargs="+", default=list(COLUMNS))
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=100)

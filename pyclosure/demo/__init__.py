@@ -65,17 +65,31 @@ def run(out="pyclosure-demo", quick=False, engine="pt2"):
     s.engine = engine
     seconds = {}
 
-    say(1, f"DNS N={s.n_dns}, {s.spinup + s.t_train + s.t_test + s.nseg * s.horizon:g} "
-            f"time units, coarse-grained to N={s.n_les}")
+    say(
+        1,
+        f"DNS N={s.n_dns}, {s.spinup + s.t_train + s.t_test + s.nseg * s.horizon:g} "
+        f"time units, coarse-grained to N={s.n_les}",
+    )
     t0 = time.perf_counter()
-    d = data.generate(out / "data.npz", n_dns=s.n_dns, n_les=s.n_les, dt_les=s.dt_les,
-                      spinup=s.spinup, t_train=s.t_train, train_every=s.every,
-                      t_test=s.t_test, test_every=s.every, nseg=s.nseg,
-                      seg_horizon=s.horizon)
+    d = data.generate(
+        out / "data.npz",
+        n_dns=s.n_dns,
+        n_les=s.n_les,
+        dt_les=s.dt_les,
+        spinup=s.spinup,
+        t_train=s.t_train,
+        train_every=s.every,
+        t_test=s.t_test,
+        test_every=s.every,
+        nseg=s.nseg,
+        seg_horizon=s.horizon,
+    )
     data.write_netcdf(out / "train.nc", d)
     seconds["data"] = time.perf_counter() - t0
-    print(f"      train {d['u'].shape}, test {d['test_u'].shape}, segments "
-          f"{d['seg_u'].shape} ({seconds['data']:.1f} s)")
+    print(
+        f"      train {d['u'].shape}, test {d['test_u'].shape}, segments "
+        f"{d['seg_u'].shape} ({seconds['data']:.1f} s)"
+    )
 
     say(2, "a priori training on both targets, each scored with the torch twin")
     t0 = time.perf_counter()
@@ -84,33 +98,50 @@ def run(out="pyclosure-demo", quick=False, engine="pt2"):
     for tgt in ("tau", "tau_fv"):
         model, hist = learn.a_priori(out / "train.nc", tgt, dx, s.epochs)
         score = checks.twin_scores(model, d, s)
-        targets[tgt] = {"r2": learn.flux_r2(model, d["test_u"], d["test_" + tgt]),
-                        "epochs": len(hist.train), **score}
+        targets[tgt] = {
+            "r2": learn.flux_r2(model, d["test_u"], d["test_" + tgt]),
+            "epochs": len(hist.train),
+            **score,
+        }
         models[tgt] = model
-        print(f"      {tgt:6s}: R^2 {targets[tgt]['r2']:.4f}, twin short-term RMSE "
-              f"{score['short_term_rmse']:.4g}, spectrum error {score['spectrum_error']:.4g}")
+        print(
+            f"      {tgt:6s}: R^2 {targets[tgt]['r2']:.4f}, twin short-term RMSE "
+            f"{score['short_term_rmse']:.4g}, spectrum error {score['spectrum_error']:.4g}"
+        )
     best = min(targets, key=lambda t: _total(targets[t]))
-    print(f"      a posteriori fine-tuning of the {best} closure through the twin "
-          f"({s.ap_k} snapshots = {s.ap_k * s.every:g} time units unrolled)")
+    print(
+        f"      a posteriori fine-tuning of the {best} closure through the twin "
+        f"({s.ap_k} snapshots = {s.ap_k * s.every:g} time units unrolled)"
+    )
     tuned = copy.deepcopy(models[best])
-    hist = learn.a_posteriori(tuned, d, checks.config(d, d["seed"]), s.ap_k, s.ap_epochs,
-                              s.ap_windows)
-    post = {"r2": learn.flux_r2(tuned, d["test_u"], d["test_" + best]),
-            "epochs": len(hist.train), **checks.twin_scores(tuned, d, s)}
-    print(f"      a posteriori: twin short-term RMSE {post['short_term_rmse']:.4g}, "
-          f"spectrum error {post['spectrum_error']:.4g}")
+    hist = learn.a_posteriori(tuned, d, checks.config(d, d["seed"]), s.ap_k, s.ap_epochs, s.ap_windows)
+    post = {
+        "r2": learn.flux_r2(tuned, d["test_u"], d["test_" + best]),
+        "epochs": len(hist.train),
+        **checks.twin_scores(tuned, d, s),
+    }
+    print(
+        f"      a posteriori: twin short-term RMSE {post['short_term_rmse']:.4g}, "
+        f"spectrum error {post['spectrum_error']:.4g}"
+    )
     name = best + " + a posteriori"
     targets[name], models[name] = post, tuned
     best = name if _total(post) < _total(targets[best]) else best
     seconds["training"] = time.perf_counter() - t0
 
-    say(3, f"export the {best} closure to {s.package} ({s.engine_name}) and closure.pt (TorchScript reference)")
+    say(
+        3,
+        f"export the {best} closure to {s.package} ({s.engine_name}) and closure.pt (TorchScript reference)",
+    )
     t0 = time.perf_counter()
     exported = checks.export_closures(models[best], out, d, best.split()[0], s)
     seconds["export"] = time.perf_counter() - t0
-    made = (f"torch.export {exported['export_s']:.1f} s, AOTInductor compile {exported['compile_s']:.1f} s "
-            f"({exported['engine']['cpu_isa']})" if s.engine == "pt2" else
-            f"native program {exported['export_s']:.2f} s ({exported['engine']['arith']})")
+    made = (
+        f"torch.export {exported['export_s']:.1f} s, AOTInductor compile {exported['compile_s']:.1f} s "
+        f"({exported['engine']['cpu_isa']})"
+        if s.engine == "pt2"
+        else f"native program {exported['export_s']:.2f} s ({exported['engine']['arith']})"
+    )
     print(f"      {made}; TorchScript {exported['reference_export_s']:.1f} s")
 
     say(4, "coupled Fortran runs (burgers_les): none, smagorinsky, nn")
@@ -124,9 +155,11 @@ def run(out="pyclosure-demo", quick=False, engine="pt2"):
     torch.set_num_threads(s.threads)
     momentum, agreement = checks.budget_and_twin(out, d, s, runs)
     records = checks.replay_records(out, s)
-    print(f"      replay of the recorded nn segment: {records['equal']}/{records['records']} records "
-          f"bit for bit, budgets closed {records['budgets_closed']}/{records['records']}; closure.pt "
-          f"(TorchScript) differs from the records by {records['reference']['max_rel_diff']:.2g} (relative)")
+    print(
+        f"      replay of the recorded nn segment: {records['equal']}/{records['records']} records "
+        f"bit for bit, budgets closed {records['budgets_closed']}/{records['records']}; closure.pt "
+        f"(TorchScript) differs from the records by {records['reference']['max_rel_diff']:.2g} (relative)"
+    )
     seconds["checks"] = time.perf_counter() - t0
 
     say(7, "report")
@@ -134,7 +167,14 @@ def run(out="pyclosure-demo", quick=False, engine="pt2"):
     seconds["total"] = time.perf_counter() - t_start
     results["seconds"] = seconds
     text = report.write(out, results)
-    report.figure(out / "report.png", results, runs["spectra"], runs["lead"],
-                  runs["errors"], d["test_u"], runs["long"]["nn"]["u"],
-                  s.every)
+    report.figure(
+        out / "report.png",
+        results,
+        runs["spectra"],
+        runs["lead"],
+        runs["errors"],
+        d["test_u"],
+        runs["long"]["nn"]["u"],
+        s.every,
+    )
     return finish("pyclosure demo", out, results, text, t_start)

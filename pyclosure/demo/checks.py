@@ -19,32 +19,40 @@ SNAP = 5  # LES steps per snapshot (every = 0.2 time units at dt = 0.04)
 
 def config(d, seed, closure="none"):
     """LES configuration matching the data's physics and forcing, with ``seed``."""
-    return twin.BurgersConfig(n=int(d["n_les"]), length=float(d["length"]),
-                              nu=float(d["nu"]), dt=float(d["dt_les"]), seed=int(seed),
-                              force_amp=float(d["force_amp"]), kmin=int(d["kmin"]),
-                              kmax=int(d["kmax"]), force_tau=float(d["force_tau"]),
-                              closure=closure)
+    return twin.BurgersConfig(
+        n=int(d["n_les"]),
+        length=float(d["length"]),
+        nu=float(d["nu"]),
+        dt=float(d["dt_les"]),
+        seed=int(seed),
+        force_amp=float(d["force_amp"]),
+        kmin=int(d["kmin"]),
+        kmax=int(d["kmax"]),
+        force_tau=float(d["force_tau"]),
+        closure=closure,
+    )
 
 
 def _twin_traj(cfg, u0, nsteps, closure):
     with torch.no_grad():
-        _, snaps = twin.run(torch.as_tensor(u0)[None], nsteps, cfg, closure=closure,
-                            every=SNAP)
+        _, snaps = twin.run(torch.as_tensor(u0)[None], nsteps, cfg, closure=closure, every=SNAP)
     return torch.stack(snaps)[:, 0].numpy()
 
 
 def twin_scores(model, d, s):
     """Short-term RMSE and long-run spectrum error of ``model`` run in the torch twin."""
     model.eval()
-    les = [_twin_traj(config(d, seed), seg[0], round(s.horizon / s.dt_les), model)
-           for seed, seg in zip(d["seg_seeds"], d["seg_u"])]
-    long = _twin_traj(config(d, d["test_seed"]), d["test_u"][0],
-                      round(s.t_long / s.dt_les), model)
+    les = [
+        _twin_traj(config(d, seed), seg[0], round(s.horizon / s.dt_les), model)
+        for seed, seg in zip(d["seg_seeds"], d["seg_u"])
+    ]
+    long = _twin_traj(config(d, d["test_seed"]), d["test_u"][0], round(s.t_long / s.dt_les), model)
     err = report.rmse_by_lead(np.array(les), d["seg_u"])
     finite = bool(np.isfinite(long).all() and np.isfinite(err).all())
-    return {"short_term_rmse": float(err[1:].mean()) if finite else float("inf"),
-            "spectrum_error": report.spectrum_error(long, d["test_u"]) if finite
-            else float("inf")}
+    return {
+        "short_term_rmse": float(err[1:].mean()) if finite else float("inf"),
+        "spectrum_error": report.spectrum_error(long, d["test_u"]) if finite else float("inf"),
+    }
 
 
 def export_closure(model, path, d, target, timings=None):
@@ -54,14 +62,27 @@ def export_closure(model, path, d, target, timings=None):
     ``timings`` is filled as :func:`pyclosure.export` fills it.
     """
     example = torch.as_tensor(d["test_u"][:1])
-    return export(model, path, example, variable_dims={"x": [0]},
-                  meaning={"flux": {"kind": "flux_at_faces", "boundary": "periodic",
-                                    "face": "left face of cell j", "dx": float(model.dx)}},
-                  units={"x": "model velocity units (cell means of u)",
-                         "flux": "velocity units squared (subgrid flux of u at faces)"},
-                  training_data=(d["u"], d[target]),
-                  extra={"target": target, "demo": "forced Burgers, DNS 4096 -> LES 128"},
-                  timings=timings)
+    return export(
+        model,
+        path,
+        example,
+        variable_dims={"x": [0]},
+        meaning={
+            "flux": {
+                "kind": "flux_at_faces",
+                "boundary": "periodic",
+                "face": "left face of cell j",
+                "dx": float(model.dx),
+            }
+        },
+        units={
+            "x": "model velocity units (cell means of u)",
+            "flux": "velocity units squared (subgrid flux of u at faces)",
+        },
+        training_data=(d["u"], d[target]),
+        extra={"target": target, "demo": "forced Burgers, DNS 4096 -> LES 128"},
+        timings=timings,
+    )
 
 
 def export_closures(model, out, d, target, s):
@@ -78,10 +99,18 @@ def export_closures(model, out, d, target, s):
     if ref_contract["weights_sha256"] != contract["weights_sha256"]:
         raise RuntimeError(f"closure.pt and {s.package} hold different weights")
     cells = contract["inputs"][0].get("ranges", [[1, None]])[0]
-    return {"package": s.package, "format": contract["format"], "export_s": package["export_s"],
-            "compile_s": package.get("compile_s"), "engine": contract["engine"], "cells": cells,
-            "weights_sha256": contract["weights_sha256"], "cache_dir": cache_dir() if s.engine == "pt2" else None,
-            "reference": "closure.pt", "reference_export_s": reference["export_s"]}
+    return {
+        "package": s.package,
+        "format": contract["format"],
+        "export_s": package["export_s"],
+        "compile_s": package.get("compile_s"),
+        "engine": contract["engine"],
+        "cells": cells,
+        "weights_sha256": contract["weights_sha256"],
+        "cache_dir": cache_dir() if s.engine == "pt2" else None,
+        "reference": "closure.pt",
+        "reference_export_s": reference["export_s"],
+    }
 
 
 def coupled_runs(out, d, s):
@@ -93,15 +122,27 @@ def coupled_runs(out, d, s):
     segs = {c: [] for c in report.CLOSURES}
     for c, i in tqdm(jobs, desc="burgers_les runs", leave=False):
         if i < s.nseg:  # the first nn segment records its closure calls for replay
-            r = coupled.run_fortran(out / "runs" / f"{c}_seg{i}",
-                                    config(d, d["seg_seeds"][i], c), d["seg_u"][i, 0],
-                                    nseg_steps, SNAP, model, s.threads,
-                                    record_every=s.record_every if (c, i) == ("nn", 0) else None)
+            r = coupled.run_fortran(
+                out / "runs" / f"{c}_seg{i}",
+                config(d, d["seg_seeds"][i], c),
+                d["seg_u"][i, 0],
+                nseg_steps,
+                SNAP,
+                model,
+                s.threads,
+                record_every=s.record_every if (c, i) == ("nn", 0) else None,
+            )
             segs[c].append(r)
         else:
-            long[c] = coupled.run_fortran(out / "runs" / f"{c}_long",
-                                          config(d, d["test_seed"], c), d["test_u"][0],
-                                          nlong, SNAP, model, s.threads)
+            long[c] = coupled.run_fortran(
+                out / "runs" / f"{c}_long",
+                config(d, d["test_seed"], c),
+                d["test_u"][0],
+                nlong,
+                SNAP,
+                model,
+                s.threads,
+            )
     for c in report.CLOSURES:
         finite[c] = all(r["ok"] for r in segs[c]) and long[c]["ok"]
         if finite[c]:
@@ -111,11 +152,9 @@ def coupled_runs(out, d, s):
             errors[c] = np.full(d["seg_u"].shape[1], np.inf)
             spectra[c] = np.full_like(spectra["dns"], np.nan)
             bad = next(r for r in segs[c] + [long[c]] if not r["ok"])
-            print(f"      {c}: a run failed (status {bad['returncode']}): "
-                  f"{bad['log'].strip()[-300:]}")
+            print(f"      {c}: a run failed (status {bad['returncode']}): {bad['log'].strip()[-300:]}")
     lead = np.arange(d["seg_u"].shape[1]) * s.every
-    return {"errors": errors, "long": long, "finite": finite, "spectra": spectra,
-            "lead": lead}
+    return {"errors": errors, "long": long, "finite": finite, "spectra": spectra, "lead": lead}
 
 
 def coupled_momentum(folder):
@@ -155,8 +194,12 @@ def budget_and_twin(out, d, s, runs):
         n = min(len(u_f), len(u_twin))
         twin_diff[c] = (float(np.abs(u_f[:n] - u_twin[:n]).max()) if n else float("inf"), n)
         ratio, worst = coupled_momentum(folder)
-        per_closure[c] = {"ratio": ratio, "drift": worst, "trajectory": f"runs/{c}_long/traj.bin",
-                          "twin_max_abs_diff": twin_diff[c][0]}
+        per_closure[c] = {
+            "ratio": ratio,
+            "drift": worst,
+            "trajectory": f"runs/{c}_long/traj.bin",
+            "twin_max_abs_diff": twin_diff[c][0],
+        }
         if c == "nn":
             np.save(folder / "twin.npy", u_twin)
     momentum = {
@@ -164,17 +207,24 @@ def budget_and_twin(out, d, s, runs):
         "worst_drift": max(r["drift"] for r in per_closure.values()),
         "per_closure": per_closure,
         "fortran_final_drift": {c: runs["long"][c]["drift"] for c in report.CLOSURES},
-        "what": ("drift = dx*fsum(u_t) - dx*fsum(u_0) - forcing_t at every snapshot of each long coupled "
-                 "run's own trajectory (runs/<closure>_long/traj.bin, written by burgers_les), bound 8 eps "
-                 "mom_scale; forcing_t and mom_scale from the torch twin's replay of the same run "
-                 "(runs/<closure>_long/momentum_account.json). A check of the host's flux-form update and "
-                 "of the coupling: the closure's face fluxes cancel in the sum whatever finite values they "
-                 "take, so it cannot fail because of what the learned closure returns"),
+        "what": (
+            "drift = dx*fsum(u_t) - dx*fsum(u_0) - forcing_t at every snapshot of each long coupled "
+            "run's own trajectory (runs/<closure>_long/traj.bin, written by burgers_les), bound 8 eps "
+            "mom_scale; forcing_t and mom_scale from the torch twin's replay of the same run "
+            "(runs/<closure>_long/momentum_account.json). A check of the host's flux-form update and "
+            "of the coupling: the closure's face fluxes cancel in the sum whatever finite values they "
+            "take, so it cannot fail because of what the learned closure returns"
+        ),
     }
     diff, n = twin_diff["nn"]
-    agreement = {"max_abs_diff": diff, "nsteps": nlong, "tolerance": s.tolerance,
-                 "bit_for_bit": diff == 0.0, "threads": s.threads,
-                 "snapshots_compared": n}
+    agreement = {
+        "max_abs_diff": diff,
+        "nsteps": nlong,
+        "tolerance": s.tolerance,
+        "bit_for_bit": diff == 0.0,
+        "threads": s.threads,
+        "snapshots_compared": n,
+    }
     return momentum, agreement
 
 
@@ -189,25 +239,38 @@ def replay_records(out, s):
     """
     rec = out / "runs" / "nn_seg0" / "records"
     rep = replay_into(rec, out / s.package, reference=out / "closure.pt")
-    worst = max((r["budget"]["budget"]["domain_residual"] / r["budget"]["budget"]["domain_bound"]
-                 for r in rep["records"] if (r.get("budget") or {}).get("budget", {}).get("domain_bound")),
-                default=float("nan"))
+    worst = max(
+        (
+            r["budget"]["budget"]["domain_residual"] / r["budget"]["budget"]["domain_bound"]
+            for r in rep["records"]
+            if (r.get("budget") or {}).get("budget", {}).get("domain_bound")
+        ),
+        default=float("nan"),
+    )
     refs = [r["reference"] for r in rep["records"] if "max_rel_diff" in (r.get("reference") or {})]
-    reference = {"model": "closure.pt", "records_run": len(refs),
-                 "records_equal": sum(bool(r["equal"]) for r in refs),
-                 "max_rel_diff": max((r["max_rel_diff"] for r in refs), default=float("nan"))}
-    return {**rep["summary"], "engine": rep["engine"],
-            "recorded_engines": sorted({r["recorded_engine"] for r in rep["records"]
-                                        if "recorded_engine" in r}),
-            "worst_domain_residual_over_bound": worst, "reference": reference,
-            "report": str((rec / "replay_report.json").relative_to(out))}
+    reference = {
+        "model": "closure.pt",
+        "records_run": len(refs),
+        "records_equal": sum(bool(r["equal"]) for r in refs),
+        "max_rel_diff": max((r["max_rel_diff"] for r in refs), default=float("nan")),
+    }
+    return {
+        **rep["summary"],
+        "engine": rep["engine"],
+        "recorded_engines": sorted({r["recorded_engine"] for r in rep["records"] if "recorded_engine" in r}),
+        "worst_domain_residual_over_bound": worst,
+        "reference": reference,
+        "report": str((rec / "replay_report.json").relative_to(out)),
+    }
 
 
 def _momentum_detail(momentum):
     ratios = ", ".join(f"{c} {r['ratio']:.3g}" for c, r in momentum["per_closure"].items())
-    return (f"each long coupled run's own trajectory keeps momentum to the forcing's within rounding: "
-            f"drift/bound {ratios} (< 1); checks the host's flux-form update, which conserves whatever "
-            f"finite fluxes the closure returns")
+    return (
+        f"each long coupled run's own trajectory keeps momentum to the forcing's within rounding: "
+        f"drift/bound {ratios} (< 1); checks the host's flux-form update, which conserves whatever "
+        f"finite fluxes the closure returns"
+    )
 
 
 def assemble(s, d, best, targets, runs, momentum, agreement, records, exported):
@@ -215,39 +278,55 @@ def assemble(s, d, best, targets, runs, momentum, agreement, records, exported):
     closures = {}
     for c in report.CLOSURES:
         fin = runs["finite"][c]
-        closures[c] = {"short_term_rmse": float(runs["errors"][c][1:].mean()),
-                       "spectrum_error": report.spectrum_error(runs["long"][c]["u"],
-                                                               d["test_u"])
-                       if fin else float("inf"), "finite": fin,
-                       "rmse_by_lead": runs["errors"][c].tolist()}
+        closures[c] = {
+            "short_term_rmse": float(runs["errors"][c][1:].mean()),
+            "spectrum_error": report.spectrum_error(runs["long"][c]["u"], d["test_u"])
+            if fin
+            else float("inf"),
+            "finite": fin,
+            "rmse_by_lead": runs["errors"][c].tolist(),
+        }
     no, sm, nn = (closures[c] for c in report.CLOSURES)
     claims = {
-        "short_term": claim(nn["short_term_rmse"] < min(no["short_term_rmse"],
-                                                         sm["short_term_rmse"]),
-                             f"nn {nn['short_term_rmse']:.4g} vs none "
-                             f"{no['short_term_rmse']:.4g}, smagorinsky "
-                             f"{sm['short_term_rmse']:.4g}"),
-        "spectrum": claim(nn["spectrum_error"] < min(no["spectrum_error"],
-                                                      sm["spectrum_error"]),
-                           f"nn {nn['spectrum_error']:.4g} vs none "
-                           f"{no['spectrum_error']:.4g}, smagorinsky "
-                           f"{sm['spectrum_error']:.4g}"),
+        "short_term": claim(
+            nn["short_term_rmse"] < min(no["short_term_rmse"], sm["short_term_rmse"]),
+            f"nn {nn['short_term_rmse']:.4g} vs none "
+            f"{no['short_term_rmse']:.4g}, smagorinsky "
+            f"{sm['short_term_rmse']:.4g}",
+        ),
+        "spectrum": claim(
+            nn["spectrum_error"] < min(no["spectrum_error"], sm["spectrum_error"]),
+            f"nn {nn['spectrum_error']:.4g} vs none "
+            f"{no['spectrum_error']:.4g}, smagorinsky "
+            f"{sm['spectrum_error']:.4g}",
+        ),
         "finite": claim(all(runs["finite"].values()), f"{runs['finite']}"),
         "momentum": claim(momentum["worst_ratio"] < 1.0, _momentum_detail(momentum)),
-        "fortran_vs_twin": claim(agreement["max_abs_diff"] <= agreement["tolerance"],
-                                  f"max |diff| {agreement['max_abs_diff']:.3g} <= "
-                                  f"{agreement['tolerance']:g}"),
-        "replay": claim(records["ok"] and records["equal"] == records["records"]
-                         and records["budgets_closed"] == records["records"]
-                         and records["engine"] == s.engine_name
-                         and records["recorded_engines"] == [s.engine_name],
-                         f"{records['equal']}/{records['records']} records of the {records['engine']} "
-                         f"package bit for bit through the bridge and {s.python_runner}, "
-                         f"budgets closed {records['budgets_closed']}/{records['records']}"),
+        "fortran_vs_twin": claim(
+            agreement["max_abs_diff"] <= agreement["tolerance"],
+            f"max |diff| {agreement['max_abs_diff']:.3g} <= {agreement['tolerance']:g}",
+        ),
+        "replay": claim(
+            records["ok"]
+            and records["equal"] == records["records"]
+            and records["budgets_closed"] == records["records"]
+            and records["engine"] == s.engine_name
+            and records["recorded_engines"] == [s.engine_name],
+            f"{records['equal']}/{records['records']} records of the {records['engine']} "
+            f"package bit for bit through the bridge and {s.python_runner}, "
+            f"budgets closed {records['budgets_closed']}/{records['records']}",
+        ),
     }
-    return {"settings": dataclasses.asdict(s) | {"t_long": s.t_long, "n_dns": s.n_dns, "package": s.package,
-                                                 "python_runner": s.python_runner},
-            "target": best, "targets": targets, "closures": closures,
-            "lead_times": runs["lead"].tolist(), "momentum": momentum,
-            "fortran_vs_twin": agreement, "claims": claims,
-            "records": records, "export": exported}
+    return {
+        "settings": dataclasses.asdict(s)
+        | {"t_long": s.t_long, "n_dns": s.n_dns, "package": s.package, "python_runner": s.python_runner},
+        "target": best,
+        "targets": targets,
+        "closures": closures,
+        "lead_times": runs["lead"].tolist(),
+        "momentum": momentum,
+        "fortran_vs_twin": agreement,
+        "claims": claims,
+        "records": records,
+        "export": exported,
+    }

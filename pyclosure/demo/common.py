@@ -11,8 +11,14 @@ import time
 from pathlib import Path
 
 #: What the demos need beyond pyclosure's own dependencies (the ``demo`` extra): module -> package.
-EXTRAS = {"matplotlib": "matplotlib", "f90wrap": "f90wrap==0.3.0", "xarray": "xarray", "h5netcdf": "h5netcdf",
-          "h5py": "h5py", "dask": "dask"}
+EXTRAS = {
+    "matplotlib": "matplotlib",
+    "f90wrap": "f90wrap==0.3.0",
+    "xarray": "xarray",
+    "h5netcdf": "h5netcdf",
+    "h5py": "h5py",
+    "dask": "dask",
+}
 #: Steps of each demo run, as ``say`` numbers them.
 STEPS = 7
 
@@ -36,8 +42,10 @@ def require_extras(what):
 
     missing = missing_extras()
     if missing:
-        raise ClosureError(f"{what} needs {', '.join(missing)} (the 'demo' extra), not installed in this "
-                           "environment; install it with: pip install " + " ".join(repr(m) for m in missing))
+        raise ClosureError(
+            f"{what} needs {', '.join(missing)} (the 'demo' extra), not installed in this "
+            "environment; install it with: pip install " + " ".join(repr(m) for m in missing)
+        )
 
 
 def say(i, text):
@@ -49,8 +57,9 @@ def program(name):
     """Path of the installed Fortran program ``name`` (``burgers_les``, ``column_scm``)."""
     path = Path(str(importlib.resources.files("pyclosure"))) / "bin" / name
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: build pyclosure with the demo (meson option demo, on by "
-                                "default)")
+        raise FileNotFoundError(
+            f"{path} is missing: build pyclosure with the demo (meson option demo, on by default)"
+        )
     return path
 
 
@@ -78,8 +87,9 @@ def run_program(name, folder, params, group, threads=1):
     folder.mkdir(parents=True, exist_ok=True)
     write_namelist(folder / f"{group}.nml", params, group)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    proc = subprocess.run([str(program(name)), f"{group}.nml"], cwd=folder, env=env, capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [str(program(name)), f"{group}.nml"], cwd=folder, env=env, capture_output=True, text=True, check=False
+    )
     log = proc.stdout + proc.stderr
     (folder / "log.txt").write_text(log)
     return proc.returncode, log
@@ -119,6 +129,8 @@ def finish(command, out, results, text, t_start):
     failed = [k for k, c in results["claims"].items() if not c["held"]]
     for k in failed:
         print(f"CLAIM DID NOT HOLD: {k}: {results['claims'][k]['detail']}")
-    print(f"{command}: {'all claims held' if not failed else 'FAILED'}; wrote {out}; "
-          f"total {time.perf_counter() - t_start:.1f} s")
+    print(
+        f"{command}: {'all claims held' if not failed else 'FAILED'}; wrote {out}; "
+        f"total {time.perf_counter() - t_start:.1f} s"
+    )
     return 0 if not failed else 1

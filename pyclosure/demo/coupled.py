@@ -57,21 +57,44 @@ def run_fortran(folder, cfg, u0, nsteps, every, model=None, threads=1, record_ev
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     np.asarray(u0, dtype="<f8").tofile(folder / "initial.bin")
-    params = {"n": cfg.n, "length": cfg.length, "nu": cfg.nu, "dt": cfg.dt,
-              "nsteps": nsteps, "every": every, "closure": cfg.closure, "cs": cfg.cs,
-              "scheme": cfg.scheme, "model": str(model or "closure.pt2"), "device": "cpu",
-              "seed": cfg.seed, "force_amp": cfg.force_amp, "kmin": cfg.kmin,
-              "kmax": cfg.kmax, "force_tau": cfg.force_tau, "output": "traj.bin",
-              "initial": "initial.bin"}
+    params = {
+        "n": cfg.n,
+        "length": cfg.length,
+        "nu": cfg.nu,
+        "dt": cfg.dt,
+        "nsteps": nsteps,
+        "every": every,
+        "closure": cfg.closure,
+        "cs": cfg.cs,
+        "scheme": cfg.scheme,
+        "model": str(model or "closure.pt2"),
+        "device": "cpu",
+        "seed": cfg.seed,
+        "force_amp": cfg.force_amp,
+        "kmin": cfg.kmin,
+        "kmax": cfg.kmax,
+        "force_tau": cfg.force_tau,
+        "output": "traj.bin",
+        "initial": "initial.bin",
+    }
     if record_every:
         params.update(record_dir="records", record_every=int(record_every))
     returncode, log = run_program("burgers_les", folder, params, "burgers", threads)
-    t, u = read_trajectory(folder / "traj.bin") if (folder / "traj.bin").exists() \
+    t, u = (
+        read_trajectory(folder / "traj.bin")
+        if (folder / "traj.bin").exists()
         else (np.zeros(0), np.zeros((0, cfg.n)))
+    )
     m = re.search(r"momentum drift beyond forcing\s+(\S+)", log)
     ok = returncode == 0 and len(t) == nsteps // every + 1 and bool(np.isfinite(u).all())
-    return {"time": t, "u": u, "ok": ok, "drift": float(m.group(1)) if m else float("nan"),
-            "log": log, "returncode": returncode}
+    return {
+        "time": t,
+        "u": u,
+        "ok": ok,
+        "drift": float(m.group(1)) if m else float("nan"),
+        "log": log,
+        "returncode": returncode,
+    }
 
 
 def package_closure(path):
@@ -89,6 +112,7 @@ def package_closure(path):
 
         def native(u):
             return torch.from_numpy(program(u.detach().numpy().reshape(1, -1))).reshape(-1)
+
         return native
     from .._aoti import load_package
 
@@ -96,6 +120,7 @@ def package_closure(path):
 
     def closure(u):
         return package(u.reshape(1, -1))[0].reshape(-1)
+
     return closure
 
 

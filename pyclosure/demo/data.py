@@ -36,6 +36,7 @@ from . import twin
 
 def _core():
     from pyclosure.burgers_core import burgers_core
+
     return burgers_core
 
 
@@ -74,10 +75,27 @@ def forecast_segments(core, start, nseg, horizon, every, seed0, dt, params, r):
     return np.array(segs)
 
 
-def generate(path=None, n_dns=4096, n_les=128, dt=0.005, dt_les=0.04, spinup=200.0,
-             t_train=1000.0, train_every=0.5, t_test=200.0, test_every=0.2,
-             seed=1, force_amp=0.1, kmin=1, kmax=3, force_tau=1.0, nu=0.02,
-             length=100.0, nseg=0, seg_horizon=10.0):
+def generate(
+    path=None,
+    n_dns=4096,
+    n_les=128,
+    dt=0.005,
+    dt_les=0.04,
+    spinup=200.0,
+    t_train=1000.0,
+    train_every=0.5,
+    t_test=200.0,
+    test_every=0.2,
+    seed=1,
+    force_amp=0.1,
+    kmin=1,
+    kmax=3,
+    force_tau=1.0,
+    nu=0.02,
+    length=100.0,
+    nseg=0,
+    seg_horizon=10.0,
+):
     """Run the DNS, coarse-grain, optionally write ``path`` (.npz); return the dict.
 
     Returns ``u``, ``tau``, ``tau_fv`` (train, each ``(nsamples, n_les)``),
@@ -105,20 +123,37 @@ def generate(path=None, n_dns=4096, n_les=128, dt=0.005, dt_les=0.04, spinup=200
     test_fine = np.concatenate([fine[-1:], test_fine])
     test_times = np.concatenate([[0.0], test_times])
     params = (n_dns, length, nu, force_amp, kmin, kmax, force_tau)
-    seg_u = forecast_segments(core, test_fine[-1], nseg, seg_horizon, test_every, seed + 2,
-                              dt, params, r)
+    seg_u = forecast_segments(core, test_fine[-1], nseg, seg_horizon, test_every, seed + 2, dt, params, r)
     t_dns = time.perf_counter() - t0
     u, tau = data.subgrid_flux(fine, r, filter="face_box")
     test_u, test_tau = data.subgrid_flux(test_fine, r, filter="face_box")
     out = {
-        "u": u, "tau": tau, "tau_fv": flux_defect(fine, r, cfg_f, cfg_c), "time": times,
-        "test_u": test_u, "test_tau": test_tau,
-        "test_tau_fv": flux_defect(test_fine, r, cfg_f, cfg_c), "test_time": test_times,
-        "n_dns": n_dns, "n_les": n_les, "dt": dt, "dt_les": dt_les, "nu": nu, "length": length,
-        "seed": seed, "test_seed": seed + 1, "force_amp": force_amp, "kmin": kmin, "kmax": kmax,
-        "force_tau": force_tau, "dns_seconds": t_dns,
-        "seg_u": seg_u, "seg_seeds": np.arange(nseg) + seed + 2, "train_every": train_every,
-        "test_every": test_every, "spinup": spinup,
+        "u": u,
+        "tau": tau,
+        "tau_fv": flux_defect(fine, r, cfg_f, cfg_c),
+        "time": times,
+        "test_u": test_u,
+        "test_tau": test_tau,
+        "test_tau_fv": flux_defect(test_fine, r, cfg_f, cfg_c),
+        "test_time": test_times,
+        "n_dns": n_dns,
+        "n_les": n_les,
+        "dt": dt,
+        "dt_les": dt_les,
+        "nu": nu,
+        "length": length,
+        "seed": seed,
+        "test_seed": seed + 1,
+        "force_amp": force_amp,
+        "kmin": kmin,
+        "kmax": kmax,
+        "force_tau": force_tau,
+        "dns_seconds": t_dns,
+        "seg_u": seg_u,
+        "seg_seeds": np.arange(nseg) + seed + 2,
+        "train_every": train_every,
+        "test_every": test_every,
+        "spinup": spinup,
         "total_seconds": time.perf_counter() - t0,
     }
     if path is not None:
@@ -134,17 +169,29 @@ def write_netcdf(path, d):
 
     n = d["u"].shape[-1]
     dims = ("time", "x")
-    var = {"u": "coarse-grained velocity (cell means)",
-           "tau": "subgrid flux of u at left cell faces (filtered)",
-           "tau_fv": "subgrid flux of u at left cell faces (finite-volume defect)"}
+    var = {
+        "u": "coarse-grained velocity (cell means)",
+        "tau": "subgrid flux of u at left cell faces (filtered)",
+        "tau_fv": "subgrid flux of u at left cell faces (finite-volume defect)",
+    }
     ds = xr.Dataset(
         {k: (dims, d[k], {"units": "1", "long_name": v}) for k, v in var.items()},
-        coords={"time": ("time", d["time"], {"units": "1", "long_name": "model time"}),
-                "x": ("x", (np.arange(n) + 0.5) * d["length"] / n,
-                      {"units": "1", "long_name": "cell centre", "axis": "X"})},
-        attrs={"Conventions": "CF-1.8", "title": "forced Burgers DNS coarse-grained for closure training",
-               "source": f"pyclosure demo: DNS N={d['n_dns']} block-averaged to N={d['n_les']}",
-               "nu": float(d["nu"]), "seed": int(d["seed"])})
+        coords={
+            "time": ("time", d["time"], {"units": "1", "long_name": "model time"}),
+            "x": (
+                "x",
+                (np.arange(n) + 0.5) * d["length"] / n,
+                {"units": "1", "long_name": "cell centre", "axis": "X"},
+            ),
+        },
+        attrs={
+            "Conventions": "CF-1.8",
+            "title": "forced Burgers DNS coarse-grained for closure training",
+            "source": f"pyclosure demo: DNS N={d['n_dns']} block-averaged to N={d['n_les']}",
+            "nu": float(d["nu"]),
+            "seed": int(d["seed"]),
+        },
+    )
     enc = {k: {"chunksizes": (min(250, len(d["time"])), n)} for k in var}
     ds.to_netcdf(path, engine="h5netcdf", encoding=enc)
     return path
@@ -153,10 +200,12 @@ def write_netcdf(path, d):
 def main(argv):
     path = argv[0] if argv else "burgers_data.npz"
     d = generate(path)
-    print(f"wrote {path}: train {d['u'].shape}, test {d['test_u'].shape}; "
-          f"DNS {d['dns_seconds']:.1f} s, total {d['total_seconds']:.1f} s; "
-          f"u_rms {d['u'].std():.3f}, tau_rms {d['tau'].std():.4f}, "
-          f"tau_fv_rms {d['tau_fv'].std():.4f}")
+    print(
+        f"wrote {path}: train {d['u'].shape}, test {d['test_u'].shape}; "
+        f"DNS {d['dns_seconds']:.1f} s, total {d['total_seconds']:.1f} s; "
+        f"u_rms {d['u'].std():.3f}, tau_rms {d['tau'].std():.4f}, "
+        f"tau_fv_rms {d['tau_fv'].std():.4f}"
+    )
     return 0
 
 

@@ -35,8 +35,16 @@ def make_closure(u, tau, dx, stencil=6, hidden=32, depth=2, seed=0):
     PeriodicFluxClosure
     """
     torch.manual_seed(seed)
-    model = PeriodicFluxClosure(1, stencil, hidden, depth, "tanh", dx=dx,
-                                input_normalizer=_normalizer(u), output_normalizer=_normalizer(tau))
+    model = PeriodicFluxClosure(
+        1,
+        stencil,
+        hidden,
+        depth,
+        "tanh",
+        dx=dx,
+        input_normalizer=_normalizer(u),
+        output_normalizer=_normalizer(tau),
+    )
     return model.double()
 
 
@@ -45,8 +53,7 @@ def a_priori(path, target, dx, epochs, seed=0, progress=True):
     (validated on its last time chunks); return ``(closure, history)``."""
     data = StreamDataset(path, ["u"], target, dtype=torch.float64, seed=seed)
     model = make_closure(data.moments("u"), data.moments(target), dx, seed=seed)
-    hist = fit(model, data, epochs=epochs, batch_size=32, lr=2e-3, patience=15, seed=seed,
-               progress=progress)
+    hist = fit(model, data, epochs=epochs, batch_size=32, lr=2e-3, patience=15, seed=seed, progress=progress)
     return model, hist
 
 
@@ -85,7 +92,7 @@ class _Stepper:
     def __call__(self, state, closure):
         u, s = state[:, 0], state[:, 1, :1]
         for k in range(self.substeps):
-            idx = ((s[:, 0] + k).long() // self.cfg.nforce)
+            idx = (s[:, 0] + k).long() // self.cfg.nforce
             u = twin.step(u, self.table[idx], self.cfg, closure)
         s = s + self.substeps
         return torch.stack([u, s.expand_as(u)], dim=1)
@@ -104,8 +111,18 @@ def a_posteriori(model, data, cfg, k, epochs, nwin, seed=0, progress=True):
     state = torch.stack([u, steps[:, None].expand_as(u).double()], dim=1)
     stride = max(1, (len(u) - k) // nwin)
     starts = torch.arange(0, len(u) - k, stride)[:nwin]
-    traj = torch.stack([state[i:i + k + 1] for i in starts.tolist()])
+    traj = torch.stack([state[i : i + k + 1] for i in starts.tolist()])
     # one trajectory per window: fit_a_posteriori takes all windows of length k + 1
-    return fit_a_posteriori(model, _Stepper(cfg, table, sub), traj, k=k, epochs=epochs,
-                            batch_size=16, lr=3e-4, patience=4, seed=seed, split="random",
-                            progress=progress)
+    return fit_a_posteriori(
+        model,
+        _Stepper(cfg, table, sub),
+        traj,
+        k=k,
+        epochs=epochs,
+        batch_size=16,
+        lr=3e-4,
+        patience=4,
+        seed=seed,
+        split="random",
+        progress=progress,
+    )

@@ -37,49 +37,65 @@ def spectrum_error(u, u_ref):
 
 def table(results):
     """Markdown table of the scores, one row per closure."""
-    rows = ["| closure | short-term RMSE | long-run log-spectrum error | finite |",
-            "|---|---|---|---|"]
+    rows = ["| closure | short-term RMSE | long-run log-spectrum error | finite |", "|---|---|---|---|"]
     for c in CLOSURES:
         r = results["closures"][c]
-        rows.append(f"| {c} | {r['short_term_rmse']:.4g} | {r['spectrum_error']:.4g} "
-                    f"| {r['finite']} |")
+        rows.append(f"| {c} | {r['short_term_rmse']:.4g} | {r['spectrum_error']:.4g} | {r['finite']} |")
     return "\n".join(rows)
 
 
 def markdown(results):
     """The whole report as markdown: settings, table, checks, claims."""
     s = results["settings"]
-    mode = (f"mode: {'quick' if s['quick'] else 'full'}; closure target "
-            f"`{results['target']}`; short-term horizon {s['horizon']} time units over "
-            f"{s['nseg']} initial states; long run {s['t_long']} time units.")
-    lines = [f"# pyclosure demo: forced Burgers, DNS N={s['n_dns']} -> LES N={s['n_les']}",
-             "", mode, "", table(results), ""]
-    lines.append("| training (scored in the torch twin) | flux R^2 (test) | short-term RMSE "
-                 "| spectrum error |")
+    mode = (
+        f"mode: {'quick' if s['quick'] else 'full'}; closure target "
+        f"`{results['target']}`; short-term horizon {s['horizon']} time units over "
+        f"{s['nseg']} initial states; long run {s['t_long']} time units."
+    )
+    lines = [
+        f"# pyclosure demo: forced Burgers, DNS N={s['n_dns']} -> LES N={s['n_les']}",
+        "",
+        mode,
+        "",
+        table(results),
+        "",
+    ]
+    lines.append(
+        "| training (scored in the torch twin) | flux R^2 (test) | short-term RMSE | spectrum error |"
+    )
     lines.append("|---|---|---|---|")
     for tgt, r in results["targets"].items():
-        lines.append(f"| {tgt} | {r['r2']:.4f} | {r['short_term_rmse']:.4g} "
-                     f"| {r['spectrum_error']:.4g} |")
-    note = ("The exported closure is the row with the smallest sum of the two twin scores "
-            "(computed on the same held-out data as the coupled table, so the choice is "
-            "not blind to it; compare every row with the baselines above).")
+        lines.append(f"| {tgt} | {r['r2']:.4f} | {r['short_term_rmse']:.4g} | {r['spectrum_error']:.4g} |")
+    note = (
+        "The exported closure is the row with the smallest sum of the two twin scores "
+        "(computed on the same held-out data as the coupled table, so the choice is "
+        "not blind to it; compare every row with the baselines above)."
+    )
     lines += ["", note]
     m, f = results["momentum"], results["fortran_vs_twin"]
-    mom = (f"momentum: worst |drift| / (8 eps mom_scale) = {m['worst_ratio']:.3g} "
-           f"(largest |drift| {m['worst_drift']:.3g}); {m['what']}")
-    agree = (f"Fortran vs twin: max |u_F - u_twin| = {f['max_abs_diff']:.3g} over "
-             f"{f['nsteps']} steps (tolerance {f['tolerance']:g}; bit-for-bit: "
-             f"{f['bit_for_bit']}; libtorch threads {f['threads']})")
+    mom = (
+        f"momentum: worst |drift| / (8 eps mom_scale) = {m['worst_ratio']:.3g} "
+        f"(largest |drift| {m['worst_drift']:.3g}); {m['what']}"
+    )
+    agree = (
+        f"Fortran vs twin: max |u_F - u_twin| = {f['max_abs_diff']:.3g} over "
+        f"{f['nsteps']} steps (tolerance {f['tolerance']:g}; bit-for-bit: "
+        f"{f['bit_for_bit']}; libtorch threads {f['threads']})"
+    )
     r, ref = results["records"], results["records"]["reference"]
-    rec = (f"replay of the recorded nn segment (every {results['settings']['record_every']}th closure "
-           f"call, with its Runge-Kutta stage): {r['equal']}/{r['records']} records of the {r['engine']} "
-           f"package bit for bit through the C bridge and through {results['settings']['python_runner']}; budgets "
-           f"closed {r['budgets_closed']}/{r['budgets_checked']} (worst domain residual / bound "
-           f"{r['worst_domain_residual_over_bound']:.3g}); {r['report']}")
-    info = (f"information, not a check: `{ref['model']}` (TorchScript of the same weights, eager torch's "
-            f"arithmetic) run on the recorded inputs differs from the package's recorded outputs by at most "
-            f"{ref['max_rel_diff']:.3g} (relative, max|diff| / max|flux|); {ref['records_equal']}/"
-            f"{ref['records_run']} records equal bit for bit (the package's kernels are not eager torch's)")
+    rec = (
+        f"replay of the recorded nn segment (every {results['settings']['record_every']}th closure "
+        f"call, with its Runge-Kutta stage): {r['equal']}/{r['records']} records of the {r['engine']} "
+        f"package bit for bit through the C bridge and through {results['settings']['python_runner']}; budgets "
+        f"closed {r['budgets_closed']}/{r['budgets_checked']} (worst domain residual / bound "
+        f"{r['worst_domain_residual_over_bound']:.3g}); {r['report']}"
+    )
+    info = (
+        f"information, not a check: `{ref['model']}` (TorchScript of the same weights, eager torch's "
+        f"arithmetic) run on the recorded inputs differs from the package's recorded outputs by at most "
+        f"{ref['max_rel_diff']:.3g} (relative, max|diff| / max|flux|); {ref['records_equal']}/"
+        f"{ref['records_run']} records equal bit for bit (the package's kernels are not eager torch's)"
+    )
     lines += ["", _export_line(results["export"]), "", mom, agree, rec, info, "", "## claims", ""]
     lines += claims_table(results["claims"])
     lines += ["", f"total time {results['seconds']['total']:.1f} s"]
@@ -89,16 +105,28 @@ def markdown(results):
 def _export_line(e):
     """One line on the exported files and what they took to make."""
     cells = e["cells"]
-    grids = "a fixed grid" if not cells else (f"grids of {cells[0]} cells or more" if cells[1] is None
-                                              else f"grids of {cells[0]} to {cells[1]} cells")
-    reference = (f"`{e['reference']}` (TorchScript, same weights, the eager reference) "
-                 f"{e['reference_export_s']:.1f} s")
+    grids = (
+        "a fixed grid"
+        if not cells
+        else (
+            f"grids of {cells[0]} cells or more"
+            if cells[1] is None
+            else f"grids of {cells[0]} to {cells[1]} cells"
+        )
+    )
+    reference = (
+        f"`{e['reference']}` (TorchScript, same weights, the eager reference) {e['reference_export_s']:.1f} s"
+    )
     if e.get("format") == "native":
-        return (f"export: `{e['package']}` (native program, arithmetic contract {e['engine']['arith']}, {grids}; "
-                f"every run calls it): {e['export_s']:.2f} s; {reference}")
-    return (f"export: `{e['package']}` (AOTInductor, {e['engine']['cpu_isa']}, {grids}; every run calls it): "
-            f"torch.export {e['export_s']:.1f} s, compile {e['compile_s']:.1f} s (inductor cache "
-            f"{e['cache_dir']}); {reference}")
+        return (
+            f"export: `{e['package']}` (native program, arithmetic contract {e['engine']['arith']}, {grids}; "
+            f"every run calls it): {e['export_s']:.2f} s; {reference}"
+        )
+    return (
+        f"export: `{e['package']}` (AOTInductor, {e['engine']['cpu_isa']}, {grids}; every run calls it): "
+        f"torch.export {e['export_s']:.1f} s, compile {e['compile_s']:.1f} s (inductor cache "
+        f"{e['cache_dir']}); {reference}"
+    )
 
 
 def write(out, results):

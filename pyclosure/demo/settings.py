@@ -4,8 +4,10 @@ from dataclasses import asdict, dataclass
 
 #: The engines the coupled runs can call: the file they load, the bridge's name for the engine,
 #: and what runs the same file in Python (the twin of the Fortran run and of the replay).
-ENGINES = {"pt2": ("closure.pt2", "aotinductor", "Python's AOTInductor loader"),
-           "native": ("closure.nnp", "native", "the native kernels' cffi twin")}
+ENGINES = {
+    "pt2": ("closure.pt2", "aotinductor", "Python's AOTInductor loader"),
+    "native": ("closure.nnp", "native", "the native kernels' cffi twin"),
+}
 
 
 @dataclass
@@ -19,19 +21,19 @@ class Settings:
     nu: float = 0.02
     dt_les: float = 0.04
     spinup: float = 200.0
-    t_train: float = 400.0     # training snapshots every `every`
-    every: float = 0.2         # snapshot interval (5 LES steps)
-    t_test: float = 200.0      # held-out trajectory = the long coupled run
-    nseg: int = 8              # held-out forecast segments (initial states)
-    horizon: float = 10.0      # lead-time horizon of the short-term error
+    t_train: float = 400.0  # training snapshots every `every`
+    every: float = 0.2  # snapshot interval (5 LES steps)
+    t_test: float = 200.0  # held-out trajectory = the long coupled run
+    nseg: int = 8  # held-out forecast segments (initial states)
+    horizon: float = 10.0  # lead-time horizon of the short-term error
     epochs: int = 150
-    ap_k: int = 5              # a posteriori: unrolled snapshots per window
-    ap_windows: int = 400      # a posteriori: windows of the training trajectory
+    ap_k: int = 5  # a posteriori: unrolled snapshots per window
+    ap_windows: int = 400  # a posteriori: windows of the training trajectory
     ap_epochs: int = 10
-    threads: int = 1           # libtorch threads in both Fortran and twin runs
-    tolerance: float = 0.0     # Fortran vs twin: bit for bit expected
-    record_every: int = 10     # the first nn segment records every 10th closure call
-    engine: str = "pt2"        # what the coupled runs call: an ENGINES key
+    threads: int = 1  # libtorch threads in both Fortran and twin runs
+    tolerance: float = 0.0  # Fortran vs twin: bit for bit expected
+    record_every: int = 10  # the first nn segment records every 10th closure call
+    engine: str = "pt2"  # what the coupled runs call: an ENGINES key
 
     @classmethod
     def for_full(cls):
@@ -39,8 +41,18 @@ class Settings:
 
     @classmethod
     def for_quick(cls):
-        return cls(quick=True, spinup=100.0, t_train=200.0, t_test=50.0, nseg=4,
-                   horizon=5.0, epochs=100, ap_k=4, ap_windows=100, ap_epochs=3)
+        return cls(
+            quick=True,
+            spinup=100.0,
+            t_train=200.0,
+            t_test=50.0,
+            nseg=4,
+            horizon=5.0,
+            epochs=100,
+            ap_k=4,
+            ap_windows=100,
+            ap_epochs=3,
+        )
 
     @property
     def t_long(self):

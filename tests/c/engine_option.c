@@ -22,13 +22,14 @@ static int expect(const char *path, const char *options, int status, const char 
 
 int main(int argc, char **argv) {
     if (argc != 3) return 2;
-    int ok = expect(argv[1], "engine=torchscript", NNC_ERR_FORMAT, "(engine native), but the load option "
+    int ok = expect(argv[1], "engine=torchscript", NNC_ERR_FORMAT,
+                    "(engine native), but the load option "
                     "engine=torchscript") &&
-             expect(argv[2], "engine=native", NNC_ERR_FORMAT, "(engine torchscript), but the load option "
+             expect(argv[2], "engine=native", NNC_ERR_FORMAT,
+                    "(engine torchscript), but the load option "
                     "engine=native") &&
              expect(argv[2], "engine=aoti", NNC_ERR_FORMAT, "requires a file for the aoti engine") &&
-             expect(argv[1], "engine=native", NNC_OK, NULL) &&
-             expect(argv[2], "engine=torchscript", NNC_OK, NULL) &&
+             expect(argv[1], "engine=native", NNC_OK, NULL) && expect(argv[2], "engine=torchscript", NNC_OK, NULL) &&
              expect(argv[1], "engine=gpu", NNC_ERR_ARGUMENT, "use native, torchscript or aoti");
     printf("engine_option: %s\n", ok ? "done" : "FAILED");
     return ok ? 0 : 1;

@@ -24,10 +24,10 @@
 #include "nn_closure.h"
 
 static char dir[1024];
-static nnc_model good = NULL; /* plain_affine64.pt: y = W x + b, known by hand */
+static nnc_model good = NULL;  /* plain_affine64.pt: y = W x + b, known by hand */
 static nnc_model good2 = NULL; /* plain_affine64.pt2: the same model, compiled by AOTInductor */
-static int pt2_case;          /* the case is a pt2_ one: the next call also loads a fresh package */
-static int native_case;       /* the case is a native_ one: the next call also loads a fresh program */
+static int pt2_case;           /* the case is a pt2_ one: the next call also loads a fresh package */
+static int native_case;        /* the case is a native_ one: the next call also loads a fresh program */
 static int status_seen;
 static int same_model_ok = 1; /* a case on a model of its own: its next valid call worked */
 static char message_seen[8192];
@@ -126,10 +126,10 @@ static int model_fault(const char *file, double sign) {
 }
 
 /* ---- Online training: one trainer on train64.pt for the cases of arguments. */
-static nnc_model tmodel = NULL;  /* train64.pt: Linear(3, 2), float64, trainable */
+static nnc_model tmodel = NULL; /* train64.pt: Linear(3, 2), float64, trainable */
 static nnc_trainer trainer = NULL;
 static int train_case;
-static double ty[5][2];          /* targets */
+static double ty[5][2]; /* targets */
 
 static int train_setup(void) {
     if (trainer != NULL) return 1;
@@ -245,7 +245,10 @@ static int load_with_fault(const char *file, const char *options) {
     }
     return status_seen;
 }
-static int c_untrusted_file(void) { return load_with_fault("affine64.pt", "trusted_sha256=0000000000000000000000000000000000000000000000000000000000000000"); }
+static int c_untrusted_file(void) {
+    return load_with_fault("affine64.pt",
+                           "trusted_sha256=0000000000000000000000000000000000000000000000000000000000000000");
+}
 static int c_bad_trusted_digest(void) { return load_with_fault("affine64.pt", "trusted_sha256=abc"); }
 static int c_null_path(void) { return load_fault(NULL, "cpu"); }
 static int c_null_handle_slot(void) { return note(nnc_model_load(NULL, path("plain_affine64.pt"), "cpu")); }
@@ -515,7 +518,8 @@ static int c_pt2_zero_size_batch(void) {
 /* The native_ faults: plain_affine64.nnp, the same model as a native program. */
 static int forward_native(const nnc_array *in, const nnc_array *out) {
     nnc_model m = NULL;
-    if (nnc_model_load(&m, path("plain_affine64.nnp"), "cpu") != NNC_OK) return broken("cannot load plain_affine64.nnp");
+    if (nnc_model_load(&m, path("plain_affine64.nnp"), "cpu") != NNC_OK)
+        return broken("cannot load plain_affine64.nnp");
     note(nnc_model_forward(m, 1, in, 1, out));
     nnc_model_free(&m);
     return status_seen;
@@ -555,7 +559,10 @@ static int c_native_strided_input(void) {
     return right_numbers(picked, y, 5) ? NNC_OK : broken("wrong numbers from a strided input");
 }
 
-static int c_pt2_untrusted(void) { return load_with_fault("plain_affine64.pt2", "trusted_sha256=0000000000000000000000000000000000000000000000000000000000000000"); }
+static int c_pt2_untrusted(void) {
+    return load_with_fault("plain_affine64.pt2",
+                           "trusted_sha256=0000000000000000000000000000000000000000000000000000000000000000");
+}
 static int c_pt2_export_archive(void) { return load_fault("export_archive.pt2", "cpu"); }
 static int c_pt2_torchscript_named(void) { return load_fault("torchscript_named.pt2", "cpu"); }
 static int c_pt2_truncated(void) { return load_fault("truncated.pt2", "cpu"); }
@@ -643,29 +650,95 @@ static const struct {
     int (*run)(void);
 } cases[] = {
 #define CASE(name) {#name, c_##name}
-    CASE(missing_file), CASE(directory), CASE(empty_file), CASE(truncated), CASE(not_torchscript),
-    CASE(state_dict), CASE(corrupt_contract_json), CASE(unknown_contract_schema), CASE(malformed_device),
-    CASE(cuda_without_cuda), CASE(untrusted_file), CASE(bad_trusted_digest), CASE(null_path), CASE(null_handle_slot), CASE(path_too_long),
-    CASE(unloaded_handle), CASE(freed_handle), CASE(double_free), CASE(free_through_stale_copy),
-    CASE(stale_handle_after_reuse), CASE(foreign_handle), CASE(wrong_number_of_inputs), CASE(wrong_number_of_outputs),
-    CASE(negative_number_of_inputs), CASE(null_inputs_array), CASE(wrong_rank), CASE(rank_9_array),
-    CASE(negative_rank), CASE(wrong_shape), CASE(output_batch_mismatch), CASE(batch_mismatch),
-    CASE(negative_extent), CASE(wrong_dtype), CASE(unknown_dtype_code), CASE(unknown_order_code),
-    CASE(null_data), CASE(null_strides_mean_contiguous), CASE(zero_size_batch), CASE(overlapping_output),
-    CASE(model_raises), CASE(model_returns_wrong_shape), CASE(model_returns_wrong_dtype),
-    CASE(model_returns_wrong_count), CASE(model_returns_non_tensor), CASE(plain_model_torch_shape_error),
-    CASE(plain_model_wrong_nargs), CASE(zero_threads), CASE(null_thread_count), CASE(null_version),
-    CASE(last_error_copy_buflen_0), CASE(last_error_copy_null_buf), CASE(io_index_out_of_range),
-    CASE(io_without_contract), CASE(device_buflen_0), CASE(contract_buffer_too_small), CASE(engine_buffer_too_small),
-    CASE(pt2_wrong_dtype), CASE(pt2_wrong_rank), CASE(pt2_wrong_shape), CASE(pt2_grid_outside_range),
-    CASE(pt2_fortran_order), CASE(pt2_strided_input), CASE(pt2_zero_size_batch), CASE(pt2_untrusted),
-    CASE(pt2_export_archive), CASE(pt2_torchscript_named), CASE(pt2_truncated), CASE(pt2_without_contract),
-    CASE(pt2_missing_cpu_feature), CASE(pt2_unknown_cpu_feature), CASE(pt2_built_for_cuda),
-    CASE(native_truncated), CASE(native_bad_sizes), CASE(native_absurd_dims), CASE(native_wrong_arith),
-    CASE(native_not_native), CASE(native_wrong_dtype), CASE(native_wrong_shape), CASE(native_strided_input),
-    CASE(native_cuda), CASE(native_engine_required),
-    CASE(train_missing_spec), CASE(train_spec_raises), CASE(train_wrong_shape), CASE(train_wrong_dtype),
-    CASE(train_nan_loss), CASE(train_sync_other_architecture), CASE(train_freed_handle), CASE(train_never_created),
+    CASE(missing_file),
+    CASE(directory),
+    CASE(empty_file),
+    CASE(truncated),
+    CASE(not_torchscript),
+    CASE(state_dict),
+    CASE(corrupt_contract_json),
+    CASE(unknown_contract_schema),
+    CASE(malformed_device),
+    CASE(cuda_without_cuda),
+    CASE(untrusted_file),
+    CASE(bad_trusted_digest),
+    CASE(null_path),
+    CASE(null_handle_slot),
+    CASE(path_too_long),
+    CASE(unloaded_handle),
+    CASE(freed_handle),
+    CASE(double_free),
+    CASE(free_through_stale_copy),
+    CASE(stale_handle_after_reuse),
+    CASE(foreign_handle),
+    CASE(wrong_number_of_inputs),
+    CASE(wrong_number_of_outputs),
+    CASE(negative_number_of_inputs),
+    CASE(null_inputs_array),
+    CASE(wrong_rank),
+    CASE(rank_9_array),
+    CASE(negative_rank),
+    CASE(wrong_shape),
+    CASE(output_batch_mismatch),
+    CASE(batch_mismatch),
+    CASE(negative_extent),
+    CASE(wrong_dtype),
+    CASE(unknown_dtype_code),
+    CASE(unknown_order_code),
+    CASE(null_data),
+    CASE(null_strides_mean_contiguous),
+    CASE(zero_size_batch),
+    CASE(overlapping_output),
+    CASE(model_raises),
+    CASE(model_returns_wrong_shape),
+    CASE(model_returns_wrong_dtype),
+    CASE(model_returns_wrong_count),
+    CASE(model_returns_non_tensor),
+    CASE(plain_model_torch_shape_error),
+    CASE(plain_model_wrong_nargs),
+    CASE(zero_threads),
+    CASE(null_thread_count),
+    CASE(null_version),
+    CASE(last_error_copy_buflen_0),
+    CASE(last_error_copy_null_buf),
+    CASE(io_index_out_of_range),
+    CASE(io_without_contract),
+    CASE(device_buflen_0),
+    CASE(contract_buffer_too_small),
+    CASE(engine_buffer_too_small),
+    CASE(pt2_wrong_dtype),
+    CASE(pt2_wrong_rank),
+    CASE(pt2_wrong_shape),
+    CASE(pt2_grid_outside_range),
+    CASE(pt2_fortran_order),
+    CASE(pt2_strided_input),
+    CASE(pt2_zero_size_batch),
+    CASE(pt2_untrusted),
+    CASE(pt2_export_archive),
+    CASE(pt2_torchscript_named),
+    CASE(pt2_truncated),
+    CASE(pt2_without_contract),
+    CASE(pt2_missing_cpu_feature),
+    CASE(pt2_unknown_cpu_feature),
+    CASE(pt2_built_for_cuda),
+    CASE(native_truncated),
+    CASE(native_bad_sizes),
+    CASE(native_absurd_dims),
+    CASE(native_wrong_arith),
+    CASE(native_not_native),
+    CASE(native_wrong_dtype),
+    CASE(native_wrong_shape),
+    CASE(native_strided_input),
+    CASE(native_cuda),
+    CASE(native_engine_required),
+    CASE(train_missing_spec),
+    CASE(train_spec_raises),
+    CASE(train_wrong_shape),
+    CASE(train_wrong_dtype),
+    CASE(train_nan_loss),
+    CASE(train_sync_other_architecture),
+    CASE(train_freed_handle),
+    CASE(train_never_created),
     CASE(train_stale_handle_after_reuse),
 #undef CASE
 };

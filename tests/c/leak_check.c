@@ -19,7 +19,11 @@
 
 #include "nn_closure.h"
 
-enum { NCOL = 64, NFEAT = 3, NOUT = 2 };
+enum {
+    NCOL = 64,
+    NFEAT = 3,
+    NOUT = 2
+};
 
 static char dir[1024];
 static double x[NCOL][NFEAT], y[NCOL][NOUT];

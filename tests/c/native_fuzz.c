@@ -19,7 +19,7 @@ static long accepted, refused, ran;
 
 static void try_run(const nnn_program *p) {
     size_t ws = nnn_workspace_size(p);
-    if (ws > ((size_t)64 << 20)) return;  /* a huge but valid program: nothing to learn here */
+    if (ws > ((size_t)64 << 20)) return; /* a huge but valid program: nothing to learn here */
     int64_t ncells = 1 + rand() % 9, n_in, n_out, batch = 1 + rand() % 13;
     if (nnn_sizes(p, ncells, &n_in, &n_out) != NNN_OK && nnn_sizes(p, ++ncells, &n_in, &n_out) != NNN_OK) return;
     size_t elem = nnn_dtype(p) == NNN_F32 ? 4 : 8;
@@ -30,7 +30,7 @@ static void try_run(const nnn_program *p) {
         if (elem == 4) ((float *)x)[k] = (float)(rand() % 2001 - 1000) / 100.0f;
         else ((double *)x)[k] = (double)(rand() % 2001 - 1000) / 100.0;
     }
-    const int ninputs = nnn_num_inputs(p);  /* an array of exactly that many pointers */
+    const int ninputs = nnn_num_inputs(p); /* an array of exactly that many pointers */
     const void **inputs = malloc((size_t)ninputs * sizeof *inputs);
     inputs[0] = x;
     if (ninputs > 1) inputs[1] = x + (size_t)(batch * n_in) * elem;
@@ -64,27 +64,33 @@ static void put64(unsigned char *p, uint64_t v) {
     for (int i = 0; i < 8; ++i) p[i] = (unsigned char)(v >> (8 * i));
 }
 
-static const uint32_t INTERESTING[] = {0, 1, 2, 3, 5, 6, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128,
-    255, 1u << 20, (1u << 20) + 1, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffffe};
+static const uint32_t INTERESTING[] = {
+    0,          1,          2,          3,         5,  6,  7,   8,   15,  16,       17,
+    31,         32,         33,         63,        64, 65, 127, 128, 255, 1u << 20, (1u << 20) + 1,
+    0x7fffffff, 0x80000000, 0xffffffff, 0xfffffffe};
 
 static size_t mutate(unsigned char *buf, size_t size, size_t cap) {
     int n = 1 + rand() % 4;
     for (int m = 0; m < n && size >= 8; ++m) {
-        size_t limit = size < 1024 || rand() % 2 ? size : 1024;  /* header, contract, ops mostly */
+        size_t limit = size < 1024 || rand() % 2 ? size : 1024; /* header, contract, ops mostly */
         switch (rand() % 6) {
-        case 0: buf[rand() % limit] ^= (unsigned char)(1u << (rand() % 8)); break;
-        case 1: buf[rand() % limit] = (unsigned char)rand(); break;
-        case 2: case 3: {
-            size_t at = (size_t)(rand() % (int)(limit / 4)) * 4;
-            uint32_t v = INTERESTING[rand() % (sizeof INTERESTING / sizeof *INTERESTING)];
-            if (at + 4 <= size) memcpy(buf + at, &v, 4);
-            break;
-        }
-        case 4: size = (size_t)rand() % (size + 1); break;
-        default: {
-            size_t grow = (size_t)(rand() % 200);
-            if (size + grow <= cap) { memset(buf + size, rand() & 0xff, grow); size += grow; }
-        }
+            case 0: buf[rand() % limit] ^= (unsigned char)(1u << (rand() % 8)); break;
+            case 1: buf[rand() % limit] = (unsigned char)rand(); break;
+            case 2:
+            case 3: {
+                size_t at = (size_t)(rand() % (int)(limit / 4)) * 4;
+                uint32_t v = INTERESTING[rand() % (sizeof INTERESTING / sizeof *INTERESTING)];
+                if (at + 4 <= size) memcpy(buf + at, &v, 4);
+                break;
+            }
+            case 4: size = (size_t)rand() % (size + 1); break;
+            default: {
+                size_t grow = (size_t)(rand() % 200);
+                if (size + grow <= cap) {
+                    memset(buf + size, rand() & 0xff, grow);
+                    size += grow;
+                }
+            }
         }
     }
     return size;
@@ -100,7 +106,10 @@ int main(int argc, char **argv) {
     size_t *sizes = calloc(nseeds, sizeof *sizes), cap = 0;
     for (int s = 0; s < nseeds; ++s) {
         FILE *f = fopen(argv[s + 2], "rb");
-        if (!f) { perror(argv[s + 2]); return 2; }
+        if (!f) {
+            perror(argv[s + 2]);
+            return 2;
+        }
         fseek(f, 0, SEEK_END);
         sizes[s] = (size_t)ftell(f);
         rewind(f);
@@ -108,7 +117,10 @@ int main(int argc, char **argv) {
         if (fread(seeds[s], 1, sizes[s], f) != sizes[s]) return 2;
         fclose(f);
         LLVMFuzzerTestOneInput(seeds[s], sizes[s]);
-        if (accepted != s + 1) { fprintf(stderr, "seed %s is refused\n", argv[s + 2]); return 1; }
+        if (accepted != s + 1) {
+            fprintf(stderr, "seed %s is refused\n", argv[s + 2]);
+            return 1;
+        }
         cap = sizes[s] + 256 > cap ? sizes[s] + 256 : cap;
     }
     srand(12345);
@@ -120,7 +132,7 @@ int main(int argc, char **argv) {
             int s = rand() % nseeds;
             memcpy(work, seeds[s], sizes[s]);
             size_t size = mutate(work, sizes[s], cap);
-            if (rand() % 8 && size >= 160) {  /* reach the checks behind the size and digest */
+            if (rand() % 8 && size >= 160) { /* reach the checks behind the size and digest */
                 put64(work + 64, size);
                 nnn_sha256(work, size - 32, work + size - 32);
             }

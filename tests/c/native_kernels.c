@@ -19,28 +19,28 @@ static double uniform(void) { /* xorshift64 in [-2, 2) */
     return (double)(state >> 11) / 9007199254740992.0 * 4.0 - 2.0;
 }
 
-#define CHECK(T, SFX, NB)                                                                               \
-    static long check_##SFX(const nnn_kernels *k, int64_t rows, int64_t nblk, int64_t n_in, int act) { \
-        const int64_t n_pad = nblk * NB, ldx = n_in + 3, ldy = n_pad + NB;                              \
-        T *w = malloc(sizeof(T) * (size_t)(n_pad * n_in)), *b = malloc(sizeof(T) * (size_t)n_pad);     \
-        T *x = malloc(sizeof(T) * (size_t)(rows * ldx));                                                \
-        T *y0 = calloc((size_t)(rows * ldy), sizeof(T)), *y1 = calloc((size_t)(rows * ldy), sizeof(T)); \
-        for (int64_t i = 0; i < n_pad * n_in; ++i) w[i] = (T)(uniform() / 4);                           \
-        for (int64_t i = 0; i < n_pad; ++i) b[i] = (T)uniform();                                        \
-        for (int64_t i = 0; i < rows * ldx; ++i) x[i] = (T)(uniform() * 3);                             \
-        nnn_kernels_scalar.dense_##SFX(w, b, n_in, n_pad, act, x, ldx, y0, ldy, rows);                  \
-        k->dense_##SFX(w, b, n_in, n_pad, act, x, ldx, y1, ldy, rows);                                  \
-        long bad = memcmp(y0, y1, sizeof(T) * (size_t)(rows * ldy)) != 0;                               \
-        free(w), free(b), free(x), free(y0), free(y1);                                                  \
-        return bad;                                                                                     \
-    }                                                                                                   \
-    static long check_act_##SFX(const nnn_kernels *k, int act, int64_t n) {                            \
-        T v0[64], v1[64];                                                                               \
-        for (int64_t i = 0; i < n; ++i) v0[i] = v1[i] = (T)(uniform() * 12);                           \
-        v0[n] = v1[n] = (T)1e30; /* past the end: must stay as it is */                                 \
-        nnn_kernels_scalar.act_##SFX(act, v0, n);                                                       \
-        k->act_##SFX(act, v1, n);                                                                       \
-        return memcmp(v0, v1, sizeof(T) * (size_t)(n + 1)) != 0 || v1[n] != (T)1e30;                   \
+#define CHECK(T, SFX, NB)                                                                                              \
+    static long check_##SFX(const nnn_kernels *k, int64_t rows, int64_t nblk, int64_t n_in, int act) {                 \
+        const int64_t n_pad = nblk * NB, ldx = n_in + 3, ldy = n_pad + NB;                                             \
+        T *w = malloc(sizeof(T) * (size_t)(n_pad * n_in)), *b = malloc(sizeof(T) * (size_t)n_pad);                     \
+        T *x = malloc(sizeof(T) * (size_t)(rows * ldx));                                                               \
+        T *y0 = calloc((size_t)(rows * ldy), sizeof(T)), *y1 = calloc((size_t)(rows * ldy), sizeof(T));                \
+        for (int64_t i = 0; i < n_pad * n_in; ++i) w[i] = (T)(uniform() / 4);                                          \
+        for (int64_t i = 0; i < n_pad; ++i) b[i] = (T)uniform();                                                       \
+        for (int64_t i = 0; i < rows * ldx; ++i) x[i] = (T)(uniform() * 3);                                            \
+        nnn_kernels_scalar.dense_##SFX(w, b, n_in, n_pad, act, x, ldx, y0, ldy, rows);                                 \
+        k->dense_##SFX(w, b, n_in, n_pad, act, x, ldx, y1, ldy, rows);                                                 \
+        long bad = memcmp(y0, y1, sizeof(T) * (size_t)(rows * ldy)) != 0;                                              \
+        free(w), free(b), free(x), free(y0), free(y1);                                                                 \
+        return bad;                                                                                                    \
+    }                                                                                                                  \
+    static long check_act_##SFX(const nnn_kernels *k, int act, int64_t n) {                                            \
+        T v0[64], v1[64];                                                                                              \
+        for (int64_t i = 0; i < n; ++i) v0[i] = v1[i] = (T)(uniform() * 12);                                           \
+        v0[n] = v1[n] = (T)1e30; /* past the end: must stay as it is */                                                \
+        nnn_kernels_scalar.act_##SFX(act, v0, n);                                                                      \
+        k->act_##SFX(act, v1, n);                                                                                      \
+        return memcmp(v0, v1, sizeof(T) * (size_t)(n + 1)) != 0 || v1[n] != (T)1e30;                                   \
     }
 CHECK(float, f32, 16)
 CHECK(double, f64, 8)
@@ -59,7 +59,8 @@ int main(void) {
             for (int64_t rows = 1; rows < 30; ++rows)
                 for (int64_t nblk = 1; nblk <= 10; ++nblk)
                     for (size_t iw = 0; iw < sizeof widths / sizeof *widths; ++iw) {
-                        long bad = check_f32(k, rows, nblk, widths[iw], act) + check_f64(k, rows, nblk, widths[iw], act);
+                        long bad =
+                            check_f32(k, rows, nblk, widths[iw], act) + check_f64(k, rows, nblk, widths[iw], act);
                         if (bad)
                             fprintf(stderr, "isa %d act %d: %lld rows x %lld blocks x %lld inputs differ\n", isas[s],
                                     act, (long long)rows, (long long)nblk, (long long)widths[iw]);

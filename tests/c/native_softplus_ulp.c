@@ -50,7 +50,10 @@ static void check_f32(int isa, float *a, float *b, int n, tally *t) {
             continue;
         }
         double err = ulp_error(a[k], reference(x[k]), 24, -149);
-        if (err > t->worst) { t->worst = err; t->at = x[k]; }
+        if (err > t->worst) {
+            t->worst = err;
+            t->at = x[k];
+        }
     }
     t->points += n;
     free(x);
@@ -70,7 +73,10 @@ static void check_f64(int isa, double *c, double *d, int n, tally *t) {
             continue;
         }
         double err = ulp_error(c[k], reference(x[k]), 53, -1074);
-        if (err > t->worst) { t->worst = err; t->at = x[k]; }
+        if (err > t->worst) {
+            t->worst = err;
+            t->at = x[k];
+        }
     }
     t->points += n;
     free(x);
@@ -112,7 +118,8 @@ int main(int argc, char **argv) {
     }
     printf("{\"isa\":%d,\"float32_points\":%ld,\"float32_max_ulp\":%.3f,\"float32_at\":%.9g,"
            "\"float64_points\":%ld,\"float64_max_ulp\":%.3f,\"float64_at\":%.17g,\"flushed\":%ld,"
-           "\"simd_bits_differ\":%ld}\n", isa, t32.points, t32.worst, t32.at, t64.points, t64.worst, t64.at,
-           t32.flushed + t64.flushed, t32.mismatches + t64.mismatches);
+           "\"simd_bits_differ\":%ld}\n",
+           isa, t32.points, t32.worst, t32.at, t64.points, t64.worst, t64.at, t32.flushed + t64.flushed,
+           t32.mismatches + t64.mismatches);
     return t32.mismatches + t64.mismatches != 0;
 }

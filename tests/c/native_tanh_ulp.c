@@ -56,7 +56,10 @@ int main(int argc, char **argv) {
             memcpy(&x, &bits, 4);
             mismatches += memcmp(&a[k], &b[k], 4) != 0;
             double err = ulp_error_f32(a[k], tanhl((long double)x));
-            if (err > worst32) { worst32 = err; at32 = x; }
+            if (err > worst32) {
+                worst32 = err;
+                at32 = x;
+            }
         }
     }
     for (long i = 0; i < n64; i += CHUNK) {
@@ -73,7 +76,10 @@ int main(int argc, char **argv) {
         for (int k = 0; k < n; ++k) {
             mismatches += memcmp(&c[k], &d[k], 8) != 0;
             double err = ulp_error_f64(c[k], tanhl((long double)x0[k]));
-            if (err > worst64) { worst64 = err; at64 = x0[k]; }
+            if (err > worst64) {
+                worst64 = err;
+                at64 = x0[k];
+            }
         }
     }
     printf("{\"isa\":%d,\"float32_max_ulp\":%.3f,\"float32_at\":%.9g,\"float64_points\":%ld,"

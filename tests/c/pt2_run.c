@@ -83,8 +83,7 @@ int main(int argc, char **argv) {
     int nin = 0, nout = 0;
     if (nnc_model_engine(m, engine, sizeof engine) != NNC_OK) return fail("engine");
     printf("engine %s\n", engine);
-    if (nnc_model_num_io(m, &nin, &nout) != NNC_OK || nin > NNC_MAX_RANK || nout > NNC_MAX_RANK)
-        return fail("num_io");
+    if (nnc_model_num_io(m, &nin, &nout) != NNC_OK || nin > NNC_MAX_RANK || nout > NNC_MAX_RANK) return fail("num_io");
     for (int a = 3; a < argc; ++a)
         if (run_batch(m, nin, nout, atoll(argv[a]), argv[2]) != 0) return 1;
     nnc_model_free(&m);

@@ -94,7 +94,8 @@ int main(int argc, char **argv) {
     check(nnc_model_num_io(good, &nin, &nout) == NNC_OK && nin == 1 && nout == 1, "one input, one output");
     nnc_io_info info;
     check(nnc_model_io(good, 0, 0, &info) == NNC_OK && strcmp(info.name, "x") == 0 && info.rank == 1 &&
-              info.shape[0] == 3 && info.dtype == NNC_FLOAT64, "input 0 is x, float64, per-sample (3)");
+              info.shape[0] == 3 && info.dtype == NNC_FLOAT64,
+          "input 0 is x, float64, per-sample (3)");
     expect_status(nnc_model_io(good, 1, 5, &info), NNC_ERR_ARGUMENT, "output index out of range", good);
     size_t needed = 0;
     check(nnc_model_contract(good, NULL, 0, &needed) == NNC_OK && needed > 10, "contract size query");
@@ -115,8 +116,7 @@ int main(int argc, char **argv) {
     check(nnc_model_device(good, small, 4) == NNC_OK && strcmp(small, "cpu") == 0, "device 'cpu' fits in 4 bytes");
     check(nnc_model_policy(good, small, sizeof small) == NNC_ERR_ARGUMENT && small[0] == '\0',
           "a policy longer than the buffer is NNC_ERR_ARGUMENT");
-    expect_status(nnc_model_engine(NULL, engine, sizeof engine), NNC_ERR_HANDLE, "engine of an unloaded handle",
-                  good);
+    expect_status(nnc_model_engine(NULL, engine, sizeof engine), NNC_ERR_HANDLE, "engine of an unloaded handle", good);
 
     /* Fortran order: x(3, 5) is torch (5, 3), y(2, 5) is torch (5, 2) */
     double xf[15], yf[10];
@@ -132,7 +132,8 @@ int main(int argc, char **argv) {
     check(fortran_order_right(xf, yf, 0), "  gives the host route's y(2, 5)");
     for (int k = 0; k < 10; ++k) yf[k] = -99.0;
     check(nnc_model_forward_on_device_fallback(good, 1, &in, 1, &out, 0, NULL, NULL) == NNC_OK &&
-              fortran_order_right(xf, yf, 0), "on-device route, fallback form without fallback");
+              fortran_order_right(xf, yf, 0),
+          "on-device route, fallback form without fallback");
     expect_status(nnc_model_forward_on_device(good, 1, &in, 0, NULL), NNC_ERR_NARGS,
                   "on-device route checks the call like the host route", good);
 
@@ -180,8 +181,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 10; ++k) yf[k] = -99.0;
     check(nnc_model_forward(plain, 1, &in, 1, &out) == NNC_OK, "  and runs");
     check(fortran_order_right(xf, yf, 1), "  and gives tanh(W x + b) in every element");
-    expect_status(nnc_model_forward(plain, 1, &s53, 1, &out), NNC_ERR_RUNTIME, "plain: torch's own shape error",
-                  good);
+    expect_status(nnc_model_forward(plain, 1, &s53, 1, &out), NNC_ERR_RUNTIME, "plain: torch's own shape error", good);
     expect_status(nnc_model_forward(plain, 1, &in, 1, &o24), NNC_ERR_SHAPE, "plain: output buffer shape", good);
 
     nnc_model_free(&plain);

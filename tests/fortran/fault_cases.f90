@@ -241,7 +241,7 @@ contains
     case ("native_engine_required")
       call nn_load(m, path("plain_affine64.nnp"), engine="torchscript", stat=ierr, errmsg=msg)
     case ("train_missing_spec", "train_spec_raises", "train_wrong_shape", "train_wrong_dtype", "train_nan_loss", &
-          "train_sync_other_architecture", "train_freed_handle", "train_never_created")
+        "train_sync_other_architecture", "train_freed_handle", "train_never_created")
       call train_case(name)
     case default
       msg = "unknown case"
@@ -332,6 +332,9 @@ contains
       call nn_train_step(tcopy, x, tg, loss=loss, stat=ierr, errmsg=msg)
     case ("train_never_created")
       call nn_train_step(t, x, tg, loss=loss, stat=ierr, errmsg=msg)
+    case default
+      print '(2a)', "fault_cases: no training case ", name
+      error stop 2
     end select
     call nn_train_free(t, stat=s)
   end subroutine train_case
@@ -378,7 +381,7 @@ contains
     if (index(name, "train_") == 1) ok = ok .and. training_works()
     if (index(name, "pt2_") == 1 .or. index(name, "native_") == 1) then   ! a fresh package/program runs too
       call nn_load(fresh, path(merge("plain_affine64.pt2", "plain_affine64.nnp", index(name, "pt2_") == 1)), &
-                   stat=s3)
+          stat=s3)
       yy = -99d0
       if (s3 == NN_OK) call nn_forward(fresh, x, yy, stat=s3)
       ok = ok .and. s3 == NN_OK .and. affine_right(x, yy)

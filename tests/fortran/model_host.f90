@@ -83,7 +83,7 @@ contains
     character(len=16) :: tag
     write (tag, '(i0)') n
     open (newunit=u, file=trim(out) // "/" // stem // "_" // trim(tag) // ".bin", access="stream", &
-          form="unformatted", status="replace")
+        form="unformatted", status="replace")
   end function open_out
 
   !> One call of the model in file ``name`` on ``n`` columns, written to its output file.

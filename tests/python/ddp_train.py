@@ -35,13 +35,22 @@ def main(data_path, out):
     mine.mkdir(parents=True, exist_ok=True)
     kw = {"epochs": 4, "lr": 1e-2, "patience": 50, "progress": True}
     data = StreamDataset(data_path, ["u"], "flux", lanes=2, dtype=torch.float64)
-    u, flux = (torch.cat([torch.as_tensor(data.read_chunk(c)[i]) for c in range(len(data.chunks))]).double()
-               for i in (0, 1))
+    u, flux = (
+        torch.cat([torch.as_tensor(data.read_chunk(c)[i]) for c in range(len(data.chunks))]).double()
+        for i in (0, 1)
+    )
     models = {"memory": mlp(8), "stream": mlp(8), "a_posteriori": mlp(8)}
     fit(models["memory"], u, flux, batch_size=16, checkpoint_path=mine / "memory.pt", **kw)
     fit(models["stream"], data, batch_size=16, checkpoint_path=mine / "stream.pt", **kw)
-    fit_a_posteriori(models["a_posteriori"], step, u[:60].reshape(4, 15, 8), k=3, batch_size=8,
-                     checkpoint_path=mine / "a_posteriori.pt", **kw)
+    fit_a_posteriori(
+        models["a_posteriori"],
+        step,
+        u[:60].reshape(4, 15, 8),
+        k=3,
+        batch_size=8,
+        checkpoint_path=mine / "a_posteriori.pt",
+        **kw,
+    )
     if distributed.is_main():
         torch.save({k: m.state_dict() for k, m in models.items()}, Path(out) / f"weights-{world}.pt")
 

@@ -185,7 +185,9 @@ def python_fault(case, d):
         "nan_input": lambda: good(np.where(np.arange(15).reshape(5, 3) == 7, np.nan, x)),
         "inf_output": lambda: model("plain_affine64.pt", nonfinite="error")(np.full((5, 3), 1e308)),
         "fallback_policy_without_fallback": lambda: model("plain_affine64.pt", **fallback)(x),
-        "fallback_of_wrong_shape": lambda: model("plain_affine64.pt", **fallback)(x, fallback=[np.zeros((5, 3))]),
+        "fallback_of_wrong_shape": lambda: model("plain_affine64.pt", **fallback)(
+            x, fallback=[np.zeros((5, 3))]
+        ),
         "ood_policy_without_score": lambda: Model(d / "plain_affine64.pt", ood="flag"),
         "unknown_policy_option": lambda: Model(d / "plain_affine64.pt", nonfinite="ignore"),
         "record_into_a_file": lambda: good.record_start(d / "empty.pt" / "records"),
@@ -230,15 +232,40 @@ def python_fault(case, d):
 
 # Faults that leave no model loaded: failed loads and policies, closed models,
 # the thread count. Their next call runs on a model loaded before the fault.
-LEAVES_NO_MODEL = {"missing_file", "directory", "empty_file", "truncated", "not_torchscript", "state_dict",
-                   "untrusted_file", "bad_trusted_digest",
-                   "corrupt_contract_json", "unknown_contract_schema", "malformed_device", "cuda_without_cuda",
-                   "unloaded_handle", "double_free", "zero_threads", "ood_policy_without_score",
-                   "unknown_policy_option", "pt2_untrusted", "pt2_export_archive", "pt2_torchscript_named",
-                   "pt2_truncated", "pt2_without_contract", "pt2_missing_cpu_feature",
-                   "pt2_unknown_cpu_feature", "pt2_built_for_cuda", "native_truncated", "native_bad_sizes",
-                   "native_absurd_dims", "native_wrong_arith", "native_not_native", "native_cuda",
-                   "native_engine_required"}
+LEAVES_NO_MODEL = {
+    "missing_file",
+    "directory",
+    "empty_file",
+    "truncated",
+    "not_torchscript",
+    "state_dict",
+    "untrusted_file",
+    "bad_trusted_digest",
+    "corrupt_contract_json",
+    "unknown_contract_schema",
+    "malformed_device",
+    "cuda_without_cuda",
+    "unloaded_handle",
+    "double_free",
+    "zero_threads",
+    "ood_policy_without_score",
+    "unknown_policy_option",
+    "pt2_untrusted",
+    "pt2_export_archive",
+    "pt2_torchscript_named",
+    "pt2_truncated",
+    "pt2_without_contract",
+    "pt2_missing_cpu_feature",
+    "pt2_unknown_cpu_feature",
+    "pt2_built_for_cuda",
+    "native_truncated",
+    "native_bad_sizes",
+    "native_absurd_dims",
+    "native_wrong_arith",
+    "native_not_native",
+    "native_cuda",
+    "native_engine_required",
+}
 
 
 def python_next_call_works(d, model, pt2=False, native=False):

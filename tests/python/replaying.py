@@ -28,30 +28,59 @@ def burgers_closure(path):
     model = PeriodicFluxClosure(1, 6, 16, 2, "tanh", dx=100.0 / N).double()
     with torch.no_grad():
         model.net[-1].weight.mul_(0.05) if hasattr(model.net[-1], "weight") else None
-    pyclosure.export(model, path, torch.zeros(1, N, dtype=torch.float64), variable_dims={"x": [0]},
-                     meaning={"flux": {"kind": "flux_at_faces", "boundary": "periodic"}})
+    pyclosure.export(
+        model,
+        path,
+        torch.zeros(1, N, dtype=torch.float64),
+        variable_dims={"x": [0]},
+        meaning={"flux": {"kind": "flux_at_faces", "boundary": "periodic"}},
+    )
     return path
 
 
 def run_les(folder, model, *, threads, record_every=None, nsteps=60, env_extra=None):
     """Run the Fortran ``burgers_les`` with the closure in ``folder``; the record folder."""
     folder.mkdir(parents=True, exist_ok=True)
-    params = {"n": N, "length": 100.0, "nu": 0.02, "dt": 0.04, "nsteps": nsteps, "every": nsteps,
-              "closure": "nn", "model": str(model), "output": "traj.bin", "seed": 2}
+    params = {
+        "n": N,
+        "length": 100.0,
+        "nu": 0.02,
+        "dt": 0.04,
+        "nsteps": nsteps,
+        "every": nsteps,
+        "closure": "nn",
+        "model": str(model),
+        "output": "traj.bin",
+        "seed": 2,
+    }
     if record_every:
         params.update(record_dir="rec", record_every=record_every)
     write_namelist(folder / "burgers.nml", params, "burgers")
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), NN_CLOSURE_NUM_THREADS=str(threads), **(env_extra or {}))
-    proc = subprocess.run([str(PROGRAM), "burgers.nml"], cwd=folder, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    env = dict(
+        os.environ, OMP_NUM_THREADS=str(threads), NN_CLOSURE_NUM_THREADS=str(threads), **(env_extra or {})
+    )
+    proc = subprocess.run(
+        [str(PROGRAM), "burgers.nml"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return folder / "rec"
 
 
 def replay_cli(directory, model, *args):
     """``pyclosure replay`` as a user runs it: (completed process, JSON report)."""
-    proc = subprocess.run(cli("replay", directory, "--model", model, "--report", directory / "r.json", *args),
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        cli("replay", directory, "--model", model, "--report", directory / "r.json", *args),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     report = json.loads((directory / "r.json").read_text())
     return proc, report
 

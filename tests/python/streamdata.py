@@ -17,11 +17,16 @@ def fields(n_time, nx, seed=0, dtype="float32"):
     w = np.linspace(-1, 1, nx * nx).reshape(nx, nx).astype(dtype) / np.sqrt(nx)
     flux = np.tanh(u @ w).astype(dtype)
     return xr.Dataset(
-        {"u": (("time", "x"), u, {"units": UNITS["u"], "long_name": "coarse velocity"}),
-         "flux": (("time", "x"), flux, {"units": UNITS["flux"], "long_name": "subgrid momentum flux"})},
-        coords={"time": ("time", np.arange(n_time, dtype="float64"), {"units": "days since 2000-01-01"}),
-                "x": ("x", np.arange(nx, dtype="float64"), {"units": "m"})},
-        attrs={"Conventions": "CF-1.8"})
+        {
+            "u": (("time", "x"), u, {"units": UNITS["u"], "long_name": "coarse velocity"}),
+            "flux": (("time", "x"), flux, {"units": UNITS["flux"], "long_name": "subgrid momentum flux"}),
+        },
+        coords={
+            "time": ("time", np.arange(n_time, dtype="float64"), {"units": "days since 2000-01-01"}),
+            "x": ("x", np.arange(nx, dtype="float64"), {"units": "m"}),
+        },
+        attrs={"Conventions": "CF-1.8"},
+    )
 
 
 def write_netcdf(path, ds, chunk):

@@ -34,10 +34,19 @@ def quick(tmp_path_factory):
     out = folder / "bench.json"
     # One package (mlp32) is compiled per test session, unless the caller names a cache holding it;
     # inductor's compile output goes to the temporary folder too, unless the caller names one.
-    env = {"PYCLOSURE_BENCH_CACHE": str(folder / "pt2-cache"),
-           "PYCLOSURE_CACHE_DIR": str(folder / "inductor"), **os.environ}
-    proc = subprocess.run(cli("bench", "--quick", "--json", out), capture_output=True, text=True,
-                          timeout=900, check=False, env=env)
+    env = {
+        "PYCLOSURE_BENCH_CACHE": str(folder / "pt2-cache"),
+        "PYCLOSURE_CACHE_DIR": str(folder / "inductor"),
+        **os.environ,
+    }
+    proc = subprocess.run(
+        cli("bench", "--quick", "--json", out),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, json.loads(out.read_text())
 
@@ -78,18 +87,26 @@ def test_bench_json_has_every_route_and_config_once(quick):
 
 def test_bench_medians_are_positive_and_ratios_computed(quick):
     _, doc = quick
-    floor = {(r["model"], r["threads"], r["batch"]): r["median_ns"] for r in doc["results"] if r["route"] == "floor"}
+    floor = {
+        (r["model"], r["threads"], r["batch"]): r["median_ns"]
+        for r in doc["results"]
+        if r["route"] == "floor"
+    }
     for r in doc["results"]:
         assert r["calls"] >= 3 and r["rounds"] >= 3
         assert 0 < r["p10_ns"] <= r["median_ns"] <= r["p90_ns"]
         assert r["gflops"] > 0
-        assert r["ratio_to_floor"] == pytest.approx(r["median_ns"] / floor[(r["model"], r["threads"], r["batch"])])
+        assert r["ratio_to_floor"] == pytest.approx(
+            r["median_ns"] / floor[(r["model"], r["threads"], r["batch"])]
+        )
         if r["route"] == "floor":
             assert r["ratio_to_floor"] == 1.0
 
 
 def _reference(route):
-    return {"c_pt2": "python_pt2", "fortran_pt2": "python_pt2"}.get(route, "twin" if route in NATIVE else "floor")
+    return {"c_pt2": "python_pt2", "fortran_pt2": "python_pt2"}.get(
+        route, "twin" if route in NATIVE else "floor"
+    )
 
 
 def test_bench_every_route_gives_its_references_output_bit_for_bit(quick):
@@ -118,7 +135,9 @@ def test_bench_native_bridge_routes_equal_the_cffi_twin(quick):
     # The bridge's native engine and the twin run the same C kernels on the same program.
     _, doc = quick
     rows = [a for a in doc["agreement"] if a["route"] in NATIVE]
-    assert {(a["model"], a["batch"]) for a in rows} == {(m, b) for m in ("mlp32", "burgers") for b in (1, 256)}
+    assert {(a["model"], a["batch"]) for a in rows} == {
+        (m, b) for m in ("mlp32", "burgers") for b in (1, 256)
+    }
     assert all(a["bitwise_equal"] and a["must_equal"] for a in rows), rows
 
 
@@ -147,8 +166,9 @@ def test_bench_native_routes_allocate_nothing_per_call(quick):
     # The native engine's call path from C and Fortran: buffers made at load, none per call.
     _, doc = quick
     rows = [r for r in doc["allocations"] if r["route"] in ("c_native", "fortran_native")]
-    assert {(r["route"], r["batch"]) for r in rows} == {(route, b) for route in ("c_native", "fortran_native")
-                                                          for b in (1, 16)}
+    assert {(r["route"], r["batch"]) for r in rows} == {
+        (route, b) for route in ("c_native", "fortran_native") for b in (1, 16)
+    }
     for r in rows:
         assert r["allocs_per_call"] == 0 and r["bytes_per_call"] == 0, r
     assert next(t for t in doc["targets"] if "native program" in t["target"])["met"] is True
@@ -200,16 +220,28 @@ def test_native_bench_times_each_instruction_set_in_the_same_rounds(tmp_path):
     if drivers.missing_reason("floor") or not (drivers.package_dir() / "bin" / "bench_native").exists():
         pytest.skip("bench_floor or bench_native is not built")
     isas = available_isas()
-    rows, limits = native.measure(["mlp32"], [1, 7], rounds=2, block_seconds=0.002, folder=tmp_path,
-                                  progress=lambda line: None, isas=["auto", *isas])
+    rows, limits = native.measure(
+        ["mlp32"],
+        [1, 7],
+        rounds=2,
+        block_seconds=0.002,
+        folder=tmp_path,
+        progress=lambda line: None,
+        isas=["auto", *isas],
+    )
     assert [(r["batch"], r["isa"]) for r in rows] == [(b, i) for b in (1, 7) for i in [isas[-1], *isas]]
     assert all(r["ratio"] > 0 and r["max_rel_diff"] < 1e-5 for r in rows)
     assert limits["isa"] == isas[-1]
     if "avx512" in isas:
-        assert limits["peak_gflops_f32"] == max(limits["peak_avx2_gflops_f32"], limits["peak_avx512_gflops_f32"])
+        assert limits["peak_gflops_f32"] == max(
+            limits["peak_avx2_gflops_f32"], limits["peak_avx512_gflops_f32"]
+        )
         assert limits["stream_gbs"] == max(limits["stream_avx2_gbs"], limits["stream_avx512_gbs"])
     elif "avx2" in isas:
-        assert limits["peak_gflops_f64"] == limits["peak_avx2_gflops_f64"] and "peak_avx512_gflops_f64" not in limits
+        assert (
+            limits["peak_gflops_f64"] == limits["peak_avx2_gflops_f64"]
+            and "peak_avx512_gflops_f64" not in limits
+        )
 
 
 def test_bench_kernels_runs_from_the_source_tree_and_reports_limits_and_load(tmp_path):
@@ -217,8 +249,14 @@ def test_bench_kernels_runs_from_the_source_tree_and_reports_limits_and_load(tmp
     # unbuilt source package: the installed command runs the kernels' bench there too.
     root = pathlib.Path(__file__).parents[2]
     out = tmp_path / "kernels.json"
-    proc = subprocess.run(cli("bench", "--kernels", "--models", "mlp32", "--batches", "1", "5", "--rounds", "1",
-                              "--json", out), capture_output=True, text=True, timeout=300, check=False, cwd=root)
+    proc = subprocess.run(
+        cli("bench", "--kernels", "--models", "mlp32", "--batches", "1", "5", "--rounds", "1", "--json", out),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=root,
+    )
     if proc.returncode and "bench_native is not built" in proc.stderr:
         pytest.skip("bench_native is not built")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -228,16 +266,22 @@ def test_bench_kernels_runs_from_the_source_tree_and_reports_limits_and_load(tmp
     assert len(doc["load_average"]) == 2 and "load average" in proc.stdout
     if doc["limits"] is not None:
         assert all(r["fma_fraction"] > 0 and r["l2_fraction"] > 0 for r in doc["rows"])
-    refused = subprocess.run(cli("bench", "--kernels", "--threads", "2"), capture_output=True, text=True,
-                             timeout=120, check=False)
+    refused = subprocess.run(
+        cli("bench", "--kernels", "--threads", "2"), capture_output=True, text=True, timeout=120, check=False
+    )
     assert refused.returncode == 2 and "takes no --threads" in refused.stderr
 
 
 def test_bench_refuses_a_gpu_it_does_not_have():
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    proc = subprocess.run(cli("bench", "--quick", "--device", "cuda:0"), capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        cli("bench", "--quick", "--device", "cuda:0"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "CUDA is not available" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -264,9 +308,12 @@ def test_gpu_table_puts_copies_apart_and_the_device_route_beside_the_host_route(
         r = {"model": "mlp32", "threads": 1, "batch": 4096, "route": route, "median_ns": us * 1e3}
         return r | ({"copy_median_ns": copy * 1e3} if copy is not None else {})
 
-    doc = {"settings": {"device": "cuda:0", "threads": [1], "batches": [4096]},
-           "routes": ["floor", "c", "python_device"], "models": [{"name": "mlp32"}],
-           "results": [row("floor", 300.0, copy=220.0), row("c", 310.0), row("python_device", 95.0)]}
+    doc = {
+        "settings": {"device": "cuda:0", "threads": [1], "batches": [4096]},
+        "routes": ["floor", "c", "python_device"],
+        "models": [{"name": "mlp32"}],
+        "results": [row("floor", 300.0, copy=220.0), row("c", 310.0), row("python_device", 95.0)],
+    }
     lines = report.gpu_table(doc)
     assert "| mlp32 | 1 | 4096 | 300.0 | 220.0 | 80.0 | 310.0 | 95.0 | 215.0 |" in lines
     assert report.gpu_table(doc | {"settings": doc["settings"] | {"device": "cpu"}}) == []

@@ -17,8 +17,12 @@ def _torch(path, *arrays):
 
 @pytest.mark.parametrize(
     "name, shape, dtype",
-    [("affine64.pt", (9, 3), np.float64), ("affine32.pt", (9, 3), np.float32),
-     ("pointwise64.pt", (11,), np.float64), ("affine_rank3.pt", (6, 4, 3), np.float64)],
+    [
+        ("affine64.pt", (9, 3), np.float64),
+        ("affine32.pt", (9, 3), np.float32),
+        ("pointwise64.pt", (11,), np.float64),
+        ("affine_rank3.pt", (6, 4, 3), np.float64),
+    ],
 )
 def test_cffi_forward_equals_torch_bit_for_bit(model_dir, name, shape, dtype):
     x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
@@ -41,12 +45,12 @@ def test_cffi_several_inputs_and_outputs_equal_torch(model_dir):
 def test_cffi_fortran_ordered_and_strided_arrays_give_the_same_numbers(model_dir):
     x = np.random.default_rng(3).standard_normal((10, 6))
     model = Model(model_dir / "affine64.pt")
-    view = x[::2, ::2]                       # strided, not contiguous
+    view = x[::2, ::2]  # strided, not contiguous
     ref = model(np.ascontiguousarray(view))
     assert np.array_equal(model(view), ref)
     assert np.array_equal(model(np.asfortranarray(view)), ref)
     out = np.zeros((5, 4))
-    model(view, out=[out[:, 1:3]])           # strided output
+    model(view, out=[out[:, 1:3]])  # strided output
     assert np.array_equal(out[:, 1:3], ref) and not out[:, [0, 3]].any()
     assert np.array_equal(model(view[::-1]), ref[::-1])  # negative strides
 
@@ -127,7 +131,10 @@ def test_several_models_loaded_at_once_run_independently(model_dir):
     x = np.arange(12.0).reshape(4, 3) / 4 - 1  # dyadic: W x + b exact in any summation order
     w, b = np.arange(1.0, 7.0).reshape(2, 3) / 8, np.array([-0.5, -0.25])
     p = np.linspace(-1, 1, 5)
-    want_tanh, want_point = _torch(model_dir / "affine64.pt", x)[0], _torch(model_dir / "pointwise64.pt", p)[0]
+    want_tanh, want_point = (
+        _torch(model_dir / "affine64.pt", x)[0],
+        _torch(model_dir / "pointwise64.pt", p)[0],
+    )
     assert not np.array_equal(want_tanh, x @ w.T + b)
     for _ in range(2):
         assert np.array_equal(plain(x), x @ w.T + b)

@@ -43,6 +43,7 @@ def _data(n, seed=0, cols=None):
 
 # --- bounded mode -----------------------------------------------------------------------------------
 
+
 def test_bounded_mode_accepts_another_evaluation_order_that_exact_mode_rejects():
     before, flux = _data(200, seed=1)
     flux *= 300  # flux differences of the size of the state: the roundings of q matter
@@ -92,6 +93,7 @@ def test_exact_mode_domain_departure_is_zero_when_cells_are_exact():
 
 # --- source term ------------------------------------------------------------------------------------
 
+
 def test_source_term_is_part_of_the_update_and_a_forgotten_source_is_caught():
     before, flux = _data(40, seed=5)
     flux[-1] = flux[0]
@@ -111,8 +113,12 @@ def test_one_ulp_in_one_source_value_is_caught_in_exact_mode():
     flux[-1] = flux[0]
     source = np.random.default_rng(8).standard_normal(40)
     after = _update(before, flux, s=source)
-    moved = [i for i in range(40) if _update(before, flux, s=np.where(np.arange(40) == i, np.nextafter(
-        source, np.inf), source))[i] != after[i]]
+    moved = [
+        i
+        for i in range(40)
+        if _update(before, flux, s=np.where(np.arange(40) == i, np.nextafter(source, np.inf), source))[i]
+        != after[i]
+    ]
     assert moved, "no cell's update moves with one ulp of its source"
     i = moved[0]
     planted = source.copy()
@@ -122,6 +128,7 @@ def test_one_ulp_in_one_source_value_is_caught_in_exact_mode():
 
 
 # --- non-periodic boundaries: columns with boundary fluxes ---------------------------------------------
+
 
 def test_columns_with_boundary_fluxes_close_and_the_boundary_flux_counts():
     before, flux = _data(30, seed=9, cols=5)  # 5 columns of 30 levels, 31 faces each; ends differ
@@ -168,6 +175,7 @@ def test_periodic_domain_whose_last_face_is_not_the_first_leaks():
 
 
 # --- the closure's flux in the total -------------------------------------------------------------------
+
 
 def test_total_flux_must_be_other_part_plus_closure_flux_bit_for_bit():
     rng = np.random.default_rng(13)

@@ -19,8 +19,7 @@ EPS = np.finfo(np.float64).eps
 
 def start(cfg, u0=None):
     """Initialise the Fortran core from a twin config; return the initial state."""
-    core.init(cfg.n, cfg.length, cfg.nu, cfg.dt, cfg.seed, cfg.force_amp,
-              cfg.kmin, cfg.kmax, cfg.force_tau)
+    core.init(cfg.n, cfg.length, cfg.nu, cfg.dt, cfg.seed, cfg.force_amp, cfg.kmin, cfg.kmax, cfg.force_tau)
     assert core.set_closure(cfg.closure, cfg.cs, cfg.scheme) == 0
     if u0 is None:
         x = (np.arange(cfg.n) + 0.5) * cfg.dx
@@ -45,8 +44,9 @@ def test_generator_matches_twin():
 def test_twin_reproduces_fortran_bit_for_bit(closure, scheme):
     # Same operations in the same order, IEEE float64, no FMA contraction on
     # either side: the twin is expected to match exactly, not to a tolerance.
-    cfg = twin.BurgersConfig(n=128, dt=0.04, force_amp=0.3, kmin=0, kmax=3,
-                             closure=closure, scheme=scheme, cs=0.3)
+    cfg = twin.BurgersConfig(
+        n=128, dt=0.04, force_amp=0.3, kmin=0, kmax=3, closure=closure, scheme=scheme, cs=0.3
+    )
     u0 = start(cfg)
     core.step(200)
     uf = np.array(core.u)

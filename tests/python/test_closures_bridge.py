@@ -64,8 +64,16 @@ def _cases():
 
 CASES = _cases()
 # Closures whose only output is a flux at faces: the host updates its state with it.
-FLUX_FORM = ["column", "column_down_gradient", "column_insulated", "down_gradient", "periodic",
-             "periodic_lipschitz", "residual", "seeded_sampler"]
+FLUX_FORM = [
+    "column",
+    "column_down_gradient",
+    "column_insulated",
+    "down_gradient",
+    "periodic",
+    "periodic_lipschitz",
+    "residual",
+    "seeded_sampler",
+]
 # A column declares its end fluxes (surface, lid); on a periodic domain every face is
 # interior, and what such a closure promises instead is to move with the state.
 COLUMN = ["column", "column_down_gradient", "column_insulated"]
@@ -145,7 +153,7 @@ def _host_step(bridge, args, dx, dt):
     own face array (a strided view inside a halo'd buffer), the update reads that array."""
     boundary, _, _ = _declared(bridge)
     faces = np.full((BATCH, N + 3), np.nan)  # one halo cell each side, one spare
-    flux = faces[:, 1:N + 1] if boundary == "periodic" else faces[:, 1:N + 2]
+    flux = faces[:, 1 : N + 1] if boundary == "periodic" else faces[:, 1 : N + 2]
     bridge(*args, out=[flux])
     tend = periodic_tendency_np(flux, dx) if boundary == "periodic" else column_tendency_np(flux, dx)
     return args[0] + dt * tend, tend
@@ -217,7 +225,9 @@ CHECKS = {
     "flux_is_the_modules_own": (check_flux_is_the_modules_own, FLUX_FORM),
     "declared_boundary_fluxes": (check_declared_boundary_fluxes, COLUMN),
     "host_update_uses_the_closure_flux_and_closes": (
-        check_host_update_uses_the_closure_flux_and_closes, FLUX_FORM),
+        check_host_update_uses_the_closure_flux_and_closes,
+        FLUX_FORM,
+    ),
     "shift_equivariance": (check_shift_equivariance, SHIFT_EQUIVARIANT),
     "down_gradient": (check_down_gradient, DOWN_GRADIENT),
     "residual_is_classical": (check_residual_is_classical, ["residual"]),
@@ -251,14 +261,14 @@ def test_bridge_flux_is_the_modules_own_flux_far_outside_training(bridges, name,
 
 
 @pytest.mark.parametrize(("name", "scale"), _pairs("declared_boundary_fluxes"))
-def test_column_flux_keeps_the_surface_and_lid_fluxes_its_contract_declares(bridges, name,
-                                                                             scale):
+def test_column_flux_keeps_the_surface_and_lid_fluxes_its_contract_declares(bridges, name, scale):
     check_declared_boundary_fluxes(name, bridges[name], scale)
 
 
 @pytest.mark.parametrize(("name", "scale"), _pairs("host_update_uses_the_closure_flux_and_closes"))
 def test_host_update_uses_the_closure_flux_and_budget_closes_against_declared_boundaries(
-        bridges, name, scale):
+    bridges, name, scale
+):
     check_host_update_uses_the_closure_flux_and_closes(name, bridges[name], scale)
 
 
@@ -288,7 +298,7 @@ def test_down_gradient_diffusivity_non_negative_through_bridge_far_outside_train
     for scale in (1.0, 1e3, 1e6):
         u = rng.standard_normal((64, N)) * scale
         flux = bridge(u)
-        grad = (u - np.roll(u, 1, axis=1))  # left-face gradient, times dx
+        grad = u - np.roll(u, 1, axis=1)  # left-face gradient, times dx
         assert np.all(flux * grad <= 0.0), "flux must point down the gradient (K >= 0)"
 
 

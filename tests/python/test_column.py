@@ -46,7 +46,7 @@ def test_scheme_surface_emission_is_stefan_boltzmann(grid):
     ts = np.array([260.0, 300.0])
     t = np.full((2, NLEV), 10.0)
     f = data.fluxes(t, np.full((2, NLEV), 1e-3), ts, NBAND, p_int)
-    np.testing.assert_allclose(-f[:, -1], SIGMA * ts ** 4, rtol=0.03)
+    np.testing.assert_allclose(-f[:, -1], SIGMA * ts**4, rtol=0.03)
     assert np.all(f[:, 0] < 0) and np.all(f[:, 0] > f[:, -1])  # absorbed on the way up
 
 
@@ -89,12 +89,21 @@ def test_convection_conserves_enthalpy_and_leaves_a_stable_profile(phys, grid):
 
 
 def _scm(tmp_path, **kw):
-    params = {"nlev": NLEV, "ncol": 4, "nproma": 1, "nband": NBAND, "nsteps": 1600, "every": 400,
-              "output": "traj.bin", **kw}
+    params = {
+        "nlev": NLEV,
+        "ncol": 4,
+        "nproma": 1,
+        "nband": NBAND,
+        "nsteps": 1600,
+        "every": 400,
+        "output": "traj.bin",
+        **kw,
+    }
     body = ",\n".join(f"  {k} = " + (f"'{v}'" if isinstance(v, str) else str(v)) for k, v in params.items())
     (tmp_path / "column.nml").write_text(f"&column\n{body}\n/\n")
-    return subprocess.run([str(PROGRAM), "column.nml"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [str(PROGRAM), "column.nml"], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_scheme_run_reaches_a_steady_state_whatever_the_blocks(tmp_path):
@@ -136,8 +145,16 @@ def test_column_demo_exits_zero_with_every_claim_held(demo):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "all claims held" in proc.stdout
     assert all(c["held"] for c in report["claims"].values())
-    for name in ("data.npz", "column.nnp", "column.pt", "column_guarded.pt", "report.md", "report.png",
-                 "runs/nn/traj.bin", "runs/guarded_warm/log.txt"):
+    for name in (
+        "data.npz",
+        "column.nnp",
+        "column.pt",
+        "column_guarded.pt",
+        "report.md",
+        "report.png",
+        "runs/nn/traj.bin",
+        "runs/guarded_warm/log.txt",
+    ):
         assert (out / name).exists(), name
 
 
@@ -160,7 +177,12 @@ def test_column_demo_flagged_columns_fall_back_to_the_scheme_exactly(demo):
     _, report, _ = demo
     warm, control = report["guard"]["warm"], report["guard"]["control"]
     assert warm["ood_columns"] > 0
-    assert warm["fallback_columns"] == warm["host_fallbacks"] == warm["host_fallbacks_exact"] == warm["ood_columns"]
+    assert (
+        warm["fallback_columns"]
+        == warm["host_fallbacks"]
+        == warm["host_fallbacks_exact"]
+        == warm["ood_columns"]
+    )
     assert control["ood_columns"] < warm["ood_columns"]
     # falling back keeps the perturbed run closer to the scheme's than the plain emulator
     assert report["versus_scheme"]["guarded_warm"]["rms"] <= report["versus_scheme"]["nn_warm"]["rms"]
@@ -183,7 +205,9 @@ def test_replay_matches_a_fortran_hosts_applied_flux_in_memory_order():
     out = np.arange(12.0).reshape(3, 4)  # (ncol, nlev + 1)
     checks, failure = check_update(1, [("flux", out)], {"applied_flux": np.asfortranarray(out.T)}, contract)
     assert checks["applied_flux"]["equal"] and failure is None
-    checks, failure = check_update(1, [("flux", out)], {"applied_flux": np.ascontiguousarray(out.T)}, contract)
+    checks, failure = check_update(
+        1, [("flux", out)], {"applied_flux": np.ascontiguousarray(out.T)}, contract
+    )
     assert not checks["applied_flux"]["equal"] and "not the model's 'flux'" in failure
 
 

@@ -99,4 +99,6 @@ def test_dataset_reads_netcdf_whole(tmp_path):
     u = np.arange(40.0).reshape(10, 4)
     xr.Dataset({"u": (("time", "x"), u), "flux": (("time", "x"), 2 * u)}).to_netcdf(tmp_path / "d.nc")
     inputs, target = ArrayDataset(tmp_path / "d.nc").tensors()
-    assert torch.equal(inputs[0], torch.as_tensor(u, dtype=torch.float32)) and torch.equal(target, 2 * inputs[0])
+    assert torch.equal(inputs[0], torch.as_tensor(u, dtype=torch.float32)) and torch.equal(
+        target, 2 * inputs[0]
+    )

@@ -25,10 +25,21 @@ MODELS = ("memory", "stream", "a_posteriori")
 
 
 def run(args, tmp_path, **kw):
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600, check=False,
-                          env=env, cwd=tmp_path, **kw)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
+        cwd=tmp_path,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +48,23 @@ def runs(tmp_path_factory):
     data = write_netcdf(tmp / "data.nc", fields(96, 8, dtype="float64"), chunk=12)
     one = run([str(HERE / "ddp_train.py"), str(data), str(tmp / "one")], tmp)
     assert one.returncode == 0, one.stderr[-3000:]
-    two = run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "--log-dir", str(tmp / "logs"), "--redirects", "3",
-               str(HERE / "ddp_train.py"), str(data), str(tmp / "two")], tmp)
+    two = run(
+        [
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "--log-dir",
+            str(tmp / "logs"),
+            "--redirects",
+            "3",
+            str(HERE / "ddp_train.py"),
+            str(data),
+            str(tmp / "two"),
+        ],
+        tmp,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     return tmp
 

@@ -31,8 +31,17 @@ def test_demo_exits_zero_and_prints_the_table(demo):
 
 def test_demo_writes_everything_into_out(demo):
     _, _, out = demo
-    for name in ("data.npz", "train.nc", "closure.pt2", "closure.pt", "report.md", "report.json", "report.png",
-                 "runs/nn_long/burgers.nml", "runs/nn_long/traj.bin"):
+    for name in (
+        "data.npz",
+        "train.nc",
+        "closure.pt2",
+        "closure.pt",
+        "report.md",
+        "report.json",
+        "report.png",
+        "runs/nn_long/burgers.nml",
+        "runs/nn_long/traj.bin",
+    ):
         assert (out / name).exists(), name
 
 
@@ -92,8 +101,10 @@ def test_momentum_check_fails_when_a_coupled_runs_trajectory_loses_momentum(demo
     _, report, out = demo
     for c in ("none", "smagorinsky", "nn"):
         run = out / "runs" / f"{c}_long"
-        assert coupled_momentum(run) == (report["momentum"]["per_closure"][c]["ratio"],
-                                         report["momentum"]["per_closure"][c]["drift"])
+        assert coupled_momentum(run) == (
+            report["momentum"]["per_closure"][c]["ratio"],
+            report["momentum"]["per_closure"][c]["drift"],
+        )
         bad = tmp_path / c
         shutil.copytree(run, bad)
         n = int(np.fromfile(bad / "traj.bin", "<i8", 4)[1])
@@ -181,7 +192,9 @@ sys.meta_path.insert(0, NoMatplotlib())
 from pyclosure.cli import main
 sys.exit(main(["demo", "--quick", "--out", {str(tmp_path / "out")!r}]))
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "pip install 'matplotlib'" in proc.stderr and "demo" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""

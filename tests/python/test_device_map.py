@@ -24,27 +24,60 @@ def device_map(tmp_path_factory):
     if shutil.which("c++") is None:
         pytest.skip("no C++ compiler")
     exe = tmp_path_factory.mktemp("device_map") / "device_map"
-    subprocess.run(["c++", "-std=c++20", "-O1", "-Wall", "-Wextra", "-Werror", f"-I{SRC}", f"-I{ROOT / 'cbridge/include'}",
-                    str(ROOT / "tests/c/device_map.cpp"), str(SRC / "device_map.cpp"), "-o", str(exe)], check=True)
+    subprocess.run(
+        [
+            "c++",
+            "-std=c++20",
+            "-O1",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{SRC}",
+            f"-I{ROOT / 'cbridge/include'}",
+            str(ROOT / "tests/c/device_map.cpp"),
+            str(SRC / "device_map.cpp"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
 
     def choose(gpus, **env):
-        r = subprocess.run([str(exe), str(gpus), *(f"{k}={v}" for k, v in env.items())], capture_output=True,
-                           text=True)
+        r = subprocess.run(
+            [str(exe), str(gpus), *(f"{k}={v}" for k, v in env.items())], capture_output=True, text=True
+        )
         return r.stdout.strip().split("|")
 
     return choose
 
 
-@pytest.mark.parametrize("rank, gpus, device", [(0, 4, "cuda:0"), (3, 4, "cuda:3"), (4, 4, "cuda:0"),
-                                                (5, 4, "cuda:1"), (7, 2, "cuda:1"), (6, 1, "cuda:0")])
+@pytest.mark.parametrize(
+    "rank, gpus, device",
+    [
+        (0, 4, "cuda:0"),
+        (3, 4, "cuda:3"),
+        (4, 4, "cuda:0"),
+        (5, 4, "cuda:1"),
+        (7, 2, "cuda:1"),
+        (6, 1, "cuda:0"),
+    ],
+)
 def test_auto_maps_local_rank_round_robin_over_visible_gpus(device_map, rank, gpus, device):
     got, reason = device_map(gpus, OMPI_COMM_WORLD_LOCAL_RANK=rank)
     assert got == device
     assert f"local rank {rank} (OMPI_COMM_WORLD_LOCAL_RANK) mod {gpus} visible CUDA device(s)" in reason
 
 
-@pytest.mark.parametrize("var", ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK",
-                                 "SLURM_LOCALID", "PALS_LOCAL_RANKID"])
+@pytest.mark.parametrize(
+    "var",
+    [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "MV2_COMM_WORLD_LOCAL_RANK",
+        "SLURM_LOCALID",
+        "PALS_LOCAL_RANKID",
+    ],
+)
 def test_auto_reads_each_launchers_local_rank_variable(device_map, var):
     assert device_map(8, **{var: 6})[:1] == ["cuda:6"]
     assert var in device_map(8, **{var: 6})[1]
@@ -93,5 +126,6 @@ def test_stats_summary_names_the_device_and_why(model_dir, monkeypatch):
         n = torch.cuda.device_count()
         assert f"device cuda:{5 % n} (auto: local rank 5 (SLURM_LOCALID) mod {n} visible" in summary
     else:
-        assert summary.endswith("; device cpu (auto: no CUDA device visible, so the CPU for local rank 5 "
-                                "(SLURM_LOCALID))")
+        assert summary.endswith(
+            "; device cpu (auto: no CUDA device visible, so the CPU for local rank 5 (SLURM_LOCALID))"
+        )

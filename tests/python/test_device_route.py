@@ -23,8 +23,13 @@ class Interface:
     def __init__(self, a, readonly=False, stream=None):
         self.a = a
         self.__cuda_array_interface__ = {
-            "shape": a.shape, "typestr": a.dtype.str, "data": (a.ctypes.data, readonly), "version": 3,
-            "strides": None if a.flags.c_contiguous else a.strides, "stream": stream}
+            "shape": a.shape,
+            "typestr": a.dtype.str,
+            "data": (a.ctypes.data, readonly),
+            "version": 3,
+            "strides": None if a.flags.c_contiguous else a.strides,
+            "stream": stream,
+        }
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +67,7 @@ def test_strided_tensors_are_used_by_their_strides(mlp_file):
     x = columns(12)
     xt = torch.from_numpy(np.ascontiguousarray(x.T)).t()  # (12, 16) with Fortran-like strides
     assert not xt.is_contiguous()
-    y = torch.zeros(4, 12, dtype=torch.float64).t()      # an output written through its strides
+    y = torch.zeros(4, 12, dtype=torch.float64).t()  # an output written through its strides
     m(xt, out=[y], on_device=True)
     # the host route on the same strided view (a strided matmul may round unlike a contiguous one)
     assert y.numpy().tobytes() == m(xt.numpy()).tobytes()

@@ -13,9 +13,13 @@ import sync_docs  # noqa: E402
 
 PAGES = sync_docs.PAGES
 # Links are checked in the examples' and the native engine's READMEs too (their code is their own).
-LINKED_PAGES = PAGES + sorted({str(p.relative_to(ROOT)) for p in [*(ROOT / "examples").glob("*/README.md"),
-                                                                   ROOT / "cbridge" / "native" / "README.md"]}
-                              - set(PAGES))
+LINKED_PAGES = PAGES + sorted(
+    {
+        str(p.relative_to(ROOT))
+        for p in [*(ROOT / "examples").glob("*/README.md"), ROOT / "cbridge" / "native" / "README.md"]
+    }
+    - set(PAGES)
+)
 CODE_LANGUAGES = {"fortran", "c", "python", "cpp"}
 FENCE = re.compile(r"^```(\w*)", re.MULTILINE)
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
@@ -42,9 +46,11 @@ def test_every_code_block_is_a_snippet(page):
     text = _text(page)
     for m in FENCE.finditer(text):
         if m[1] in CODE_LANGUAGES:
-            before = text[:m.start()].rstrip("\n").rsplit("\n", 1)[-1]
+            before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
             line = text.count("\n", 0, m.start()) + 1
-            assert before.startswith("<!-- snippet: "), f"{page}:{line}: a {m[1]} block without a snippet marker"
+            assert before.startswith("<!-- snippet: "), (
+                f"{page}:{line}: a {m[1]} block without a snippet marker"
+            )
 
 
 def _test_sources():
@@ -110,7 +116,9 @@ def test_relative_links_and_anchors_resolve(page):
         assert dest.exists(), f"{page}: link to {target}: {dest.relative_to(ROOT)} does not exist"
         if anchor:
             assert dest.suffix == ".md", f"{page}: anchor into a non-Markdown file: {target}"
-            assert anchor in _anchors(str(dest.resolve().relative_to(ROOT))), f"{page}: no heading #{anchor} in {path}"
+            assert anchor in _anchors(str(dest.resolve().relative_to(ROOT))), (
+                f"{page}: no heading #{anchor} in {path}"
+            )
 
 
 def test_the_link_checker_sees_a_broken_link():

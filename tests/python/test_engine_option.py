@@ -14,11 +14,17 @@ TESTS = pathlib.Path(__file__).parents[1]
 
 
 def test_python_model_refuses_a_file_of_another_engine(native_dir, model_dir):
-    with pytest.raises(ModelFormatError, match=r"is a native program \(engine native\), but the load option "
-                                               r"engine=torchscript requires"):
+    with pytest.raises(
+        ModelFormatError,
+        match=r"is a native program \(engine native\), but the load option "
+        r"engine=torchscript requires",
+    ):
         Model(native_dir / "mlp64.nnp", engine="torchscript")
-    with pytest.raises(ModelFormatError, match=r"is a TorchScript file \(engine torchscript\), but the load "
-                                               r"option engine=aoti"):
+    with pytest.raises(
+        ModelFormatError,
+        match=r"is a TorchScript file \(engine torchscript\), but the load "
+        r"option engine=aoti",
+    ):
         Model(model_dir / "plain_affine64.pt", engine="aoti")
 
 
@@ -36,13 +42,23 @@ def test_unknown_engine_is_an_argument_error(native_dir):
 
 def test_c_host_gets_format_status_for_another_engine(native_dir, model_dir, build_c):
     exe = build_c(TESTS / "c" / "engine_option.c", name="engine_option_c")
-    proc = subprocess.run([str(exe), str(native_dir / "mlp64.nnp"), str(model_dir / "plain_affine64.pt")],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [str(exe), str(native_dir / "mlp64.nnp"), str(model_dir / "plain_affine64.pt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0 and "engine_option: done" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_fortran_host_gets_format_status_for_another_engine(native_dir, model_dir, build_fortran):
     exe = build_fortran(TESTS / "fortran" / "engine_option.f90", name="engine_option_f", extra=["-std=f2018"])
-    proc = subprocess.run([str(exe), str(native_dir / "mlp64.nnp"), str(model_dir / "plain_affine64.pt")],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [str(exe), str(native_dir / "mlp64.nnp"), str(model_dir / "plain_affine64.pt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0 and "engine_option: done" in proc.stdout, proc.stdout + proc.stderr

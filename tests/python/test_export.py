@@ -49,8 +49,12 @@ def test_contract_weights_hash_is_the_sha256_of_the_weights_in_the_file(model_di
     assert sorted(state) == ["b", "w"]
     assert torch.equal(state["w"], torch.arange(1, 7, dtype=torch.float64).reshape(2, 3) / 8)
     assert c["weights_sha256"] == _sha256_of_weights(state)
-    by_hand = hashlib.sha256(b"b|torch.float64|(2,)|" + np.array([-0.5, -0.25]).tobytes()
-                             + b"w|torch.float64|(2, 3)|" + (np.arange(1.0, 7.0) / 8).tobytes()).hexdigest()
+    by_hand = hashlib.sha256(
+        b"b|torch.float64|(2,)|"
+        + np.array([-0.5, -0.25]).tobytes()
+        + b"w|torch.float64|(2, 3)|"
+        + (np.arange(1.0, 7.0) / 8).tobytes()
+    ).hexdigest()
     assert c["weights_sha256"] == by_hand
     # one ulp in one weight gives another hash; a model without weights hashes nothing
     state["w"][0, 0] = np.nextafter(state["w"][0, 0].item(), 1.0)
@@ -60,9 +64,14 @@ def test_contract_weights_hash_is_the_sha256_of_the_weights_in_the_file(model_di
 
 def test_variable_cell_dim_gives_derived_output_dim_and_runs_on_any_grid(tmp_path):
     path = tmp_path / "faces.pt"
-    c = pyclosure.export(FacesFromCells(), path, torch.zeros(2, 8, dtype=torch.float64),
-                         variable_dims={"q": [0]}, meaning={"output0": {"kind": "flux_at_faces"}},
-                         training_data=np.arange(10.0))
+    c = pyclosure.export(
+        FacesFromCells(),
+        path,
+        torch.zeros(2, 8, dtype=torch.float64),
+        variable_dims={"q": [0]},
+        meaning={"output0": {"kind": "flux_at_faces"}},
+        training_data=np.arange(10.0),
+    )
     assert c["inputs"][0]["shape"] == [-1]
     assert c["outputs"][0]["shape"] == [{"input": "q", "dim": 0, "offset": 1}]
     assert c["training_data"]["shapes"] == [[10]]
@@ -95,11 +104,15 @@ def test_export_rejects_names_that_do_not_match(tmp_path):
 
 
 def test_info_prints_the_contract_and_loads_through_the_bridge(model_dir):
-    out = subprocess.run(cli("info", "--bridge", model_dir / "two_in_two_out.pt"),
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        cli("info", "--bridge", model_dir / "two_in_two_out.pt"), capture_output=True, text=True, check=True
+    ).stdout
     assert "flux" in out and "torch (batch, 3)" in out and "loaded through the C bridge" in out
-    out = subprocess.run(cli("info", model_dir / "no_contract.pt"),
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        cli("info", model_dir / "no_contract.pt"), capture_output=True, text=True, check=True
+    ).stdout
     assert "no pyclosure contract" in out
-    proc = subprocess.run(cli("info", model_dir / "not_torchscript.pt"), capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cli("info", model_dir / "not_torchscript.pt"), capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 2 and "not a TorchScript archive" in proc.stderr

@@ -38,18 +38,20 @@ class FacesFromCells(torch.nn.Module):
         return torch.cat([pad, 0.5 * (q[:, 1:] + q[:, :-1]), pad], dim=1)
 
 
-
 def test_cuda_package_engine_pins_no_cpu_level():
     info, configs = _pt2.engine("x86-64-v3", machine="x86_64", device="cuda")
     assert configs == {} and (info["device"], info["cpu_isa"], info["cpu_features"]) == ("cuda", None, [])
 
 
-@pytest.mark.parametrize("fmt, device, message", [
-    ("pt2", "gpu", "device must be 'cpu', 'cuda' or 'cuda:N'"),
-    ("pt2", "cuda:x", "device must be 'cpu', 'cuda' or 'cuda:N'"),
-    ("torchscript", "cuda", "device= applies to format='pt2' only"),
-    ("native", "cuda", "device= applies to format='pt2' only"),
-])
+@pytest.mark.parametrize(
+    "fmt, device, message",
+    [
+        ("pt2", "gpu", "device must be 'cpu', 'cuda' or 'cuda:N'"),
+        ("pt2", "cuda:x", "device must be 'cpu', 'cuda' or 'cuda:N'"),
+        ("torchscript", "cuda", "device= applies to format='pt2' only"),
+        ("native", "cuda", "device= applies to format='pt2' only"),
+    ],
+)
 def test_export_device_is_checked_before_any_work(tmp_path, fmt, device, message):
     suffix = {"pt2": ".pt2", "torchscript": ".pt", "native": ".nnp"}[fmt]
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -63,7 +65,10 @@ def test_pt2_contract_reads_back_as_exported_without_torch(pt2_dir):
         assert read_contract(pt2_dir / name) == entry["contract"], name
     c = read_contract(pt2_dir / "two_in_two_out.pt2")
     assert c["schema"] == "pyclosure.contract/1" and c["format"] == "pt2"
-    assert [i["name"] for i in c["inputs"]] == ["u", "t"] and [o["name"] for o in c["outputs"]] == ["flux", "s"]
+    assert [i["name"] for i in c["inputs"]] == ["u", "t"] and [o["name"] for o in c["outputs"]] == [
+        "flux",
+        "s",
+    ]
     assert c["inputs"][0]["shape"] == [3] and c["outputs"][1]["shape"] == [1]
     assert c["inputs"][0]["dtype"] == "float64"
     assert read_contract(pt2_dir / "mlp32.pt2")["inputs"][0]["dtype"] == "float32"
@@ -93,13 +98,21 @@ def test_pt2_engine_records_the_x86_64_v3_default(pt2_dir):
     engine = read_contract(pt2_dir / "mlp32.pt2")["engine"]
     if engine["machine"] != "x86_64":
         pytest.skip("the ISA levels are x86-64 only")
-    assert engine == {"name": "aotinductor", "device": "cpu", "machine": "x86_64", "cpu_isa": "x86-64-v3",
-                      "cpu_features": V3, "simdlen": 256, "torch_version": torch.__version__}
+    assert engine == {
+        "name": "aotinductor",
+        "device": "cpu",
+        "machine": "x86_64",
+        "cpu_isa": "x86-64-v3",
+        "cpu_features": V3,
+        "simdlen": 256,
+        "torch_version": torch.__version__,
+    }
     aoti = read_package_metadata(pt2_dir / "mlp32.pt2")
     assert aoti["AOTI_DEVICE_KEY"] == "cpu" and aoti["AOTI_MACHINE"] == "x86_64"
     assert aoti["AOTI_CPU_ISA"] == ("AVX2" if set(V3) <= set(_pt2.host_cpu_features()) else "INVALID VEC ISA")
     assert "pt2, an AOTInductor package: native cpu code for x86_64 x86-64-v3" in describe(
-        read_contract(pt2_dir / "mlp32.pt2"))
+        read_contract(pt2_dir / "mlp32.pt2")
+    )
 
 
 def test_isa_levels_map_to_march_simdlen_and_cpu_features(tmp_path):
@@ -111,7 +124,11 @@ def test_isa_levels_map_to_march_simdlen_and_cpu_features(tmp_path):
         assert configs == {"cpp.march": level, "cpp.simdlen": simdlen}
         assert (info["cpu_isa"], info["simdlen"], info["cpu_features"]) == (level, simdlen, features)
     info, configs = _pt2.engine("x86-64-v4", machine="aarch64")  # other machines build for themselves
-    assert configs == {} and (info["machine"], info["cpu_isa"], info["cpu_features"]) == ("aarch64", "native", [])
+    assert configs == {} and (info["machine"], info["cpu_isa"], info["cpu_features"]) == (
+        "aarch64",
+        "native",
+        [],
+    )
     with pytest.raises(ValueError, match="cpu_isa must be one of"):
         _pt2.engine("haswell")
     cpuinfo = tmp_path / "cpuinfo"
@@ -157,7 +174,9 @@ def test_cache_dir_is_the_argument_then_the_environment_then_home(monkeypatch, t
 
 
 @pytest.mark.parametrize("env_before", [None, "/elsewhere"])
-def test_failed_compile_leaves_no_package_no_temp_and_the_environment_as_it_was(monkeypatch, tmp_path, env_before):
+def test_failed_compile_leaves_no_package_no_temp_and_the_environment_as_it_was(
+    monkeypatch, tmp_path, env_before
+):
     seen = {}
 
     def half_written(program, package_path, inductor_configs):
@@ -177,7 +196,9 @@ def test_failed_compile_leaves_no_package_no_temp_and_the_environment_as_it_was(
     with pytest.raises(RuntimeError, match="AOTInductor could not compile Sequential: compiler crashed"):
         pyclosure.export(mlp32(), out / "m.pt2", torch.zeros(4, 30), cache_dir=tmp_path / "cache")
     assert list(out.iterdir()) == []
-    assert seen["cache"] == str(tmp_path / "cache") and os.environ.get("TORCHINDUCTOR_CACHE_DIR") == env_before
+    assert (
+        seen["cache"] == str(tmp_path / "cache") and os.environ.get("TORCHINDUCTOR_CACHE_DIR") == env_before
+    )
     contract = json.loads(seen["configs"]["aot_inductor.metadata"]["pyclosure_contract"])
     assert contract["format"] == "pt2" and contract["module"] == "Sequential"
     assert seen["configs"]["cpp.dynamic_threads"] is True
@@ -226,8 +247,11 @@ def test_read_contract_says_what_a_bad_pt2_file_is(pt2_dir):
         read_contract(pt2_dir / "truncated.pt2")
     with pytest.raises(ModelFormatError, match=r"a TorchScript file named .pt2"):
         read_contract(pt2_dir / "torchscript_named.pt2")
-    with pytest.raises(ModelFormatError, match=r"a torch.export archive, not an AOTInductor package; compile it "
-                                               r"with pyclosure.export\(..., format='pt2'\)"):
+    with pytest.raises(
+        ModelFormatError,
+        match=r"a torch.export archive, not an AOTInductor package; compile it "
+        r"with pyclosure.export\(..., format='pt2'\)",
+    ):
         read_contract(pt2_dir / "export_archive.pt2")
     assert read_contract(pt2_dir / "no_contract.pt2") is None
     assert read_package_metadata(pt2_dir / "no_contract.pt2")["AOTI_DEVICE_KEY"] == "cpu"
@@ -245,10 +269,13 @@ def test_info_reads_a_package_without_loading_its_library(pt2_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "an AOTInductor package (native code, not loaded to read this)" in proc.stdout
     assert "batch sizes: 1.." in proc.stdout and "float32  torch (batch, 30)" in proc.stdout
-    out = subprocess.run(cli("info", pt2_dir / "no_contract.pt2"), capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        cli("info", pt2_dir / "no_contract.pt2"), capture_output=True, text=True, check=True
+    ).stdout
     assert "no pyclosure contract" in out
-    proc = subprocess.run(cli("info", pt2_dir / "export_archive.pt2"), capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cli("info", pt2_dir / "export_archive.pt2"), capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 2 and "a torch.export archive" in proc.stderr
 
 
@@ -258,8 +285,11 @@ def _max_rel_diff(got, want):
 
 @slow
 def test_package_outputs_match_eager_torch_for_batches_1_to_4096(pt2_dir):
-    cases = {"mlp32.pt2": (mlp32(), [30], torch.float32, 1e-6), "mlp64.pt2": (mlp(), [16], torch.float64, 1e-13),
-             "two_in_two_out.pt2": (TwoInTwoOut(), [3, 2], torch.float64, 1e-13)}
+    cases = {
+        "mlp32.pt2": (mlp32(), [30], torch.float32, 1e-6),
+        "mlp64.pt2": (mlp(), [16], torch.float64, 1e-13),
+        "two_in_two_out.pt2": (TwoInTwoOut(), [3, 2], torch.float64, 1e-13),
+    }
     gen = torch.Generator().manual_seed(0)
     for name, (module, widths, dtype, rtol) in cases.items():
         package = _aoti.load_package(pt2_dir / name)
@@ -303,11 +333,21 @@ def test_load_package_checks_calls_and_the_machine_against_the_contract(pt2_dir,
 
 
 def test_describe_shows_the_engine_and_the_sizes_a_package_accepts():
-    contract = {"schema": "pyclosure.contract/1", "format": "pt2", "batch_range": [1, None],
-                "engine": {"device": "cpu", "machine": "x86_64", "cpu_isa": "x86-64-v2",
-                           "cpu_features": ["sse4_2"], "simdlen": 128, "torch_version": "2.13.0"},
-                "inputs": [{"name": "q", "dtype": "float64", "shape": [-1, 3], "ranges": [[2, None], None]}],
-                "outputs": [{"name": "f", "dtype": "float64", "shape": [{"input": "q", "dim": 0, "offset": 1}]}]}
+    contract = {
+        "schema": "pyclosure.contract/1",
+        "format": "pt2",
+        "batch_range": [1, None],
+        "engine": {
+            "device": "cpu",
+            "machine": "x86_64",
+            "cpu_isa": "x86-64-v2",
+            "cpu_features": ["sse4_2"],
+            "simdlen": 128,
+            "torch_version": "2.13.0",
+        },
+        "inputs": [{"name": "q", "dtype": "float64", "shape": [-1, 3], "ranges": [[2, None], None]}],
+        "outputs": [{"name": "f", "dtype": "float64", "shape": [{"input": "q", "dim": 0, "offset": 1}]}],
+    }
     text = describe(contract)
     assert "native cpu code for x86_64 x86-64-v2 (needs sse4_2; simdlen 128)" in text
     assert "batch sizes: 1.." in text and "torch (batch, :, 3)  sizes dim 0: 2.." in text

@@ -81,13 +81,14 @@ def test_python_run_prints_what_the_hosts_print(exported):
 
 
 def test_fortran_host_stops_with_the_bridges_message_on_a_missing_file(tmp_path, fortran_host):
-    proc = subprocess.run([str(fortran_host), str(tmp_path / "missing.pt")], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [str(fortran_host), str(tmp_path / "missing.pt")], capture_output=True, text=True, check=False
+    )
     assert proc.returncode != 0
     assert "cannot open model file" in proc.stderr + proc.stdout
 
 
-def test_more_falls_back_on_the_bad_column_counts_it_and_records_the_call(exported, build_fortran,
-                                                                         tmp_path):
+def test_more_falls_back_on_the_bad_column_counts_it_and_records_the_call(exported, build_fortran, tmp_path):
     d, _ = exported
     exe = build_fortran(FIRST / "more.f90", name="first_more")
     out = _run([exe, d / "closure.pt", tmp_path / "records"])

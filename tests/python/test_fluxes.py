@@ -1,6 +1,5 @@
 """Budget closure of flux-form closures, checked in exact arithmetic."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -97,20 +96,23 @@ def _closure_inputs(dtype, n):
 def _closes_against(tend, dx, bottom, top):
     """Budget of each sample against boundary fluxes given by the caller (the declared
     ones), never read back from the closure's output."""
-    return all(abs(budget_residual(t, dx, b, f)) <= budget_bound(t, dx)
-               for t, b, f in zip(tend, bottom, top, strict=True))
+    return all(
+        abs(budget_residual(t, dx, b, f)) <= budget_bound(t, dx)
+        for t, b, f in zip(tend, bottom, top, strict=True)
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("out_std", [1.0, 1e30, 1e-30])
 def test_scripted_periodic_closure_is_local_shift_equivariant_and_feeds_a_closed_update(
-        tmp_path, dtype, out_std):
+    tmp_path, dtype, out_std
+):
     # Any flux closes a periodic budget (the differences telescope); what a learned
     # periodic closure adds, and a wrong output would break, is that the face flux is the
     # module's, is a function of its stencil alone, and moves with the state.
-    module = PeriodicFluxClosure(stencil=4, hidden=8,
-                                 output_normalizer=Normalizer(torch.zeros(1),
-                                                              torch.tensor([out_std])))
+    module = PeriodicFluxClosure(
+        stencil=4, hidden=8, output_normalizer=Normalizer(torch.zeros(1), torch.tensor([out_std]))
+    )
     module = module.to(dtype)
     loaded = roundtrip(module, tmp_path)
     dx = cell_widths(40, dtype)
@@ -135,11 +137,10 @@ def test_scripted_periodic_closure_is_local_shift_equivariant_and_feeds_a_closed
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("out_std", [1.0, 1e30, 1e-30])
-def test_scripted_column_closure_conserves_with_surface_flux_and_zero_lid(tmp_path, dtype,
-                                                                          out_std):
-    module = ColumnFluxClosure(stencil=4, hidden=8,
-                               output_normalizer=Normalizer(torch.zeros(1),
-                                                            torch.tensor([out_std])))
+def test_scripted_column_closure_conserves_with_surface_flux_and_zero_lid(tmp_path, dtype, out_std):
+    module = ColumnFluxClosure(
+        stencil=4, hidden=8, output_normalizer=Normalizer(torch.zeros(1), torch.tensor([out_std]))
+    )
     module = module.to(dtype)
     loaded = roundtrip(module, tmp_path)
     dx = cell_widths(30, dtype)

@@ -132,8 +132,13 @@ MESSAGE_WORDS = {
 @pytest.fixture(scope="module")
 def error_run(model_dir, build_fortran, tmp_path_factory):
     exe = build_fortran(FORTRAN / "error_cases.f90", name="error_cases")
-    proc = subprocess.run([str(exe), str(model_dir)], capture_output=True, text=True, check=False,
-                          cwd=tmp_path_factory.mktemp("error_cases"))
+    proc = subprocess.run(
+        [str(exe), str(model_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path_factory.mktemp("error_cases"),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -162,7 +167,9 @@ def test_fortran_bad_input_gives_its_status_and_message_and_next_call_works(erro
 
 def test_fortran_without_stat_stops_with_message_and_nonzero_exit(model_dir, build_fortran):
     exe = build_fortran(FORTRAN / "stop_without_stat.f90", name="stop_without_stat")
-    proc = subprocess.run([str(exe), str(model_dir / "missing.pt")], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [str(exe), str(model_dir / "missing.pt")], capture_output=True, text=True, check=False
+    )
     assert proc.returncode != 0
     assert "nn_load: cannot open model file" in proc.stderr + proc.stdout
     assert "unreachable" not in proc.stdout
@@ -170,8 +177,12 @@ def test_fortran_without_stat_stops_with_message_and_nonzero_exit(model_dir, bui
 
 def test_fortran_records_calls_and_host_arrays_numpy_reads_them(model_dir, build_fortran, tmp_path):
     exe = build_fortran(FORTRAN / "record_arrays.f90", name="record_arrays")
-    proc = subprocess.run([str(exe), str(model_dir / "affine64.pt"), str(tmp_path / "rec")], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [str(exe), str(model_dir / "affine64.pt"), str(tmp_path / "rec")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0 and "recorded" in proc.stdout, proc.stdout + proc.stderr
     files = sorted(p.name for p in (tmp_path / "rec").glob("record_*.npz"))
     assert files == ["record_000000001.npz", "record_000000003.npz"]
@@ -183,14 +194,20 @@ def test_fortran_records_calls_and_host_arrays_numpy_reads_them(model_dir, build
     assert np.array_equal(first["host.section"], g[0:4:2, ::-1])
     assert first["host.dt"].shape == () and first["host.dt"] == 0.5
     assert np.array_equal(first["in.x"], x)
-    assert np.array_equal(first["out.output0" if "out.output0" in first else "out.y"],
-                          torch.jit.load(str(model_dir / "affine64.pt"))(torch.from_numpy(x)).numpy())
+    assert np.array_equal(
+        first["out.output0" if "out.output0" in first else "out.y"],
+        torch.jit.load(str(model_dir / "affine64.pt"))(torch.from_numpy(x)).numpy(),
+    )
     third = np.load(tmp_path / "rec" / "record_000000003.npz", allow_pickle=False)
-    assert sorted(third.files) == sorted(["meta.json", "in.x", next(k for k in first.files if k.startswith("out."))])
+    assert sorted(third.files) == sorted(
+        ["meta.json", "in.x", next(k for k in first.files if k.startswith("out."))]
+    )
     # an expression as input (2 * x): gfortran 12 gives it lower bounds 0 inside nn_closure
     assert np.array_equal(third["in.x"], 2 * x)
     out = next(k for k in first.files if k.startswith("out."))
-    assert np.array_equal(third[out], torch.jit.load(str(model_dir / "affine64.pt"))(torch.from_numpy(2 * x)).numpy())
+    assert np.array_equal(
+        third[out], torch.jit.load(str(model_dir / "affine64.pt"))(torch.from_numpy(2 * x)).numpy()
+    )
     summary = json.loads((tmp_path / "rec" / "recording.json").read_text())
     assert summary["state"] == "stopped" and summary["calls_seen"] == 3 and summary["max_bytes"] == 16 << 20
 

@@ -23,8 +23,7 @@ from pyclosure.bridge import Model
 from pyclosure.errors import ArgumentError, ModelFormatError, NonFiniteError
 
 HAVE_CUDA = torch.cuda.is_available()
-WHY = ("torch has no CUDA (a CPU build)" if torch.version.cuda is None
-       else "torch finds no CUDA device")
+WHY = "torch has no CUDA (a CPU build)" if torch.version.cuda is None else "torch finds no CUDA device"
 pytestmark = pytest.mark.skipif(not HAVE_CUDA, reason=f"needs a GPU: {WHY}")
 HERE = pathlib.Path(__file__).parent
 
@@ -100,7 +99,9 @@ def test_device_route_takes_cupy_arrays(files):
 
 def test_device_route_refuses_host_memory_for_a_cuda_model(files):
     m = Model(files / "mlp32.pt", "cuda:0")
-    with pytest.raises(ArgumentError, match=r"input .*\(argument 1\) is host memory, but the on-device route"):
+    with pytest.raises(
+        ArgumentError, match=r"input .*\(argument 1\) is host memory, but the on-device route"
+    ):
         m.forward(columns(3).numpy(), out=[np.zeros((3, 31), np.float32)], on_device=True)
 
 
@@ -137,7 +138,10 @@ def test_auto_maps_the_local_rank_to_a_gpu(files, monkeypatch):
     monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", str(n + 0))
     m = Model(files / "mlp32.pt", "auto")
     assert m.device == "cuda:0"
-    assert f"(auto: local rank {n} (OMPI_COMM_WORLD_LOCAL_RANK) mod {n} visible CUDA device(s)" in m.stats_summary()
+    assert (
+        f"(auto: local rank {n} (OMPI_COMM_WORLD_LOCAL_RANK) mod {n} visible CUDA device(s)"
+        in m.stats_summary()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -171,8 +175,20 @@ def test_c_host_loads_on_cuda_and_matches_torch(files, build_c, tmp_path):
     exe = build_c(HERE.parent / "c" / "gpu_run.c", name="gpu_run")
     x = columns(512)
     x.numpy().tofile(tmp_path / "x.bin")
-    proc = subprocess.run([str(exe), str(files / "mlp32.pt"), "cuda:0", str(tmp_path / "x.bin"),
-                           str(tmp_path / "y.bin"), "512", "30", "31"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(exe),
+            str(files / "mlp32.pt"),
+            "cuda:0",
+            str(tmp_path / "x.bin"),
+            str(tmp_path / "y.bin"),
+            "512",
+            "30",
+            "31",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "device cuda:0" in proc.stdout
     got = np.fromfile(tmp_path / "y.bin", dtype=np.float32)

@@ -24,8 +24,9 @@ from pyclosure import config
 from pyclosure.testing import elf_dynamic
 
 TORCH_LIB = pathlib.Path(torch.__file__).parent / "lib"
-needs_readelf = pytest.mark.skipif(shutil.which("readelf") is None,
-                                   reason="readelf (binutils) is needed to read ELF dynamic sections")
+needs_readelf = pytest.mark.skipif(
+    shutil.which("readelf") is None, reason="readelf (binutils) is needed to read ELF dynamic sections"
+)
 
 
 @needs_readelf
@@ -83,7 +84,9 @@ def test_c_host_linked_with_host_flags_loads_libtorch_so(build_c, tmp_path):
     if shutil.which("ldd") is None:
         pytest.skip("ldd is needed to list the libraries a program loads")
     src = tmp_path / "host.c"
-    src.write_text('#include "nn_closure.h"\nint main(void) { const char *v, *t; return nnc_version(&v, &t); }\n')
+    src.write_text(
+        '#include "nn_closure.h"\nint main(void) { const char *v, *t; return nnc_version(&v, &t); }\n'
+    )
     exe = build_c(src, name="link_host")
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     loaded = subprocess.run(["ldd", str(exe)], capture_output=True, text=True, check=True, env=env).stdout

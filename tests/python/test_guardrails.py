@@ -57,8 +57,15 @@ def burgers(tmp_path_factory):
     smag = np.array([_smagorinsky_flux(c) for c in cols])
     with torch.no_grad():
         net, score = torch.jit.load(str(path))(torch.from_numpy(cols))
-    return {"dir": d, "path": path, "cols": cols, "smag": smag, "net": net.numpy(), "score": score.numpy(),
-            "threshold": guard.threshold}
+    return {
+        "dir": d,
+        "path": path,
+        "cols": cols,
+        "smag": smag,
+        "net": net.numpy(),
+        "score": score.numpy(),
+        "threshold": guard.threshold,
+    }
 
 
 def test_planted_columns_are_what_the_test_says(burgers):
@@ -77,8 +84,13 @@ def test_fortran_fallback_gives_classical_flux_in_flagged_columns_network_elsewh
     # Fortran x(N, NCOL) is the torch (NCOL, N) batch: column c is domain c
     burgers["cols"].astype("<f8").tofile(d / "x.bin")
     burgers["smag"].astype("<f8").tofile(d / "fallback.bin")
-    proc = subprocess.run([str(exe), str(burgers["path"]), str(d), str(N), str(NCOL)], capture_output=True,
-                          text=True, check=False, timeout=120)
+    proc = subprocess.run(
+        [str(exe), str(burgers["path"]), str(d), str(N), str(NCOL)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     y = np.fromfile(d / "y_fallback.bin", "<f8").reshape(NCOL, N)
     flags = np.fromfile(d / "flags_fallback.bin", "<i4")
@@ -89,8 +101,11 @@ def test_fortran_fallback_gives_classical_flux_in_flagged_columns_network_elsewh
     expected[NAN_COL] = 1 | 2 | 4  # NaN input, so NaN flux and NaN score
     expected[OOD_COL] = 4
     assert np.array_equal(flags, expected)
-    stats = {line.split("|")[1]: list(map(int, line.split("|")[2:]))
-             for line in proc.stdout.splitlines() if line.startswith("stats|")}
+    stats = {
+        line.split("|")[1]: list(map(int, line.split("|")[2:]))
+        for line in proc.stdout.splitlines()
+        if line.startswith("stats|")
+    }
     # calls, columns, fallback columns, non-finite input, non-finite output, ood
     assert stats["fallback"] == [1, NCOL, 2, 1, 1, 2]
     assert stats["flag"] == [1, NCOL, 1, 1, 1, 2]
@@ -98,7 +113,9 @@ def test_fortran_fallback_gives_classical_flux_in_flagged_columns_network_elsewh
     y_flag = np.fromfile(d / "y_flag.bin", "<f8").reshape(NCOL, N)
     assert np.array_equal(y_flag[OOD_COL], burgers["net"][OOD_COL])
     assert y_flag[NAN_COL].tobytes() == burgers["smag"][NAN_COL].tobytes()
-    assert "fallback columns 2 (non-finite input 1, non-finite output 1, out of distribution 2)" in proc.stdout
+    assert (
+        "fallback columns 2 (non-finite input 1, non-finite output 1, out of distribution 2)" in proc.stdout
+    )
     error = next(line for line in proc.stdout.splitlines() if line.startswith("error|"))
     assert error.split("|")[1] == "12"  # NN_ERR_NONFINITE
     assert f"input 'x' (argument 1) has NaN in column {NAN_COL + 1} of {NCOL}" in error
@@ -151,15 +168,24 @@ def test_default_policy_names_the_column_and_off_lets_nan_through(model_dir):
 
 
 def test_stats_summary_printed_at_free_when_asked(model_dir, tmp_path):
-    code = ("import numpy as np\nfrom pyclosure.bridge import Model\n"
-            f"m = Model({str(model_dir / 'affine64.pt')!r})\n"
-            "for _ in range(5):\n    m(np.zeros((7, 3)))\nm.close()\n")
+    code = (
+        "import numpy as np\nfrom pyclosure.bridge import Model\n"
+        f"m = Model({str(model_dir / 'affine64.pt')!r})\n"
+        "for _ in range(5):\n    m(np.zeros((7, 3)))\nm.close()\n"
+    )
     env = {"NN_CLOSURE_STATS": "1", "PATH": "/usr/bin:/bin"}
     import os
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path,
-                          env={**os.environ, **env}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "affine64.pt: 5 calls (0 failed), 35 columns; time per call min" in proc.stderr
 
@@ -178,7 +204,9 @@ def test_nonfinite_error_writes_nothing_into_any_output(model_dir):
     assert (flux == 7.0).all() and (s == 7.0).all()
     u_big = u.copy()
     u_big[1, 0] = 1e200  # s = sum(u * u) - t0 overflows in row 1; flux = sin(u) sum(t) stays finite
-    with pytest.raises(NonFiniteError, match=r"output 's' \(argument 2\) of the model has \+Inf in batch row 1 of 4"):
+    with pytest.raises(
+        NonFiniteError, match=r"output 's' \(argument 2\) of the model has \+Inf in batch row 1 of 4"
+    ):
         m(u_big, t, out=[flux, s])
     assert (flux == 7.0).all() and (s == 7.0).all()
     assert m.stats["errors"] == 2

@@ -21,8 +21,10 @@ def _run(cmd, **kw):
 
 
 def _check_program(exe, model_dir):
-    out = _run([str(exe), str(model_dir / "plain_affine64.pt")], env={k: v for k, v in os.environ.items()
-                                                                       if k != "LD_LIBRARY_PATH"})
+    out = _run(
+        [str(exe), str(model_dir / "plain_affine64.pt")],
+        env={k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"},
+    )
     assert "host_program flux:" in out
     assert "1.250" in out and "3.750" in out  # by hand: flux(1,1) = 14/8 - 0.5, flux(2,1) = 32/8 - 0.25
 
@@ -33,8 +35,14 @@ def _cli(*args):
 
 def test_program_built_with_pyclosure_config_flags_runs(tmp_path, model_dir):
     shutil.copy(SRC, tmp_path)
-    cmd = ["gfortran", *shlex.split(_cli("--fflags")), "host_program.f90", "-o", "host",
-           *shlex.split(_cli("--ldflags", "--libs"))]
+    cmd = [
+        "gfortran",
+        *shlex.split(_cli("--fflags")),
+        "host_program.f90",
+        "-o",
+        "host",
+        *shlex.split(_cli("--ldflags", "--libs")),
+    ]
     _run(cmd, cwd=tmp_path)
     _check_program(tmp_path / "host", model_dir)
 
@@ -45,8 +53,10 @@ def test_program_built_from_shipped_module_sources_runs(tmp_path, model_dir):
     sources = shlex.split(_cli("--fortran-source"))
     _run(["gfortran", "-std=f2018", "-Wall", "-c", *sources], cwd=tmp_path)
     objs = [pathlib.Path(s).with_suffix(".o").name for s in sources]
-    _run(["gfortran", "host_program.f90", *objs, "-o", "host", *shlex.split(_cli("--ldflags", "--clibs"))],
-         cwd=tmp_path)
+    _run(
+        ["gfortran", "host_program.f90", *objs, "-o", "host", *shlex.split(_cli("--ldflags", "--clibs"))],
+        cwd=tmp_path,
+    )
     _check_program(tmp_path / "host", model_dir)
 
 

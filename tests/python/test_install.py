@@ -63,11 +63,16 @@ def test_package_declares_a_torch_range_not_a_pin():
 def test_sdist_installs_into_a_users_venv_and_a_fortran_host_builds_from_config(tmp_path):
     venv_bin = pathlib.Path(sys.executable).parent
     # The sdist of the committed sources, built the way a release would be.
-    _run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", tmp_path / "dist", REPO],
-         env=_clean_env(venv_bin), cwd=tmp_path)
+    _run(
+        [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", tmp_path / "dist", REPO],
+        env=_clean_env(venv_bin),
+        cwd=tmp_path,
+    )
     (sdist,) = (tmp_path / "dist").glob("pyclosure-*.tar.gz")
     with tarfile.open(sdist) as tar:
-        member = next(m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/pyproject.toml"))
+        member = next(
+            m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/pyproject.toml")
+        )
         requires = tomllib.loads(tar.extractfile(member).read().decode())["build-system"]["requires"]
 
     # A user's environment: a new venv with torch and the build requirements, nothing else.
@@ -112,10 +117,16 @@ def test_every_python_module_of_the_tree_is_installed():
     installed_dir = pathlib.Path(pyclosure.__file__).parent
     if installed_dir == REPO / "pyclosure":
         pytest.skip("pyclosure is imported from the source tree, not from an install")
-    tree = {p.relative_to(REPO / "pyclosure").as_posix() for p in (REPO / "pyclosure").rglob("*.py")
-            if "__pycache__" not in p.parts}
-    installed = {p.relative_to(installed_dir).as_posix() for p in installed_dir.rglob("*.py")
-                 if "__pycache__" not in p.parts}
+    tree = {
+        p.relative_to(REPO / "pyclosure").as_posix()
+        for p in (REPO / "pyclosure").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    installed = {
+        p.relative_to(installed_dir).as_posix()
+        for p in installed_dir.rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
     assert tree - installed == set(), "modules missing from pyclosure/meson.build's install lists"
     assert installed - tree <= {"burgers_core.py", "column_physics.py"}, installed - tree
     assert not list(installed_dir.rglob("meson.build")) and not (installed_dir / "host").exists()
@@ -133,8 +144,17 @@ def test_build_options_leave_out_the_demo_and_the_bench(tmp_path):
     names = {pathlib.PurePosixPath(dest).as_posix().split("/pyclosure/", 1)[-1] for dest in plan.values()}
     assert {"__init__.py", "budget.py", "lib/libnnclosure.so", "lib/libnnclosure_fortran.so"} <= names, names
     assert any(n.startswith("_nnc.") for n in names) and any(n.startswith("_native_c.") for n in names)
-    left_out = ("demo/", "bench/", "_burgers.", "_column.", "burgers_core", "column_physics", "bin/", "lib/libbench",
-                "lib/libpyclosure_bench")
+    left_out = (
+        "demo/",
+        "bench/",
+        "_burgers.",
+        "_column.",
+        "burgers_core",
+        "column_physics",
+        "bin/",
+        "lib/libbench",
+        "lib/libpyclosure_bench",
+    )
     left_in = [n for n in names if n.startswith(left_out)]
     assert left_in == [], left_in
 
@@ -146,8 +166,9 @@ def test_a_command_whose_part_was_left_out_says_how_to_build_it(monkeypatch, cap
     from pyclosure import cli
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == f"pyclosure.{part}" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == f"pyclosure.{part}" else real(name, *a)
+    )
     assert cli.main([part, "--quick"]) == 2
     err = capsys.readouterr().err
     assert f"built without the {part} (meson option -D{part}=false)" in err and f"-D{part}=true" in err

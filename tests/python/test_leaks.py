@@ -25,12 +25,19 @@ def leak_check(build_c):
 
 
 def _measure(exe, mode, model_dir, n, leak_bytes=0):
-    proc = subprocess.run([str(exe), mode, str(model_dir), str(n), str(leak_bytes)], capture_output=True, text=True,
-                          timeout=300, check=False)
+    proc = subprocess.run(
+        [str(exe), mode, str(model_dir), str(n), str(leak_bytes)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
-    print(f"{mode}: {n} rounds, VmRSS {values['rss_before_kb']} -> {values['rss_after_kb']} kB "
-          f"(growth {values['rss_growth_kb']} kB) in {values['seconds']} s")
+    print(
+        f"{mode}: {n} rounds, VmRSS {values['rss_before_kb']} -> {values['rss_after_kb']} kB "
+        f"(growth {values['rss_growth_kb']} kB) in {values['seconds']} s"
+    )
     return int(values["rss_growth_kb"])
 
 
@@ -66,8 +73,11 @@ def test_python_models_created_and_collected_keep_memory_flat(model_dir):
     threads = get_num_threads()
     set_num_threads(1)  # small calls; spare them thread wake-ups on busy cores
     try:
-        for what, step, n in [("load, run, drop", load_run_drop, 1000), ("load, run, close", load_run_close, 1000),
-                              ("forward with out=", lambda: model(x, out=[out]), 20_000)]:
+        for what, step, n in [
+            ("load, run, drop", load_run_drop, 1000),
+            ("load, run, close", load_run_close, 1000),
+            ("forward with out=", lambda: model(x, out=[out]), 20_000),
+        ]:
             for _ in range(n // 10):
                 step()
             gc.collect()
@@ -82,15 +92,25 @@ def test_python_models_created_and_collected_keep_memory_flat(model_dir):
         set_num_threads(threads)
 
 
-VALGRIND = ["valgrind", "--tool=memcheck", "--leak-check=full", "--errors-for-leak-kinds=definite",
-            "--show-leak-kinds=definite", "--num-callers=40", "--error-exitcode=97"]
+VALGRIND = [
+    "valgrind",
+    "--tool=memcheck",
+    "--leak-check=full",
+    "--errors-for-leak-kinds=definite",
+    "--show-leak-kinds=definite",
+    "--num-callers=40",
+    "--error-exitcode=97",
+]
 
 
 def run_under_valgrind(exe, *args):
     """Run a program under memcheck: no memory errors, no definite leaks; returns its stdout."""
-    proc = subprocess.run([*VALGRIND, str(exe), *map(str, args)], capture_output=True, text=True, timeout=600,
-                          check=False)
-    summary = [line for line in proc.stderr.splitlines() if "ERROR SUMMARY" in line or "definitely lost" in line]
+    proc = subprocess.run(
+        [*VALGRIND, str(exe), *map(str, args)], capture_output=True, text=True, timeout=600, check=False
+    )
+    summary = [
+        line for line in proc.stderr.splitlines() if "ERROR SUMMARY" in line or "definitely lost" in line
+    ]
     print("\n".join(summary))
     assert proc.returncode != 97, f"valgrind found errors or definite leaks:\n{proc.stderr[-20000:]}"
     assert proc.returncode == 0, proc.stdout + proc.stderr[-5000:]
@@ -99,7 +119,9 @@ def run_under_valgrind(exe, *args):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed (.ci/setup installs it)")
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None, reason="valgrind is not installed (.ci/setup installs it)"
+)
 def test_c_contract_program_runs_clean_under_valgrind(model_dir, build_c):
     # Every path of the header, successes and failures, with memcheck watching:
     # no invalid reads or writes, no use of uninitialised values, nothing
@@ -110,10 +132,17 @@ def test_c_contract_program_runs_clean_under_valgrind(model_dir, build_c):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed (.ci/setup installs it)")
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None, reason="valgrind is not installed (.ci/setup installs it)"
+)
 def test_valgrind_check_sees_a_definite_leak(model_dir, leak_check):
     # The harness itself: a program that leaks 64 bytes per call on purpose fails it.
-    proc = subprocess.run([*VALGRIND, str(leak_check), "forward", str(model_dir), "10", "64"], capture_output=True,
-                          text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [*VALGRIND, str(leak_check), "forward", str(model_dir), "10", "64"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 97, proc.stderr[-5000:]
     assert "definitely lost: " in proc.stderr and "definitely lost: 0 bytes" not in proc.stderr

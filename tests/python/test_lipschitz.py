@@ -42,9 +42,14 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # many tiny operations
 # refined on a 1e-7 grid around it: at a smooth maximum the slope is flat, so between refined
 # points it exceeds the sampled values by at most (1e-7)^2 / 8 * max|f'''| < 1e-14.
 GRID_H = 1e-4
-ACTIVATIONS = {"tanh": activation("tanh"), "relu": activation("relu"),
-               "softplus": activation("softplus"), "silu": activation("silu"),
-               "gelu": activation("gelu"), "gelu_tanh": nn.GELU(approximate="tanh")}
+ACTIVATIONS = {
+    "tanh": activation("tanh"),
+    "relu": activation("relu"),
+    "softplus": activation("softplus"),
+    "silu": activation("silu"),
+    "gelu": activation("gelu"),
+    "gelu_tanh": nn.GELU(approximate="tanh"),
+}
 
 
 def _slopes(module, x):
@@ -114,11 +119,14 @@ def test_conv_bound_covers_the_exact_norm_of_the_padded_operator(mode):
     for m, k, pad, length in _padding_cases():
         if m != mode:
             continue
-        for weight in (torch.randn(3, 2, k, generator=g, dtype=f64),  # generic
-                       torch.ones(1, 1, k, dtype=f64),  # all taps add up: moving sum
-                       torch.eye(k, dtype=f64)[:1].reshape(1, 1, k)):  # one tap: a shift
-            conv = nn.Conv1d(weight.shape[1], weight.shape[0], k, padding=pad,
-                             padding_mode=mode, bias=False).double()
+        for weight in (
+            torch.randn(3, 2, k, generator=g, dtype=f64),  # generic
+            torch.ones(1, 1, k, dtype=f64),  # all taps add up: moving sum
+            torch.eye(k, dtype=f64)[:1].reshape(1, 1, k),
+        ):  # one tap: a shift
+            conv = nn.Conv1d(
+                weight.shape[1], weight.shape[0], k, padding=pad, padding_mode=mode, bias=False
+            ).double()
             with torch.no_grad():
                 conv.weight.copy_(weight)
                 exact = _spectral_norm(_operator(conv, weight.shape[1], length))
@@ -137,9 +145,15 @@ def test_replicate_padding_factor_is_attained_by_a_single_tap_kernel(stencil):
     pad = stencil // 2 - 1
     weight = torch.zeros(1, 1, stencil, dtype=f64)
     weight[0, 0, 0] = 1.5
-    exact = _spectral_norm(_operator(
-        lambda x: torch.nn.functional.conv1d(
-            torch.nn.functional.pad(x, [pad, pad], mode="replicate"), weight), 1, N))
+    exact = _spectral_norm(
+        _operator(
+            lambda x: torch.nn.functional.conv1d(
+                torch.nn.functional.pad(x, [pad, pad], mode="replicate"), weight
+            ),
+            1,
+            N,
+        )
+    )
     assert exact == pytest.approx(1.5 * math.sqrt(pad + 1), rel=1e-12)
     assert conv1d_bound(weight, replicate_pad=pad) == pytest.approx(exact, rel=1e-12)
 
@@ -147,9 +161,13 @@ def test_replicate_padding_factor_is_attained_by_a_single_tap_kernel(stencil):
 def test_circular_conv_bound_is_attained_by_a_constant_kernel():
     # A circulant with all taps w has the constant vector as eigenvector: norm K |w|.
     weight = torch.full((1, 1, 4), 0.75, dtype=f64)
-    exact = _spectral_norm(_operator(
-        lambda x: torch.nn.functional.conv1d(
-            torch.nn.functional.pad(x, [2, 1], mode="circular"), weight), 1, N))
+    exact = _spectral_norm(
+        _operator(
+            lambda x: torch.nn.functional.conv1d(torch.nn.functional.pad(x, [2, 1], mode="circular"), weight),
+            1,
+            N,
+        )
+    )
     assert exact == pytest.approx(3.0, rel=1e-12)
     assert conv1d_bound(weight) == pytest.approx(exact, rel=1e-12)
 
@@ -164,8 +182,14 @@ def _jacobians(fn, x, create_graph=False):
         if not out[:, j].requires_grad:  # a constant output (the zero lid)
             rows.append(torch.zeros_like(x))
             continue
-        (g,) = torch.autograd.grad(out[:, j].sum(), x, create_graph=create_graph,
-                                   retain_graph=True, allow_unused=True, materialize_grads=True)
+        (g,) = torch.autograd.grad(
+            out[:, j].sum(),
+            x,
+            create_graph=create_graph,
+            retain_graph=True,
+            allow_unused=True,
+            materialize_grads=True,
+        )
         rows.append(g)
     return torch.stack(rows, dim=1)
 
@@ -193,14 +217,12 @@ def _ascend(fn, starts, steps=30, lr=0.05):
 
 def _starts(n_in, per_scale=8, scales=(0.1, 1.0, 10.0)):
     g = torch.Generator().manual_seed(0)
-    return [s * torch.randn(n_in, generator=g, dtype=f64)
-            for s in scales for _ in range(per_scale)]
+    return [s * torch.randn(n_in, generator=g, dtype=f64) for s in scales for _ in range(per_scale)]
 
 
 def _as_function(module):
     """(function of a batch of flat input vectors (B, n), n) for a closure or a network."""
-    if isinstance(module, ColumnFluxClosure) and not isinstance(
-            module, InsulatedColumnFluxClosure):
+    if isinstance(module, ColumnFluxClosure) and not isinstance(module, InsulatedColumnFluxClosure):
         return (lambda v: module(v[:, :N], v[:, N:])), N + 1
     if isinstance(module, nn.Sequential) and isinstance(module[0], nn.Linear):
         return module, module[0].in_features
@@ -223,9 +245,13 @@ def _tight_column(act):
     has a column of pad + 1 equal entries 2 * act' * 2 / 0.5 (normaliser std 0.5): every
     factor of the certificate (normaliser, replicate padding, conv, gain) is attained.
     """
-    module = ColumnFluxClosure(stencil=6, hidden=1, depth=1, act=act,
-                               input_normalizer=Normalizer(torch.zeros(1), torch.tensor([0.5])),
-                               ).double()
+    module = ColumnFluxClosure(
+        stencil=6,
+        hidden=1,
+        depth=1,
+        act=act,
+        input_normalizer=Normalizer(torch.zeros(1), torch.tensor([0.5])),
+    ).double()
     with torch.no_grad():
         module.net[0].weight.zero_()
         module.net[0].weight[0, 0, 0] = 2.0
@@ -245,10 +271,14 @@ def _tight_periodic(act):
 
 
 TIGHT = {f"chain_{a}": (lambda a=a: _chain(a)) for a in ACTIVATIONS}
-TIGHT.update({"column_replicate_silu": lambda: _tight_column("silu"),
-              "column_replicate_gelu": lambda: _tight_column("gelu"),
-              "periodic_gelu": lambda: _tight_periodic("gelu"),
-              "periodic_silu": lambda: _tight_periodic("silu")})
+TIGHT.update(
+    {
+        "column_replicate_silu": lambda: _tight_column("silu"),
+        "column_replicate_gelu": lambda: _tight_column("gelu"),
+        "periodic_gelu": lambda: _tight_periodic("gelu"),
+        "periodic_silu": lambda: _tight_periodic("silu"),
+    }
+)
 
 
 @pytest.mark.parametrize("name", sorted(TIGHT))
@@ -279,8 +309,7 @@ def _grow_weights(module, steps=30):
 def _periodic(**kw):
     norm_in = Normalizer(torch.tensor([0.5]), torch.tensor([0.3]))
     norm_out = Normalizer(torch.tensor([0.0]), torch.tensor([2.0]))
-    return PeriodicFluxClosure(hidden=16, input_normalizer=norm_in,
-                               output_normalizer=norm_out, **kw).double()
+    return PeriodicFluxClosure(hidden=16, input_normalizer=norm_in, output_normalizer=norm_out, **kw).double()
 
 
 CASES = {
@@ -291,7 +320,8 @@ CASES = {
     "column_replicate": lambda: _grow_weights(ColumnFluxClosure(stencil=6, hidden=16).double()),
     "column_zeros": lambda: ColumnFluxClosure(stencil=4, hidden=16, padding="zeros").double(),
     "column_mlp_constrained": lambda: _grow_weights(
-        ColumnFluxClosure(N, variant="mlp", hidden=16, lipschitz=2.0).double()),
+        ColumnFluxClosure(N, variant="mlp", hidden=16, lipschitz=2.0).double()
+    ),
     "insulated_column": lambda: InsulatedColumnFluxClosure(hidden=16, act="gelu").double(),
 }
 
@@ -334,9 +364,12 @@ def test_conv_bound_holds_on_longer_periodic_domains():
 
 def test_lipschitz_layers_are_deterministic_and_scriptable():
     import warnings
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        for layer, x in [(LipschitzLinear(5, 3, 0.7), torch.randn(4, 5)),
-                         (LipschitzConv1d(2, 3, 3, 0.7), torch.randn(4, 2, 9))]:
+        for layer, x in [
+            (LipschitzLinear(5, 3, 0.7), torch.randn(4, 5)),
+            (LipschitzConv1d(2, 3, 3, 0.7), torch.randn(4, 2, 9)),
+        ]:
             scripted = torch.jit.script(layer)
             assert torch.equal(scripted(x), layer(x)) and torch.equal(layer(x), layer(x))

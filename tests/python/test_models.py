@@ -1,6 +1,5 @@
 """Flux-form closures: scriptability, shapes, boundary conditions and constraints."""
 
-
 import pytest
 import torch
 from conftest import roundtrip

@@ -19,9 +19,11 @@ EXAMPLE = pathlib.Path(__file__).parents[2] / "examples" / "mpi"
 NFEAT, NOUT, NCOL = 16, 4, 1000
 TIMEOUT = 120  # seconds; a job that hangs fails the test instead of the run
 
-pytestmark = pytest.mark.skipif(shutil.which("mpif90") is None or shutil.which("mpirun") is None,
-                                reason="MPI is not installed (mpif90, mpirun: apt-get install openmpi-bin "
-                                       "libopenmpi-dev; .ci/setup does this)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("mpif90") is None or shutil.which("mpirun") is None,
+    reason="MPI is not installed (mpif90, mpirun: apt-get install openmpi-bin "
+    "libopenmpi-dev; .ci/setup does this)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +31,17 @@ def example(tmp_path_factory):
     """The example built as its README says, and the model its make_model.py writes."""
     out = tmp_path_factory.mktemp("mpi")
     flags = config.flags()
-    cmd = ["mpif90", "-O2", "-Wall", *shlex.split(flags["fflags"]), str(EXAMPLE / "mpi_columns.f90"),
-           "-o", str(out / "mpi_columns"), *shlex.split(flags["ldflags"]), *shlex.split(flags["libs"])]
+    cmd = [
+        "mpif90",
+        "-O2",
+        "-Wall",
+        *shlex.split(flags["fflags"]),
+        str(EXAMPLE / "mpi_columns.f90"),
+        "-o",
+        str(out / "mpi_columns"),
+        *shlex.split(flags["ldflags"]),
+        *shlex.split(flags["libs"]),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=out, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with torch.random.fork_rng():  # the example seeds torch's global generator
@@ -43,8 +54,18 @@ def _mpirun(example, nranks, *args):
     env = {"OMPI_MCA_btl_vader_single_copy_mechanism": "none", **os.environ}
     if os.geteuid() == 0:  # Open MPI refuses root unless told
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    cmd = ["mpirun", "-np", str(nranks), "--oversubscribe", str(example / "mpi_columns"),
-           str(example / "closure.pt"), str(NFEAT), str(NOUT), str(NCOL), *map(str, args)]
+    cmd = [
+        "mpirun",
+        "-np",
+        str(nranks),
+        "--oversubscribe",
+        str(example / "mpi_columns"),
+        str(example / "closure.pt"),
+        str(NFEAT),
+        str(NOUT),
+        str(NCOL),
+        *map(str, args),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT, check=False)
 
 
@@ -58,8 +79,10 @@ def _torch_blocks(model_path, nranks):
     torch.set_num_threads(1)
     try:
         with torch.no_grad():
-            blocks = [module(torch.from_numpy(x[r * NCOL // nranks:(r + 1) * NCOL // nranks].copy()))
-                      for r in range(nranks)]
+            blocks = [
+                module(torch.from_numpy(x[r * NCOL // nranks : (r + 1) * NCOL // nranks].copy()))
+                for r in range(nranks)
+            ]
     finally:
         torch.set_num_threads(before)
     return torch.cat(blocks).numpy()

@@ -44,10 +44,21 @@ def _mlp(dtype, lipschitz=None, act="tanh", nin=30, nout=31):
 def _periodic(dtype, channels=1, lipschitz=None):
     torch.manual_seed(4)
     shape = (channels, 1)
-    return PeriodicFluxClosure(channels, 6, 32, 2, "tanh", lipschitz, dx=0.5,
-                               input_normalizer=Normalizer(torch.randn(shape), torch.rand(shape) + 0.5),
-                               output_normalizer=Normalizer(torch.tensor([0.2]), torch.tensor([3.0]))
-                               ).to(dtype).eval()
+    return (
+        PeriodicFluxClosure(
+            channels,
+            6,
+            32,
+            2,
+            "tanh",
+            lipschitz,
+            dx=0.5,
+            input_normalizer=Normalizer(torch.randn(shape), torch.rand(shape) + 0.5),
+            output_normalizer=Normalizer(torch.tensor([0.2]), torch.tensor([3.0])),
+        )
+        .to(dtype)
+        .eval()
+    )
 
 
 def _program(module, x, tmp_path):
@@ -92,7 +103,7 @@ def test_float32_accuracy_is_no_worse_than_torchs_best_against_float64(tmp_path)
     with torch.no_grad():
         exact = _mlp(torch.float64)(x.double()).numpy()  # the same float32 weights, exactly
         batched = np.abs(module(x).double().numpy() - exact).max()
-        one = np.abs(torch.cat([module(x[i:i + 1]) for i in range(len(x))]).double().numpy() - exact).max()
+        one = np.abs(torch.cat([module(x[i : i + 1]) for i in range(len(x))]).double().numpy() - exact).max()
     native_err = np.abs(_program(module, x[:4], tmp_path)(x.numpy()).astype(np.float64) - exact).max()
     assert native_err <= min(batched, one), (native_err, batched, one)
 
@@ -119,7 +130,7 @@ def test_column_bits_do_not_depend_on_batch_size_or_position(case):
     assert np.array_equal(x, before)  # the input is read, never written
     for n in (1, 2, 5, 6, 7, 13, 47, 48, 49, 97, 1000, 4095):
         for start in (0, 4096 - n, 17 % (4097 - n)):
-            assert np.array_equal(program(x[start:start + n]), full[start:start + n]), (n, start)
+            assert np.array_equal(program(x[start : start + n]), full[start : start + n]), (n, start)
 
 
 @pytest.mark.parametrize("threads", [2, 3, 4])
@@ -174,14 +185,19 @@ def test_tanh_special_values_and_simd_agree_on_a_sweep(dtype, isa):
     assert np.abs(fast - np.tanh(sweep.astype(np.float64))).max() <= 3 * np.finfo(dtype).eps
 
 
-@pytest.mark.parametrize("module,message", [
-    (lambda: nn.Sequential(nn.Linear(3, 4), nn.SiLU(), nn.Linear(4, 1)), "1: activation SiLU"),
-    (lambda: nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4)), "1: LayerNorm is not a module"),
-    (lambda: nn.Sequential(nn.Linear(3, 4, bias=False)), "0: a layer without bias"),
-    (lambda: PeriodicFluxClosure(1, 4, 8, 2, "silu"), "net.1: activation SiLU"),
-    (lambda: PeriodicFluxClosure(2, 4, input_normalizer=Normalizer(torch.zeros(2), torch.ones(2))),
-     "normalizer: Normalizer of shape (2,)"),
-])
+@pytest.mark.parametrize(
+    "module,message",
+    [
+        (lambda: nn.Sequential(nn.Linear(3, 4), nn.SiLU(), nn.Linear(4, 1)), "1: activation SiLU"),
+        (lambda: nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4)), "1: LayerNorm is not a module"),
+        (lambda: nn.Sequential(nn.Linear(3, 4, bias=False)), "0: a layer without bias"),
+        (lambda: PeriodicFluxClosure(1, 4, 8, 2, "silu"), "net.1: activation SiLU"),
+        (
+            lambda: PeriodicFluxClosure(2, 4, input_normalizer=Normalizer(torch.zeros(2), torch.ones(2))),
+            "normalizer: Normalizer of shape (2,)",
+        ),
+    ],
+)
 def test_converter_names_what_it_does_not_run(module, message):
     with pytest.raises(_native.NotNativeError, match=re.escape(message)):
         program_of(module().eval())
@@ -231,9 +247,11 @@ BAD_FILES = {
     "cut": (GOOD[:-1], "the header says"),
     "magic": (b"X" + GOOD[1:], "magic"),
     "version": (_patched(8, "<I", 2), "format version 2"),
-    "arith": (_patched(16, "<24s", b"pyclosure.native.arith/1"),  # a file of the earlier contract
-              "arithmetic contract 'pyclosure.native.arith/1'; this library implements "
-              "'pyclosure.native.arith/2': export the closure again with pyclosure"),
+    "arith": (
+        _patched(16, "<24s", b"pyclosure.native.arith/1"),  # a file of the earlier contract
+        "arithmetic contract 'pyclosure.native.arith/1'; this library implements "
+        "'pyclosure.native.arith/2': export the closure again with pyclosure",
+    ),
     "digest": (GOOD[:200] + bytes([GOOD[200] ^ 1]) + GOOD[201:], "SHA-256"),
     "dtype": (_patched(12, "<I", 3), "element type"),
     "ops": (_patched(96, "<I", 1000), "1000 ops"),
@@ -245,15 +263,27 @@ BAD_FILES = {
     "chain": (_op_table(_ops(), [(2, 1, 3)]), "op 2: dense layer takes 3 inputs, gets 2"),
     "outside": (_op_table(_ops(), [(2, 6, 2**40)]), "op 2: its 3 parameters"),
     "misaligned": (_op_table(_ops(), [(2, 6, 2)]), "op 2: its 3 parameters"),
-    "nonfinite": (encode([Op(3, [1, 1], np.array([np.inf, 0], np.float32))], torch.float32, {}),
-                  "not finite"),
-    "std": (encode([Op(1, [1], np.array([0, 0], np.float32)), Op(3, [1, 1], np.ones(2, np.float32))],
-                   torch.float32, {}), "std 0 is not > 0"),
+    "nonfinite": (
+        encode([Op(3, [1, 1], np.array([np.inf, 0], np.float32))], torch.float32, {}),
+        "not finite",
+    ),
+    "std": (
+        encode(
+            [Op(1, [1], np.array([0, 0], np.float32)), Op(3, [1, 1], np.ones(2, np.float32))],
+            torch.float32,
+            {},
+        ),
+        "std 0 is not > 0",
+    ),
     "no dense": (encode([Op(4, [1])], torch.float32, {}), "activation before any dense"),
-    "window late": (encode(_ops() + [Op(5, [1, 2, 1, 1])], torch.float32, {}),
-                    "op 0: a dense layer before the window"),
-    "boundary": (encode([Op(5, [1, 2, 1, 4]), Op(3, [2, 1], np.ones(3, np.float32))], torch.float32, {}),
-                 "bad window"),
+    "window late": (
+        encode(_ops() + [Op(5, [1, 2, 1, 1])], torch.float32, {}),
+        "op 0: a dense layer before the window",
+    ),
+    "boundary": (
+        encode([Op(5, [1, 2, 1, 4]), Op(3, [2, 1], np.ones(3, np.float32))], torch.float32, {}),
+        "bad window",
+    ),
     "contract": (encode(_ops(), torch.float32, []), "not a JSON object"),
 }
 

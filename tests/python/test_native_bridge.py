@@ -50,8 +50,13 @@ def _split(raw, name, batch):
 def test_fortran_host_gets_the_twins_bits_at_every_batch(native_dir, build_fortran, tmp_path, threads_arg):
     exe = build_fortran(TESTS / "fortran" / "model_host.f90", name="model_host", extra=["-std=f2018"])
     files = [f"{name}.nnp" for name in SHAPES]
-    proc = subprocess.run([str(exe), str(native_dir), str(tmp_path), str(threads_arg), *files], capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [str(exe), str(native_dir), str(tmp_path), str(threads_arg), *files],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "model_host: done" in proc.stdout
     for name in SHAPES:
@@ -115,9 +120,16 @@ def test_export_picks_native_from_the_suffix_and_info_reads_it_without_running(n
     with pytest.raises(TypeError, match=r"Linear: the native engine runs nn.Sequential MLPs, PeriodicFlux"):
         pyclosure.export(torch.nn.Linear(3, 2).eval(), tmp_path / "c.nnp", torch.zeros(2, 3))
     with pytest.raises(TypeError, match=r"1: activation GELU is not in arithmetic contract"):
-        pyclosure.export(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.GELU()).eval(), tmp_path / "g.nnp",
-                         torch.zeros(2, 3))
+        pyclosure.export(
+            torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.GELU()).eval(),
+            tmp_path / "g.nnp",
+            torch.zeros(2, 3),
+        )
     with pytest.raises(ValueError, match="a native program must be named"):
-        pyclosure.export(torch.nn.Sequential(torch.nn.Linear(3, 2)).eval(), tmp_path / "g.pt", torch.zeros(2, 3),
-                         format="native")
+        pyclosure.export(
+            torch.nn.Sequential(torch.nn.Linear(3, 2)).eval(),
+            tmp_path / "g.pt",
+            torch.zeros(2, 3),
+            format="native",
+        )
     assert not list(tmp_path.iterdir())

@@ -45,8 +45,23 @@ def _compile(out, name, main, flags, extra=()):
         path = NATIVE / src if not src.startswith("/") else pathlib.Path(src)
         obj = out / f"{name}-{path.stem}.o"
         isa = ISA_FLAGS.get(src, [])
-        subprocess.run(["cc", "-std=c11", "-ffp-contract=off", *flags, *isa, *extra, f"-I{NATIVE}", "-c",
-                        str(path), "-o", str(obj)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "cc",
+                "-std=c11",
+                "-ffp-contract=off",
+                *flags,
+                *isa,
+                *extra,
+                f"-I{NATIVE}",
+                "-c",
+                str(path),
+                "-o",
+                str(obj),
+            ],
+            check=True,
+            capture_output=True,
+        )
         objects.append(str(obj))
     exe = out / name
     subprocess.run(["cc", *extra, *objects, "-lm", "-o", str(exe)], check=True, capture_output=True)
@@ -92,7 +107,9 @@ def test_other_builds_give_the_twins_bits(programs, build):
         want = Program(path)(*x)
         for isa in (1, 2, 3):  # NNN_ISA_SCALAR, NNN_ISA_AVX2, NNN_ISA_AVX512
             y = out / f"{key}-{build}-{isa}.y"
-            args = [path, isa, ncells, len(x[0]), out / f"{key}.x0", y] + ([out / f"{key}.x1"] if len(x) > 1 else [])
+            args = [path, isa, ncells, len(x[0]), out / f"{key}.x0", y] + (
+                [out / f"{key}.x1"] if len(x) > 1 else []
+            )
             proc = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
             if proc.returncode and "not on this CPU" in proc.stderr:
                 continue

@@ -51,20 +51,47 @@ def _scale():
 
 # name: (make module, channels (0: an MLP of 5 inputs), takes the surface flux)
 CLOSURES = {
-    "column_replicate": (lambda: ColumnFluxClosure(None, 2, 6, 16, 2, input_normalizer=_norm((2, 1)),
-                                                   output_normalizer=_scale()), 2, True),
-    "column_zeros": (lambda: ColumnFluxClosure(None, 1, 4, 16, 2, padding="zeros",
-                                               input_normalizer=_norm((1, 1))), 1, True),
-    "column_mlp": (lambda: ColumnFluxClosure(12, 2, variant="mlp", hidden=16, input_normalizer=_norm((2, 1)),
-                                             output_normalizer=_scale()), 2, True),
-    "insulated": (lambda: InsulatedColumnFluxClosure(None, 1, 4, 16, 2, input_normalizer=_norm((1, 1))), 1, False),
-    "down_gradient": (lambda: DownGradientClosure(1, 4, 16, 2, dx=0.3, k_scale=0.7,
-                                                  input_normalizer=_norm((1, 1))), 1, False),
-    "column_down_gradient": (lambda: ColumnDownGradientClosure(2, 4, 16, 2, dx=0.3, k_scale=1.3,
-                                                               input_normalizer=_norm((2, 1))), 2, True),
+    "column_replicate": (
+        lambda: ColumnFluxClosure(
+            None, 2, 6, 16, 2, input_normalizer=_norm((2, 1)), output_normalizer=_scale()
+        ),
+        2,
+        True,
+    ),
+    "column_zeros": (
+        lambda: ColumnFluxClosure(None, 1, 4, 16, 2, padding="zeros", input_normalizer=_norm((1, 1))),
+        1,
+        True,
+    ),
+    "column_mlp": (
+        lambda: ColumnFluxClosure(
+            12, 2, variant="mlp", hidden=16, input_normalizer=_norm((2, 1)), output_normalizer=_scale()
+        ),
+        2,
+        True,
+    ),
+    "insulated": (
+        lambda: InsulatedColumnFluxClosure(None, 1, 4, 16, 2, input_normalizer=_norm((1, 1))),
+        1,
+        False,
+    ),
+    "down_gradient": (
+        lambda: DownGradientClosure(1, 4, 16, 2, dx=0.3, k_scale=0.7, input_normalizer=_norm((1, 1))),
+        1,
+        False,
+    ),
+    "column_down_gradient": (
+        lambda: ColumnDownGradientClosure(2, 4, 16, 2, dx=0.3, k_scale=1.3, input_normalizer=_norm((2, 1))),
+        2,
+        True,
+    ),
     "non_negative_mlp": (lambda: NonNegative(nn.Sequential(*mlp(5, 3, 16))), 0, False),
     "non_negative_periodic": (lambda: NonNegative(PeriodicFluxClosure(1, 4, 16)), 1, False),
-    "non_negative_insulated": (lambda: NonNegative(InsulatedColumnFluxClosure(None, 1, 4, 16), "relu"), 1, False),
+    "non_negative_insulated": (
+        lambda: NonNegative(InsulatedColumnFluxClosure(None, 1, 4, 16), "relu"),
+        1,
+        False,
+    ),
 }
 
 
@@ -73,7 +100,9 @@ def _inputs(channels, surface, batch, ncells, dtype, seed=0):
     if channels == 0:
         x = torch.randn(batch, 5, generator=g, dtype=dtype)
     else:
-        x = torch.randn((batch, ncells) if channels == 1 else (batch, channels, ncells), generator=g, dtype=dtype)
+        x = torch.randn(
+            (batch, ncells) if channels == 1 else (batch, channels, ncells), generator=g, dtype=dtype
+        )
     return (x, torch.randn(batch, generator=g, dtype=dtype)) if surface else (x,)
 
 
@@ -90,7 +119,7 @@ def _case(name, dtype, tmp_path):
 @pytest.mark.parametrize("name", sorted(CLOSURES))
 def test_closure_matches_eager_torch(name, dtype, tmp_path):
     module, program, channels, surface = _case(name, dtype, tmp_path)
-    for ncells in ((12,) if name == "column_mlp" or channels == 0 else (2, 5, 12, 64)):
+    for ncells in (12,) if name == "column_mlp" or channels == 0 else (2, 5, 12, 64):
         args = _inputs(channels, surface, 40, ncells, dtype, seed=ncells)
         with torch.no_grad():
             want = module(*args).numpy()
@@ -113,13 +142,23 @@ def test_down_gradient_flux_never_runs_up_the_gradient(tmp_path):
     assert (flux * (u - np.roll(u, 1, axis=-1)) <= 0).all()
 
 
-@pytest.fixture(scope="module", params=["column_down_gradient-32", "column_zeros-64", "down_gradient-32",
-                                        "column_mlp-64", "non_negative_insulated-32"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        "column_down_gradient-32",
+        "column_zeros-64",
+        "down_gradient-32",
+        "column_mlp-64",
+        "non_negative_insulated-32",
+    ],
+)
 def case(request, tmp_path_factory):
     name, bits = request.param.split("-")
     dtype = torch.float32 if bits == "32" else torch.float64
     _, program, channels, surface = _case(name, dtype, tmp_path_factory.mktemp("columns"))
-    return program, [a.numpy() for a in _inputs(channels, surface, 1000, 12 if name == "column_mlp" else 23, dtype)]
+    return program, [
+        a.numpy() for a in _inputs(channels, surface, 1000, 12 if name == "column_mlp" else 23, dtype)
+    ]
 
 
 def test_column_bits_do_not_depend_on_batch_size_or_position(case):
@@ -127,8 +166,8 @@ def test_column_bits_do_not_depend_on_batch_size_or_position(case):
     full = program(*args)
     for n in (1, 2, 3, 7, 48, 49, 999):
         for start in (0, 1000 - n, 13 % (1001 - n)):
-            part = program(*(a[start:start + n] for a in args))
-            assert np.array_equal(part, full[start:start + n]), (n, start)
+            part = program(*(a[start : start + n] for a in args))
+            assert np.array_equal(part, full[start : start + n]), (n, start)
 
 
 @pytest.mark.parametrize("threads", [2, 4])
@@ -163,8 +202,9 @@ def test_softplus_special_values_accuracy_and_simd(dtype, ulps, isa):
     got = activation("softplus", special, isa=isa)
     assert np.isnan(got[0]) and got[1] == 0 and got[2] == np.inf and got[5] == 21.0 and got[6] == 0
     assert got[3] == got[4] == dtype(np.log(2.0))
-    sweep = np.concatenate([np.linspace(-80, 20, 400_001), np.geomspace(1e-30, 20, 1000),
-                            -np.geomspace(1e-30, 80, 1000)]).astype(dtype)
+    sweep = np.concatenate(
+        [np.linspace(-80, 20, 400_001), np.geomspace(1e-30, 20, 1000), -np.geomspace(1e-30, 80, 1000)]
+    ).astype(dtype)
     fast, ref = activation("softplus", sweep, isa=isa), activation("softplus", sweep, isa="scalar")
     assert np.array_equal(fast, ref)
     exact = np.log1p(np.exp(sweep.astype(np.longdouble)))
@@ -190,14 +230,22 @@ def test_bridge_runs_a_two_input_column_program_with_the_twins_bits(tmp_path):
         bridge.set_num_threads(n)
 
 
-@pytest.mark.parametrize("module,message", [
-    (lambda: ResidualClosure(), "ResidualClosure: the native engine runs"),
-    (lambda: nn.Sequential(nn.Linear(3, 4), nn.Softplus(beta=2.0)), "1: Softplus(beta=2.0, threshold=20.0)"),
-    (lambda: ColumnFluxClosure(None, 1, 4, 8, 2, "gelu"), "net.1: activation GELU"),
-    (lambda: NonNegative(NonNegative(InsulatedColumnFluxClosure(None))),
-     "NonNegative: a second activation after a gradient or column frame"),
-    (lambda: DownGradientClosure(1, 4, 8, 2, "silu"), "k_net.net.1: activation SiLU"),
-])
+@pytest.mark.parametrize(
+    "module,message",
+    [
+        (lambda: ResidualClosure(), "ResidualClosure: the native engine runs"),
+        (
+            lambda: nn.Sequential(nn.Linear(3, 4), nn.Softplus(beta=2.0)),
+            "1: Softplus(beta=2.0, threshold=20.0)",
+        ),
+        (lambda: ColumnFluxClosure(None, 1, 4, 8, 2, "gelu"), "net.1: activation GELU"),
+        (
+            lambda: NonNegative(NonNegative(InsulatedColumnFluxClosure(None))),
+            "NonNegative: a second activation after a gradient or column frame",
+        ),
+        (lambda: DownGradientClosure(1, 4, 8, 2, "silu"), "k_net.net.1: activation SiLU"),
+    ],
+)
 def test_converter_names_what_it_does_not_run(module, message):
     with pytest.raises(_native.NotNativeError, match=re.escape(message)):
         program_of(module().eval())
@@ -215,15 +263,24 @@ def _window(boundary=2):
 
 
 BAD_PROGRAMS = {
-    "gradient in a dense program": ([Op(3, [2, 1], np.ones(3, np.float32)), Op(GRADIENT, [], np.ones(2, np.float32))],
-                                    "op 1: a gradient product comes once"),
-    "gradient dx": (_window(1) + [Op(GRADIENT, [], np.array([1, 0], np.float32))], "op 2: gradient dx 0 is not > 0"),
+    "gradient in a dense program": (
+        [Op(3, [2, 1], np.ones(3, np.float32)), Op(GRADIENT, [], np.ones(2, np.float32))],
+        "op 1: a gradient product comes once",
+    ),
+    "gradient dx": (
+        _window(1) + [Op(GRADIENT, [], np.array([1, 0], np.float32))],
+        "op 2: gradient dx 0 is not > 0",
+    ),
     "frame on a periodic window": (_window(1) + [Op(7, [0])], "op 2: a frame needs a column window"),
     "frame surface": (_window() + [Op(7, [2])], "op 2: bad frame (surface 2)"),
-    "dense after the frame": (_window() + [Op(7, [0]), Op(3, [1, 1], np.ones(2, np.float32))],
-                              "op 3: kind 3 after the gradient, frame or tail activation"),
-    "two tail activations": (_window() + [Op(7, [0]), Op(4, [3]), Op(4, [2])],
-                             "op 4: kind 4 after the gradient"),
+    "dense after the frame": (
+        _window() + [Op(7, [0]), Op(3, [1, 1], np.ones(2, np.float32))],
+        "op 3: kind 3 after the gradient, frame or tail activation",
+    ),
+    "two tail activations": (
+        _window() + [Op(7, [0]), Op(4, [3]), Op(4, [2])],
+        "op 4: kind 4 after the gradient",
+    ),
     "boundary": (_window(4), "bad window (channels 1, width 2, left 1, boundary 4)"),
 }
 

@@ -85,7 +85,12 @@ def test_native_replay_reports_eager_torchs_difference_as_information(recorded, 
 
 
 def test_info_through_the_bridge_names_the_native_engine(native_dir):
-    proc = subprocess.run(cli("info", native_dir / "mlp32.nnp", "--bridge"), capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        cli("info", native_dir / "mlp32.nnp", "--bridge"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "native engine (the native kernels, no libtorch in its calls) on cpu" in proc.stdout

@@ -22,8 +22,9 @@ NFEAT, NOUT = 4, 2
 def _mlp(hidden, seed):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return torch.nn.Sequential(torch.nn.Linear(NFEAT, hidden), torch.nn.Tanh(),
-                                   torch.nn.Linear(hidden, NOUT)).double()
+        return torch.nn.Sequential(
+            torch.nn.Linear(NFEAT, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, NOUT)
+        ).double()
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +35,13 @@ def online_run(build_fortran, tmp_path_factory):
     pyclosure.export(_mlp(8, 1), d / "other.pt", torch.zeros(4, NFEAT, dtype=torch.float64))
     (d / "raising_spec.py").write_text("def spec(ctx):\n    raise ValueError('this spec refuses to build')\n")
     exe = build_fortran(FORTRAN / "online_train.f90", name="online_train")
-    proc = subprocess.run([str(exe), str(d / "mlp.pt"), str(d / "other.pt"), str(d), str(d / "raising_spec.py")],
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [str(exe), str(d / "mlp.pt"), str(d / "other.pt"), str(d), str(d / "raising_spec.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "online training ran" in proc.stdout
     return d
@@ -73,14 +79,17 @@ def test_forward_after_sync_equals_python_model_with_saved_weights_bit_for_bit(o
         assert not np.array_equal(y, untrained(torch.from_numpy(x)).numpy())  # the sync changed the model
 
 
-@pytest.mark.parametrize("case, status, words", [
-    ("missing_spec", "NNC_ERR_IO", "no_such_spec.py' does not exist"),
-    ("spec_raises", "NNC_ERR_TRAIN", "ValueError: this spec refuses to build"),
-    ("wrong_shape", "NNC_ERR_SHAPE", "expected shape (2, 64) in Fortran order"),
-    ("wrong_dtype", "NNC_ERR_DTYPE", "input 1 is float32; the trainer's module is float64"),
-    ("nan_loss", "NNC_ERR_NONFINITE", "the step was not applied"),
-    ("sync_other_architecture", "NNC_ERR_SHAPE", "another architecture; nothing was changed"),
-])
+@pytest.mark.parametrize(
+    "case, status, words",
+    [
+        ("missing_spec", "NNC_ERR_IO", "no_such_spec.py' does not exist"),
+        ("spec_raises", "NNC_ERR_TRAIN", "ValueError: this spec refuses to build"),
+        ("wrong_shape", "NNC_ERR_SHAPE", "expected shape (2, 64) in Fortran order"),
+        ("wrong_dtype", "NNC_ERR_DTYPE", "input 1 is float32; the trainer's module is float64"),
+        ("nan_loss", "NNC_ERR_NONFINITE", "the step was not applied"),
+        ("sync_other_architecture", "NNC_ERR_SHAPE", "another architecture; nothing was changed"),
+    ],
+)
 def test_training_faults_are_a_status_and_a_message(online_run, case, status, words):
     from pyclosure.errors import STATUS_NAMES
 
@@ -191,7 +200,14 @@ def test_replay_of_an_online_run_uses_each_records_weight_version_bit_for_bit(on
     report = replay(online_run / "records", online_run / "mlp.pt", versions=online_run / "versions")
     assert report["summary"]["ok"], report["summary"]
     by_call = {r["call"]: r for r in report["records"]}
-    assert {c: r["weights_version"] for c, r in by_call.items()} == {1: 0, 51: 0, 101: 1, 151: 1, 201: 2, 251: 2}
+    assert {c: r["weights_version"] for c, r in by_call.items()} == {
+        1: 0,
+        51: 0,
+        101: 1,
+        151: 1,
+        201: 2,
+        251: 2,
+    }
     assert all(r["status"] == "equal" for r in by_call.values()), [r["status"] for r in by_call.values()]
     with pytest.raises(FileAccessError, match="weight version 1"):
         replay(online_run / "records", online_run / "mlp.pt")
@@ -258,8 +274,21 @@ def test_replay_of_a_native_online_run_is_bit_for_bit_through_the_bridge_and_the
     for r in by_call.values():
         assert r["status"] == "equal", r
         assert r["paths"]["bridge"]["equal"] and r["paths"]["torch"]["equal"]  # "torch" is the cffi twin here
-    assert main(["replay", str(tmp_path / "records"), "--model", str(tmp_path / "mlp.nnp"),
-                 "--versions", str(tmp_path / "versions"), "--report", str(tmp_path / "r.json")]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                str(tmp_path / "records"),
+                "--model",
+                str(tmp_path / "mlp.nnp"),
+                "--versions",
+                str(tmp_path / "versions"),
+                "--report",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )
     (tmp_path / "versions" / "weights-v2.nnp").write_bytes(b"not the program")
     with pytest.raises(FileAccessError, match="weight version 2"):
         replay(tmp_path / "records", tmp_path / "mlp.nnp", versions=tmp_path / "versions")

@@ -29,12 +29,12 @@ def test_error_against_the_filtered_dns_falls_over_the_run(online_example):
     out, _, report = online_example
     r = report["in_run"]
     assert r["error_late"] < r["error_start"], r
-    assert r["ratio_to_none_late"] < r["ratio_to_none_start"], r   # not only an easier flow
-    assert r["ratio_to_none_late"] < 0.9, r                          # a closure clearly better than none
+    assert r["ratio_to_none_late"] < r["ratio_to_none_start"], r  # not only an easier flow
+    assert r["ratio_to_none_late"] < 0.9, r  # a closure clearly better than none
     assert r["loss_late"] < r["loss_start"], r
     table = np.loadtxt(out / "online" / "online.txt", ndmin=2)
     assert table.shape[0] == report["settings"]["windows"]
-    assert np.array_equal(table[:, 2], np.arange(table.shape[0]))   # window k ran weight version k - 1
+    assert np.array_equal(table[:, 2], np.arange(table.shape[0]))  # window k ran weight version k - 1
 
 
 def test_every_sync_is_a_saved_version_and_the_checkpoint_loads_weights_only(online_example):
@@ -46,7 +46,7 @@ def test_every_sync_is_a_saved_version_and_the_checkpoint_loads_weights_only(onl
     last = torch.load(str(out / "online" / "versions" / listed[-1]["file"]), weights_only=True)
     assert all(torch.equal(last[k], ckpt["module"][k]) for k in last)
     untrained = torch.jit.load(str(out / "closure.pt")).state_dict()
-    assert any(not torch.equal(untrained[k], last[k]) for k in last)   # the weights did move
+    assert any(not torch.equal(untrained[k], last[k]) for k in last)  # the weights did move
 
 
 def test_the_spec_trains_on_the_demos_own_coarse_graining():
@@ -73,8 +73,8 @@ def test_the_replay_buffer_trains_on_the_new_snapshot_and_copies_of_earlier_ones
         cells = torch.from_numpy(data.coarsen(fine.numpy(), 8))
         xs, ys = replay([cells], [fine])
         seen.append(cells.clone())
-        cells.fill_(99.0)                      # the host overwrites its arrays after the step
+        cells.fill_(99.0)  # the host overwrites its arrays after the step
         assert xs[0].shape[0] == min(len(seen), 3) and ys[0].shape == xs[0].shape
-        assert torch.equal(xs[0][0], seen[-1][0])                      # the new snapshot first
-        for row in xs[0][1:]:                                          # then earlier ones, kept as they were
+        assert torch.equal(xs[0][0], seen[-1][0])  # the new snapshot first
+        for row in xs[0][1:]:  # then earlier ones, kept as they were
             assert any(torch.equal(row, s[0]) for s in seen[-3:-1])

@@ -16,16 +16,26 @@ from pyclosure import config
 from pyclosure.online import OnlineTrainer, SpecContext
 
 TIMEOUT = 300
-pytestmark = pytest.mark.skipif(shutil.which("mpif90") is None or shutil.which("mpirun") is None,
-                                reason="MPI is not installed (mpif90, mpirun)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("mpif90") is None or shutil.which("mpirun") is None,
+    reason="MPI is not installed (mpif90, mpirun)",
+)
 
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
     d = tmp_path_factory.mktemp("online_mpi")
     flags = config.flags()
-    cmd = ["mpif90", "-O2", *shlex.split(flags["fflags"]), str(FORTRAN / "online_mpi.f90"), "-o", str(d / "online_mpi"),
-           *shlex.split(flags["ldflags"]), *shlex.split(flags["libs"])]
+    cmd = [
+        "mpif90",
+        "-O2",
+        *shlex.split(flags["fflags"]),
+        str(FORTRAN / "online_mpi.f90"),
+        "-o",
+        str(d / "online_mpi"),
+        *shlex.split(flags["ldflags"]),
+        *shlex.split(flags["libs"]),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=d, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     pyclosure.export(_mlp(16, 0), d / "mlp.pt", torch.zeros(4, NFEAT, dtype=torch.float64))
@@ -37,8 +47,17 @@ def _mpirun(host, out, spec=""):
     if os.geteuid() == 0:
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     out.mkdir()
-    cmd = ["mpirun", "-np", "2", "--oversubscribe", str(host / "online_mpi"), str(host / "mlp.pt"), str(out),
-           str(out / "rendezvous"), spec]
+    cmd = [
+        "mpirun",
+        "-np",
+        "2",
+        "--oversubscribe",
+        str(host / "online_mpi"),
+        str(host / "mlp.pt"),
+        str(out),
+        str(out / "rendezvous"),
+        spec,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT, check=False)
 
 

@@ -10,7 +10,6 @@ import torch
 from pyclosure.models import PeriodicFluxClosure
 from pyclosure.ood import GuardedClosure, MahalanobisGuard
 
-
 smooth_fields = functools.partial(conftest.smooth_fields, noise=0.05)  # fields with 5% noise
 
 

@@ -44,7 +44,7 @@ def _split(raw, contract, batch):
         arrays.append(np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape))
         offset += count * dtype.itemsize
     assert offset == len(raw), "the host wrote another amount of data than the contract implies"
-    return arrays[:len(contract["inputs"])], arrays[len(contract["inputs"]):]
+    return arrays[: len(contract["inputs"])], arrays[len(contract["inputs"]) :]
 
 
 def _assert_as_python_loader(pt2_dir, name, files, threads=1):
@@ -72,8 +72,13 @@ def _compare_calls(package, contract, name, files):
 
 def test_fortran_host_gets_python_aoti_loaders_outputs_bit_for_bit(pt2_dir, build_fortran, tmp_path):
     exe = build_fortran(TESTS / "fortran" / "model_host.f90", name="model_host", extra=["-std=f2018"])
-    proc = subprocess.run([str(exe), str(pt2_dir), str(tmp_path), "1", *PACKAGES], capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [str(exe), str(pt2_dir), str(tmp_path), "1", *PACKAGES],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "model_host: done" in proc.stdout
     for name in PACKAGES:
@@ -86,15 +91,28 @@ def test_fortran_host_gets_python_aoti_loaders_outputs_bit_for_bit(pt2_dir, buil
 def test_c_host_gets_python_aoti_loaders_outputs_bit_for_bit(pt2_dir, build_c, tmp_path, name):
     exe = build_c(TESTS / "c" / "pt2_run.c", name="pt2_run", extra=["-lm"])
     prefix = tmp_path / name.removesuffix(".pt2")
-    proc = subprocess.run([str(exe), str(pt2_dir / name), str(prefix), *map(str, BATCHES)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [str(exe), str(pt2_dir / name), str(prefix), *map(str, BATCHES)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[0] == "engine aotinductor" and "pt2_run: done" in proc.stdout
     _assert_as_python_loader(pt2_dir, name, {n: pathlib.Path(f"{prefix}_{n}.bin") for n in BATCHES})
 
 
-BAD_PACKAGES = ["truncated.pt2", "torchscript_named.pt2", "export_archive.pt2", "no_contract.pt2",
-                "needs_avx512f.pt2", "needs_made_up_feature.pt2", "built_for_cuda.pt2", "garbage_library.pt2"]
+BAD_PACKAGES = [
+    "truncated.pt2",
+    "torchscript_named.pt2",
+    "export_archive.pt2",
+    "no_contract.pt2",
+    "needs_avx512f.pt2",
+    "needs_made_up_feature.pt2",
+    "built_for_cuda.pt2",
+    "garbage_library.pt2",
+]
 # Run in a fresh process whose TMPDIR is the test's folder: prints what the
 # folder holds before anything is loaded, while packages are loaded, after
 # they are freed, and after each failed load.
@@ -124,9 +142,15 @@ def test_packages_leave_nothing_in_tmpdir_after_free_or_failed_load(pt2_dir, tmp
     scratch.mkdir()
     good = ["plain_affine64.pt2", "cells64.pt2", "mlp64.pt2"]
     env = {**os.environ, "TMPDIR": str(scratch)}
-    proc = subprocess.run([sys.executable, "-c", SCRATCH_SCRIPT, str(pt2_dir), json.dumps(good),
-                           json.dumps(BAD_PACKAGES)], capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRATCH_SCRIPT, str(pt2_dir), json.dumps(good), json.dumps(BAD_PACKAGES)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     seen = json.loads(proc.stdout.splitlines()[-1])
     assert seen["before"] == []
@@ -149,12 +173,14 @@ def _run_host(exe, package, trusted=None):
     env = {k: v for k, v in os.environ.items() if k != "PYCLOSURE_TRUSTED_SHA256"}
     if trusted is not None:
         env["PYCLOSURE_TRUSTED_SHA256"] = trusted
-    return subprocess.run([str(exe), str(package)], capture_output=True, text=True, env=env, timeout=120,
-                          check=False)
+    return subprocess.run(
+        [str(exe), str(package)], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
 
 
-def test_unedited_fortran_host_refuses_a_package_not_on_the_trusted_list_in_its_environment(pt2_dir,
-                                                                                          build_fortran):
+def test_unedited_fortran_host_refuses_a_package_not_on_the_trusted_list_in_its_environment(
+    pt2_dir, build_fortran
+):
     exe = _host(build_fortran)
     package = pt2_dir / "plain_affine64.pt2"
     ran = _run_host(exe, package)
@@ -189,8 +215,9 @@ def test_trusted_list_refuses_a_package_before_its_library_is_loaded(pt2_dir, bu
     assert "the AOTInductor package could not be loaded" in _run_host(exe, bad, trusted=_sha256(bad)).stderr
 
 
-def test_package_with_a_record_outside_its_folder_is_refused_and_writes_nothing(pt2_dir, tmp_path,
-                                                                                 monkeypatch):
+def test_package_with_a_record_outside_its_folder_is_refused_and_writes_nothing(
+    pt2_dir, tmp_path, monkeypatch
+):
     # A zip member named <archive>/../../../escaped.txt: unpacked as named, it would
     # land beside $TMPDIR, outside the package's private folder (a "zip slip").
     package = pt2_dir / "plain_affine64.pt2"

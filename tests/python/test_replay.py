@@ -74,14 +74,21 @@ def test_one_ulp_in_one_weight_is_a_mismatch_naming_record_and_array(recorded, t
     extra = {"pyclosure_contract.json": ""}
     torch.jit.load(str(model), _extra_files=extra)
     with torch.no_grad():
-        w = dict(m.named_parameters())["net.0.weight"] if "net.0.weight" in dict(m.named_parameters()) \
+        w = (
+            dict(m.named_parameters())["net.0.weight"]
+            if "net.0.weight" in dict(m.named_parameters())
             else next(iter(m.parameters()))
+        )
         w.view(-1)[0] = torch.nextafter(w.view(-1)[0], torch.tensor(np.inf, dtype=w.dtype))
     changed = tmp_path / "changed.pt"
     torch.jit.save(m, str(changed), _extra_files=extra)
-    proc, report = replay_cli(rec, changed)  # another file than recorded: refused before any output is compared
+    proc, report = replay_cli(
+        rec, changed
+    )  # another file than recorded: refused before any output is compared
     assert proc.returncode == 1 and report["summary"]["other_model"] == 45, proc.stdout
-    assert not report["model"]["matches_recorded"] and "NOT the model the records were made with" in proc.stdout
+    assert (
+        not report["model"]["matches_recorded"] and "NOT the model the records were made with" in proc.stdout
+    )
     assert "--allow-other-model" in report["records"][0]["message"]
     proc, report = replay_cli(rec, changed, "--allow-other-model")  # ... and when allowed, the outputs tell
     assert proc.returncode == 1 and "replay: FAILED" in proc.stdout
@@ -104,7 +111,10 @@ def test_one_ulp_in_one_recorded_input_is_a_mismatch(recorded, tmp_path):
     r = by_file["record_000000009.npz"]
     # the model got something else than the host's state: caught whether or not
     # this closure's output moves with one ulp of one cell (for most cells it does not)
-    assert r["status"] == "mismatch" and "input 'x' is not the host's given_x (up to 1 ulp(s) apart)" in r["message"]
+    assert (
+        r["status"] == "mismatch"
+        and "input 'x' is not the host's given_x (up to 1 ulp(s) apart)" in r["message"]
+    )
     assert r["inputs_given"]["x"]["first_index"] == 7
     assert sum(x["status"] == "equal" for x in report["records"]) == 44
     assert "record_000000009.npz" in proc.stdout
@@ -116,8 +126,13 @@ def test_one_ulp_in_an_input_the_output_depends_on_is_an_output_mismatch(recorde
     target = rec / "record_000000009.npz"
     z = np.load(target)
     m = torch.jit.load(str(model))
-    moving = [i for i in range(N) if not np.array_equal(
-        m(torch.from_numpy(next_up(z["in.x"].copy(), i))).detach().numpy(), z["out.flux"])]
+    moving = [
+        i
+        for i in range(N)
+        if not np.array_equal(
+            m(torch.from_numpy(next_up(z["in.x"].copy(), i))).detach().numpy(), z["out.flux"]
+        )
+    ]
     assert moving, "no single-ulp input change moves this closure's output"
     i = moving[0]
     rewrite(target, lambda name, a: next_up(a, i) if name in ("in.x.npy", "host.given_x.npy") else a)
@@ -198,8 +213,12 @@ for k in range(1000):
 
 def test_a_run_killed_mid_write_leaves_earlier_records_replayable(model_dir, tmp_path):
     rec = tmp_path / "rec"
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(model_dir / "affine64.pt"), str(rec)],
-                            stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(model_dir / "affine64.pt"), str(rec)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline:
@@ -214,8 +233,13 @@ def test_a_run_killed_mid_write_leaves_earlier_records_replayable(model_dir, tmp
         proc.wait()
     proc.stdout.close()
     assert list(rec.glob("record_*.npz.partial"))
-    r = subprocess.run(cli("replay", rec, "--model", model_dir / "affine64.pt"), capture_output=True, text=True,
-                       timeout=600, check=False)
+    r = subprocess.run(
+        cli("replay", rec, "--model", model_dir / "affine64.pt"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     report = json.loads((rec / "replay_report.json").read_text())
     s = report["summary"]
     assert r.returncode == 0, r.stdout + r.stderr
@@ -230,31 +254,42 @@ def test_size_cap_stops_recording_and_says_so(model_dir, tmp_path):
     code = f"""
 import numpy as np
 from pyclosure.bridge import Model
-m = Model({str(model_dir / 'affine64.pt')!r})
-m.record_start({str(tmp_path / 'rec')!r}, every=1, max_bytes=6000)
+m = Model({str(model_dir / "affine64.pt")!r})
+m.record_start({str(tmp_path / "rec")!r}, every=1, max_bytes=6000)
 x = np.zeros((4, 3))
 for k in range(20):
     y = m(x)
 m.record_stop()
 print("ran", k + 1)
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
-                          cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path
+    )
     assert proc.returncode == 0 and "ran 20" in proc.stdout
     assert "stopped: size cap of 6000 bytes reached" in proc.stderr
     summary = json.loads((tmp_path / "rec" / "recording.json").read_text())
     assert summary["state"] == "capped" and summary["calls_seen"] == 20
     assert 0 < summary["records"] < 20 and summary["bytes"] <= 6000
     assert len(list((tmp_path / "rec").glob("record_*.npz"))) == summary["records"]
-    r = subprocess.run(cli("replay", tmp_path / "rec", "--model", model_dir / "affine64.pt"), capture_output=True,
-                       text=True, timeout=300, check=False)
+    r = subprocess.run(
+        cli("replay", tmp_path / "rec", "--model", model_dir / "affine64.pt"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert r.returncode == 0 and "capped" in r.stdout
 
 
 def test_environment_variable_records_an_unmodified_host(recorded, tmp_path):
     model, _ = recorded
-    run_les(tmp_path / "run", model, threads=1, nsteps=10,
-             env_extra={"NN_CLOSURE_RECORD": str(tmp_path / "env"), "NN_CLOSURE_RECORD_EVERY": "3"})
+    run_les(
+        tmp_path / "run",
+        model,
+        threads=1,
+        nsteps=10,
+        env_extra={"NN_CLOSURE_RECORD": str(tmp_path / "env"), "NN_CLOSURE_RECORD_EVERY": "3"},
+    )
     (folder,) = (tmp_path / "env").iterdir()
     assert folder.name.startswith("closure-pid")
     assert len(list(folder.glob("record_*.npz"))) == 10  # calls 1, 4, ..., 28 of 30

@@ -92,8 +92,13 @@ def test_torchscript_reference_is_information_and_replay_still_passes(recorded, 
 def test_replay_cli_with_reference_prints_it_as_information(recorded, tmp_path):
     package, twin, rec = recorded["mlp64.pt2"]
     out = tmp_path / "r.json"
-    proc = subprocess.run(cli("replay", rec, "--model", package, "--reference", twin, "--report", out),
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        cli("replay", rec, "--model", package, "--reference", twin, "--report", out),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(out.read_text())
     worst = max(r["reference"]["max_rel_diff"] for r in report["records"])

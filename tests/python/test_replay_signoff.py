@@ -59,7 +59,9 @@ def test_a_model_with_other_weights_fails_at_every_thread_setting(recorded, tmp_
             assert_replays(rec, wrong, allow_other_model=allow, allow_within_tolerance=True, **kw)
 
 
-def test_same_model_at_another_thread_count_is_equal_or_within_tolerance_never_a_false_failure(recorded, tmp_path):
+def test_same_model_at_another_thread_count_is_equal_or_within_tolerance_never_a_false_failure(
+    recorded, tmp_path
+):
     model, rec = recorded
     rec = copy_records(rec, tmp_path)
     proc, report = replay_cli(rec, model, "--threads", "1")
@@ -67,8 +69,10 @@ def test_same_model_at_another_thread_count_is_equal_or_within_tolerance_never_a
     assert {r["status"] for r in report["records"]} <= {"equal", "within_tolerance"}
     assert all(r["replay_threads"] == 1 for r in report["records"])
     # a 2-thread record one ulp away from what 1 thread gives: within tolerance, said so, not a failure
-    rewrite(rec / "record_000000029.npz",
-             lambda m, a: next_up(a, 0) if m in ("out.flux.npy", "host.applied_flux.npy") else a)
+    rewrite(
+        rec / "record_000000029.npz",
+        lambda m, a: next_up(a, 0) if m in ("out.flux.npy", "host.applied_flux.npy") else a,
+    )
     proc, report = replay_cli(rec, model, "--threads", "1", "--no-budgets")
     assert proc.returncode == 0, proc.stdout
     r = {Path(x["file"]).name: x for x in report["records"]}["record_000000029.npz"]
@@ -87,18 +91,29 @@ def test_same_model_at_another_thread_count_is_equal_or_within_tolerance_never_a
 def test_a_difference_beyond_tolerance_at_another_thread_count_is_a_mismatch(recorded, tmp_path):
     model, rec = recorded
     rec = copy_records(rec, tmp_path)
-    rewrite(rec / "record_000000037.npz",
-             lambda m, a: a * (1 + 1e-9) if m in ("out.flux.npy", "host.applied_flux.npy") else a)
+    rewrite(
+        rec / "record_000000037.npz",
+        lambda m, a: a * (1 + 1e-9) if m in ("out.flux.npy", "host.applied_flux.npy") else a,
+    )
     proc, report = replay_cli(rec, model, "--threads", "1", "--no-budgets")
     assert proc.returncode == 1
     r = {Path(x["file"]).name: x for x in report["records"]}["record_000000037.npz"]
-    assert r["status"] == "mismatch" and "beyond the tolerance" in r["message"] and "rtol 1e-12" in r["message"]
+    assert (
+        r["status"] == "mismatch" and "beyond the tolerance" in r["message"] and "rtol 1e-12" in r["message"]
+    )
 
 
 def test_bridge_and_torch_that_disagree_off_the_recorded_setting_are_a_mismatch():
     arrays = [{"array": "flux", "equal": False, "rel_diff": 1e-16, "rtol": 1e-12, "max_ulps": 1}]
-    paths = {k: {"equal": False, "comparable": False, "reasons": ["recorded with 2 thread(s), replayed with 1"],
-                 "arrays": arrays} for k in ("bridge", "torch")}
+    paths = {
+        k: {
+            "equal": False,
+            "comparable": False,
+            "reasons": ["recorded with 2 thread(s), replayed with 1"],
+            "arrays": arrays,
+        }
+        for k in ("bridge", "torch")
+    }
     status, message = outputs_verdict(7, paths, {"array": "flux", "equal": False, "max_ulps": 1})
     assert status == "mismatch" and "the bridge and torch disagree" in message
     assert outputs_verdict(7, paths, {"array": "*", "equal": True})[0] == "within_tolerance"
@@ -120,7 +135,9 @@ def test_a_burgers_record_whose_update_leaves_out_the_closure_flux_is_a_budget_v
     rec = copy_records(rec, tmp_path)
     target = rec / "record_000000041.npz"
     with zipfile.ZipFile(target) as zf:
-        arrays = {m: np.lib.format.read_array(io.BytesIO(zf.read(m))) for m in zf.namelist() if m != "meta.json"}
+        arrays = {
+            m: np.lib.format.read_array(io.BytesIO(zf.read(m))) for m in zf.namelist() if m != "meta.json"
+        }
     rewrite(target, lambda m, a: _drop_closure(m, a, arrays))
     proc, report = replay_cli(rec, model)
     assert proc.returncode == 1
@@ -164,9 +181,14 @@ m.record_stop()
 def test_a_host_that_drops_the_closure_from_its_update_failsreplay_cli(recorded, tmp_path, drop):
     model, _ = recorded
     out = tmp_path / "host"
-    proc = subprocess.run([sys.executable, "-c", HOST_SCRIPT.format(n=N), str(model), str(out),
-                           "drop" if drop else "keep"], capture_output=True, text=True, timeout=300, check=False,
-                          cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", HOST_SCRIPT.format(n=N), str(model), str(out), "drop" if drop else "keep"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     proc, report = replay_cli(out, model)
     s = report["summary"]

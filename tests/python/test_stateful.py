@@ -52,7 +52,7 @@ def test_fit_ar1_recovers_phi_and_sigma_of_a_simulated_series():
     e = np.zeros((T, 4, 2))
     e[0] = sigma * rng.standard_normal((4, 2))
     for t in range(1, T):
-        e[t] = phi * e[t - 1] + sigma * np.sqrt(1 - phi ** 2) * rng.standard_normal((4, 2))
+        e[t] = phi * e[t - 1] + sigma * np.sqrt(1 - phi**2) * rng.standard_normal((4, 2))
     got_phi, got_sigma = fit_ar1(e)
     np.testing.assert_allclose(got_phi, phi, atol=0.01)
     np.testing.assert_allclose(got_sigma, sigma, rtol=0.03)
@@ -100,9 +100,11 @@ def test_red_noise_rejects_a_state_of_the_wrong_shape_and_bad_coefficients():
 def _exported(tmp_path, name="ar1.pt"):
     torch.manual_seed(0)
     module = RedNoiseClosure(Linear3(), 0.97, 0.5, seed=5)
-    contract = pyclosure.export(module, tmp_path / name,
-                                example_inputs=(torch.randn(8, 3, dtype=torch.float64),
-                                                torch.zeros(8, 2, dtype=torch.float64)))
+    contract = pyclosure.export(
+        module,
+        tmp_path / name,
+        example_inputs=(torch.randn(8, 3, dtype=torch.float64), torch.zeros(8, 2, dtype=torch.float64)),
+    )
     return module, contract
 
 
@@ -133,10 +135,13 @@ def test_stateful_closure_through_the_bridge_equals_torch_and_replays_with_its_s
     started = 0
     for path in (tmp_path / "rec").rglob("record_*.npz"):  # every 3rd call, its state in and out
         with np.load(path) as rec:
-            gen_in, gen_out = rec["in.noise"][:, 1].astype(np.int64), rec["out.noise_next"][:, 1].astype(np.int64)
+            gen_in, gen_out = (
+                rec["in.noise"][:, 1].astype(np.int64),
+                rec["out.noise_next"][:, 1].astype(np.int64),
+            )
             if gen_in.any():  # one generator step per call
                 started += 1
-                assert np.array_equal(gen_out, (gen_in * 1664525 + 1013904223) % 2 ** 32)
+                assert np.array_equal(gen_out, (gen_in * 1664525 + 1013904223) % 2**32)
     assert started == 3
 
 
@@ -147,11 +152,14 @@ def _rewrite_contract(src, dst, change):
     torch.jit.save(m, str(dst), _extra_files={EXTRA_FILE: json.dumps(contract)})
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda c: c["state"][0].update(output="nowhere"), "names an unknown output"),
-    (lambda c: c["outputs"][1].update(shape=[4]), "differ in dtype or shape"),
-    (lambda c: c.update(state={"input": "noise"}), "'state' must be an array"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["state"][0].update(output="nowhere"), "names an unknown output"),
+        (lambda c: c["outputs"][1].update(shape=[4]), "differ in dtype or shape"),
+        (lambda c: c.update(state={"input": "noise"}), "'state' must be an array"),
+    ],
+)
 def test_bridge_refuses_a_contract_whose_state_pairs_do_not_match(tmp_path, change, message):
     _exported(tmp_path)
     _rewrite_contract(tmp_path / "ar1.pt", tmp_path / "bad.pt", change)
@@ -162,8 +170,11 @@ def test_bridge_refuses_a_contract_whose_state_pairs_do_not_match(tmp_path, chan
 def test_native_export_refuses_a_stateful_closure_by_name(tmp_path):
     module = RedNoiseClosure(nn.Sequential(nn.Linear(3, 1)).double(), 0.9, 1.0)
     with pytest.raises(ValueError, match=r"stateful closure .* native engine"):
-        pyclosure.export(module, tmp_path / "ar1.nnp", example_inputs=(
-            torch.randn(4, 3, dtype=torch.float64), torch.zeros(4, 2, dtype=torch.float64)))
+        pyclosure.export(
+            module,
+            tmp_path / "ar1.nnp",
+            example_inputs=(torch.randn(4, 3, dtype=torch.float64), torch.zeros(4, 2, dtype=torch.float64)),
+        )
     assert not (tmp_path / "ar1.nnp").exists()
 
 
@@ -172,8 +183,9 @@ def test_delay_closure_sees_the_last_m_inputs_through_its_history(tmp_path):
     net = nn.Linear(3 * 4, 1).double()
     module = DelayClosure(net, m=3)
     xs = [torch.randn(5, 3, dtype=torch.float64) for _ in range(6)]
-    contract = pyclosure.export(module, tmp_path / "delay.pt",
-                                example_inputs=(xs[0], initial_history(xs[0], 3)))
+    contract = pyclosure.export(
+        module, tmp_path / "delay.pt", example_inputs=(xs[0], initial_history(xs[0], 3))
+    )
     assert contract["state"][0]["input"] == "history" and contract["inputs"][1]["shape"] == [9]
     model = Model(tmp_path / "delay.pt")
     history = initial_history(xs[0], 3).numpy()
@@ -196,8 +208,13 @@ def test_fortran_host_carries_red_noise_state_and_its_run_replays_bit_for_bit(l9
     runs = []
     for name in ("a", "b"):
         out = tmp_path / f"{name}.bin"
-        proc = subprocess.run([str(l96_host), str(tmp_path / "ar1.pt"), "2", "30", str(out)],
-                              capture_output=True, text=True, env=env if name == "a" else os.environ, check=False)
+        proc = subprocess.run(
+            [str(l96_host), str(tmp_path / "ar1.pt"), "2", "30", str(out)],
+            capture_output=True,
+            text=True,
+            env=env if name == "a" else os.environ,
+            check=False,
+        )
         assert proc.returncode == 0 and "l96_host: done" in proc.stdout, proc.stdout + proc.stderr
         runs.append(np.fromfile(out, dtype=np.float64))
     assert np.array_equal(runs[0], runs[1])  # no seed from the host, the same run twice

@@ -18,10 +18,14 @@ from pyclosure.train import fit
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("stream")
     ds = fields(96, 8)
-    return {"ds": ds,
-            "nc": [write_netcdf(d / "a.nc", ds.isel(time=slice(0, 48)), chunk=12),
-                   write_netcdf(d / "b.nc", ds.isel(time=slice(48, 96)), chunk=12)],
-            "zarr": write_zarr(d / "all.zarr", ds, chunk=16)}
+    return {
+        "ds": ds,
+        "nc": [
+            write_netcdf(d / "a.nc", ds.isel(time=slice(0, 48)), chunk=12),
+            write_netcdf(d / "b.nc", ds.isel(time=slice(48, 96)), chunk=12),
+        ],
+        "zarr": write_zarr(d / "all.zarr", ds, chunk=16),
+    }
 
 
 def epoch_batches(data, epoch, batch_size, placement=(0, 1)):
@@ -53,7 +57,7 @@ def test_order_is_deterministic_for_a_seed_and_shuffled_by_epoch_and_within_chun
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not torch.equal(torch.cat(a), torch.cat(c))
     first_chunk = files["ds"]["u"].values[:12]
-    in_file_order = [torch.cat(a)[i:i + 12] for i in range(0, 96, 12)]
+    in_file_order = [torch.cat(a)[i : i + 12] for i in range(0, 96, 12)]
     assert not any(np.array_equal(x.numpy(), first_chunk) for x in in_file_order)
 
 
@@ -106,8 +110,14 @@ def test_cf_units_reach_the_exported_contract(files, tmp_path):
     data = StreamDataset(files["nc"], ["u"], "flux")
     assert data.units() == UNITS
     model = torch.nn.Linear(8, 8)
-    export(model, tmp_path / "c.pt", torch.zeros(1, 8), input_names=["u"], output_names=["flux"],
-           units=data.units())
+    export(
+        model,
+        tmp_path / "c.pt",
+        torch.zeros(1, 8),
+        input_names=["u"],
+        output_names=["flux"],
+        units=data.units(),
+    )
     c = read_contract(tmp_path / "c.pt")
     assert c["inputs"][0]["units"] == "m s-1" and c["outputs"][0]["units"] == "m2 s-2"
 
@@ -129,7 +139,9 @@ def test_mismatched_dims_name_both_files_and_the_variable(files, tmp_path):
     odd = write_netcdf(tmp_path / "odd.nc", fields(24, 6), chunk=12)
     with pytest.raises(ValueError, match=r"odd\.nc variable 'u' has dims .*'x': 6.*a\.nc has .*'x': 8"):
         StreamDataset([files["nc"][0], odd], ["u"], "flux")
-    with pytest.raises(ValueError, match=r"a\.nc variable 'u' has dims \('time', 'x'\), without the sample dim"):
+    with pytest.raises(
+        ValueError, match=r"a\.nc variable 'u' has dims \('time', 'x'\), without the sample dim"
+    ):
         StreamDataset(files["nc"][0], ["u"], "flux", sample_dims=("time", "lev"))
 
 
@@ -158,8 +170,17 @@ def mlp():
 def test_fit_learns_from_a_stream_and_validates_on_its_last_chunks(files, tmp_path):
     data = StreamDataset(files["nc"], ["u"], "flux")
     model = mlp()
-    hist = fit(model, data, epochs=40, batch_size=12, lr=1e-2, val_fraction=0.25, patience=40,
-               progress=False, checkpoint_path=tmp_path / "w.pt")
+    hist = fit(
+        model,
+        data,
+        epochs=40,
+        batch_size=12,
+        lr=1e-2,
+        val_fraction=0.25,
+        patience=40,
+        progress=False,
+        checkpoint_path=tmp_path / "w.pt",
+    )
     assert hist.val[-1] < 0.2 * hist.val[0]
     # validation chunks (the last 2 of 8) never trained: the training epoch had 6 chunks
     train, val = data.split(0.25)

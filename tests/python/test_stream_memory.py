@@ -21,7 +21,7 @@ pytest.importorskip("xarray")
 
 from streamdata import fields, write_netcdf
 
-MIB = 2 ** 20
+MIB = 2**20
 CAP = 24 * MIB
 NX, NT_FILE, FILES, CHUNK = 256, 16384, 4, 1024  # 4 files x 2 variables x 16 MiB = 128 MiB
 
@@ -69,14 +69,19 @@ def test_training_streams_data_five_times_the_memory_cap(tmp_path):
         on_disk += (tmp_path / f"part{i}.nc").stat().st_size
         del ds
     assert on_disk >= 5 * CAP, f"only {on_disk / MIB:.0f} MiB on disk"
-    run = subprocess.run([sys.executable, "-c", SCRIPT, *paths], capture_output=True, text=True, timeout=600,
-                         check=False)
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT, *paths], capture_output=True, text=True, timeout=600, check=False
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     r = json.loads(run.stdout.strip().splitlines()[-1])
     assert r["samples"] == FILES * NT_FILE and np.isfinite(r["loss"][0])
     grew = r["stream_peak"] - r["base"]
-    print(f"data on disk {on_disk / MIB:.0f} MiB, cap {CAP / MIB:.0f} MiB; baseline RSS "
-          f"{r['base'] / MIB:.0f} MiB, streaming peak +{grew / MIB:.1f} MiB, "
-          f"whole load peak +{(r['load_peak'] - r['base2']) / MIB:.1f} MiB")
-    assert grew < CAP, f"streaming one epoch raised the peak RSS by {grew / MIB:.1f} MiB (cap {CAP / MIB:.0f})"
+    print(
+        f"data on disk {on_disk / MIB:.0f} MiB, cap {CAP / MIB:.0f} MiB; baseline RSS "
+        f"{r['base'] / MIB:.0f} MiB, streaming peak +{grew / MIB:.1f} MiB, "
+        f"whole load peak +{(r['load_peak'] - r['base2']) / MIB:.1f} MiB"
+    )
+    assert grew < CAP, (
+        f"streaming one epoch raised the peak RSS by {grew / MIB:.1f} MiB (cap {CAP / MIB:.0f})"
+    )
     assert r["load_peak"] - r["base2"] > CAP  # the control: a whole load is visible

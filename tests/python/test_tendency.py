@@ -21,8 +21,13 @@ def _pointwise(seed=0):
     torch.manual_seed(seed)
     x = torch.randn(400, 3, dtype=torch.float64) * torch.tensor([3.0, 5.0, 2.0], dtype=torch.float64) + 4.0
     y = torch.randn(400, 1, dtype=torch.float64) * 2.0 - 1.0
-    return PointwiseClosure(3, 1, hidden=16, input_normalizer=Normalizer.fit(x, per="feature"),
-                            output_normalizer=Normalizer.fit(y, per="feature")).double().eval(), x
+    return PointwiseClosure(
+        3,
+        1,
+        hidden=16,
+        input_normalizer=Normalizer.fit(x, per="feature"),
+        output_normalizer=Normalizer.fit(y, per="feature"),
+    ).double().eval(), x
 
 
 def _largest_ratio(f, x, pairs=2000):
@@ -48,12 +53,16 @@ def test_pointwise_closure_contract_says_tendency_with_its_certified_bound(tmp_p
 def test_stencil_tendency_closure_runs_on_any_grid_shift_equivariant_within_its_bound(tmp_path):
     torch.manual_seed(2)
     closure = StencilTendencyClosure(1, stencil=5, hidden=8).double().eval()
-    contract = pyclosure.export(closure, tmp_path / "s.pt", example_inputs=(torch.randn(2, 16, dtype=torch.float64),))
+    contract = pyclosure.export(
+        closure, tmp_path / "s.pt", example_inputs=(torch.randn(2, 16, dtype=torch.float64),)
+    )
     assert contract["outputs"][0]["meaning"]["kind"] == "tendency"
     assert contract["inputs"][0]["shape"] == [-1]
     u = torch.randn(3, 24, dtype=torch.float64)
     with torch.no_grad():
-        torch.testing.assert_close(closure(torch.roll(u, 5, -1)), torch.roll(closure(u), 5, -1), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(
+            closure(torch.roll(u, 5, -1)), torch.roll(closure(u), 5, -1), rtol=1e-12, atol=1e-12
+        )
     assert _largest_ratio(closure, torch.randn(50, 24, dtype=torch.float64)) <= contract["lipschitz_bound"]
 
 
@@ -74,6 +83,7 @@ def _host_twin(closure, nsteps):
     def u(v):
         with torch.no_grad():
             return closure(torch.from_numpy(l96.features(v))).numpy()[:, 0]
+
     for _ in range(nsteps):
         x = l96.coarse_step(x, 0.005, u)
     return x
@@ -88,8 +98,13 @@ def test_pointwise_tendency_closure_runs_from_a_fortran_host_and_replays(l96_hos
     closure, x = _pointwise()
     pyclosure.export(closure, tmp_path / "c.pt", example_inputs=(x[:8],))
     env = {**os.environ, "NN_CLOSURE_RECORD": str(tmp_path / "rec"), "NN_CLOSURE_RECORD_EVERY": "7"}
-    proc = subprocess.run([str(l96_host), str(tmp_path / "c.pt"), "0", "40", str(tmp_path / "x.bin")],
-                          capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(
+        [str(l96_host), str(tmp_path / "c.pt"), "0", "40", str(tmp_path / "x.bin")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0 and "l96_host: done" in proc.stdout, proc.stdout + proc.stderr
     got = np.fromfile(tmp_path / "x.bin", dtype=np.float64)
     np.testing.assert_allclose(got, _host_twin(closure, 40), rtol=1e-12)
@@ -100,8 +115,15 @@ def test_pointwise_tendency_closure_runs_from_a_fortran_host_and_replays(l96_hos
 def test_info_shows_fortran_shapes_and_extra(tmp_path):
     closure, x = _pointwise()
     pyclosure.export(closure, tmp_path / "c.pt", example_inputs=(x[:4],), extra={"experiment": "l96-k8"})
-    proc = subprocess.run(["pyclosure", "info", str(tmp_path / "c.pt")], capture_output=True, text=True,
-                          check=True, env={**os.environ, "PATH": str(pathlib.Path(os.sys.executable).parent)
-                                           + os.pathsep + os.environ.get("PATH", "")})
+    proc = subprocess.run(
+        ["pyclosure", "info", str(tmp_path / "c.pt")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            **os.environ,
+            "PATH": str(pathlib.Path(os.sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        },
+    )
     assert "torch (batch, 3)" in proc.stdout and "Fortran (3, ncol)" in proc.stdout
     assert json.dumps({"experiment": "l96-k8"}) in proc.stdout

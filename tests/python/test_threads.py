@@ -28,8 +28,17 @@ def omp_exe(build_fortran):
 def _run_omp(exe, model_dir, host_threads, torch_threads, ncol=4000, nblock=16, rounds=8, name="mlp64.pt"):
     # Passive waiting: more threads than cores must not spin against each other.
     env = {**os.environ, "OMP_NUM_THREADS": str(host_threads), "OMP_WAIT_POLICY": "passive"}
-    cmd = [str(exe), str(model_dir / name), str(NFEAT), str(NOUT), str(ncol), str(nblock), str(rounds),
-           str(host_threads), str(torch_threads)]
+    cmd = [
+        str(exe),
+        str(model_dir / name),
+        str(NFEAT),
+        str(NOUT),
+        str(ncol),
+        str(nblock),
+        str(rounds),
+        str(host_threads),
+        str(torch_threads),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     return proc, values
@@ -39,8 +48,9 @@ def _run_omp(exe, model_dir, host_threads, torch_threads, ncol=4000, nblock=16, 
 # own thread count left as it is (0) or set to 1 with nn_set_num_threads.
 @pytest.mark.parametrize("host_threads", [2, 4])
 @pytest.mark.parametrize("torch_threads", [0, 1])
-def test_openmp_threads_on_column_blocks_equal_serial_run_bit_for_bit(omp_exe, model_dir, host_threads,
-                                                                      torch_threads):
+def test_openmp_threads_on_column_blocks_equal_serial_run_bit_for_bit(
+    omp_exe, model_dir, host_threads, torch_threads
+):
     proc, v = _run_omp(omp_exe, model_dir, host_threads, torch_threads)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "omp_columns: identical" in proc.stdout
@@ -255,4 +265,6 @@ def test_cffi_calls_release_the_gil(tmp_path, restore_threads):
     worker.join()
     inside = sum(span["start"] < s < span["end"] for s in stamps)
     assert span["end"] - span["start"] > 0.02, "the call was too short to tell"
-    assert inside > 100, f"the main thread ran {inside} times during a {span['end'] - span['start']:.3f} s call"
+    assert inside > 100, (
+        f"the main thread ran {inside} times during a {span['end'] - span['start']:.3f} s call"
+    )

@@ -59,10 +59,11 @@ def test_centred_tendency_targets_are_second_order_and_forward_ones_warn():
     true = np.stack([np.cos(time), -2 * np.sin(2 * time)], axis=1)
     zero = np.zeros_like
     states, centred = subgrid_tendency(traj, dt, zero)
-    assert states.shape == (198, 2) and np.abs(centred - true[1:-1]).max() < 4 * dt ** 2 / 6 * 2
+    assert states.shape == (198, 2) and np.abs(centred - true[1:-1]).max() < 4 * dt**2 / 6 * 2
     with pytest.warns(ForwardDifferenceWarning, match="time-stepping error"):
         _, forward = subgrid_tendency(traj, dt, zero, difference="forward")
     assert np.abs(forward - true[:-1]).max() > 10 * np.abs(centred - true[1:-1]).max()
+
     # "step": exactly what, added as dt * U after the host's step, reproduces the trajectory
     def step(x):
         return x + dt * np.cos(x)

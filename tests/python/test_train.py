@@ -47,8 +47,7 @@ TEST = exact_trajectories(16, 41, seed=1)
 
 def rollout_rmse(closure):
     with torch.no_grad():
-        return float((unroll(coarse_step, closure, TEST[:, 0], 40) - TEST[:, 1:]).pow(2)
-                     .mean().sqrt())
+        return float((unroll(coarse_step, closure, TEST[:, 0], 40) - TEST[:, 1:]).pow(2).mean().sqrt())
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +73,11 @@ def test_a_posteriori_training_lowers_unrolled_error_of_a_priori_model(a_priori)
     model = DownGradientClosure(hidden=8, dx=DX, k_scale=0.1)
     model.load_state_dict(a_priori.state_dict())
     before = rollout_rmse(model)
-    fit_a_posteriori(model, coarse_step, TRAIN, k=10, epochs=8, batch_size=32, lr=3e-3,
-                     progress=False)
+    fit_a_posteriori(model, coarse_step, TRAIN, k=10, epochs=8, batch_size=32, lr=3e-3, progress=False)
     after = rollout_rmse(model)
     assert after < 0.5 * before, (before, after)  # measured: 0.096 -> ~0.02
     with torch.no_grad():
-        k_mean = float(a_priori.diffusivity(TEST[:, 0]).mean()), float(
-            model.diffusivity(TEST[:, 0]).mean())
+        k_mean = float(a_priori.diffusivity(TEST[:, 0]).mean()), float(model.diffusivity(TEST[:, 0]).mean())
     assert abs(k_mean[1] - K_BEST) < abs(k_mean[0] - K_BEST)
 
 
@@ -88,8 +85,17 @@ def _short_fit(tmp_path, name, **kw):
     torch.manual_seed(3)
     model = DownGradientClosure(hidden=4, dx=DX)
     u = TRAIN[:8].reshape(-1, N)
-    hist = fit(model, u, down_gradient_flux(u), epochs=5, batch_size=32, lr=1e-2,
-               progress=False, checkpoint_path=tmp_path / f"{name}.pt", **kw)
+    hist = fit(
+        model,
+        u,
+        down_gradient_flux(u),
+        epochs=5,
+        batch_size=32,
+        lr=1e-2,
+        progress=False,
+        checkpoint_path=tmp_path / f"{name}.pt",
+        **kw,
+    )
     return model, hist
 
 
@@ -113,12 +119,22 @@ def test_checkpoint_loads_with_weights_only_and_history_is_json(tmp_path):
 
 
 @pytest.mark.parametrize("patience", [0, 3])
-def test_early_stopping_tolerates_patience_epochs_without_improvement_and_stops_at_the_next(tmp_path, patience):
+def test_early_stopping_tolerates_patience_epochs_without_improvement_and_stops_at_the_next(
+    tmp_path, patience
+):
     # lr = 0: the loss never improves after epoch 0, so epochs 1 .. patience are
     # tolerated and epoch patience + 1 is the last one run (fit's docstring).
     model = DownGradientClosure(hidden=4, dx=DX)
     u = TRAIN[:4].reshape(-1, N)
-    hist = fit(model, u, down_gradient_flux(u), epochs=100, lr=0.0, patience=patience,
-               progress=False, history_path=tmp_path / "h.json")
+    hist = fit(
+        model,
+        u,
+        down_gradient_flux(u),
+        epochs=100,
+        lr=0.0,
+        patience=patience,
+        progress=False,
+        history_path=tmp_path / "h.json",
+    )
     assert hist.stopped_early and hist.best_epoch == 0
     assert len(hist.train) == len(hist.val) == patience + 2

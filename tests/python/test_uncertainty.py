@@ -1,6 +1,5 @@
 """Seeded stochastic sampling is reproducible; ensemble spread grows off the training data."""
 
-
 import pytest
 import torch
 from conftest import roundtrip, smooth_fields
@@ -22,8 +21,7 @@ def quadratic_flux(u):
 
 
 @pytest.mark.parametrize("seed_dtype", [torch.int64, torch.float32, torch.float64])
-def test_same_seed_gives_identical_samples_across_calls_and_after_save_load(tmp_path,
-                                                                          seed_dtype):
+def test_same_seed_gives_identical_samples_across_calls_and_after_save_load(tmp_path, seed_dtype):
     sampler = SeededSampler(StochasticHead(hidden=8))
     x = smooth_fields(4)
     seed = torch.tensor([[1], [2], [3], [2**40 + 5]], dtype=torch.int64).to(seed_dtype)
@@ -63,8 +61,7 @@ def test_gaussian_nll_training_learns_the_noise_level():
     noise_std = 0.1
     target = quadratic_flux(u) + noise_std * torch.randn(u.shape)
     head = StochasticHead(hidden=16)
-    fit(head, u, target, loss_fn=gaussian_nll, epochs=40, batch_size=64, lr=1e-2,
-        progress=False)
+    fit(head, u, target, loss_fn=gaussian_nll, epochs=40, batch_size=64, lr=1e-2, progress=False)
     with torch.no_grad():
         _, std = head(smooth_fields(200, seed=2))
     assert abs(float(std.mean()) - noise_std) < 0.3 * noise_std
@@ -76,8 +73,7 @@ def test_ensemble_spread_is_larger_on_shifted_inputs(tmp_path):
     for seed in range(4):
         torch.manual_seed(seed)
         member = PeriodicFluxClosure(hidden=16)
-        fit(member, u, quadratic_flux(u), epochs=30, batch_size=64, lr=1e-2, seed=seed,
-            progress=False)
+        fit(member, u, quadratic_flux(u), epochs=30, batch_size=64, lr=1e-2, seed=seed, progress=False)
         members.append(member)
     ensemble = DeepEnsemble(members)
     loaded = roundtrip(ensemble, tmp_path)

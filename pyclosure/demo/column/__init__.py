@@ -39,11 +39,14 @@ def _coupled(out, s):
     r["guarded"] = runs.run(out / "runs" / "guarded", s, "nn", out / "column_guarded.pt", ood="fallback")
     r["scheme_warm"] = runs.run(out / "runs" / "scheme_warm", s, **warm)
     r["nn_warm"] = runs.run(out / "runs" / "nn_warm", s, "nn", out / "column.nnp", **warm)
-    r["guarded_warm"] = runs.run(out / "runs" / "guarded_warm", s, "nn", out / "column_guarded.pt",
-                                 ood="fallback", **warm)
+    r["guarded_warm"] = runs.run(
+        out / "runs" / "guarded_warm", s, "nn", out / "column_guarded.pt", ood="fallback", **warm
+    )
     for name, v in r.items():
-        print(f"      {name:13s} {'finite' if v['ok'] else 'FAILED'}"
-              + (f"  {v['stats']}" if v["stats"] else ""))
+        print(
+            f"      {name:13s} {'finite' if v['ok'] else 'FAILED'}"
+            + (f"  {v['stats']}" if v["stats"] else "")
+        )
         if not v["ok"]:
             print(v["log"][-2000:])
     return r
@@ -67,32 +70,43 @@ def run(out="pyclosure-demo-column", quick=False, pt2=True):
     if not pt2:
         s.engines = tuple(e for e in s.engines if e != "pt2")
     seconds = {}
-    set_num_threads(1)   # the bridge in this process (replay)
+    set_num_threads(1)  # the bridge in this process (replay)
     torch.set_num_threads(1)  # training: on shared cores a second thread spins more than it helps
 
-    say(1, f"training data from the Fortran scheme (f90wrap): {len(s.train_rh0)} humidities x "
-            f"{s.train_columns} columns x {s.train_steps} steps")
+    say(
+        1,
+        f"training data from the Fortran scheme (f90wrap): {len(s.train_rh0)} humidities x "
+        f"{s.train_columns} columns x {s.train_steps} steps",
+    )
     t0 = time.perf_counter()
     d = data.generate(out / "data.npz", s)
     seconds["data"] = time.perf_counter() - t0
     print(f"      {d['x'].shape[0]} states ({seconds['data']:.1f} s)")
 
-    say(2, f"training the flux-form emulator (MLP {d['x'].shape[1]}-{s.hidden}-{s.hidden}-{s.nlev + 1}) "
-            "and its guard")
+    say(
+        2,
+        f"training the flux-form emulator (MLP {d['x'].shape[1]}-{s.hidden}-{s.hidden}-{s.nlev + 1}) "
+        "and its guard",
+    )
     t0 = time.perf_counter()
     model, hist = learn.train(d["x"], d["flux"], s)
     guarded = learn.guard(model, d["x"], s.guard_quantile)
     seconds["training"] = time.perf_counter() - t0
-    print(f"      {len(hist.train)} epochs, best validation loss {min(hist.val):.3g}; guard threshold "
-          f"{guarded.guard.threshold:.3g} ({seconds['training']:.1f} s)")
+    print(
+        f"      {len(hist.train)} epochs, best validation loss {min(hist.val):.3g}; guard threshold "
+        f"{guarded.guard.threshold:.3g} ({seconds['training']:.1f} s)"
+    )
 
     say(3, f"exports: {', '.join('column.' + e for e in s.engines)}, column_guarded.pt")
     exported = learn.export_all(model, guarded, d["x"], out, s.engines)
     seconds["export"] = sum(exported.values())
     print("      " + ", ".join(f"{k} {v:.1f} s" for k, v in exported.items()))
 
-    say(4, f"coupled Fortran runs: {s.ncol} columns in blocks of {s.nproma}, {s.nsteps} steps of "
-            f"{s.dt / 3600:g} h")
+    say(
+        4,
+        f"coupled Fortran runs: {s.ncol} columns in blocks of {s.nproma}, {s.nsteps} steps of "
+        f"{s.dt / 3600:g} h",
+    )
     t0 = time.perf_counter()
     coupled = _coupled(out, s)
     seconds["coupled"] = time.perf_counter() - t0
@@ -101,8 +115,10 @@ def run(out="pyclosure-demo-column", quick=False, pt2=True):
     t0 = time.perf_counter()
     replayed = report.replay_records(out / "runs" / "nn" / "records", out / "column.nnp")
     seconds["replay"] = time.perf_counter() - t0
-    print(f"      {replayed['equal']}/{replayed['records']} records bit for bit, budgets closed "
-          f"{replayed['budgets_closed']}/{replayed['budgets_checked']} ({replayed['columns']} columns)")
+    print(
+        f"      {replayed['equal']}/{replayed['records']} records bit for bit, budgets closed "
+        f"{replayed['budgets_closed']}/{replayed['budgets_checked']} ({replayed['columns']} columns)"
+    )
 
     say(6, f"cost per block at nproma {', '.join(map(str, s.bench_nproma))} (one thread)")
     t0 = time.perf_counter()

@@ -96,7 +96,7 @@ def generate(path, s, seed=0):
             xs.append(np.concatenate([tt, humidity(tt, rh0, p_int), tsr[:, None]], axis=1))
     x = np.concatenate(xs)
     nlev = s.nlev
-    flux = fluxes(x[:, :nlev], x[:, nlev:2 * nlev], x[:, 2 * nlev], s.nband, p_int)
+    flux = fluxes(x[:, :nlev], x[:, nlev : 2 * nlev], x[:, 2 * nlev], s.nband, p_int)
     d = {"x": x, "flux": flux, "p_int": p_int, "dx": dx}
     np.savez(path, **d)
     return d

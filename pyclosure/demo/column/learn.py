@@ -42,6 +42,7 @@ def flux_and_heating_loss(out_norm):
         diff = (pred[:, 1:] - pred[:, :-1] - target[:, 1:] + target[:, :-1]) * std[1:]
         scale = (target[:, 1:] - target[:, :-1]).mul(std[1:]).std(0).clamp(min=1e-3)
         return torch.mean((pred - target) ** 2) + torch.mean((diff / scale) ** 2)
+
     return loss
 
 
@@ -62,8 +63,19 @@ def train(x, flux, s, seed=0):
     zt = out_norm(torch.as_tensor(flux, dtype=torch.float64))
     # The samples are blocks of runs, one block per humidity and jitter (data.generate): a
     # blocked split would validate on a humidity it never trained on, so split at random.
-    hist = fit(model, xt, zt, loss_fn=flux_and_heating_loss(out_norm), epochs=s.epochs, batch_size=s.batch_size,
-               lr=2e-3, patience=30, seed=seed, progress=False, split="random")
+    hist = fit(
+        model,
+        xt,
+        zt,
+        loss_fn=flux_and_heating_loss(out_norm),
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        lr=2e-3,
+        patience=30,
+        seed=seed,
+        progress=False,
+        split="random",
+    )
     return fold_output(model, out_norm).eval(), hist
 
 

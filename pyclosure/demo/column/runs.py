@@ -19,14 +19,26 @@ def read_trajectory(path):
     d = np.fromfile(path, "<f8", offset=48)
     rec = 1 + ncol + nlev * ncol
     d = d[: d.size // rec * rec].reshape(-1, rec)
-    return d[:, 0], d[0, 1:1 + ncol], d[:, 1 + ncol:].reshape(-1, ncol, nlev)
+    return d[:, 0], d[0, 1 : 1 + ncol], d[:, 1 + ncol :].reshape(-1, ncol, nlev)
 
 
 def _params(s, **kw):
     lo, hi = s.ts_range
-    p = {"nlev": s.nlev, "ncol": s.ncol, "nproma": s.nproma, "nband": s.nband, "nsteps": s.nsteps,
-         "every": s.every, "threads": 1, "dt": float(s.dt), "chs": float(s.chs), "rh0": float(s.rh0),
-         "ts_min": float(lo), "ts_max": float(hi), "output": "traj.bin"}
+    p = {
+        "nlev": s.nlev,
+        "ncol": s.ncol,
+        "nproma": s.nproma,
+        "nband": s.nband,
+        "nsteps": s.nsteps,
+        "every": s.every,
+        "threads": 1,
+        "dt": float(s.dt),
+        "chs": float(s.chs),
+        "rh0": float(s.rh0),
+        "ts_min": float(lo),
+        "ts_max": float(hi),
+        "output": "traj.bin",
+    }
     p.update(kw)
     return p
 
@@ -59,8 +71,15 @@ def run(folder, s, radiation="scheme", model=None, ood="off", record_every=None,
 def bench(folder, s, model):
     """Median seconds per block of the scheme and of ``model`` at each of ``s.bench_nproma``, in one
     process with interleaved rounds, one thread: ``{nproma: {"scheme": s, "nn": s}}``."""
-    params = _params(s, radiation="nn", model=str(Path(model).resolve()), ncol=s.bench_ncol,
-                     bench_rounds=s.bench_rounds, bench_nproma=list(s.bench_nproma), nsteps=0)
+    params = _params(
+        s,
+        radiation="nn",
+        model=str(Path(model).resolve()),
+        ncol=s.bench_ncol,
+        bench_rounds=s.bench_rounds,
+        bench_nproma=list(s.bench_nproma),
+        nsteps=0,
+    )
     rc, log = run_program("column_scm", folder, params, "column")
     if rc != 0:
         raise RuntimeError(f"column_scm bench of {model} failed (exit {rc}):\n{log}")

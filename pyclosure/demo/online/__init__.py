@@ -35,7 +35,7 @@ from ...train import fit
 from .. import checks, data, learn
 from . import report
 
-__all__ = ["run", "Settings"]
+__all__ = ["Settings", "run"]
 
 
 @dataclasses.dataclass
@@ -47,17 +47,17 @@ class Settings:
     n_les: int = 128
     length: float = 100.0
     dt_les: float = 0.04
-    spinup: float = 100.0      # DNS spin-up of the online run
-    window: float = 4.0        # online: LES restarts from the filtered DNS every window, then a sync
+    spinup: float = 100.0  # DNS spin-up of the online run
+    window: float = 4.0  # online: LES restarts from the filtered DNS every window, then a sync
     windows: int = 100
     lr: float = 1e-3
-    buffer: int = 500          # online: snapshots kept for the spec's replay buffer (0: none)
-    batch: int = 8             # online: snapshots per training step (the new one and 7 from the buffer)
-    seed: int = 7              # forcing seed of the online run (the offline data use 1, 2, ...)
+    buffer: int = 500  # online: snapshots kept for the spec's replay buffer (0: none)
+    batch: int = 8  # online: snapshots per training step (the new one and 7 from the buffer)
+    seed: int = 7  # forcing seed of the online run (the offline data use 1, 2, ...)
     data_spinup: float = 200.0
-    t_train: float = 400.0     # offline training snapshots every 0.5
-    t_test: float = 50.0       # held-out trajectory: validation of the offline fit, spectrum
-    nseg: int = 8              # held-out forecast segments
+    t_train: float = 400.0  # offline training snapshots every 0.5
+    t_test: float = 50.0  # held-out trajectory: validation of the offline fit, spectrum
+    nseg: int = 8  # held-out forecast segments
     horizon: float = 5.0
     epochs: int = 150
 
@@ -67,8 +67,16 @@ class Settings:
 
     @classmethod
     def for_quick(cls):
-        return cls(quick=True, spinup=40.0, windows=30, data_spinup=100.0, t_train=200.0, t_test=20.0,
-                   nseg=4, epochs=100)
+        return cls(
+            quick=True,
+            spinup=40.0,
+            windows=30,
+            data_spinup=100.0,
+            t_train=200.0,
+            t_test=20.0,
+            nseg=4,
+            epochs=100,
+        )
 
     @property
     def t_long(self):
@@ -91,26 +99,43 @@ def run_program(folder, s, model, train):
     """Run ``burgers_online`` in ``folder`` with closure ``model``; return its table as a dict of arrays."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    params = {"n_les": s.n_les, "n_dns": s.n_dns, "length": s.length, "dt_les": s.dt_les, "seed": s.seed,
-              "spinup": s.spinup, "window": s.window, "windows": s.windows, "train": train,
-              "model": str(Path(model).resolve()), "spec": "pyclosure.demo.online.spec:spec",
-              "options": f"lr={s.lr}, buffer={s.buffer}, batch={s.batch}", "versions": "versions", "checkpoint": "ckpt.pt",
-              "output": "online.txt"}
-    (folder / "online.nml").write_text("&online\n" + "".join(
-        f"  {k} = {_nml(v)},\n" for k, v in params.items()) + "/\n")
+    params = {
+        "n_les": s.n_les,
+        "n_dns": s.n_dns,
+        "length": s.length,
+        "dt_les": s.dt_les,
+        "seed": s.seed,
+        "spinup": s.spinup,
+        "window": s.window,
+        "windows": s.windows,
+        "train": train,
+        "model": str(Path(model).resolve()),
+        "spec": "pyclosure.demo.online.spec:spec",
+        "options": f"lr={s.lr}, buffer={s.buffer}, batch={s.batch}",
+        "versions": "versions",
+        "checkpoint": "ckpt.pt",
+        "output": "online.txt",
+    }
+    (folder / "online.nml").write_text(
+        "&online\n" + "".join(f"  {k} = {_nml(v)},\n" for k, v in params.items()) + "/\n"
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     t0 = time.perf_counter()
-    proc = subprocess.run([str(program()), "online.nml"], cwd=folder, env=env, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [str(program()), "online.nml"], cwd=folder, env=env, capture_output=True, text=True, check=False
+    )
     (folder / "log.txt").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"burgers_online failed in {folder}:\n{(proc.stdout + proc.stderr)[-3000:]}")
     table = np.loadtxt(folder / "online.txt", ndmin=2)
     names = ("window", "time", "version", "loss", "error_nn", "error_none")
     steps = np.fromfile(folder / "losses.bin", dtype="<f8")
-    return {**{k: table[:, i] for i, k in enumerate(names)}, "step_loss": steps,
-            "step_time": s.spinup + s.dt_les * np.arange(1, steps.size + 1),
-            "seconds": time.perf_counter() - t0}
+    return {
+        **{k: table[:, i] for i, k in enumerate(names)},
+        "step_loss": steps,
+        "step_time": s.spinup + s.dt_les * np.arange(1, steps.size + 1),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _nml(v):
@@ -134,8 +159,10 @@ def run(out="pyclosure-demo-online", quick=False):
 
     missing = missing_extras()
     if missing:
-        raise ClosureError(f"the online example needs {', '.join(missing)} (the 'demo' extra): "
-                           "pip install " + " ".join(repr(m) for m in missing))
+        raise ClosureError(
+            f"the online example needs {', '.join(missing)} (the 'demo' extra): "
+            "pip install " + " ".join(repr(m) for m in missing)
+        )
     t_start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -145,9 +172,19 @@ def run(out="pyclosure-demo-online", quick=False):
 
     _say(1, f"offline data: DNS N={s.n_dns} -> LES N={s.n_les}, {s.t_train:g} time units of training pairs")
     t0 = time.perf_counter()
-    d = data.generate(out / "data.npz", n_dns=s.n_dns, n_les=s.n_les, dt_les=s.dt_les, spinup=s.data_spinup,
-                      t_train=s.t_train, train_every=0.5, t_test=s.t_test, test_every=0.2, nseg=s.nseg,
-                      seg_horizon=s.horizon)
+    d = data.generate(
+        out / "data.npz",
+        n_dns=s.n_dns,
+        n_les=s.n_les,
+        dt_les=s.dt_les,
+        spinup=s.data_spinup,
+        t_train=s.t_train,
+        train_every=0.5,
+        t_test=s.t_test,
+        test_every=0.2,
+        nseg=s.nseg,
+        seg_horizon=s.horizon,
+    )
     seconds["data"] = time.perf_counter() - t0
 
     _say(2, "untrained closure (closure.pt) and the offline-trained closure (offline.pt)")
@@ -155,14 +192,26 @@ def run(out="pyclosure-demo-online", quick=False):
     untrained = _closure(d, s)
     checks.export_closure(untrained, out / "closure.pt", d, "tau")
     offline = _closure(d, s)
-    hist = fit(offline, torch.as_tensor(d["u"]), torch.as_tensor(d["tau"]), epochs=s.epochs, batch_size=32,
-               lr=2e-3, val_data=(torch.as_tensor(d["test_u"]), torch.as_tensor(d["test_tau"])), patience=15,
-               seed=s.seed, progress=False)
+    hist = fit(
+        offline,
+        torch.as_tensor(d["u"]),
+        torch.as_tensor(d["tau"]),
+        epochs=s.epochs,
+        batch_size=32,
+        lr=2e-3,
+        val_data=(torch.as_tensor(d["test_u"]), torch.as_tensor(d["test_tau"])),
+        patience=15,
+        seed=s.seed,
+        progress=False,
+    )
     checks.export_closure(offline, out / "offline.pt", d, "tau")
     seconds["offline_training"] = time.perf_counter() - t0
 
-    _say(3, f"online run (burgers_online): {s.windows} windows of {s.window:g} time units, "
-            "nn_train_step every LES step, nn_train_sync every window")
+    _say(
+        3,
+        f"online run (burgers_online): {s.windows} windows of {s.window:g} time units, "
+        "nn_train_step every LES step, nn_train_sync every window",
+    )
     online = run_program(out / "online", s, out / "closure.pt", train=True)
     seconds["online_run"] = online["seconds"]
 
@@ -174,8 +223,10 @@ def run(out="pyclosure-demo-online", quick=False):
     ckpt = torch.load(str(out / "online" / "ckpt.pt"), weights_only=True)
     trained = _closure(d, s, ckpt["module"])
     scorer = types.SimpleNamespace(horizon=s.horizon, dt_les=s.dt_les, t_long=s.t_long)
-    held_out = {name: checks.twin_scores(m, d, scorer)
-                for name, m in (("untrained", untrained), ("online", trained), ("offline", offline))}
+    held_out = {
+        name: checks.twin_scores(m, d, scorer)
+        for name, m in (("untrained", untrained), ("online", trained), ("offline", offline))
+    }
 
     _say(6, "report")
     results = report.assemble(s, online, fixed, held_out, len(hist.train))
@@ -188,7 +239,8 @@ def run(out="pyclosure-demo-online", quick=False):
     failed = [k for k, c in results["claims"].items() if not c["held"]]
     for k in failed:
         print(f"CLAIM DID NOT HOLD: {k}: {results['claims'][k]['detail']}")
-    print(f"pyclosure demo --example online: {'all claims held' if not failed else 'FAILED'}; wrote {out}; "
-          f"total {seconds['total']:.1f} s")
+    print(
+        f"pyclosure demo --example online: {'all claims held' if not failed else 'FAILED'}; wrote {out}; "
+        f"total {seconds['total']:.1f} s"
+    )
     return 0 if not failed else 1
-
