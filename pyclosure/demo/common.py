@@ -48,9 +48,9 @@ def require_extras(what):
         )
 
 
-def say(i, text):
-    """The line that starts step ``i``."""
-    print(f"[{i}/{STEPS}] {text}", flush=True)
+def say(i, text, steps=STEPS):
+    """The line that starts step ``i`` of ``steps``."""
+    print(f"[{i}/{steps}] {text}", flush=True)
 
 
 def program(name):
@@ -64,6 +64,8 @@ def program(name):
 
 
 def _nml_value(v):
+    if isinstance(v, bool):
+        return ".true." if v else ".false."
     if isinstance(v, (list, tuple)):
         return ", ".join(_nml_value(x) for x in v)
     if isinstance(v, str):

@@ -21,9 +21,6 @@ Steps (everything is written into ``out``):
 """
 
 import dataclasses
-import importlib.resources
-import os
-import subprocess
 import time
 import types
 from pathlib import Path
@@ -32,7 +29,7 @@ import numpy as np
 import torch
 
 from ...train import fit
-from .. import checks, data, learn
+from .. import checks, common, data, learn
 from . import report
 
 __all__ = ["Settings", "run"]
@@ -84,21 +81,12 @@ class Settings:
 
 
 def _say(i, text):
-    print(f"[{i}/6] {text}", flush=True)
-
-
-def program():
-    """Path of the installed ``burgers_online`` program."""
-    path = Path(str(importlib.resources.files("pyclosure"))) / "bin" / "burgers_online"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: build pyclosure with the Burgers example")
-    return path
+    common.say(i, text, steps=6)
 
 
 def run_program(folder, s, model, train):
     """Run ``burgers_online`` in ``folder`` with closure ``model``; return its table as a dict of arrays."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     params = {
         "n_les": s.n_les,
         "n_dns": s.n_dns,
@@ -116,17 +104,10 @@ def run_program(folder, s, model, train):
         "checkpoint": "ckpt.pt",
         "output": "online.txt",
     }
-    (folder / "online.nml").write_text(
-        "&online\n" + "".join(f"  {k} = {_nml(v)},\n" for k, v in params.items()) + "/\n"
-    )
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        [str(program()), "online.nml"], cwd=folder, env=env, capture_output=True, text=True, check=False
-    )
-    (folder / "log.txt").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        raise RuntimeError(f"burgers_online failed in {folder}:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    status, log = common.run_program("burgers_online", folder, params, "online")
+    if status != 0:
+        raise RuntimeError(f"burgers_online failed in {folder}:\n{log[-3000:]}")
     table = np.loadtxt(folder / "online.txt", ndmin=2)
     names = ("window", "time", "version", "loss", "error_nn", "error_none")
     steps = np.fromfile(folder / "losses.bin", dtype="<f8")
@@ -136,12 +117,6 @@ def run_program(folder, s, model, train):
         "step_time": s.spinup + s.dt_les * np.arange(1, steps.size + 1),
         "seconds": time.perf_counter() - t0,
     }
-
-
-def _nml(v):
-    if isinstance(v, bool):
-        return ".true." if v else ".false."
-    return repr(v) if isinstance(v, str) else str(v)
 
 
 def _closure(d, s, state=None):
@@ -154,15 +129,7 @@ def _closure(d, s, state=None):
 
 def run(out="pyclosure-demo-online", quick=False):
     """Run the online example into ``out``; return 0 when every claim held, else 1."""
-    from ...errors import ClosureError
-    from .. import missing_extras
-
-    missing = missing_extras()
-    if missing:
-        raise ClosureError(
-            f"the online example needs {', '.join(missing)} (the 'demo' extra): "
-            "pip install " + " ".join(repr(m) for m in missing)
-        )
+    common.require_extras("the online example")
     t_start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -234,13 +201,4 @@ def run(out="pyclosure-demo-online", quick=False):
     results["seconds"] = seconds
     text = report.write(out, results)
     report.figure(out / "report.png", online, fixed)
-    print()
-    print(text)
-    failed = [k for k, c in results["claims"].items() if not c["held"]]
-    for k in failed:
-        print(f"CLAIM DID NOT HOLD: {k}: {results['claims'][k]['detail']}")
-    print(
-        f"pyclosure demo --example online: {'all claims held' if not failed else 'FAILED'}; wrote {out}; "
-        f"total {seconds['total']:.1f} s"
-    )
-    return 0 if not failed else 1
+    return common.finish("pyclosure demo --example online", out, results, text, t_start)
