@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common import claims_table
+
 START_STEPS = 25
 
 
@@ -115,9 +117,8 @@ def markdown(r):
         "",
         "## Claims",
         "",
+        *claims_table(r["claims"]),
     ]
-    for k, c in r["claims"].items():
-        lines.append(f"- {'held' if c['held'] else 'DID NOT HOLD'}: {k}: {c['detail']}")
     lines += ["", "Seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in r.get("seconds", {}).items())]
     return "\n".join(lines) + "\n"
 
