@@ -49,6 +49,8 @@ CPU_FEATURES = (
     "avx512bw",
     "avx512dq",
     "avx512vl",
+    "avx512_fp16",
+    "amx_tile",
 )
 _V2 = ("sse4_2",)
 _V3 = _V2 + ("avx", "avx2", "fma", "f16c", "bmi", "bmi2")

@@ -51,6 +51,8 @@ bool cpu_has(const std::string &f, bool &known) {
     if (f == "avx512bw") return __builtin_cpu_supports("avx512bw");
     if (f == "avx512dq") return __builtin_cpu_supports("avx512dq");
     if (f == "avx512vl") return __builtin_cpu_supports("avx512vl");
+    if (f == "avx512_fp16") return __builtin_cpu_supports("avx512fp16");
+    if (f == "amx_tile") return __builtin_cpu_supports("amx-tile");
 #endif
     known = false;
     return false;

@@ -567,7 +567,7 @@ static int c_pt2_export_archive(void) { return load_fault("export_archive.pt2", 
 static int c_pt2_torchscript_named(void) { return load_fault("torchscript_named.pt2", "cpu"); }
 static int c_pt2_truncated(void) { return load_fault("truncated.pt2", "cpu"); }
 static int c_pt2_without_contract(void) { return load_fault("no_contract.pt2", "cpu"); }
-static int c_pt2_missing_cpu_feature(void) { return load_fault("needs_avx512f.pt2", "cpu"); }
+static int c_pt2_missing_cpu_feature(void) { return load_fault("needs_missing_feature.pt2", "cpu"); }
 static int c_pt2_unknown_cpu_feature(void) { return load_fault("needs_made_up_feature.pt2", "cpu"); }
 static int c_pt2_built_for_cuda(void) { return load_fault("built_for_cuda.pt2", "cpu"); }
 

@@ -208,7 +208,7 @@ contains
     case ("pt2_without_contract")
       call nn_load(m, path("no_contract.pt2"), stat=ierr, errmsg=msg)
     case ("pt2_missing_cpu_feature")
-      call nn_load(m, path("needs_avx512f.pt2"), stat=ierr, errmsg=msg)
+      call nn_load(m, path("needs_missing_feature.pt2"), stat=ierr, errmsg=msg)
     case ("pt2_unknown_cpu_feature")
       call nn_load(m, path("needs_made_up_feature.pt2"), stat=ierr, errmsg=msg)
     case ("pt2_built_for_cuda")

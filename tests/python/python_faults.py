@@ -205,7 +205,7 @@ def python_fault(case, d):
         "pt2_torchscript_named": lambda: Model(d / "torchscript_named.pt2"),
         "pt2_truncated": lambda: Model(d / "truncated.pt2"),
         "pt2_without_contract": lambda: Model(d / "no_contract.pt2"),
-        "pt2_missing_cpu_feature": lambda: Model(d / "needs_avx512f.pt2"),
+        "pt2_missing_cpu_feature": lambda: Model(d / "needs_missing_feature.pt2"),
         "pt2_unknown_cpu_feature": lambda: Model(d / "needs_made_up_feature.pt2"),
         "pt2_built_for_cuda": lambda: Model(d / "built_for_cuda.pt2"),
         "native_truncated": lambda: Model(d / "truncated.nnp"),
