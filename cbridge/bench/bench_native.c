@@ -175,60 +175,36 @@ static int has_avx512(void) {
     return __builtin_cpu_supports("avx512f");
 }
 
-/* Read bandwidth over a buffer of `bytes` (sized to stay in L2), 8 independent sums, over
- * this thread's CPU time. */
-__attribute__((target("avx2"))) static double stream(int64_t bytes, int64_t reps) {
-    typedef float v8 __attribute__((vector_size(32)));
-    const int64_t n = bytes / 256 * 8; /* whole groups of 8 vectors */
-    v8 *buf = aligned_alloc(64, (size_t)n * 32), a0 = {0}, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
-       a7 = a0;
-    for (int64_t k = 0; k < n; ++k) buf[k] = a0 + 1.0f;
-    int64_t t0 = 0;
-    for (int64_t r = -1; r < reps; ++r) {
-        if (r == 0) t0 = cpu_ns();
-        for (int64_t k = 0; k < n; k += 8) {
-            a0 += buf[k];
-            a1 += buf[k + 1];
-            a2 += buf[k + 2];
-            a3 += buf[k + 3];
-            a4 += buf[k + 4];
-            a5 += buf[k + 5];
-            a6 += buf[k + 6];
-            a7 += buf[k + 7];
-        }
-        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7));
+/* Read bandwidth over a buffer of `bytes` (sized to stay in L2) with `width`-byte loads, 8
+ * independent sums, over this thread's CPU time: stream (ymm) and stream512 (zmm). */
+#define STREAM(name, isa, width)                                                                                       \
+    __attribute__((target(isa))) static double name(int64_t bytes, int64_t reps) {                                     \
+        typedef float vec __attribute__((vector_size(width)));                                                         \
+        const int64_t n = bytes / (8 * (width)) * 8; /* whole groups of 8 vectors */                                   \
+        vec *buf = aligned_alloc(64, (size_t)n * (width)), a0 = {0}, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,      \
+            a6 = a0, a7 = a0;                                                                                          \
+        for (int64_t k = 0; k < n; ++k) buf[k] = a0 + 1.0f;                                                            \
+        int64_t t0 = 0;                                                                                                \
+        for (int64_t r = -1; r < reps; ++r) {                                                                          \
+            if (r == 0) t0 = cpu_ns();                                                                                 \
+            for (int64_t k = 0; k < n; k += 8) {                                                                       \
+                a0 += buf[k];                                                                                          \
+                a1 += buf[k + 1];                                                                                      \
+                a2 += buf[k + 2];                                                                                      \
+                a3 += buf[k + 3];                                                                                      \
+                a4 += buf[k + 4];                                                                                      \
+                a5 += buf[k + 5];                                                                                      \
+                a6 += buf[k + 6];                                                                                      \
+                a7 += buf[k + 7];                                                                                      \
+            }                                                                                                          \
+            __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7));     \
+        }                                                                                                              \
+        double ns = (double)(cpu_ns() - t0);                                                                           \
+        free(buf);                                                                                                     \
+        return (double)n * (width) * (double)reps / ns;                                                                \
     }
-    double ns = (double)(cpu_ns() - t0);
-    free(buf);
-    return (double)n * 32 * (double)reps / ns;
-}
-
-/* As stream, with 64-byte loads. */
-__attribute__((target("avx512f"))) static double stream512(int64_t bytes, int64_t reps) {
-    typedef float v16 __attribute__((vector_size(64)));
-    const int64_t n = bytes / 512 * 8; /* whole groups of 8 vectors */
-    v16 *buf = aligned_alloc(64, (size_t)n * 64), a0 = {0}, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
-        a7 = a0;
-    for (int64_t k = 0; k < n; ++k) buf[k] = a0 + 1.0f;
-    int64_t t0 = 0;
-    for (int64_t r = -1; r < reps; ++r) {
-        if (r == 0) t0 = cpu_ns();
-        for (int64_t k = 0; k < n; k += 8) {
-            a0 += buf[k];
-            a1 += buf[k + 1];
-            a2 += buf[k + 2];
-            a3 += buf[k + 3];
-            a4 += buf[k + 4];
-            a5 += buf[k + 5];
-            a6 += buf[k + 6];
-            a7 += buf[k + 7];
-        }
-        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7));
-    }
-    double ns = (double)(cpu_ns() - t0);
-    free(buf);
-    return (double)n * 64 * (double)reps / ns;
-}
+STREAM(stream, "avx2", 32)
+STREAM(stream512, "avx512f", 64)
 
 static void load(const char *path) {
     FILE *f = fopen(path, "rb");
